@@ -1,0 +1,27 @@
+"""Exceptions gmx raises for bad input the user can fix.
+
+Expected *outcomes* (no face in a photo) are values, not exceptions; these errors are for input that
+cannot be used at all (a corrupt file, an unreadable checkpoint). Each message says what was wrong and,
+where possible, what to do.
+"""
+
+from __future__ import annotations
+
+
+class GmxError(Exception):
+    """Base class of every error gmx raises on purpose."""
+
+
+class ImageLoadError(GmxError):
+    """An uploaded file is not a usable image (corrupt, empty, too large, not an image)."""
+
+
+class ModelLoadError(GmxError):
+    """A model file cannot be loaded safely or is not a format gmx knows."""
+
+
+class GalleryError(GmxError):
+    """A gallery is missing, inconsistent, or was built with another model."""
+
+
+__all__ = ["GalleryError", "GmxError", "ImageLoadError", "ModelLoadError"]
