@@ -1,0 +1,288 @@
+"""Pictures of faces, landmarks and maps: plotly figures for the app, RGB arrays for PNG export.
+
+Nothing here changes a map's values: scales are chosen by the caller (per map, shared across methods,
+shared across syndromes) and passed in as ``vmin``/``vmax``. Signed maps use a diverging colour map
+centred on zero (green supports, pink opposes), unsigned maps a sequential one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gmx._typing import ImageU8
+
+#: Anchor colours (RGB 0-255) of the colour maps, evenly spaced from low to high.
+COLORMAPS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    # Diverging, colour-blind safe (ColorBrewer PiYG): pink = opposes, green = supports.
+    "PiYG": (
+        (142, 1, 82),
+        (222, 119, 174),
+        (253, 224, 239),
+        (247, 247, 247),
+        (230, 245, 208),
+        (127, 188, 65),
+        (39, 100, 25),
+    ),
+    # Diverging blue-white-red.
+    "RdBu": (
+        (5, 48, 97),
+        (67, 147, 195),
+        (209, 229, 240),
+        (247, 247, 247),
+        (253, 219, 199),
+        (214, 96, 77),
+        (103, 0, 31),
+    ),
+    # Sequential (viridis anchors).
+    "viridis": (
+        (68, 1, 84),
+        (65, 68, 135),
+        (42, 120, 142),
+        (34, 168, 132),
+        (122, 209, 81),
+        (253, 231, 37),
+    ),
+    # Sequential (inferno anchors), a classic for saliency.
+    "inferno": (
+        (0, 0, 4),
+        (87, 16, 110),
+        (188, 55, 84),
+        (249, 142, 9),
+        (252, 255, 164),
+    ),
+}
+
+DIVERGING = ("PiYG", "RdBu")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour scale: the values mapped to the two ends of the colour map."""
+
+    vmin: float
+    vmax: float
+
+    @staticmethod
+    def for_maps(maps: Sequence[np.ndarray], *, signed: bool, percentile: float = 99.5) -> Scale:
+        """One scale shared by several maps (robust to single hot pixels).
+
+        Signed maps get a symmetric scale ``[-m, m]``; unsigned maps ``[min, max]`` of the robust range.
+        """
+        if not maps:
+            raise ValueError("need at least one map to choose a scale")
+        values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in maps])
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return Scale(-1.0, 1.0) if signed else Scale(0.0, 1.0)
+        if signed:
+            m = float(np.percentile(np.abs(values), percentile))
+            m = m if m > 0 else 1.0
+            return Scale(-m, m)
+        lo = float(np.percentile(values, 100 - percentile))
+        hi = float(np.percentile(values, percentile))
+        if hi <= lo:
+            hi = lo + 1.0
+        return Scale(lo, hi)
+
+
+def colormap_lut(name: str, n: int = 256) -> np.ndarray:
+    """``(n, 3)`` uint8 lookup table interpolated between the anchor colours of ``name``."""
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colour map {name!r}; known: {sorted(COLORMAPS)}")
+    anchors = np.asarray(COLORMAPS[name], dtype=np.float64)
+    xs = np.linspace(0.0, 1.0, len(anchors))
+    t = np.linspace(0.0, 1.0, n)
+    lut = np.stack([np.interp(t, xs, anchors[:, c]) for c in range(3)], axis=1)
+    return np.clip(np.rint(lut), 0, 255).astype(np.uint8)
+
+
+def plotly_colorscale(name: str) -> list[list[float | str]]:
+    """The colour map as a plotly ``colorscale``."""
+    anchors = COLORMAPS[name]
+    xs = np.linspace(0.0, 1.0, len(anchors))
+    return [[float(x), f"rgb({r},{g},{b})"] for x, (r, g, b) in zip(xs, anchors, strict=True)]
+
+
+def colorize(values: np.ndarray, scale: Scale, cmap: str) -> ImageU8:
+    """Map a ``(H, W)`` float array to ``(H, W, 3)`` uint8 RGB with a colour map and scale."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"expected a (H, W) map, got shape {v.shape}")
+    span = scale.vmax - scale.vmin
+    t = np.clip((np.nan_to_num(v, nan=scale.vmin) - scale.vmin) / span, 0.0, 1.0)
+    lut = colormap_lut(cmap)
+    return lut[np.rint(t * (len(lut) - 1)).astype(np.int64)]
+
+
+def sign_filter(values: np.ndarray, mode: str) -> np.ndarray:
+    """Keep the positive part, the negative part, or both of a signed map (a display choice)."""
+    v = np.asarray(values, dtype=np.float32)
+    if mode == "both":
+        return v.copy()
+    if mode == "positive":
+        return np.where(v > 0, v, 0).astype(np.float32)
+    if mode == "negative":
+        return np.where(v < 0, v, 0).astype(np.float32)
+    raise ValueError(f"sign mode must be positive, negative or both, got {mode!r}")
+
+
+def resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a ``(h, w)`` map to ``size = (H, W)`` (cell centres aligned)."""
+    import cv2
+
+    v = np.asarray(values, dtype=np.float32)
+    if v.shape == size:
+        return v.copy()
+    return cv2.resize(v, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def overlay(
+    face: ImageU8,
+    values: np.ndarray,
+    scale: Scale,
+    *,
+    cmap: str = "PiYG",
+    opacity: float = 0.55,
+) -> ImageU8:
+    """Blend a colourised map over a face. The map is resized to the face if needed.
+
+    Where a diverging map is near zero the face shows through (alpha grows with ``|value|``).
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    img = np.asarray(face)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    v = resize_map(values, img.shape[:2])
+    colour = colorize(v, scale, cmap).astype(np.float32)
+    if cmap in DIVERGING:
+        half = max(abs(scale.vmin), abs(scale.vmax)) or 1.0
+        alpha = opacity * np.clip(np.abs(v) / half, 0.0, 1.0)[..., None]
+    else:
+        alpha = np.full(v.shape + (1,), opacity, dtype=np.float32)
+    out = img.astype(np.float32) * (1 - alpha) + colour * alpha
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def image_figure(
+    image: ImageU8,
+    *,
+    points: np.ndarray | None = None,
+    boxes: Sequence[tuple[float, float, float, float]] = (),
+    box_labels: Sequence[str] = (),
+    height: int = 320,
+    title: str | None = None,
+) -> go.Figure:
+    """An image with optional ``(x, y)`` landmark points and face boxes."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    fig = go.Figure(go.Image(z=img, hoverinfo="skip"))
+    if points is not None and len(points):
+        pts = np.asarray(points)
+        fig.add_trace(
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="markers",
+                marker={"size": 2.5, "color": "#00e5ff"},
+                hovertemplate="landmark %{customdata}<br>x=%{x:.1f} y=%{y:.1f}<extra></extra>",
+                customdata=np.arange(len(pts)),
+                showlegend=False,
+            )
+        )
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        fig.add_shape(
+            type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": "#ffb000", "width": 2}
+        )
+        if i < len(box_labels):
+            fig.add_annotation(
+                x=x0,
+                y=y0,
+                text=box_labels[i],
+                showarrow=False,
+                yshift=10,
+                xanchor="left",
+                font={"color": "#ffb000", "size": 13},
+                bgcolor="rgba(0,0,0,0.5)",
+            )
+    _layout(fig, height=height, title=title)
+    return fig
+
+
+def map_figure(
+    face: ImageU8,
+    values: np.ndarray,
+    scale: Scale,
+    *,
+    cmap: str = "PiYG",
+    opacity: float = 0.55,
+    height: int = 260,
+    title: str | None = None,
+    value_label: str = "attribution",
+) -> go.Figure:
+    """A map over a face with hover values of the map (raw, not normalised)."""
+    img = overlay(face, values, scale, cmap=cmap, opacity=opacity)
+    v = resize_map(values, img.shape[:2])
+    fig = go.Figure(
+        go.Image(
+            z=img,
+            customdata=v[..., None],
+            hovertemplate=f"x=%{{x}} y=%{{y}}<br>{value_label}=%{{customdata[0]:.4g}}<extra></extra>",
+        )
+    )
+    _layout(fig, height=height, title=title)
+    return fig
+
+
+def _layout(fig: go.Figure, *, height: int, title: str | None) -> None:
+    fig.update_xaxes(visible=False, showgrid=False)
+    fig.update_yaxes(visible=False, showgrid=False, scaleanchor="x")
+    fig.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 28 if title else 0, "b": 0},
+        title={"text": title, "font": {"size": 13}} if title else None,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+
+
+def montage(images: Sequence[ImageU8], columns: int, *, pad: int = 4) -> ImageU8:
+    """Tile equally sized RGB images into one image (row-major), white padding."""
+    if not images:
+        raise ValueError("montage needs at least one image")
+    h, w = np.asarray(images[0]).shape[:2]
+    rows = -(-len(images) // columns)
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for i, im in enumerate(images):
+        a = np.asarray(im)
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=2)
+        if a.shape[:2] != (h, w):
+            raise ValueError(f"image {i} has shape {a.shape[:2]}, expected {(h, w)}")
+        r, c = divmod(i, columns)
+        out[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = a
+    return out
+
+
+__all__ = [
+    "COLORMAPS",
+    "DIVERGING",
+    "Scale",
+    "colorize",
+    "colormap_lut",
+    "image_figure",
+    "map_figure",
+    "montage",
+    "overlay",
+    "plotly_colorscale",
+    "resize_map",
+    "sign_filter",
+]
