@@ -163,7 +163,7 @@ def overlay(
         half = max(abs(scale.vmin), abs(scale.vmax)) or 1.0
         alpha = opacity * np.clip(np.abs(v) / half, 0.0, 1.0)[..., None]
     else:
-        alpha = np.full(v.shape + (1,), opacity, dtype=np.float32)
+        alpha = np.full((*v.shape, 1), opacity, dtype=np.float32)
     out = img.astype(np.float32) * (1 - alpha) + colour * alpha
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
