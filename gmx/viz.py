@@ -278,6 +278,7 @@ __all__ = [
     "Scale",
     "colorize",
     "colormap_lut",
+    "downscale",
     "image_figure",
     "map_figure",
     "montage",
@@ -285,4 +286,36 @@ __all__ = [
     "plotly_colorscale",
     "resize_map",
     "sign_filter",
+    "to_data_uri",
+    "to_png_bytes",
 ]
+
+
+def to_png_bytes(image: ImageU8) -> bytes:
+    """PNG encoding of an RGB (or grey) uint8 image."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def to_data_uri(image: ImageU8) -> str:
+    """``data:image/png;base64,...`` URI of an image, for tables and HTML."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(to_png_bytes(image)).decode("ascii")
+
+
+def downscale(image: ImageU8, max_side: int) -> tuple[ImageU8, float]:
+    """Shrink an image so that its longer side is at most ``max_side``; returns it and the factor."""
+    import cv2
+
+    h, w = image.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    if factor >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
