@@ -1,7 +1,54 @@
-"""Encoders: native GestaltMatcher backbones, checkpoint loaders, ensembles with TTA."""
+"""Encoders: native GestaltMatcher backbones, checkpoint loaders, ensembles with TTA.
+
+Public surface (see ``docs/architecture.md``, section gmx.encode, and ``docs/models.md``):
+
+* backbones: :class:`IResNet` (insightface layout), :func:`iresnet50`, :func:`iresnet100`,
+  :func:`iresnet`; :class:`FaceRecogNet` (original GestaltMatcher);
+* :class:`GestaltModel` (backbone + optional classifier), :class:`ModelCard`, :class:`LoadedModel`,
+  :func:`preprocess`;
+* :func:`load_model` (any supported format), :func:`save_model` (gmx format);
+* :class:`Ensemble` (models x TTA variants -> ``(N, V, D)`` embeddings).
+"""
 
 from __future__ import annotations
 
+from gmx.encode.ensemble import Ensemble, derive_gm_image
+from gmx.encode.facerecognet import FaceRecogNet
 from gmx.encode.iresnet import IResNet, iresnet, iresnet50, iresnet100
+from gmx.encode.load import UnsafePickleWarning, card_path_for, load_model, save_model
+from gmx.encode.model import (
+    GestaltModel,
+    LoadedModel,
+    ModelCard,
+    build_backbone,
+    default_card,
+    iresnet_architecture,
+    preprocess,
+    rgb_to_grey,
+    weights_fingerprint,
+)
+from gmx.variants import Variant
 
-__all__ = ["IResNet", "iresnet", "iresnet50", "iresnet100"]
+__all__ = [
+    "Ensemble",
+    "FaceRecogNet",
+    "GestaltModel",
+    "IResNet",
+    "LoadedModel",
+    "ModelCard",
+    "UnsafePickleWarning",
+    "Variant",
+    "build_backbone",
+    "card_path_for",
+    "default_card",
+    "derive_gm_image",
+    "iresnet",
+    "iresnet50",
+    "iresnet100",
+    "iresnet_architecture",
+    "load_model",
+    "preprocess",
+    "rgb_to_grey",
+    "save_model",
+    "weights_fingerprint",
+]

@@ -144,4 +144,12 @@ def iresnet100(embedding_dim: int = 512) -> IResNet:
     return iresnet(100, embedding_dim=embedding_dim)
 
 
-__all__ = ["IRESNET_LAYERS", "IRESNET_WIDTHS", "IBasicBlock", "IResNet", "iresnet", "iresnet50", "iresnet100"]
+__all__ = [
+    "IRESNET_LAYERS",
+    "IRESNET_WIDTHS",
+    "IBasicBlock",
+    "IResNet",
+    "iresnet",
+    "iresnet50",
+    "iresnet100",
+]
