@@ -155,7 +155,12 @@ def evaluate(
             missing[:10],
         )
 
-    gallery_subjects = np.array([im.subject_id for im in gallery.images], dtype=object)
+    subject_code = {s: k for k, s in enumerate(gallery._subject_order)}
+    query_subject_codes = (
+        None
+        if subjects is None
+        else np.array([subject_code.get(s, -1) for s in subjects], dtype=np.int64)
+    )
     ranks = np.zeros(m, dtype=np.int64)
     sentinel = n + 1
     for start in range(0, m, chunk_size):
@@ -164,10 +169,8 @@ def evaluate(
         excluded = np.zeros(dist.shape, dtype=bool)
         if min_distance is not None:
             excluded |= dist <= min_distance
-        if exclude_same_subject and subjects is not None:
-            excluded |= (
-                gallery_subjects[None, :] == np.array(subjects[start:stop], dtype=object)[:, None]
-            )
+        if exclude_same_subject and query_subject_codes is not None:
+            excluded |= gallery._subject_codes[None, :] == query_subject_codes[start:stop, None]
         order = np.argsort(dist, axis=1, kind="stable")
         pos = np.empty_like(order)
         rows = np.arange(stop - start)[:, None]

@@ -260,6 +260,10 @@ def rank(
     kept = np.ones(len(gallery), dtype=bool)
     if min_distance is not None:
         kept &= mean > min_distance
+    if isinstance(exclude_subjects, str):
+        raise ValueError(
+            f"exclude_subjects must be a sequence of subject ids, not the string {exclude_subjects!r}"
+        )
     if exclude_subjects:
         drop = set(exclude_subjects)
         kept &= np.array([im.subject_id not in drop for im in gallery.images], dtype=bool)

@@ -234,3 +234,8 @@ def test_service_json(tiny: Gallery) -> None:
     assert extra["variants"] == ["m0 plain", "m0 flip"]
     full = to_service_json(r, case_id="c", model_version="m", gallery_version="g")
     assert len(full["suggested_syndromes_list"]) == 3
+
+
+def test_exclude_subjects_must_be_a_sequence(tiny: Gallery) -> None:
+    with pytest.raises(ValueError, match="not the string"):
+        rank(QUERY, tiny, exclude_subjects="s1")  # type: ignore[arg-type]
