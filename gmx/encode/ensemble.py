@@ -125,7 +125,7 @@ class Ensemble:
         text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _gather(self, faces: object) -> tuple[np.ndarray, np.ndarray | None]:
+    def _gather(self, faces: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
         """``(images (N,112,112,3), gm_images (N,100,100) or None)`` from arrays or faces."""
         if isinstance(faces, np.ndarray):
             if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
@@ -176,7 +176,7 @@ class Ensemble:
             )
         return images
 
-    def embed(self, faces: object) -> np.ndarray:
+    def embed(self, faces: np.ndarray | Sequence[Any]) -> np.ndarray:
         """Embed faces with every model and TTA variant.
 
         Args:

@@ -35,10 +35,10 @@ COLOUR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
 
 _CUSTOM_IRESNET = re.compile(r"^iresnet\[(\d+(?:,\d+){3})\]x\[(\d+(?:,\d+){3})\]$")
 
-#: BT.601 luma weights in 14-bit fixed point, exactly as OpenCV's ``COLOR_RGB2GRAY`` on uint8
+#: BT.601 luma weights in 15-bit fixed point, exactly as OpenCV's ``COLOR_RGB2GRAY`` on uint8
 #: (which albumentations' ``to_gray`` calls in GestaltMatcher-Arc's grey TTA).
-_LUMA_FIXED = (4899, 9617, 1868)
-_LUMA_SHIFT = 14
+_LUMA_FIXED = (9798, 19235, 3735)
+_LUMA_SHIFT = 15
 
 
 def iresnet_architecture(layers: Sequence[int], widths: Sequence[int] = IRESNET_WIDTHS) -> str:
@@ -352,7 +352,7 @@ def rgb_to_grey(images: np.ndarray) -> np.ndarray:
         images: ``(..., 3)`` uint8 RGB.
 
     Returns:
-        ``(...)`` uint8 luma ``round(0.299 R + 0.587 G + 0.114 B)`` (14-bit fixed point).
+        ``(...)`` uint8 luma ``round(0.299 R + 0.587 G + 0.114 B)`` (15-bit fixed point).
     """
     if images.dtype != np.uint8 or images.shape[-1] != 3:
         raise ValueError(f"expected (..., 3) uint8 RGB, got {images.shape} {images.dtype}")
