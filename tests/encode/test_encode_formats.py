@@ -112,9 +112,26 @@ def test_arc_real_r50_layout(tmp_path: Path) -> None:
     assert "features.BatchNormalization_25.weight" in sd  # upstream's "magic value" for r50
     assert sd["features.Gemm_0.weight"].shape == (512, 25088)
     torch.save(sd, tmp_path / "r50_e1.pt")
-    del sd
     loaded = load_model(tmp_path / "r50_e1.pt", device="cpu")
     assert loaded.card.architecture == "iresnet50"
+    # The mapping table of docs/models.md, checked on a few rows.
+    native = loaded.model.backbone.state_dict()
+    for ours, theirs in [
+        ("conv1.weight", "base.Conv_0.weight"),
+        ("bn1.bias", "base.Conv_0.bias"),
+        ("layer3.0.conv1.weight", "base.Conv_17.weight"),
+        ("layer3.0.downsample.0.weight", "base.Conv_19.weight"),
+        ("layer3.0.downsample.1.bias", "base.Conv_19.bias"),
+        ("layer4.0.bn1.running_var", "base.BatchNormalization_21.running_var"),
+        ("bn2.weight", "base.BatchNormalization_24.weight"),
+        ("fc.weight", "features.Gemm_0.weight"),
+        ("features.running_mean", "features.BatchNormalization_25.running_mean"),
+    ]:
+        assert torch.equal(native[ours], sd[theirs]), (ours, theirs)
+    assert torch.equal(
+        native["layer4.0.prelu.weight"], sd["base.initializers.onnx_initializer_22"].flatten()
+    )
+    del sd, native
     x = torch.rand(2, 3, 112, 112, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         logits, reps = replica(x)
@@ -309,3 +326,34 @@ def test_onnx_with_too_few_convs_is_refused(tmp_path: Path) -> None:
     path = export_onnx(randomise(Stemless(), 0), tmp_path / "one_stage.onnx")
     with pytest.raises(ModelLoadError, match="stages"):
         load_model(path)
+
+
+def test_onnx_conv_bias_before_bn_and_untransposed_gemm(
+    tmp_path: Path, faces: torch.Tensor
+) -> None:
+    """Graph variants the loader claims to handle: a conv with bias followed by its own BN (bias
+    moved into the BN's running mean) and a Gemm with transB=0."""
+    import copy
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    net = randomise(IResNet((1, 1, 1, 1), (8, 8, 16, 16), 8), seed=6)
+    proto = onnx.load(str(export_onnx(net, tmp_path / "unfolded.onnx", fold_bn=False)))
+    bias = torch.randn(8, generator=torch.Generator().manual_seed(0))
+    stem = next(n for n in proto.graph.node if n.op_type == "Conv")
+    proto.graph.initializer.append(numpy_helper.from_array(bias.numpy(), "stem_bias"))
+    stem.input.append("stem_bias")
+    gemm = next(n for n in proto.graph.node if n.op_type == "Gemm")
+    weight = next(i for i in proto.graph.initializer if i.name == gemm.input[1])
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight).T.copy(), weight.name))
+    for attr in gemm.attribute:
+        if attr.name == "transB":
+            attr.CopyFrom(helper.make_attribute("transB", 0))
+    onnx.save(proto, str(tmp_path / "edited.onnx"))
+    loaded = load_model(tmp_path / "edited.onnx", device="cpu")
+    expected = copy.deepcopy(net)
+    with torch.no_grad():
+        expected.bn1.running_mean -= bias
+        assert torch.allclose(loaded.model.embed(faces), expected(faces), atol=1e-5, rtol=0)
+        assert not torch.allclose(loaded.model.embed(faces), net(faces), atol=1e-3)

@@ -141,7 +141,7 @@ def test_allow_pickle_warns_and_loads(
     path = tmp_path / "last_model.pth"
     torch.save(arc_ckpt.replica, path)
     with pytest.warns(UnsafePickleWarning, match="allow_pickle"):
-        loaded = load_model(path, allow_pickle=True)
+        loaded = load_model(path, device="cpu", allow_pickle=True)
     assert loaded.card.source_format == "gestaltmatcher-arc"
     with torch.no_grad():
         assert torch.allclose(loaded.model.embed(faces), arc_ckpt.replica(faces)[1], atol=1e-4)
@@ -249,6 +249,6 @@ def test_wrapped_and_dataparallel_state_dicts_load(
     sd = torch.load(arc_ckpt.state_dict_path, weights_only=True)
     wrapped = {"epoch": 7, "state_dict": {f"module.{k}": v for k, v in sd.items()}}
     torch.save(wrapped, tmp_path / "wrapped.pt")
-    loaded = load_model(tmp_path / "wrapped.pt")
+    loaded = load_model(tmp_path / "wrapped.pt", device="cpu")
     with torch.no_grad():
         assert torch.allclose(loaded.model.embed(faces), arc_ckpt.replica(faces)[1], atol=1e-4)
