@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from gmx.synth.build import build_demo
 
-    report = build_demo(args.out, seed=args.seed, cache=args.cache, limit=args.limit, progress=not args.quiet)
+    report = build_demo(
+        args.out, seed=args.seed, cache=args.cache, limit=args.limit, progress=not args.quiet
+    )
     total = sum(report.files.values())
     log.info(
         "%d images, %d photos dropped (no face), %.1f s, %.2f MB in %s",

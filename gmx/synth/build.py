@@ -103,7 +103,9 @@ class PatientResult:
     failures: tuple[str, ...]
 
 
-def generate_patient(renderer: Renderer, plan: PatientPlan, seed: int, aligner: Aligner) -> PatientResult:
+def generate_patient(
+    renderer: Renderer, plan: PatientPlan, seed: int, aligner: Aligner
+) -> PatientResult:
     """Identity, features and all photos of one planned patient (deterministic for the seed)."""
     rng = patient_rng(seed, plan.index)
     face = sample_face(renderer, plan.syndrome, rng)
@@ -151,7 +153,9 @@ def assign_splits(
         if group == "unaffected":
             split.update(dict.fromkeys(sids, "unaffected"))
         elif group == "frequent" and len(sids) >= 3:
-            order = np.random.default_rng(np.random.SeedSequence([seed, 2, k_syn])).permutation(sids)
+            order = np.random.default_rng(np.random.SeedSequence([seed, 2, k_syn])).permutation(
+                sids
+            )
             n_test = max(1, round(TEST_FRACTION * len(sids)))
             n_val = max(1, round(VAL_FRACTION * len(sids)))
             for j, s in enumerate(order):
@@ -161,7 +165,9 @@ def assign_splits(
             if len(sids) < 2:
                 continue
             for k in range(RARE_SPLITS):
-                order = np.random.default_rng(np.random.SeedSequence([seed, 3, k_syn, k])).permutation(sids)
+                order = np.random.default_rng(
+                    np.random.SeedSequence([seed, 3, k_syn, k])
+                ).permutation(sids)
                 rare_test[k].update(str(s) for s in order[: max(1, len(sids) // 2)])
     return split, rare_test
 
@@ -176,7 +182,9 @@ def _webp(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], delimiter: str = ",") -> None:
+def _write_csv(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], delimiter: str = ","
+) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
         w.writerow(header)
@@ -224,7 +232,11 @@ def write_artifacts(
             if img is not None:
                 image_ids.append(str(100001 + len(image_ids)))
                 rows.append((image_ids[-1], res, img, j))
-    with_images = [(r.plan.subject_id, r.plan.syndrome) for r in results if any(i is not None for i in r.images)]
+    with_images = [
+        (r.plan.subject_id, r.plan.syndrome)
+        for r in results
+        if any(i is not None for i in r.images)
+    ]
     split_of, rare_test = assign_splits(with_images, seed)
 
     # Arrays: WebP blobs + offsets, packed masks, transforms.
@@ -282,7 +294,11 @@ def write_artifacts(
 
     # GMDB layout.
     def img_rows(keep: Callable[[str], bool]) -> list[tuple[str, str, str]]:
-        return [(iid, r.plan.subject_id, r.plan.syndrome.syndrome_id) for iid, r, _, _ in rows if keep(r.plan.subject_id)]
+        return [
+            (iid, r.plan.subject_id, r.plan.syndrome.syndrome_id)
+            for iid, r, _, _ in rows
+            if keep(r.plan.subject_id)
+        ]
 
     header = ["image_id", "subject", "label"]
     for kind, splits in (
@@ -292,7 +308,9 @@ def write_artifacts(
         ("frequent_gallery", {"train", "val"}),
         ("frequent_test", {"test"}),
     ):
-        _write_csv(out / gmdb_file(kind), header, img_rows(lambda s, sp=splits: split_of.get(s) in sp))
+        _write_csv(
+            out / gmdb_file(kind), header, img_rows(lambda s, sp=splits: split_of.get(s) in sp)
+        )
     rare_rows = img_rows(lambda s: split_of.get(s) == "rare")
     _write_csv(
         out / gmdb_file("rare_gallery"),
@@ -313,15 +331,25 @@ def write_artifacts(
         delimiter="\t",
     )  # fmt: skip
     frequent = [s.syndrome_id for s in SYNDROMES if s.group == "frequent"]
-    (out / LOOKUP_FILE).write_text("index_id to disorder_id\n" + json.dumps(frequent) + "\n", encoding="utf-8")
+    (out / LOOKUP_FILE).write_text(
+        "index_id to disorder_id\n" + json.dumps(frequent) + "\n", encoding="utf-8"
+    )
 
     per_class: dict[str, tuple[int, int]] = {}
     counts = Counter(r.plan.syndrome.syndrome_id for _, r, _, _ in rows)
     for syn in all_classes():
-        subj = {r.plan.subject_id for _, r, _, _ in rows if r.plan.syndrome.syndrome_id == syn.syndrome_id}
+        subj = {
+            r.plan.subject_id
+            for _, r, _, _ in rows
+            if r.plan.syndrome.syndrome_id == syn.syndrome_id
+        }
         per_class[syn.syndrome_id] = (len(subj), counts.get(syn.syndrome_id, 0))
     n_dropped = sum(len(r.failures) for r in results)
-    files = sorted(p.name for p in out.iterdir() if p.name.startswith(("synth_", "gmdb_", "lookup_table_gmdb_")))
+    files = sorted(
+        p.name
+        for p in out.iterdir()
+        if p.name.startswith(("synth_", "gmdb_", "lookup_table_gmdb_"))
+    )
     manifest = {
         "data_version": DATA_VERSION,
         "seed": seed,
@@ -335,8 +363,14 @@ def write_artifacts(
         "files": {name: _sha256(out / name) for name in files if name != MANIFEST_FILE},
         **extra,
     }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    sizes = {name: (out / name).stat().st_size for name in [*files, MANIFEST_FILE] if (out / name).exists()}
+    (out / MANIFEST_FILE).write_text(
+        json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    sizes = {
+        name: (out / name).stat().st_size
+        for name in [*files, MANIFEST_FILE]
+        if (out / name).exists()
+    }
     return BuildReport(out, len(rows), n_dropped, per_class, 0.0, sizes)
 
 
@@ -344,24 +378,32 @@ def write_artifacts(
 # Orchestration
 
 
-def default_aligner() -> AbstractContextManager[Aligner]:
+AlignerFactory = Callable[[int], AbstractContextManager[Aligner]]
+"""``max_faces -> aligner`` context manager."""
+
+
+def default_aligner(max_faces: int = 1) -> AbstractContextManager[Aligner]:
     """The real alignment pipeline (:class:`gmx.align.FaceAligner`)."""
     from gmx.align import FaceAligner
 
-    return FaceAligner()
+    return FaceAligner(max_faces=max_faces)
 
 
-def get_bank(cache: Path, aligner: Aligner) -> SourceBank:
-    """The source bank, from the cache when it was built before with the same package list."""
+def get_bank(cache: Path, aligner_factory: AlignerFactory = default_aligner) -> SourceBank:
+    """The source bank, from the cache when it was built before with the same package list.
+
+    Source photos are landmarked with ``aligner_factory(12)`` (group photos hold several faces).
+    """
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"bank-{bank_key()}.npz"
     if path.exists():
         return load_bank(path)
+    with aligner_factory(12) as aligner:
 
-    def landmarker(rgb: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(f.landmarks_image, np.float64) for f in aligner.align(rgb).faces]
+        def landmarker(rgb: np.ndarray) -> list[np.ndarray]:
+            return [np.asarray(f.landmarks_image, np.float64) for f in aligner.align(rgb).faces]
 
-    bank = build_bank(landmarker, cache)
+        bank = build_bank(landmarker, cache)
     save_bank(bank, path)
     return bank
 
@@ -371,7 +413,7 @@ def build_demo(
     *,
     seed: int = 0,
     cache: Path,
-    aligner_factory: Callable[[], AbstractContextManager[Aligner]] = default_aligner,
+    aligner_factory: AlignerFactory = default_aligner,
     limit: int | None = None,
     progress: bool = True,
 ) -> BuildReport:
@@ -381,7 +423,7 @@ def build_demo(
         out: output folder (``models/demo``).
         seed: build seed.
         cache: download / source-bank cache folder (outside git).
-        aligner_factory: context manager giving the aligner (default: :class:`gmx.align.FaceAligner`).
+        aligner_factory: ``max_faces -> aligner`` context manager (default: :class:`gmx.align.FaceAligner`).
         limit: only the first ``limit`` patients of every class (quick builds).
         progress: show a tqdm bar.
     """
@@ -397,21 +439,27 @@ def build_demo(
                 kept.append(p)
                 seen[p.syndrome.syndrome_id] += 1
         plans = tuple(kept)
-    with aligner_factory() as aligner:
-        bank = get_bank(cache, aligner)
-        t_bank = time.perf_counter() - t0
-        renderer = Renderer.from_bank(bank)
+    bank = get_bank(cache, aligner_factory)
+    t_bank = time.perf_counter() - t0
+    renderer = Renderer.from_bank(bank)
+    with aligner_factory(1) as aligner:
         results = [
             generate_patient(renderer, p, seed, aligner)
             for p in tqdm(plans, desc="synthetic patients", unit="patient", disable=not progress)
         ]
     t_gen = time.perf_counter() - t0 - t_bank
     report = write_artifacts(
-        out, results, bank, seed, {"seconds_bank": round(t_bank, 1), "seconds_generate": round(t_gen, 1)}
+        out,
+        results,
+        bank,
+        seed,
+        {"seconds_bank": round(t_bank, 1), "seconds_generate": round(t_gen, 1)},
     )
     seconds = time.perf_counter() - t0
     log.info("built %d images (%d dropped) in %.1f s", report.n_images, report.n_dropped, seconds)
-    return BuildReport(report.out, report.n_images, report.n_dropped, report.per_class, seconds, report.files)
+    return BuildReport(
+        report.out, report.n_images, report.n_dropped, report.per_class, seconds, report.files
+    )
 
 
 __all__ = [

@@ -83,7 +83,9 @@ def load_demo_data(directory: str | Path) -> DemoData:
     faces, meta = d / FACES_FILE, d / METADATA_FILE
     for p in (faces, meta):
         if not p.is_file():
-            raise DemoDataError(f"{p} is missing; rebuild with `python -m gmx.synth build --out {d}`")
+            raise DemoDataError(
+                f"{p} is missing; rebuild with `python -m gmx.synth build --out {d}`"
+            )
     with np.load(faces, allow_pickle=False) as z:
         images = _decode_webp(z["webp"], z["offsets"])
         n = len(images)
@@ -94,12 +96,16 @@ def load_demo_data(directory: str | Path) -> DemoData:
     with meta.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if [r["image_id"] for r in rows] != list(image_ids):
-        raise DemoDataError(f"{meta.name} and {faces.name} list different images; rebuild the demo data")
+        raise DemoDataError(
+            f"{meta.name} and {faces.name} list different images; rebuild the demo data"
+        )
     known = {s.syndrome_id for s in all_classes()}
     labels = np.array([r["label"] for r in rows], dtype=str)
     unknown = set(labels) - known
     if unknown:
-        raise DemoDataError(f"{meta.name} uses syndrome ids {sorted(unknown)} not in the syndrome table")
+        raise DemoDataError(
+            f"{meta.name} uses syndrome ids {sorted(unknown)} not in the syndrome table"
+        )
     return DemoData(
         images=images,
         masks=masks,

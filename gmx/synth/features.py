@@ -31,7 +31,9 @@ any further points (the outer rings of :func:`gmx.synth.mesh.augment`) are moved
 displacement field, so the deformation fades out naturally around the face.
 """
 
-TextureFn = Callable[[np.ndarray, Points, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+TextureFn = Callable[
+    [np.ndarray, Points, float, np.random.Generator], tuple[np.ndarray, np.ndarray]
+]
 """``(canvas float32 (H, W, 3) 0..255, landmarks, strength, rng) -> (new canvas, alpha (H, W))``."""
 
 
@@ -175,11 +177,12 @@ def _ptosis(p: Points, s: float) -> Points:
         wy[list(lower)] = 0.0
         out[:, 1] += drop * wx * wy * (p[:, 1] < centre[1] + 0.1 * iod)
         # The iris disappears under the lid instead of folding over it.
-        new_lid = np.interp(
-            p[IRIS, 0], out[list(upper), 0][np.argsort(up[:, 0])], out[list(upper), 1][np.argsort(up[:, 0])]
-        )
+        order = np.argsort(up[:, 0])
+        old_lid = np.interp(p[IRIS, 0], up[order, 0], up[order, 1])
+        new_lid = np.interp(p[IRIS, 0], out[list(upper), 0][order], out[list(upper), 1][order])
+        hidden = np.maximum(old_lid - p[IRIS, 1], 0.0)  # how far each iris point was under the lid
         near = np.linalg.norm(p[IRIS] - centre, axis=1) < 0.2 * iod
-        out[IRIS, 1] = np.where(near, np.maximum(out[IRIS, 1], new_lid + 0.3), out[IRIS, 1])
+        out[IRIS, 1] = np.where(near, np.maximum(out[IRIS, 1], new_lid - hidden), out[IRIS, 1])
     return out
 
 
@@ -236,7 +239,7 @@ def _mouth_width(k: float) -> ShapeFn:
         cy = (p[mesh.UPPER_LIP_TOP, 1] + p[mesh.LOWER_LIP_BOTTOM, 1]) / 2
         half = abs(p[mesh.MOUTH_LEFT, 0] - p[mesh.MOUTH_RIGHT, 0]) / 2
         x, y = p[:, 0] - cx, p[:, 1] - cy
-        wy = _plateau(np.abs(y), 0.12 * iod, 0.1 * iod)
+        wy = _plateau(np.abs(y), 0.1 * iod, 0.07 * iod)
         # Inside the mouth the stretch is linear; beyond the corners it fades out.
         inner = np.clip(np.abs(x) / max(half, 1e-6), 0.0, 1.0)
         fade = _plateau(np.abs(x), half, 0.15 * iod)
@@ -249,15 +252,24 @@ def _mouth_width(k: float) -> ShapeFn:
 
 
 def _micrognathia(p: Points, s: float) -> Points:
-    k = 0.28 * s
+    iod = _iod(p)
+    k = 0.35 * s
     y0 = p[mesh.LOWER_LIP_BOTTOM, 1]
+    y_chin = p[mesh.CHIN, 1]
     cx = _midline_x(p)
+    span = max(y_chin - y0, 1e-6)
+    depth = np.clip(p[:, 1] - y0, 0.0, span)  # how far into the lower face, capped at the chin
+    # Below the chin (neck) the pull fades out instead of growing.
+    fade = np.exp(-(np.maximum(p[:, 1] - y_chin, 0.0) ** 2) / (2 * (0.12 * iod) ** 2))
+    # ... and beside the jaw (shoulders, background) too.
+    jaw_half = (abs(p[58, 0] - cx) + abs(p[288, 0] - cx)) / 2
+    fade = fade * np.exp(
+        -(np.maximum(np.abs(p[:, 0] - cx) - jaw_half, 0.0) ** 2) / (2 * (0.08 * iod) ** 2)
+    )
     out = p.copy()
-    below = p[:, 1] > y0
-    t = np.clip((p[:, 1] - y0) / max(p[mesh.CHIN, 1] - y0, 1e-6), 0.0, None)
-    out[below, 1] = y0 + (p[below, 1] - y0) * (1.0 - k)
+    out[:, 1] -= k * depth * fade
     # The jaw also narrows towards the chin.
-    out[below, 0] = cx + (p[below, 0] - cx) * (1.0 - 0.18 * s * np.minimum(t[below], 1.0))
+    out[:, 0] -= (p[:, 0] - cx) * 0.24 * s * (depth / span) * fade
     return out
 
 
@@ -313,14 +325,14 @@ def _hair_noise(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return n
 
 
-def _paint(
-    img: np.ndarray, alpha: np.ndarray, colour: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _paint(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = img * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
     return out.astype(np.float32), alpha.astype(np.float32)
 
 
-def _synophrys(img: np.ndarray, p: Points, s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _synophrys(
+    img: np.ndarray, p: Points, s: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     iod = _iod(p)
     h, w = img.shape[:2]
     a, b = p[mesh.RIGHT_BROW_INNER], p[mesh.LEFT_BROW_INNER]
@@ -335,11 +347,13 @@ def _synophrys(img: np.ndarray, p: Points, s: float, rng: np.random.Generator) -
     xs = np.arange(w, dtype=np.float32)
     mid = np.clip(np.abs(xs - centre[0]) / max(abs(b[0] - a[0]) / 2, 1e-6), 0.0, 1.0)
     density = 0.55 + 0.45 * mid[None, :]
-    alpha = m * density * (0.5 + 0.5 * _hair_noise((h, w), rng)) * min(0.85, 0.6 * s)
+    alpha = m * density * (0.5 + 0.5 * _hair_noise((h, w), rng)) * min(0.9, 0.7 * s)
     return _paint(img, alpha, _brow_colour(img, p))
 
 
-def _thick_brows(img: np.ndarray, p: Points, s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _thick_brows(
+    img: np.ndarray, p: Points, s: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     iod = _iod(p)
     h, w = img.shape[:2]
     m = np.zeros((h, w), np.float32)
@@ -373,7 +387,7 @@ FEATURES: tuple[Feature, ...] = (
             "upper lid margins and the skin above them drop by half of the eye opening at s=1",
             shape=_ptosis),
     Feature("synophrys", "HP:0000664", "Synophrys", "glabella (between the brows)",
-            "brow-coloured hair-like paint joins the brows (opacity 0.6 at s=1)", texture=_synophrys),
+            "brow-coloured hair-like paint joins the brows (opacity 0.7 at s=1)", texture=_synophrys),
     Feature("thick_eyebrow", "HP:0000574", "Thick eyebrow", "eyebrows",
             "brows repainted 70% taller in their own hair colour at s=1", texture=_thick_brows),
     Feature("long_philtrum", "HP:0000343", "Long philtrum", "philtrum, mouth, chin",
@@ -390,7 +404,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("narrow_mouth", "HP:0000160", "Narrow mouth", "mouth (width)",
             "mouth narrowed by 18% at s=1", shape=_mouth_width(-0.18)),
     Feature("micrognathia", "HP:0000347", "Micrognathia", "lower jaw and chin",
-            "face below the lower lip compressed vertically by 28% and the jaw narrowed by up to 18% at s=1",
+            "face below the lower lip compressed vertically by 35% and the jaw narrowed by up to 24% at s=1",
             shape=_micrognathia),
     Feature("broad_nasal_tip", "HP:0000455", "Broad nasal tip", "nasal tip and alae",
             "nasal tip region widened by 30% at s=1", shape=_broad_nasal_tip),

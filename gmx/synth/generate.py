@@ -18,7 +18,7 @@ one pixel. The unaffected cohort has an empty mask.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
@@ -29,7 +29,7 @@ from gmx.constants import TEMPLATE_SIZE
 from gmx.synth import mesh
 from gmx.synth.features import STRENGTH_RANGE
 from gmx.synth.identity import Identity, canvas_anchor, identity_texture, sample_identity
-from gmx.synth.render import PhotoParams, render_photo, sample_photo_params, warp_mask
+from gmx.synth.render import PhotoParams, render_photo, warp_mask
 from gmx.synth.sources import CANVAS, SourceBank
 from gmx.synth.syndromes import SyntheticSyndrome
 
@@ -115,7 +115,6 @@ class SynthImage:
     transform: np.ndarray
     homography: np.ndarray
     params: PhotoParams
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _to_u8(img: np.ndarray) -> ImageU8:
@@ -144,7 +143,9 @@ def make_face(
     tex = identity_texture(renderer.bank, identity)
     base = moving_points(identity.shape)
     ref_maps = renderer.maps(base)
-    reference = cv2.remap(tex, ref_maps[0], ref_maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    reference = cv2.remap(
+        tex, ref_maps[0], ref_maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     moved = base
     for feat in syndrome.feature_objects:
         if feat.shape is not None:
@@ -209,11 +210,6 @@ def photograph(
         mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     image = np.ascontiguousarray(np.asarray(f.image, np.uint8))
     return SynthImage(image, mask, transform, h, params), None
-
-
-def sample_photo(rng: np.random.Generator) -> PhotoParams:
-    """Photo conditions (re-exported for the builder)."""
-    return sample_photo_params(rng)
 
 
 __all__ = [

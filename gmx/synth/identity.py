@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from gmx._typing import ImageU8, Points
+from gmx._typing import Points
 from gmx.synth import mesh
 from gmx.synth.sources import CANVAS, SourceBank, close_mouth
 
@@ -84,28 +83,6 @@ def canvas_anchor(shape: Points) -> Points:
     return mesh.augment(shape, mesh.border_points(CANVAS))
 
 
-def render_identity(
-    bank: SourceBank, identity: Identity, shape: Points, tri: mesh.Triangulation
-) -> tuple[ImageU8, tuple[np.ndarray, np.ndarray]]:
-    """Warp the identity's texture from the mean shape onto ``shape`` in one resampling.
-
-    Args:
-        bank: source faces.
-        identity: the identity.
-        shape: ``(478, 2)`` target landmarks (the identity's own shape, or a feature-warped copy).
-        tri: triangulation over :func:`canvas_anchor` of the mean shape.
-
-    Returns:
-        The ``(CANVAS, CANVAS, 3)`` uint8 image and the backward maps used (canvas -> texture).
-    """
-    maps = mesh.warp_maps(
-        canvas_anchor(bank.mean_shape), canvas_anchor(shape), tri, (CANVAS, CANVAS)
-    )
-    tex = identity_texture(bank, identity)
-    img = cv2.remap(tex, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), maps
-
-
 __all__ = [
     "MAX_WEIGHT",
     "MIN_SOURCES",
@@ -113,6 +90,5 @@ __all__ = [
     "Identity",
     "canvas_anchor",
     "identity_texture",
-    "render_identity",
     "sample_identity",
 ]

