@@ -16,6 +16,7 @@ Strategy (see docs/align.md):
 
 from __future__ import annotations
 
+import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours, see below
 import logging
 import threading
 import weakref
@@ -114,6 +115,25 @@ def _close_tasks(*tasks: object) -> None:
             close()
 
 
+#: Aligners still open; closed at interpreter exit before MediaPipe's worker threads stop.
+_OPEN_ALIGNERS: weakref.WeakSet[FaceAligner] = weakref.WeakSet()
+
+
+def _close_open_aligners() -> None:
+    for aligner in list(_OPEN_ALIGNERS):
+        aligner.close()
+
+
+# MediaPipe runs each task on a ThreadPoolExecutor, which concurrent.futures stops in threading's
+# shutdown hooks, *before* `atexit` handlers. A task still open then can no longer be closed and
+# MediaPipe's finalisers print tracebacks. threading's hooks run in reverse registration order,
+# and this module imports concurrent.futures.thread (lazily loaded by concurrent.futures) first,
+# so this hook runs before the executors stop. `threading._register_atexit` is what concurrent.futures itself uses.
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is not None:
+    _register_thread_exit(_close_open_aligners)
+
+
 class FaceAligner:
     """Finds faces with MediaPipe and aligns them to the ArcFace template.
 
@@ -181,9 +201,11 @@ class FaceAligner:
             raise ModelLoadError(f"MediaPipe could not load {str(path)!r}: {exc}") from exc
         self._tiles = TileDetector(self._detector)
         self._closed = False
-        # Release the native tasks at garbage collection or interpreter exit, before MediaPipe's
-        # own finalisers run against a half-torn-down module.
+        # Release the native tasks when the aligner is garbage-collected without close(); at
+        # interpreter exit `_close_open_aligners` does it (weakref's own atexit pass is too late).
         self._finalizer = weakref.finalize(self, _close_tasks, self._landmarker, self._detector)
+        self._finalizer.atexit = False
+        _OPEN_ALIGNERS.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -198,6 +220,7 @@ class FaceAligner:
         with self._lock:
             self._closed = True
             self._finalizer()
+            _OPEN_ALIGNERS.discard(self)
 
     @property
     def closed(self) -> bool:

@@ -304,3 +304,39 @@ def test_bad_model_and_arguments(tmp_path) -> None:
         FaceAligner(max_faces=0)
     with pytest.raises(ValueError, match="min_detection_confidence"):
         FaceAligner(min_detection_confidence=1.5)
+
+
+def test_shared_between_threads(aligner: FaceAligner, astronaut: np.ndarray) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref = aligner.align(astronaut).primary
+    assert ref is not None
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: aligner.align(astronaut).primary, range(6)))
+    for face in results:
+        assert face is not None
+        np.testing.assert_array_equal(face.image, ref.image)
+
+
+def test_open_aligners_released_cleanly_at_exit() -> None:
+    """An aligner never closed, one garbage-collected and one closed: no traceback at exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import gc, numpy as np\n"
+        "from gmx.align import FaceAligner\n"
+        "kept = FaceAligner(); kept.align(np.zeros((64, 64, 3), np.uint8))\n"
+        "dropped = FaceAligner(); del dropped; gc.collect()\n"
+        "with FaceAligner() as used: pass\n"
+        "print('done')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
