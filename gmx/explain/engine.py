@@ -1,0 +1,460 @@
+"""The explanation engine: many methods, targets and TTA variants of one face, with shared work.
+
+``explain(models, face, target, variants)`` returns one :class:`~gmx.explain.result.AttributionMap`
+per method. For every variant (model x flip x grey, GestaltMatcher-Arc's TTA) the face is transformed
+like the encoder transforms it, explained against that variant's row of the target, mirrored back if
+it was flipped, and the maps are averaged: the explanation of the mean similarity over variants, which
+is GestaltMatcher-Arc's score.
+
+Methods that read the shared pass (Saliency, Deconvolution, Guided Backprop, DeepLIFT and the CAM
+family) run first, variant by variant, from one forward pass; batched methods (Integrated Gradients,
+Occlusion) follow. ``iter_explain`` yields maps as they finish so a UI can render fast results first;
+``progress(done, total)`` and ``should_stop()`` are called between batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from gmx._typing import ImageU8
+from gmx.constants import NORM_MEAN, NORM_STD, TEMPLATE_SIZE
+from gmx.errors import GmxError
+from gmx.explain.methods import luma, upsample
+from gmx.explain.prepared import (
+    EngineModel,
+    check_backbone,
+    engine_model,
+    reference_model,
+)
+from gmx.explain.reference import ReferenceContext
+from gmx.explain.registry import MethodSpec, get_method
+from gmx.explain.result import AttributionMap
+from gmx.explain.targets import Target
+from gmx.explain.workspace import Progress, Workspace
+from gmx.variants import Variant
+
+#: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order.
+THESIS_PANEL: tuple[str, ...] = (
+    "occlusion",
+    "saliency",
+    "deconvolution",
+    "guided_backprop",
+    "deeplift",
+    "integrated_gradients",
+    "gradcam",
+    "hirescam",
+    "fullgrad",
+)
+
+Backend = Literal["engine", "reference"]
+
+
+class ExplanationCancelled(GmxError):
+    """The caller's ``should_stop`` asked to stop; :attr:`completed` holds the maps already made.
+
+    Attributes:
+        completed: one dict per target (as ``explain_targets`` returns) of the finished methods.
+    """
+
+    def __init__(self, completed: Sequence[Mapping[str, AttributionMap]] = ()) -> None:
+        super().__init__("explanation cancelled by the caller")
+        self.completed = tuple(dict(c) for c in completed)
+
+
+@dataclass(frozen=True)
+class ExplainModel:
+    """A backbone plus its optional classifier (for ``LogitTarget``).
+
+    Attributes:
+        backbone: ``nn.Module`` with ``forward_maps(x) -> (N, C, h, w)`` and ``head(maps) -> (N, D)``.
+        classifier: ``nn.Module`` mapping ``(N, D)`` embeddings to logits, or ``None``.
+    """
+
+    backbone: nn.Module
+    classifier: nn.Module | None = None
+
+
+def as_explain_model(model: Any, classifier: nn.Module | None = None) -> ExplainModel:
+    """Accept a backbone, an :class:`ExplainModel` or anything with ``.backbone`` (``GestaltModel``).
+
+    Raises:
+        ValueError: if no usable backbone is found.
+    """
+    if isinstance(model, ExplainModel):
+        return model if classifier is None else ExplainModel(model.backbone, classifier)
+    if isinstance(model, nn.Module) and callable(getattr(model, "forward_maps", None)):
+        return ExplainModel(check_backbone(model), classifier)
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None:
+        own = getattr(model, "classifier", None)
+        return ExplainModel(check_backbone(backbone), classifier if classifier is not None else own)
+    raise ValueError(
+        f"cannot explain {type(model).__name__}: pass a backbone with forward_maps/head, an "
+        "ExplainModel, or an object with a .backbone attribute"
+    )
+
+
+def face_tensor(face: ImageU8) -> torch.Tensor:
+    """``(112, 112, 3)`` uint8 RGB -> ``(1, 3, 112, 112)`` float32 in ``[-1, 1]``.
+
+    Raises:
+        ValueError: for any other shape or dtype.
+    """
+    arr = np.asarray(face)
+    if arr.dtype != np.uint8 or arr.shape != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
+        raise ValueError(
+            f"face must be a (112, 112, 3) uint8 RGB aligned face, got {arr.shape} {arr.dtype}"
+        )
+    x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).permute(2, 0, 1)[None]
+    return ((x / 255.0 - NORM_MEAN) / NORM_STD).contiguous()
+
+
+def variant_input(x: torch.Tensor, variant: Variant) -> torch.Tensor:
+    """The encoder input of one TTA variant: grey = BT.601 luma on all 3 channels, flip = mirror."""
+    out = x
+    if variant.grey:
+        out = luma(out)[:, None].expand(-1, 3, -1, -1)
+    if variant.flip:
+        out = torch.flip(out, dims=[-1])
+    return out.contiguous()
+
+
+def _stop_checker(should_stop: Any) -> Callable[[], bool] | None:
+    if should_stop is None:
+        return None
+    if callable(getattr(should_stop, "is_set", None)):
+        return should_stop.is_set
+    if callable(should_stop):
+        return should_stop
+    raise ValueError(f"should_stop must be a callable or a threading.Event, got {should_stop!r}")
+
+
+def _smooth_key(spec: MethodSpec, params: Mapping[str, Any]) -> tuple[int, float, int] | None:
+    if not spec.smoothable:
+        return None
+    n = params["smooth_samples"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"smooth_samples must be an int >= 0, got {n!r}")
+    if n == 0:
+        return None
+    sigma = params["smooth_sigma"]
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
+        raise ValueError(f"smooth_sigma must be > 0, got {sigma!r}")
+    return n, float(sigma), int(params["seed"])
+
+
+def smoothgrad_rows(x: torch.Tensor, samples: int, sigma: float, seed: int) -> torch.Tensor:
+    """SmoothGrad inputs (Smilkov et al. 2017): ``samples`` noisy copies of ``x`` ``(1, 3, H, W)``.
+
+    ``sigma`` is the noise standard deviation as a fraction of the input range (``[-1, 1]``, width 2).
+    The noise comes from a CPU generator seeded with ``seed`` (same on every device).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn((samples, *x.shape[1:]), generator=gen) * (2.0 * sigma)
+    return x + noise.to(x.device)
+
+
+@dataclass
+class _Job:
+    spec: MethodSpec
+    params: Mapping[str, Any]
+    acc: torch.Tensor | None = None
+    elapsed: float = 0.0
+
+
+def _resolve_jobs(
+    methods: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None
+) -> list[_Job]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    if not methods:
+        raise ValueError("no methods requested")
+    params = params or {}
+    unknown = set(params) - set(methods)
+    if unknown:
+        raise ValueError(f"params given for methods not requested: {sorted(unknown)}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods listed twice: {list(methods)}")
+    jobs = []
+    for name in methods:
+        spec = get_method(name)
+        resolved = spec.resolve(params.get(name))
+        _smooth_key(spec, resolved)  # validates
+        jobs.append(_Job(spec, resolved))
+    return jobs
+
+
+def _units(job: _Job, hw: tuple[int, int]) -> int:
+    return int(job.spec.units(job.params, hw)) if job.spec.units is not None else 1
+
+
+def iter_explain(
+    models: Any,
+    face: ImageU8,
+    targets: Sequence[Target],
+    variants: Sequence[Variant] | None = None,
+    *,
+    methods: Sequence[str] = THESIS_PANEL,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    classifiers: Sequence[nn.Module | None] | None = None,
+    backend: Backend = "engine",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | Any | None = None,
+) -> Iterator[tuple[int, AttributionMap]]:
+    """Yield ``(target_index, map)`` pairs as methods finish (shared-pass methods first).
+
+    Arguments as :func:`explain_targets`. Raises :class:`ExplanationCancelled` when stopped.
+    """
+    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not model_list:
+        raise ValueError("need at least one model")
+    if classifiers is not None and len(classifiers) != len(model_list):
+        raise ValueError(f"{len(classifiers)} classifiers for {len(model_list)} models")
+    pairs = [
+        as_explain_model(m, None if classifiers is None else classifiers[i])
+        for i, m in enumerate(model_list)
+    ]
+    targets = tuple(targets)
+    if not targets or not all(isinstance(t, Target) for t in targets):
+        raise ValueError(f"targets must be a non-empty sequence of Target, got {targets!r}")
+    variants = tuple(variants) if variants is not None else (Variant(0),)
+    if not variants:
+        raise ValueError("variants must not be empty")
+    for v in variants:
+        if not isinstance(v, Variant) or not 0 <= v.model < len(pairs):
+            raise ValueError(f"variant {v!r} names no model (have {len(pairs)})")
+    if backend not in ("engine", "reference"):
+        raise ValueError(f"backend must be 'engine' or 'reference', got {backend!r}")
+    jobs = _resolve_jobs(methods, params)
+    for job in jobs:
+        if backend == "reference" and job.spec.reference is None:
+            raise ValueError(f"method {job.spec.name!r} has no reference implementation")
+    x_cpu = face_tensor(face)
+    hw = (int(x_cpu.shape[-2]), int(x_cpu.shape[-1]))
+
+    completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
+    tracker = Progress(
+        total=sum(_units(j, hw) for j in jobs) * len(variants),
+        callback=progress,
+        should_stop=_stop_checker(should_stop),
+        on_stop=lambda: ExplanationCancelled(completed),
+    )
+    tracker.check()
+
+    def finish(job: _Job) -> Iterator[tuple[int, AttributionMap]]:
+        assert job.acc is not None
+        raw = job.acc / len(variants)
+        values = upsample(raw, hw)
+        for ti, target in enumerate(targets):
+            amap = AttributionMap(
+                method=job.spec.name,
+                display_name=job.spec.display_name,
+                target_description=target.description,
+                values=values[ti].detach().cpu().numpy(),
+                raw=raw[ti].detach().cpu().numpy(),
+                signed=job.spec.is_signed(job.params),
+                params=job.params,
+                elapsed_s=job.elapsed,
+                variants=variants,
+                backend=backend,
+            )
+            completed[ti][job.spec.name] = amap
+            yield ti, amap
+
+    def accumulate(job: _Job, raw: torch.Tensor, variant: Variant, elapsed: float) -> None:
+        if raw.dim() != 3 or raw.shape[0] != len(targets):
+            raise RuntimeError(
+                f"method {job.spec.name!r} returned shape {tuple(raw.shape)}, expected (T, h, w)"
+            )
+        raw = raw.detach().float().cpu()
+        if variant.flip:
+            raw = torch.flip(raw, dims=[-1])
+        job.acc = raw if job.acc is None else job.acc + raw
+        job.elapsed += elapsed
+
+    if backend == "reference":
+        for job in jobs:
+            for vi, variant in enumerate(variants):
+                pair = pairs[variant.model]
+                rmodel = reference_model(pair.backbone, pair.classifier)
+                start = time.perf_counter()
+                with rmodel.lock:
+                    x = _rows(job, variant_input(x_cpu, variant)).to(rmodel.device)
+                    ctx = ReferenceContext(
+                        model=rmodel,
+                        x=x,
+                        targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
+                    )
+                    raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
+                accumulate(job, raw, variant, time.perf_counter() - start)
+                tracker.step(_units(job, hw))
+            yield from finish(job)
+        return
+
+    emodels: dict[int, EngineModel] = {}
+
+    def engine_for(index: int) -> EngineModel:
+        if index not in emodels:
+            pair = pairs[index]
+            emodels[index] = engine_model(pair.backbone, pair.classifier)
+        return emodels[index]
+
+    shared = [j for j in jobs if j.spec.shared or j.spec.family == "baseline"]
+    others = [j for j in jobs if not (j.spec.shared or j.spec.family == "baseline")]
+
+    if shared:
+        for vi, variant in enumerate(variants):
+            emodel = engine_for(variant.model)
+            bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
+            x_v = variant_input(x_cpu, variant)
+            spaces: dict[tuple[int, float, int] | None, Workspace] = {}
+
+            def space_for(
+                job: _Job, x_v=x_v, emodel=emodel, bound=bound, spaces=spaces
+            ) -> Workspace:
+                key = _smooth_key(job.spec, job.params)
+                if key not in spaces:
+                    rows = x_v if key is None else smoothgrad_rows(x_v, *key)
+                    spaces[key] = Workspace(emodel, rows, bound, tracker)
+                return spaces[key]
+
+            for job in shared:
+                if job.spec.plan is not None:
+                    job.spec.plan(space_for(job), job.params)
+            try:
+                for job in shared:
+                    start = time.perf_counter()
+                    raw = job.spec.compute(space_for(job), job.params)
+                    accumulate(job, raw, variant, time.perf_counter() - start)
+                    tracker.step(_units(job, hw))
+            finally:
+                for space in spaces.values():
+                    space.release()
+        for job in shared:
+            yield from finish(job)
+
+    for job in others:
+        for vi, variant in enumerate(variants):
+            emodel = engine_for(variant.model)
+            bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
+            x_v = variant_input(x_cpu, variant)
+            key = _smooth_key(job.spec, job.params)
+            rows = x_v if key is None else smoothgrad_rows(x_v, *key)
+            space = Workspace(emodel, rows, bound, tracker)
+            start = time.perf_counter()
+            try:
+                raw = job.spec.compute(space, job.params)
+            finally:
+                space.release()
+            accumulate(job, raw, variant, time.perf_counter() - start)
+        yield from finish(job)
+
+
+def _rows(job: _Job, x_v: torch.Tensor) -> torch.Tensor:
+    key = _smooth_key(job.spec, job.params)
+    return x_v if key is None else smoothgrad_rows(x_v, *key)
+
+
+def explain_targets(
+    models: Any,
+    face: ImageU8,
+    targets: Sequence[Target],
+    variants: Sequence[Variant] | None = None,
+    *,
+    methods: Sequence[str] = THESIS_PANEL,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    classifiers: Sequence[nn.Module | None] | None = None,
+    backend: Backend = "engine",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | Any | None = None,
+) -> tuple[dict[str, AttributionMap], ...]:
+    """Explain several targets (e.g. the top-5 syndromes) of one face, sharing every forward pass.
+
+    Args:
+        models: one backbone / :class:`ExplainModel` / ``GestaltModel``, or a sequence (an
+            ensemble); never modified (the engine works on private cached copies).
+        face: ``(112, 112, 3)`` uint8 RGB aligned face.
+        targets: what to explain; a ``SimilarityTarget`` holds one gallery row per variant.
+        variants: model/TTA variants to average (default: model 0, no flip, colour).
+        methods: registry names (see :func:`~gmx.explain.registry.list_methods`).
+        params: per-method parameter overrides, e.g. ``{"occlusion": {"stride": 8}}``.
+        classifiers: per-model classifiers, overriding those found on ``models``.
+        backend: ``"engine"`` (batched, shared passes) or ``"reference"`` (captum/grad-cam).
+        progress: called as ``progress(done, total)`` after each batch.
+        should_stop: callable or ``threading.Event``; checked between batches.
+
+    Returns:
+        One dict per target, method name -> :class:`AttributionMap`, in the requested order.
+
+    Raises:
+        ExplanationCancelled: if ``should_stop`` fired (finished maps attached).
+        ValueError: for an unknown method/parameter, a bad face, or a target that does not fit.
+    """
+    out: list[dict[str, AttributionMap]] = [{} for _ in targets]
+    for ti, amap in iter_explain(
+        models,
+        face,
+        targets,
+        variants,
+        methods=methods,
+        params=params,
+        classifiers=classifiers,
+        backend=backend,
+        progress=progress,
+        should_stop=should_stop,
+    ):
+        out[ti][amap.method] = amap
+    names = [methods] if isinstance(methods, str) else list(methods)
+    return tuple({n: d[n] for n in names} for d in out)
+
+
+def explain(
+    models: Any,
+    face: ImageU8,
+    target: Target,
+    variants: Sequence[Variant] | None = None,
+    *,
+    methods: Sequence[str] = THESIS_PANEL,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    classifiers: Sequence[nn.Module | None] | None = None,
+    backend: Backend = "engine",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | Any | None = None,
+) -> dict[str, AttributionMap]:
+    """Explain one target of one face with several methods, averaged over ``variants``.
+
+    See :func:`explain_targets` for the arguments. Returns method name -> :class:`AttributionMap`.
+    """
+    return explain_targets(
+        models,
+        face,
+        (target,),
+        variants,
+        methods=methods,
+        params=params,
+        classifiers=classifiers,
+        backend=backend,
+        progress=progress,
+        should_stop=should_stop,
+    )[0]
+
+
+__all__ = [
+    "THESIS_PANEL",
+    "ExplainModel",
+    "ExplanationCancelled",
+    "as_explain_model",
+    "explain",
+    "explain_targets",
+    "face_tensor",
+    "iter_explain",
+    "smoothgrad_rows",
+    "variant_input",
+]

@@ -1,0 +1,498 @@
+"""The built-in explanation methods (engine implementations), registered by name.
+
+Every method returns raw maps ``(T, h, w)``, one per target, averaged over the workspace's rows
+(``n > 1`` only for SmoothGrad). Input-attribution maps are reduced over colour channels by summing
+(signed methods: the sum of a completeness method's map is the score change) or, for Saliency, by the
+maximum absolute gradient (Simonyan et al.). Reference adapters over captum / pytorch-grad-cam live in
+:mod:`gmx.explain.reference`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gmx.explain import reference as ref
+from gmx.explain._trace import Trace, tracing
+from gmx.explain.occlusion import occluded_embeddings, window_starts
+from gmx.explain.registry import register_method
+from gmx.explain.workspace import (
+    MAPS_LAYER,
+    Workspace,
+    gauss_legendre,
+    precision_context,
+    resolve_precision,
+)
+
+#: Named baselines / fills in model-input units (``[-1, 1]``): "black" is -1, not 0.
+NAMED_VALUES: Mapping[str, float] = {"black": -1.0, "grey": 0.0, "gray": 0.0, "white": 1.0}
+
+
+def input_value(value: Any, name: str) -> float:
+    """A fill/baseline value in model-input units from a name (``"black"``...) or a number."""
+    if isinstance(value, str):
+        try:
+            return NAMED_VALUES[value]
+        except KeyError:
+            raise ValueError(
+                f"{name} must be one of {sorted(NAMED_VALUES)} or a number, got {value!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number or a name, got {value!r}")
+    return float(value)
+
+
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def sum_channels(attr: torch.Tensor) -> torch.Tensor:
+    """``(n, 3, H, W) -> (H, W)``: channel sum, mean over rows."""
+    return attr.sum(dim=1).mean(dim=0)
+
+
+def _per_target(ws: Workspace, fn) -> torch.Tensor:
+    return torch.stack([fn(t) for t in range(ws.n_targets)])
+
+
+def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
+    ws.want_layer(p["layer"])
+
+
+# -- input attribution -------------------------------------------------------------------------
+
+
+@register_method(
+    "occlusion",
+    "Occlusion",
+    family="input",
+    signed=True,
+    defaults={
+        "window": 10,
+        "stride": 5,
+        "fill": "black",
+        "batch_size": 32,
+        "precision": "auto",
+        "incremental": True,
+    },
+    reference=ref.occlusion,
+    units=lambda p, hw: _occlusion_units(p, hw),
+    citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+)
+def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel."""
+    wh, ww = _pair(p["window"], "window")
+    sh, sw = _pair(p["stride"], "stride")
+    fill = input_value(p["fill"], "fill")
+    batch = _positive_int(p["batch_size"], "batch_size")
+    precision = resolve_precision(p["precision"], ws.device)
+    x = ws.x[:1]
+    H, W = x.shape[-2:]
+    windows = [
+        (y, min(y + wh, H), xx, min(xx + ww, W))
+        for y in window_starts(H, wh, sh)
+        for xx in window_starts(W, ww, sw)
+    ]
+    total = torch.zeros((ws.n_targets, H, W), dtype=torch.float64, device=ws.device)
+    count = torch.zeros((H, W), dtype=torch.float64, device=ws.device)
+    with torch.inference_mode(), tracing(Trace()), precision_context(ws.device, precision):
+        embed = occluded_embeddings(
+            ws.backbone, x, windows, fill, incremental=bool(p["incremental"])
+        )
+        clean = torch.stack([t(embed(-1, 0).float()) for t in ws.targets], dim=1)[0]  # (T,)
+        for start in range(0, len(windows), batch):
+            stop = min(start + batch, len(windows))
+            emb = embed(start, stop).float()
+            scores = torch.stack([t(emb) for t in ws.targets], dim=1)  # (b, T)
+            drop = (clean[None, :] - scores).double()
+            for i, (y0, y1, x0, x1) in enumerate(windows[start:stop]):
+                total[:, y0:y1, x0:x1] += drop[i][:, None, None]
+                count[y0:y1, x0:x1] += 1
+            ws.progress.step()
+    return (total / count.clamp_min(1)).float()
+
+
+def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int]) -> int:
+    wh, ww = _pair(p["window"], "window")
+    sh, sw = _pair(p["stride"], "stride")
+    n = len(window_starts(hw[0], wh, sh)) * len(window_starts(hw[1], ww, sw))
+    return math.ceil(n / _positive_int(p["batch_size"], "batch_size"))
+
+
+@register_method(
+    "saliency",
+    "Saliency",
+    family="input",
+    signed=False,
+    shared=True,
+    smoothable=True,
+    reference=ref.saliency,
+    citation="Simonyan, Vedaldi & Zisserman, Deep Inside Convolutional Networks, ICLR-W 2014",
+)
+def saliency(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Maximum absolute input gradient over colour channels."""
+    return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1).mean(dim=0))
+
+
+@register_method(
+    "deconvolution",
+    "Deconvolution",
+    family="input",
+    signed=True,
+    shared=True,
+    smoothable=True,
+    reference=ref.deconvolution,
+    citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+)
+def deconvolution(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Input 'gradient' with every ReLU passing ``relu(grad_out)`` (PReLU decomposed)."""
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("deconv", t)))
+
+
+@register_method(
+    "guided_backprop",
+    "Guided Backprop",
+    family="input",
+    signed=True,
+    shared=True,
+    smoothable=True,
+    reference=ref.guided_backprop,
+    citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR-W 2015",
+)
+def guided_backprop(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Input gradient with every ReLU passing only positive gradients of positive inputs."""
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("guided", t)))
+
+
+@register_method(
+    "deeplift",
+    "DeepLIFT",
+    family="input",
+    signed=True,
+    shared=True,
+    defaults={"baseline": "black"},
+    reference=ref.deeplift,
+    citation="Shrikumar, Greenside & Kundaje, Learning Important Features Through Propagating "
+    "Activation Differences, ICML 2017",
+)
+def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """DeepLIFT rescale rule; the map sums to ``f(x) - f(baseline)``."""
+    value = input_value(p["baseline"], "baseline")
+    baseline = torch.full_like(ws.x[:1], value)
+    return _per_target(ws, lambda t: sum_channels(ws.deeplift(baseline, repr(value), t)))
+
+
+@register_method(
+    "integrated_gradients",
+    "Integrated Gradients",
+    family="input",
+    signed=True,
+    smoothable=True,
+    defaults={"steps": 32, "baseline": "black", "batch_size": 8, "precision": "fp32"},
+    reference=ref.integrated_gradients,
+    units=lambda p, hw: _ig_units(p, hw),
+    citation="Sundararajan, Taly & Yan, Axiomatic Attribution for Deep Networks, ICML 2017",
+)
+def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """``(x - x0) * mean gradient`` on the straight path (Gauss-Legendre, captum's default rule)."""
+    steps = _positive_int(p["steps"], "steps")
+    batch = _positive_int(p["batch_size"], "batch_size")
+    precision = resolve_precision(p["precision"], ws.device)
+    x0 = torch.full_like(ws.x[:1], input_value(p["baseline"], "baseline"))
+    alphas, weights = gauss_legendre(steps)
+    a_all = torch.as_tensor(alphas, dtype=torch.float32, device=ws.device)
+    w_all = torch.as_tensor(weights, dtype=torch.float32, device=ws.device)
+    out = torch.zeros((ws.n_targets, *ws.x.shape[-2:]), device=ws.device)
+    for row in ws.x:
+        grad_sum = torch.zeros((ws.n_targets, *row.shape), device=ws.device)
+        for start in range(0, steps, batch):
+            a = a_all[start : start + batch]
+            w = w_all[start : start + batch]
+            xs = (x0 + a[:, None, None, None] * (row[None] - x0)).requires_grad_(True)
+            with torch.enable_grad(), tracing(Trace()), precision_context(ws.device, precision):
+                emb = ws.backbone.head(ws.backbone.forward_maps(xs)).float()
+                scores = torch.stack([t(emb) for t in ws.targets], dim=1)  # (b, T)
+            for t in range(ws.n_targets):
+                (g,) = torch.autograd.grad(
+                    (scores[:, t] * w).sum(), xs, retain_graph=t < ws.n_targets - 1
+                )
+                grad_sum[t] += g.float().sum(dim=0)
+            ws.progress.step()
+        out += ((row[None] - x0) * grad_sum).sum(dim=1)
+    return out / ws.x.shape[0]
+
+
+def _ig_units(p: Mapping[str, Any], hw: tuple[int, int]) -> int:
+    rows = max(1, int(p.get("smooth_samples", 0) or 1))
+    return rows * math.ceil(
+        _positive_int(p["steps"], "steps") / _positive_int(p["batch_size"], "batch_size")
+    )
+
+
+# -- layer attribution (CAM family) -------------------------------------------------------------
+
+
+def _cam(ws: Workspace, layer: str, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ws.want_layer(layer)
+    return ws.gradients(t).layers[layer]
+
+
+def gradcam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
+    """Grad-CAM ``sum_c mean_hw(grad_c) * A_c`` per row ``(n, h, w)`` (ReLU'd if asked)."""
+    cam = (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1)
+    return F.relu(cam) if relu else cam
+
+
+def hirescam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
+    """HiResCAM ``sum_c grad_c * A_c`` per row ``(n, h, w)``."""
+    cam = (grads * acts).sum(dim=1)
+    return F.relu(cam) if relu else cam
+
+
+def gradcam_pp_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++ (eq. 19 of Chattopadhay et al.) per row ``(n, h, w)``, ReLU'd."""
+    g2 = grads**2
+    g3 = g2 * grads
+    sum_a = acts.sum(dim=(2, 3), keepdim=True)
+    aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+    aij = torch.where(grads != 0, aij, torch.zeros_like(aij))
+    weights = (F.relu(grads) * aij).sum(dim=(2, 3), keepdim=True)
+    return F.relu((weights * acts).sum(dim=1))
+
+
+def layercam_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """LayerCAM ``relu(sum_c relu(grad_c) * A_c)`` per row ``(n, h, w)``."""
+    return F.relu((F.relu(grads) * acts).sum(dim=1))
+
+
+_LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module name"
+
+
+@register_method(
+    "gradcam",
+    "Grad-CAM",
+    family="layer",
+    signed=False,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.gradcam,
+    citation="Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
+    "Localization, ICCV 2017",
+)
+def gradcam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Grad-CAM with the usual ReLU (positive evidence only)."""
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=True).mean(0))
+
+
+@register_method(
+    "gradcam_signed",
+    "Grad-CAM (signed)",
+    family="layer",
+    signed=True,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.gradcam_signed,
+    citation="Selvaraju et al., ICCV 2017; unfiltered map as preferred in the gmx thesis (3.3.1)",
+)
+def gradcam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Grad-CAM without the ReLU: negative regions count against the target."""
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=False).mean(0))
+
+
+@register_method(
+    "hirescam",
+    "HiResCAM",
+    family="layer",
+    signed=lambda p: not p["relu"],
+    shared=True,
+    defaults={"layer": MAPS_LAYER, "relu": True},
+    plan=_plan_layer,
+    reference=ref.hirescam,
+    citation="Draelos & Carin, Use HiResCAM instead of Grad-CAM for faithful explanations of "
+    "convolutional neural networks, arXiv:2011.08891",
+)
+def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Element-wise gradient x activation summed over channels (no spatial averaging)."""
+    relu = bool(p["relu"])
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=relu).mean(0))
+
+
+@register_method(
+    "gradcam_plusplus",
+    "Grad-CAM++",
+    family="layer",
+    signed=False,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.gradcam_plusplus,
+    citation="Chattopadhay et al., Grad-CAM++, WACV 2018",
+)
+def gradcam_plusplus(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Grad-CAM++ weights (positive gradients, higher-order terms)."""
+    return _per_target(ws, lambda t: gradcam_pp_map(*_cam(ws, p["layer"], t)).mean(0))
+
+
+@register_method(
+    "layercam",
+    "LayerCAM",
+    family="layer",
+    signed=False,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.layercam,
+    citation="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for "
+    "Localization, IEEE TIP 2021",
+)
+def layercam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Positive gradients weight each activation element-wise."""
+    return _per_target(ws, lambda t: layercam_map(*_cam(ws, p["layer"], t)).mean(0))
+
+
+def minmax_per_channel(v: torch.Tensor) -> torch.Tensor:
+    """``(v - min) / (1e-7 + max - min)`` over the spatial axes of ``(n, C, h, w)``."""
+    v = v - v.amin(dim=(2, 3), keepdim=True)
+    return v / (1e-7 + v.amax(dim=(2, 3), keepdim=True))
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, half-pixel centres (``align_corners=False``; equals OpenCV's INTER_LINEAR)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    squeeze = maps.dim() == 2
+    m = maps[None, None] if squeeze else maps[:, None] if maps.dim() == 3 else maps
+    out = F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)
+    if squeeze:
+        return out[0, 0]
+    return out[:, 0] if maps.dim() == 3 else out
+
+
+def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
+    ws.want_bias()
+
+
+@register_method(
+    "fullgrad",
+    "FullGrad",
+    family="layer",
+    signed=False,
+    shared=True,
+    plan=_plan_fullgrad,
+    reference=ref.fullgrad,
+    citation="Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, "
+    "NeurIPS 2019",
+)
+def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """``psi(|x * grad_x|) + sum over bias layers and channels of psi(|b * grad_b|)``.
+
+    ``psi`` = per-channel min-max rescaling then bilinear upsampling (as pytorch-grad-cam). Since
+    upsampling is linear, channels and layers of equal resolution are summed first and upsampled
+    once.
+    """
+    ws.want_bias()
+    size = tuple(ws.x.shape[-2:])
+
+    def one(t: int) -> torch.Tensor:
+        grads = ws.gradients(t)
+        total = minmax_per_channel((ws.x * grads.input).abs()).sum(dim=1)  # (n, H, W)
+        by_size: dict[tuple[int, int], torch.Tensor] = {}
+        for name, g in grads.biases.items():
+            b = ws.model.biases[name].to(g.dtype)[None, :, None, None]
+            term = minmax_per_channel((b * g).abs()).sum(dim=1)
+            key = tuple(term.shape[-2:])
+            by_size[key] = by_size[key] + term if key in by_size else term
+        for key in sorted(by_size):
+            total = total + upsample(by_size[key], size)
+        return total.mean(0)
+
+    return _per_target(ws, one)
+
+
+# -- sanity baselines ----------------------------------------------------------------------------
+
+
+@register_method(
+    "random",
+    "Random (baseline)",
+    family="baseline",
+    signed=False,
+    defaults={"seed": 0},
+    reference=ref.random_map,
+    citation="Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018 (as a reference map)",
+)
+def random_map(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Uniform noise in ``[0, 1)`` from a seeded generator; ignores model and face."""
+    rng = np.random.default_rng(int(p["seed"]))
+    noise = rng.random(tuple(ws.x.shape[-2:]), dtype=np.float32)
+    return torch.from_numpy(noise)[None].expand(ws.n_targets, -1, -1).to(ws.device).clone()
+
+
+#: Sobel kernel for d/dx (rows: y, columns: x), as OpenCV's ``Sobel(ksize=3)``.
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma ``(n, H, W)`` of ``(n, 3, H, W)`` RGB."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
+    return (x * w[None, :, None, None]).sum(dim=1)
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude ``(n, H, W)`` of the luma, reflect-101 borders (OpenCV's default)."""
+    y = luma(x)[:, None]
+    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
+    kx = SOBEL_X.to(x.device, x.dtype)[None, None]
+    gx = F.conv2d(y, kx)
+    gy = F.conv2d(y, kx.transpose(-1, -2))
+    return torch.sqrt(gx**2 + gy**2)[:, 0]
+
+
+@register_method(
+    "edges",
+    "Edge detector (baseline)",
+    family="baseline",
+    signed=False,
+    reference=ref.edges,
+    citation="Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018 (edge-detector "
+    "comparison)",
+)
+def edges(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """Sobel magnitude of the face's luma: what a map looks like that ignores the model."""
+    return sobel_magnitude(ws.x).mean(0)[None].expand(ws.n_targets, -1, -1).clone()
+
+
+__all__ = [
+    "NAMED_VALUES",
+    "gradcam_map",
+    "gradcam_pp_map",
+    "hirescam_map",
+    "input_value",
+    "layercam_map",
+    "luma",
+    "minmax_per_channel",
+    "sobel_magnitude",
+    "sum_channels",
+    "upsample",
+]

@@ -1,0 +1,164 @@
+"""PReLU rewritten as ReLUs, so that every backward rule of the explainers applies (the PReLU fix).
+
+captum's :class:`~captum.attr.GuidedBackprop` and :class:`~captum.attr.Deconvolution` override the
+backward pass of ``nn.ReLU`` modules only, so on a PReLU network (every iResNet) they silently return
+plain gradients; DeepLIFT runs on PReLU without a warning but loses completeness. A PReLU is exactly
+
+    prelu(x) = relu(x) - a * relu(-x)
+
+(``a`` the per-channel slope), and :func:`decompose_prelu` rewrites a *copy* of a model that way with two
+separate ``nn.ReLU`` modules per PReLU, which every captum rule understands. Each ReLU must receive an
+input tensor used by nothing else: captum hooks a module's *input tensor* and replaces its whole
+accumulated gradient, so ``relu(x)`` and ``-x`` sharing ``x`` would let the positive branch's rule
+overwrite the negative branch's gradient (then guided backprop, deconvnet and DeepLIFT treat the
+PReLU as a plain ReLU, and DeepLIFT loses completeness). ``relu(x.clone())`` avoids that. The user's model is never
+touched; outputs are bit-identical (``relu(x) - a*relu(-x)`` rounds exactly like ``a*x``; tested).
+
+Inside the engine (a :class:`~gmx.explain._trace.Trace` is active) the same module runs one fused
+``prelu`` kernel whose backward applies the rule the trace asks for, derived from the decomposition:
+
+* ``gradient``: the ordinary derivative of the two ReLUs (0 at ``x == 0``, like ``relu``).
+* ``guided`` (Springenberg et al. 2015): each ReLU passes ``relu(grad_in)`` (gradient masked by the
+  forward sign, then negative gradients dropped), exactly like captum on the decomposed copy.
+* ``deconv`` (Zeiler & Fergus 2014): each ReLU passes ``relu(grad_out)`` (forward sign ignored).
+* ``rescale`` (DeepLIFT, Shrikumar et al. 2017): each ReLU passes ``grad_out * Δout / Δin`` against the
+  reference pass, falling back to the gradient where ``|Δin| < 1e-10`` (captum's convention).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gmx.explain._trace import Trace, active_trace
+
+#: DeepLIFT's threshold below which an input difference counts as zero (captum's default).
+RESCALE_EPS = 1e-10
+
+
+def _channel_view(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Slope broadcastable against ``x`` (channels on dim 1, like ``nn.PReLU``)."""
+    if weight.numel() == 1 or x.dim() < 2:
+        return weight.reshape(())
+    shape = [1] * x.dim()
+    shape[1] = weight.numel()
+    return weight.reshape(shape)
+
+
+class _ModalPReLU(torch.autograd.Function):
+    """Fused PReLU whose backward rule is read from the trace at backward time."""
+
+    @staticmethod
+    def forward(ctx, x, weight, trace, key):  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.trace = trace
+        ctx.key = key
+        return F.prelu(x, weight.to(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        trace: Trace = ctx.trace
+        a = _channel_view(weight, x).to(grad.dtype)
+        rule = trace.rule
+        neg_grad = -(grad * a)  # gradient reaching relu(-x) through "- a * relu(-x)"
+        zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
+        if rule == "gradient":
+            gx = torch.where(x > 0, grad, zero) - torch.where(x < 0, neg_grad, zero)
+        elif rule == "guided":
+            gx = F.relu(torch.where(x > 0, grad, zero)) - F.relu(torch.where(x < 0, neg_grad, zero))
+        elif rule == "deconv":
+            gx = F.relu(grad) - F.relu(neg_grad)
+        elif rule == "rescale":
+            x0 = trace.refs.get(ctx.key)
+            if x0 is None:
+                raise RuntimeError("rescale rule needs a reference pass before the backward pass")
+            d_in = x - x0
+            pos = torch.where(
+                d_in.abs() < RESCALE_EPS,
+                torch.where(x > 0, grad, zero),
+                grad * (F.relu(x) - F.relu(x0)) / d_in,
+            )
+            u, u0 = -x, -x0
+            d_in_u = u - u0
+            neg = torch.where(
+                d_in_u.abs() < RESCALE_EPS,
+                torch.where(u > 0, neg_grad, zero),
+                neg_grad * (F.relu(u) - F.relu(u0)) / d_in_u,
+            )
+            gx = pos - neg
+        else:
+            raise ValueError(f"unknown backward rule {rule!r}")
+        return gx.to(x.dtype), None, None, None
+
+
+class DecomposedPReLU(nn.Module):
+    """``relu(x) - a * relu(-x)`` with two separate ``nn.ReLU`` modules (equal to ``nn.PReLU``).
+
+    Args:
+        weight: the PReLU slopes ``(C,)`` or ``(1,)``; copied.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone(), requires_grad=weight.requires_grad)
+        self.relu_pos = nn.ReLU()
+        self.relu_neg = nn.ReLU()
+
+    @classmethod
+    def from_module(cls, module: nn.Module) -> DecomposedPReLU:
+        """Build from an ``nn.PReLU`` (its slopes) or an ``nn.ReLU`` (slope 0)."""
+        if isinstance(module, nn.PReLU):
+            return cls(module.weight)
+        if isinstance(module, nn.ReLU):
+            return cls(torch.zeros(1))
+        raise ValueError(f"expected nn.PReLU or nn.ReLU, got {type(module).__name__}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        trace = active_trace()
+        if trace is None:
+            # captum / pytorch-grad-cam path: the ReLU modules are visible to their hooks. Each ReLU
+            # gets an input tensor of its own (captum hooks the *input tensor*, whose gradient would
+            # otherwise include the other branch's and be overwritten as a whole).
+            return self.relu_pos(x.clone()) - _channel_view(self.weight, x) * self.relu_neg(-x)
+        key = trace.next_call()
+        if trace.record_refs:
+            trace.refs[key] = x.detach()
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return F.prelu(x, self.weight.to(x.dtype))
+        return _ModalPReLU.apply(x, self.weight.detach(), trace, key)
+
+
+def decompose_prelu(model: nn.Module, *, include_relu: bool = False) -> nn.Module:
+    """Deep copy of ``model`` with every ``nn.PReLU`` replaced by :class:`DecomposedPReLU`.
+
+    Args:
+        model: any module; never modified.
+        include_relu: also replace ``nn.ReLU`` modules (slope 0), so the engine's backward rules
+            reach them too. captum understands plain ``nn.ReLU`` already, so the default is False.
+
+    Returns:
+        The rewritten copy, in the same train/eval mode and on the same device as ``model``.
+    """
+    clone = copy.deepcopy(model)
+    targets: tuple[type[nn.Module], ...] = (nn.PReLU, nn.ReLU) if include_relu else (nn.PReLU,)
+    for name, module in list(clone.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, targets) and not isinstance(child, DecomposedPReLU):
+                replacement = DecomposedPReLU.from_module(child)
+                param = next(child.parameters(), None)
+                if param is not None:
+                    replacement = replacement.to(param.device)
+                else:
+                    device = next(clone.parameters(), torch.empty(0)).device
+                    replacement = replacement.to(device)
+                replacement.train(child.training)
+                setattr(module, child_name, replacement)
+        del name
+    return clone
+
+
+__all__ = ["RESCALE_EPS", "DecomposedPReLU", "decompose_prelu"]

@@ -1,0 +1,193 @@
+"""What to explain: small callables mapping an embedding to one score per batch row.
+
+A target is separate from the method ("how to explain"), like pytorch-grad-cam's
+``ClassifierOutputTarget``. The engine explains several model/TTA *variants* of one face and averages
+their maps, so a target is first *bound* to a variant (its gallery row, its model's classifier):
+
+    fn = target.bind(variant_index, classifier)   # fn: (N, D) embedding -> (N,) scores
+
+Scores are differentiable torch functions; nothing here normalises or detaches.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TargetFn = Callable[[torch.Tensor], torch.Tensor]
+"""A bound target: ``(N, D)`` float embedding -> ``(N,)`` scores."""
+
+#: ``eps`` of the cosine similarity (as ``torch.nn.functional.cosine_similarity``).
+COSINE_EPS = 1e-8
+
+
+class Target(ABC):
+    """Base class of everything the engine can explain."""
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Short human-readable description, shown next to the maps."""
+
+    @abstractmethod
+    def bind(self, variant: int, classifier: nn.Module | None = None) -> TargetFn:
+        """The score function for one variant.
+
+        Args:
+            variant: index of the variant in the ``variants`` passed to the engine.
+            classifier: the classifier of that variant's model, if it has one.
+        """
+
+    def __call__(
+        self, embedding: torch.Tensor, variant: int = 0, classifier: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Scores ``(N,)`` of embeddings ``(N, D)`` for one variant."""
+        return self.bind(variant, classifier)(embedding)
+
+
+class SimilarityTarget(Target):
+    """Cosine similarity of the face to one gallery image (GestaltMatcher-Arc's score).
+
+    GestaltMatcher-Arc ranks by the cosine distance averaged over model/TTA variants, and a syndrome's
+    score is its nearest gallery image. Pass that image's embeddings, one row per variant *in the
+    order of the ``variants`` given to the engine*; the engine explains each variant against its own
+    row and averages the maps, which explains the mean similarity (``1 - mean distance``).
+
+    Args:
+        gallery_embeddings: ``(V, D)`` float embeddings of the nearest gallery image of the syndrome
+            (raw or L2-normalised; cosine makes that irrelevant), or ``(D,)`` for a single variant.
+        label: what the image stands for, e.g. ``"Cornelia de Lange (nearest image 1234)"``.
+    """
+
+    def __init__(self, gallery_embeddings: npt.ArrayLike | torch.Tensor, label: str = "") -> None:
+        if isinstance(gallery_embeddings, torch.Tensor):
+            arr = gallery_embeddings.detach().cpu().numpy()
+        else:
+            arr = np.asarray(gallery_embeddings)
+        arr = np.array(arr, dtype=np.float32)  # private copy
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"gallery_embeddings must be (V, D) or (D,), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("gallery_embeddings contain NaN or inf")
+        norms = np.linalg.norm(arr, axis=1)
+        if np.any(norms == 0):
+            raise ValueError(
+                f"gallery_embeddings rows {np.flatnonzero(norms == 0).tolist()} are zero"
+            )
+        arr.setflags(write=False)
+        self._gallery = arr
+        self._label = label
+
+    @property
+    def gallery_embeddings(self) -> np.ndarray:
+        """Read-only ``(V, D)`` float32 copy of the gallery rows."""
+        return self._gallery
+
+    @property
+    def description(self) -> str:
+        name = self._label or "gallery image"
+        return f"cosine similarity to {name}"
+
+    def bind(self, variant: int, classifier: nn.Module | None = None) -> TargetFn:
+        if not 0 <= variant < self._gallery.shape[0]:
+            raise ValueError(
+                f"variant {variant} has no gallery row: SimilarityTarget holds "
+                f"{self._gallery.shape[0]} row(s), one per variant explained"
+            )
+        row = torch.from_numpy(self._gallery[variant].copy())
+
+        def score(embedding: torch.Tensor) -> torch.Tensor:
+            g = row.to(device=embedding.device, dtype=embedding.dtype)
+            if embedding.shape[-1] != g.shape[0]:
+                raise ValueError(
+                    f"embedding dimension {embedding.shape[-1]} != gallery dimension {g.shape[0]}"
+                )
+            return F.cosine_similarity(embedding, g[None, :], dim=1, eps=COSINE_EPS)
+
+        return score
+
+    def __repr__(self) -> str:
+        return f"SimilarityTarget(V={self._gallery.shape[0]}, D={self._gallery.shape[1]}, label={self._label!r})"
+
+
+class LogitTarget(Target):
+    """The classifier logit of one class (needs a model with a classifier).
+
+    Args:
+        class_index: index into the classifier output.
+        label: class name for the description.
+    """
+
+    def __init__(self, class_index: int, label: str = "") -> None:
+        if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):
+            raise ValueError(f"class_index must be an int, got {class_index!r}")
+        if class_index < 0:
+            raise ValueError(f"class_index must be >= 0, got {class_index}")
+        self.class_index = int(class_index)
+        self._label = label
+
+    @property
+    def description(self) -> str:
+        name = self._label or f"class {self.class_index}"
+        return f"logit of {name}"
+
+    def bind(self, variant: int, classifier: nn.Module | None = None) -> TargetFn:
+        if classifier is None:
+            raise ValueError(
+                f"LogitTarget({self.class_index}) needs a classifier, but variant {variant}'s model "
+                "has none (e.g. the raw Glint360K model): explain a SimilarityTarget instead"
+            )
+        k = self.class_index
+
+        def score(embedding: torch.Tensor) -> torch.Tensor:
+            logits = classifier(embedding)
+            if k >= logits.shape[-1]:
+                raise ValueError(f"class_index {k} out of range for {logits.shape[-1]} classes")
+            return logits[:, k]
+
+        return score
+
+    def __repr__(self) -> str:
+        return f"LogitTarget({self.class_index}, label={self._label!r})"
+
+
+class ContrastTarget(Target):
+    """``score(a) - score(b)``: why syndrome *a* rather than *b* (e.g. two ``SimilarityTarget``).
+
+    Args:
+        a: the target whose evidence counts positive.
+        b: the target whose evidence counts negative.
+    """
+
+    def __init__(self, a: Target, b: Target) -> None:
+        if not isinstance(a, Target) or not isinstance(b, Target):
+            raise ValueError(f"ContrastTarget needs two Targets, got {a!r} and {b!r}")
+        self.a = a
+        self.b = b
+
+    @property
+    def description(self) -> str:
+        return f"({self.a.description}) minus ({self.b.description})"
+
+    def bind(self, variant: int, classifier: nn.Module | None = None) -> TargetFn:
+        fa = self.a.bind(variant, classifier)
+        fb = self.b.bind(variant, classifier)
+
+        def score(embedding: torch.Tensor) -> torch.Tensor:
+            return fa(embedding) - fb(embedding)
+
+        return score
+
+    def __repr__(self) -> str:
+        return f"ContrastTarget({self.a!r}, {self.b!r})"
+
+
+__all__ = ["ContrastTarget", "LogitTarget", "SimilarityTarget", "Target", "TargetFn"]

@@ -1,0 +1,400 @@
+"""Per-variant workspace: the shared forward/backward passes every gradient method reads.
+
+One forward pass of a face variant (on the engine's private copy, with a context-scoped trace) serves
+every target and every gradient method:
+
+* ``gradients(t)``: one ordinary backward pass per target gives the gradient at the input, at any
+  tapped layer (Grad-CAM family, default the ``forward_maps`` output) and at the output of every
+  bias-carrying layer (FullGrad) at once.
+* ``rule_gradient(rule, t)``: the same graph back-propagated with the guided-backprop or deconvnet
+  rule (:mod:`gmx.explain.prelu`), one extra backward pass each, no extra forward.
+* ``deeplift(baseline, t)``: one no-grad reference forward (shared by all targets) and one backward
+  pass with the rescale rule.
+
+Passes run without hooks on any user model and without weight gradients (parameters of the private
+copy never require grad), so a backward pass costs about one forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gmx.explain._trace import Trace, tracing
+from gmx.explain.prepared import EngineModel
+from gmx.explain.targets import TargetFn
+
+#: Name of the ``forward_maps`` output as a CAM layer (``bn2`` after ``layer4`` on iResNets).
+MAPS_LAYER = "maps"
+
+#: Gauss-Legendre nodes used to integrate a target's gradient along the embedding path (DeepLIFT).
+HEAD_PATH_STEPS = 64
+
+
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes in ``[0, 1]`` and weights (summing to 1) of ``n``-point Gauss-Legendre quadrature."""
+    if n < 1:
+        raise ValueError(f"need at least one step, got {n}")
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (nodes + 1.0), 0.5 * weights
+
+
+def path_gradient(
+    target: TargetFn, start: torch.Tensor, end: torch.Tensor, steps: int = HEAD_PATH_STEPS
+) -> torch.Tensor:
+    """Average gradient of ``target`` on the straight line ``start -> end`` (per row).
+
+    ``(path_gradient * (end - start)).sum(1) == target(end) - target(start)`` up to quadrature error,
+    which makes it the exact DeepLIFT multiplier of a non-linear target head.
+
+    Args:
+        target: ``(N, D) -> (N,)``.
+        start: ``(n, D)`` embeddings of the baseline.
+        end: ``(n, D)`` embeddings of the input.
+        steps: quadrature points.
+
+    Returns:
+        ``(n, D)`` float tensor.
+    """
+    alphas, weights = gauss_legendre(steps)
+    a = torch.as_tensor(alphas, dtype=end.dtype, device=end.device)[:, None, None]
+    w = torch.as_tensor(weights, dtype=end.dtype, device=end.device)[:, None, None]
+    start = start.detach()
+    end = end.detach()
+    with torch.enable_grad():
+        path = (start[None] + a * (end - start)[None]).requires_grad_(True)
+        scores = target(path.reshape(-1, path.shape[-1]))
+        (grad,) = torch.autograd.grad(scores.sum(), path)
+    return (grad * w).sum(0)
+
+
+class Progress:
+    """Counts work units, reports them and raises when the caller asks to stop."""
+
+    def __init__(
+        self,
+        total: int,
+        callback: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+        on_stop: Callable[[], BaseException],
+    ) -> None:
+        self.total = max(int(total), 1)
+        self.done = 0
+        self._callback = callback
+        self._should_stop = should_stop
+        self._on_stop = on_stop
+
+    def check(self) -> None:
+        """Raise the cancellation exception if the caller asked to stop."""
+        if self._should_stop is not None and self._should_stop():
+            raise self._on_stop()
+
+    def step(self, units: int = 1) -> None:
+        """Record ``units`` of finished work, report it, then check for cancellation."""
+        self.done = min(self.done + int(units), self.total)
+        if self._callback is not None:
+            self._callback(self.done, self.total)
+        self.check()
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Ordinary gradients of one target from the shared pass (all tensors detached).
+
+    Attributes:
+        input: ``(n, 3, H, W)`` gradient at the input.
+        layers: layer name -> ``(activation, gradient)``, each ``(n, C, h, w)``.
+        biases: bias-layer name -> gradient at that layer's output ``(n, C, h, w)``.
+    """
+
+    input: torch.Tensor
+    layers: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    biases: dict[str, torch.Tensor]
+
+
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for ``"bf16"``; a no-op for ``"fp32"``."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where this device runs bf16 natively, else ``"fp32"``."""
+    if precision in ("fp32", "bf16"):
+        return precision
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        fast = (probe is not None and probe()) or (amx is not None and amx())
+        return "bf16" if fast else "fp32"
+    return "fp32"
+
+
+class Workspace:
+    """One face variant on one engine model, with its bound targets and shared passes.
+
+    Args:
+        model: the engine's private copy.
+        x: ``(n, 3, H, W)`` float32 input rows in ``[-1, 1]`` (``n > 1`` only for SmoothGrad).
+        targets: bound target functions, one per explained target.
+        progress: progress/cancellation counter shared by the whole call.
+    """
+
+    def __init__(
+        self,
+        model: EngineModel,
+        x: torch.Tensor,
+        targets: Sequence[TargetFn],
+        progress: Progress,
+    ) -> None:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
+        if not targets:
+            raise ValueError("need at least one target")
+        self.model = model
+        self.device = model.device
+        self.x = x.detach().to(self.device, torch.float32)
+        self.targets = tuple(targets)
+        self.progress = progress
+        self._layers: set[str] = {MAPS_LAYER}
+        self._bias = False
+        self._graph: dict[str, object] | None = None
+        self._grad_cache: dict[int, Gradients] = {}
+        self._rule_cache: dict[tuple[str, int], torch.Tensor] = {}
+        self._ref: dict[str, object] | None = None
+        self.shared_s = 0.0
+
+    @property
+    def n_targets(self) -> int:
+        """Number of targets explained (maps returned per method)."""
+        return len(self.targets)
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The engine copy of the backbone."""
+        return self.model.backbone
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.shared_s += time.perf_counter() - start
+
+    # -- planning ---------------------------------------------------------------------------
+    def want_layer(self, name: str) -> None:
+        """Declare that a method needs activations/gradients at layer ``name``."""
+        if name != MAPS_LAYER and name not in self.model.module_names:
+            raise ValueError(
+                f"unknown layer {name!r}: use {MAPS_LAYER!r} (the forward_maps output) or a module "
+                f"name such as 'layer4' or 'layer3.5'"
+            )
+        self._layers.add(name)
+
+    def want_bias(self) -> None:
+        """Declare that a method needs gradients at every bias-carrying layer (FullGrad)."""
+        self._bias = True
+
+    # -- shared forward ---------------------------------------------------------------------
+    def _ensure_graph(self) -> dict[str, object]:
+        graph = self._graph
+        if graph is not None:
+            trace = graph["trace"]
+            assert isinstance(trace, Trace)
+            have = set(trace.recorded) | {MAPS_LAYER}
+            if self._layers <= have and (not self._bias or graph["bias"]):
+                return graph
+            # A method asked for more than was planned: rebuild (correct, only slower).
+            self._graph = None
+            self._grad_cache.clear()
+            self._rule_cache.clear()
+            self._ref = None
+        with self._timed():
+            trace = Trace(taps=frozenset(self._layers - {MAPS_LAYER}), record_bias=self._bias)
+            x = self.x.clone().requires_grad_(True)
+            with torch.enable_grad(), tracing(trace):
+                trace.new_pass()
+                maps = self.backbone.forward_maps(x)
+                emb = self.backbone.head(maps)
+                scores = torch.stack([t(emb) for t in self.targets], dim=1)
+            self._graph = {
+                "trace": trace,
+                "x": x,
+                "maps": maps,
+                "emb": emb,
+                "scores": scores,
+                "bias": self._bias,
+            }
+        return self._graph
+
+    def scores(self) -> torch.Tensor:
+        """``(n, T)`` target scores of the input rows (detached)."""
+        return self._ensure_graph()["scores"].detach()  # type: ignore[union-attr]
+
+    def embedding(self) -> torch.Tensor:
+        """``(n, D)`` embeddings of the input rows (detached)."""
+        return self._ensure_graph()["emb"].detach()  # type: ignore[union-attr]
+
+    def activation(self, layer: str) -> torch.Tensor:
+        """``(n, C, h, w)`` detached output of ``layer`` in the shared pass."""
+        self.want_layer(layer)
+        graph = self._ensure_graph()
+        if layer == MAPS_LAYER:
+            return graph["maps"].detach()  # type: ignore[union-attr]
+        trace = graph["trace"]
+        return trace.recorded[layer].detach()  # type: ignore[union-attr]
+
+    def gradients(self, t: int) -> Gradients:
+        """Ordinary gradients of target ``t`` at the input and at every planned layer."""
+        cached = self._grad_cache.get(t)
+        if (
+            cached is not None
+            and self._layers <= set(cached.layers)
+            and (not self._bias or bool(cached.biases) or not self.model.biases)
+        ):
+            return cached
+        graph = self._ensure_graph()
+        with self._timed():
+            trace = graph["trace"]
+            assert isinstance(trace, Trace)
+            layer_names = sorted(self._layers)
+            bias_names = (
+                [n for n in self.model.biases if n in trace.recorded] if graph["bias"] else []
+            )
+            tensors = [graph["x"]]
+            for name in layer_names:
+                tensors.append(graph["maps"] if name == MAPS_LAYER else trace.recorded[name])
+            tensors += [trace.recorded[n] for n in bias_names]
+            trace.rule = "gradient"
+            grads = torch.autograd.grad(
+                graph["scores"][:, t].sum(),  # type: ignore[index]
+                tensors,
+                retain_graph=True,
+                allow_unused=True,
+            )
+            grads = [
+                torch.zeros_like(ten) if g is None else g.detach()
+                for ten, g in zip(tensors, grads, strict=True)
+            ]
+            layers = {
+                name: (tensors[1 + i].detach(), grads[1 + i]) for i, name in enumerate(layer_names)
+            }
+            offset = 1 + len(layer_names)
+            biases = {name: grads[offset + i] for i, name in enumerate(bias_names)}
+            result = Gradients(input=grads[0], layers=layers, biases=biases)
+        self._grad_cache[t] = result
+        return result
+
+    def rule_gradient(self, rule: str, t: int) -> torch.Tensor:
+        """``(n, 3, H, W)`` input gradient of target ``t`` with a modified ReLU rule.
+
+        Args:
+            rule: ``"guided"`` (guided backprop) or ``"deconv"`` (deconvnet).
+        """
+        if rule not in ("guided", "deconv"):
+            raise ValueError(f"rule must be 'guided' or 'deconv', got {rule!r}")
+        key = (rule, t)
+        cached = self._rule_cache.get(key)
+        if cached is not None:
+            return cached
+        graph = self._ensure_graph()
+        with self._timed():
+            trace = graph["trace"]
+            assert isinstance(trace, Trace)
+            trace.rule = rule
+            try:
+                (grad,) = torch.autograd.grad(
+                    graph["scores"][:, t].sum(),  # type: ignore[index]
+                    graph["x"],  # type: ignore[arg-type]
+                    retain_graph=True,
+                )
+            finally:
+                trace.rule = "gradient"
+        self._rule_cache[key] = grad.detach()
+        return self._rule_cache[key]
+
+    def deeplift(self, baseline: torch.Tensor, baseline_key: str, t: int) -> torch.Tensor:
+        """DeepLIFT (rescale rule) attributions ``(n, 3, H, W)`` of target ``t``.
+
+        The target head (embedding -> score, e.g. a cosine) is treated as one non-linear unit
+        whose multipliers are its gradient averaged along the embedding path from the baseline's
+        embedding to the input's (:func:`path_gradient`), so summation-to-delta holds exactly for the
+        whole model: ``attributions.sum() == f(x) - f(baseline)``.
+
+        Args:
+            baseline: ``(1, 3, H, W)`` or ``(n, 3, H, W)`` reference input.
+            baseline_key: identifies the baseline (the reference pass is reused for equal keys).
+        """
+        if not self.model.rescale_ok:
+            raise ValueError(
+                "this backbone has non-linear modules other than ReLU/PReLU; the engine's DeepLIFT "
+                "only implements the rescale rule for those: use backend='reference'"
+            )
+        graph = self._ensure_graph()
+        trace = graph["trace"]
+        assert isinstance(trace, Trace)
+        with self._timed():
+            if self._ref is None or self._ref["key"] != baseline_key:
+                x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
+                with torch.no_grad(), tracing(trace):
+                    trace.new_pass(record_refs=True)
+                    try:
+                        e0 = self.backbone.head(self.backbone.forward_maps(x0))
+                    finally:
+                        trace.record_refs = False
+                self._ref = {"key": baseline_key, "x0": x0, "e0": e0}
+            x0 = self._ref["x0"]
+            e0 = self._ref["e0"]
+            emb = graph["emb"]
+            mult = path_gradient(self.targets[t], e0, emb)  # type: ignore[arg-type]
+            trace.rule = "rescale"
+            try:
+                (grad,) = torch.autograd.grad(
+                    emb,  # type: ignore[arg-type]
+                    graph["x"],  # type: ignore[arg-type]
+                    grad_outputs=mult,
+                    retain_graph=True,
+                )
+            finally:
+                trace.rule = "gradient"
+        return ((self.x - x0) * grad).detach()  # type: ignore[operator]
+
+    def baseline_scores(self, t: int) -> torch.Tensor:
+        """``(n,)`` score of target ``t`` at the last DeepLIFT baseline."""
+        if self._ref is None:
+            raise ValueError("no DeepLIFT reference pass has run yet")
+        with torch.no_grad():
+            return self.targets[t](self._ref["e0"]).detach()  # type: ignore[arg-type]
+
+    def release(self) -> None:
+        """Drop the retained graph and caches (frees memory early)."""
+        self._graph = None
+        self._grad_cache.clear()
+        self._rule_cache.clear()
+        self._ref = None
+
+
+__all__ = [
+    "HEAD_PATH_STEPS",
+    "MAPS_LAYER",
+    "Gradients",
+    "Progress",
+    "Workspace",
+    "gauss_legendre",
+    "path_gradient",
+    "precision_context",
+    "resolve_precision",
+]
