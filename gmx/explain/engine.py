@@ -177,9 +177,8 @@ def _resolve_jobs(
     if not methods:
         raise ValueError("no methods requested")
     params = params or {}
-    unknown = set(params) - set(methods)
-    if unknown:
-        raise ValueError(f"params given for methods not requested: {sorted(unknown)}")
+    for name in params:
+        get_method(name)  # unknown names raise (typos); params of unrequested methods are ignored
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods listed twice: {list(methods)}")
     jobs = []
