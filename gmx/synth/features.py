@@ -21,7 +21,7 @@ from gmx._typing import Points
 from gmx.synth import mesh
 
 #: Patients draw each feature's strength uniformly from this range (1 = nominal).
-STRENGTH_RANGE: tuple[float, float] = (0.7, 1.3)
+STRENGTH_RANGE: tuple[float, float] = (0.5, 1.2)
 
 ShapeFn = Callable[[Points, float], Points]
 """``(points (K, 2), strength) -> moved points``; never mutates its input.
