@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial import Delaunay
 
 from gmx._typing import ImageU8, Points
 
@@ -123,6 +122,8 @@ class Triangulation:
     @classmethod
     def from_points(cls, points: Points) -> Triangulation:
         """Delaunay triangulation of a reference point set (e.g. the canonical mean shape)."""
+        from scipy.spatial import Delaunay  # build-time dependency (via scikit-image)
+
         tri = Delaunay(np.asarray(points, dtype=np.float64))
         return cls(triangles=tri.simplices.astype(np.int32))
 

@@ -153,3 +153,21 @@ def test_inconsistent_files_are_reported(small_build, tmp_path):
     (tmp_path / FACES_FILE).unlink()
     with pytest.raises(DemoDataError, match="missing"):
         load_demo_data(tmp_path)
+
+
+def test_cli_builds_from_a_cached_bank(tiny_bank, tmp_path):
+    from gmx.synth.__main__ import main
+    from gmx.synth.sources import bank_key, save_bank
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    save_bank(tiny_bank, cache / f"bank-{bank_key()}.npz")  # no download: the bank is cached
+    out, sheet = tmp_path / "demo", tmp_path / "montage.png"
+    argv = ["build", "--out", str(out), "--seed", "3", "--cache", str(cache), "--limit", "1"]
+    assert main([*argv, "--quiet", "--montage", str(sheet)]) == 0
+    data = load_demo_data(out)
+    assert set(data.labels) <= {s.syndrome_id for s in all_classes()}
+    assert len(set(data.subject_ids)) >= len(all_classes()) - 1
+    assert sheet.stat().st_size > 1000
+    manifest = json.loads((out / "synth_manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["n_images"] == len(data)
