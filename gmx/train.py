@@ -141,6 +141,7 @@ def train_classifier(
     build_backbone: Callable[[TrainConfig], nn.Module],
     val: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[EpochLog], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """Train backbone + ``Dropout -> Linear`` classifier with class-weighted cross-entropy.
 
@@ -152,6 +153,8 @@ def train_classifier(
         build_backbone: makes the (random-init) backbone from the config.
         val: optional ``(images, labels)`` for a per-epoch classifier accuracy.
         progress: called after every epoch.
+        device: where the model runs. Augmentation always runs on the CPU with a seeded generator,
+            so the sampled batches are identical on every device (the arithmetic is not).
     """
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
@@ -163,8 +166,14 @@ def train_classifier(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    backbone = build_backbone(cfg)
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(cfg.seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    backbone = build_backbone(cfg).to(device)
     classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.embedding_dim, n_classes))
+    classifier = classifier.to(device)
     params = [p for p in [*backbone.parameters(), *classifier.parameters()] if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(images) / cfg.batch_size)
@@ -174,7 +183,7 @@ def train_classifier(
     )
     weights = class_weights(labels, n_classes)
     loss_fn = nn.CrossEntropyLoss(
-        weight=torch.from_numpy(weights), label_smoothing=cfg.label_smoothing
+        weight=torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
     )
     history: list[EpochLog] = []
     t_start = time.perf_counter()
@@ -188,8 +197,8 @@ def train_classifier(
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = augment(to_input(images[idx]), cfg, gen)
-            y = torch.from_numpy(labels[idx])
+            x = augment(to_input(images[idx]), cfg, gen).to(device)
+            y = torch.from_numpy(labels[idx]).to(device)
             logits = classifier(backbone(x))
             loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
@@ -214,8 +223,8 @@ def train_classifier(
         log.info("epoch %d: %s", entry.epoch, entry)
         if progress is not None:
             progress(entry)
-    backbone.eval()
-    classifier.eval()
+    backbone.eval().cpu()
+    classifier.eval().cpu()
     return TrainResult(
         backbone=backbone,
         classifier=classifier,
@@ -230,8 +239,10 @@ def train_classifier(
 def embed_images(backbone: nn.Module, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """``(N, D)`` float32 embeddings of aligned faces (eval mode, no augmentation)."""
     backbone.eval()
+    dev = next(backbone.parameters()).device
     out = [
-        backbone(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
+        backbone(to_input(images[i : i + batch_size]).to(dev)).cpu()
+        for i in range(0, len(images), batch_size)
     ]
     return torch.cat(out).numpy().astype(np.float32)
 
@@ -244,7 +255,8 @@ def predict_logits(
     backbone.eval()
     classifier.eval()
     emb = torch.from_numpy(embed_images(backbone, images, batch_size))
-    return classifier(emb).numpy()
+    dev = next(classifier.parameters()).device
+    return classifier(emb.to(dev)).cpu().numpy()
 
 
 def macro_topk_from_logits(

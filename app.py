@@ -1,0 +1,101 @@
+"""gmx home page: what the explorer does, which models and gallery are active, and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from gmx.config import GmxConfig, load_config
+from ui import common, state
+
+cfg = common.page_setup("Home")
+
+st.title("gmx — GestaltMatcher explainability explorer")
+st.markdown(
+    "Upload a frontal face photo, see which syndromes GestaltMatcher ranks closest, and **why**: "
+    "which facial regions drive each match, with several attribution methods side by side."
+)
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("🔎 Diagnose")
+    st.write("Photo → aligned face → top-k syndromes with their nearest gallery patients.")
+    st.page_link("pages/1_Diagnose.py", label="Open Diagnose", icon="🔎")
+with c2:
+    st.subheader("🗺️ Explain")
+    st.write("Attribution maps of the top syndromes, many methods, one shared colour scale.")
+    if Path("pages/2_Explain.py").exists():
+        st.page_link("pages/2_Explain.py", label="Open Explain", icon="🗺️")
+with c3:
+    st.subheader("🔒 Private")
+    st.write(
+        "Photos stay in memory and are never written to disk unless you export something. "
+        "No telemetry."
+    )
+
+st.divider()
+st.subheader("Active models and gallery")
+if cfg.is_demo:
+    st.markdown(common.DEMO_WARNING)
+st.markdown(
+    f"- **Source:** {cfg.source}\n"
+    f"- **Models:** {', '.join(f'`{p}`' for p in cfg.model_paths)}\n"
+    f"- **Gallery:** `{cfg.gallery_path}`\n"
+    f"- **Test-time augmentation:** flip {'on' if cfg.flip else 'off'}, grey {'on' if cfg.grey else 'off'}"
+    f" · **device:** {cfg.device}"
+)
+
+with st.expander("Settings: use real GestaltMatcher weights and a GMDB gallery"):
+    st.caption(
+        "Point gmx at files you are allowed to use. Supported: GestaltMatcher-Arc state_dicts, "
+        "insightface ONNX, original GestaltMatcher `.pt`, gmx format. The gallery must have been "
+        "built with exactly these models (`gmx gallery build`). Applies to this browser session only."
+    )
+    with st.form("settings"):
+        models_text = st.text_area(
+            "Model files (one path per line, ensemble order)",
+            value="\n".join(str(p) for p in cfg.model_paths),
+        )
+        gallery_text = st.text_input("Gallery file (.sqlite)", value=str(cfg.gallery_path))
+        f1, f2, f3 = st.columns(3)
+        flip = f1.toggle("TTA: flip", value=cfg.flip)
+        grey = f2.toggle("TTA: grey", value=cfg.grey)
+        device = f3.selectbox(
+            "Device",
+            ["auto", "cpu", "cuda", "mps"],
+            index=["auto", "cpu", "cuda", "mps"].index(cfg.device)
+            if cfg.device in ("auto", "cpu", "cuda", "mps")
+            else 0,
+        )
+        applied = st.form_submit_button("Apply", type="primary")
+    if applied:
+        paths = [
+            Path(line.strip()).expanduser() for line in models_text.splitlines() if line.strip()
+        ]
+        missing = [str(p) for p in [*paths, Path(gallery_text).expanduser()] if not p.is_file()]
+        if not paths:
+            st.error("Give at least one model file.")
+        elif missing:
+            st.error("These files do not exist: " + ", ".join(f"`{m}`" for m in missing))
+        else:
+            st.session_state[state.CONFIG] = GmxConfig(
+                model_paths=tuple(paths),
+                gallery_path=Path(gallery_text).expanduser(),
+                flip=flip,
+                grey=grey,
+                device=device,
+                source="settings panel",
+            )
+            state.clear_photo()
+            st.success("Settings applied to this session.")
+            st.rerun()
+    if not cfg.is_demo and st.button("Back to the embedded demo"):
+        st.session_state[state.CONFIG] = GmxConfig()
+        state.clear_photo()
+        st.rerun()
+
+st.caption(
+    f"Default configuration comes from `GMX_CONFIG` (a TOML file) or `GMX_MODELS`/`GMX_GALLERY`; "
+    f"now: {load_config().source}."
+)

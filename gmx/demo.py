@@ -1,0 +1,330 @@
+"""Build the embedded demo: train the demo model on the synthetic data, embed its gallery, evaluate.
+
+One command reproduces ``models/demo/gmx-demo-iresnet.pt`` (+ ``.card.json``), ``gallery.sqlite`` and
+``metrics.json`` from the committed synthetic data::
+
+    python -m gmx.demo build --data models/demo --seed 0
+
+The model is a narrow iResNet of the GestaltMatcher-Arc family, trained from scratch with the upstream
+fine-tuning recipe (see :mod:`gmx.train`) on the frequent syndromes' training split. Rare syndromes are
+never trained on: like GMDB's rare set they are only in the gallery. The unaffected cohort is kept
+out of training and gallery (it serves contrasts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gmx import __version__
+from gmx.encode import (
+    Ensemble,
+    GestaltModel,
+    default_card,
+    iresnet,
+    iresnet_architecture,
+    load_model,
+)
+from gmx.encode import save_model as save_encoder
+from gmx.gallery import (
+    Gallery,
+    GalleryImage,
+    Syndrome,
+    build_gallery,
+    evaluate,
+    save_gallery,
+)
+from gmx.synth.dataset import DemoData, load_demo_data
+from gmx.train import (
+    EpochLog,
+    TrainConfig,
+    macro_topk_from_logits,
+    predict_logits,
+    train_classifier,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "gmx-demo-iresnet"
+GALLERY_NAME = "gmx synthetic demo gallery"
+PHOTO_CODEC = "webp"
+PHOTO_QUALITY = 92
+CLINICAL_STATEMENT = (
+    "Synthetic demo, not for clinical use: trained and evaluated only on synthetic phenotypes."
+)
+TRAIN_SPLITS = ("train",)
+VAL_SPLITS = ("val",)
+FREQUENT_GALLERY_SPLITS = ("train", "val")
+FREQUENT_TEST_SPLIT = "test"
+#: Synth marks rare syndromes' rows with split ``rare``; the GMDB-layout files split them further.
+RARE_SPLIT = "rare"
+UNAFFECTED = "SYN:0000"
+
+
+@dataclass(frozen=True)
+class DemoBuild:
+    """What :func:`build_demo` produced."""
+
+    model_path: Path
+    gallery_path: Path
+    metrics: dict[str, object]
+
+
+def _syndrome_table(data: DemoData) -> dict[str, Syndrome]:
+    return {
+        s.syndrome_id: Syndrome(
+            syndrome_id=s.syndrome_id, name=s.name, omim=None, genes=(), hpo=tuple(s.hpo)
+        )
+        for s in data.syndromes
+        if s.syndrome_id != UNAFFECTED
+    }
+
+
+def _rare_gallery_ids(directory: Path) -> set[str]:
+    """Image ids of the rare syndromes' gallery file (GMDB layout)."""
+    files = sorted(directory.glob("gmdb_rare_gallery_images_*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no gmdb_rare_gallery_images_*.csv in {directory}")
+    lines = files[0].read_text(encoding="utf-8").splitlines()[1:]
+    return {line.split(",")[0] for line in lines if line.strip()}
+
+
+def _device_description(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return f"{torch.cuda.get_device_name(torch.device(device))} (CUDA)"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def train_demo_model(
+    data: DemoData,
+    cfg: TrainConfig,
+    out_path: Path,
+    *,
+    progress: Callable[[EpochLog], None] | None = None,
+    device: str = "cpu",
+) -> tuple[Path, dict[str, object]]:
+    """Train on the frequent syndromes' train split, save in gmx format, return path and metrics."""
+    classes = sorted(
+        {lab for lab, sp in zip(data.labels, data.splits, strict=True) if sp in TRAIN_SPLITS}
+    )
+    index = {c: i for i, c in enumerate(classes)}
+    train = data.select(np.isin(data.splits, TRAIN_SPLITS))
+    val = data.select(np.isin(data.splits, VAL_SPLITS))
+    y_train = np.array([index[c] for c in train.labels])
+    y_val = np.array([index[c] for c in val.labels])
+    result = train_classifier(
+        train.images,
+        y_train,
+        len(classes),
+        cfg,
+        build_backbone=lambda c: iresnet(c.layers, c.widths, c.embedding_dim),
+        val=(val.images, y_val),
+        progress=progress,
+        device=device,
+    )
+    test = data.select(data.splits == FREQUENT_TEST_SPLIT)
+    y_test = np.array([index[c] for c in test.labels])
+    clf_topk = macro_topk_from_logits(
+        predict_logits(result.backbone, result.classifier, test.images), y_test, ks=(1, 5)
+    )
+    linear = result.classifier[1]
+    model = GestaltModel(result.backbone, linear)
+    card = default_card(
+        name=MODEL_NAME,
+        architecture=iresnet_architecture(cfg.layers, cfg.widths),
+        embedding_dim=cfg.embedding_dim,
+        classes=tuple(classes),
+        version=f"synth-{cfg.seed}",
+        source_format="gmx",
+        notes=json.dumps(
+            {
+                "data": "gmx synthetic-phenotype demo (models/demo, see docs/synth.md)",
+                "recipe": "class-weighted softmax CE, Dropout(0.5)->Linear head, AdamW + one-cycle, "
+                "flip/colour-jitter/grey/affine augmentation (gmx.train)",
+                "train_config": cfg.as_dict(),
+                "trained_on": _device_description(device),
+                "torch": torch.__version__,
+                "train_seconds": round(result.seconds, 1),
+                "classifier_macro_top1_test": round(clf_topk[1], 4),
+                "classifier_macro_top5_test": round(clf_topk[5], 4),
+                "final_epoch": result.history[-1].__dict__,
+            }
+        ),
+        clinical_use_statement=CLINICAL_STATEMENT,
+    )
+    save_encoder(model, card, out_path)
+    return out_path, {
+        "train_seconds": result.seconds,
+        "epochs": [e.__dict__ for e in result.history],
+        "classifier_macro_topk_test": clf_topk,
+    }
+
+
+def build_demo_gallery(
+    data: DemoData,
+    ensemble: Ensemble,
+    directory: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Gallery:
+    """Gallery = frequent syndromes' train+val images and the rare syndromes' gallery images."""
+    rare_ids = _rare_gallery_ids(directory)
+    keep = np.isin(data.splits, FREQUENT_GALLERY_SPLITS) | np.isin(data.image_ids, list(rare_ids))
+    keep &= data.labels != UNAFFECTED
+    sel = data.select(keep)
+    from gmx.gallery import roundtrip_photos
+
+    photos = roundtrip_photos(sel.images, PHOTO_CODEC, PHOTO_QUALITY)
+    images = [
+        GalleryImage(image_id=str(i), subject_id=str(s), syndrome_id=str(lab), split=None)
+        for i, s, lab in zip(sel.image_ids, sel.subject_ids, sel.labels, strict=True)
+    ]
+    return build_gallery(
+        GALLERY_NAME,
+        f"synth-{__version__}",
+        images,
+        _syndrome_table(data),
+        ensemble.embed,
+        photos,
+        ensemble.variants,
+        ensemble.fingerprint,
+        progress=progress,
+        keep_photos=True,
+        photos_visible=True,
+        extras={"gt_mask": sel.masks},
+        description="Synthetic patients with known causal facial regions (extras['gt_mask']). "
+        "Not real people; not for clinical use.",
+        provenance=f"gmx.demo {__version__}; data {directory}",
+    )
+
+
+def evaluate_demo(data: DemoData, ensemble: Ensemble, gallery: Gallery) -> dict[str, object]:
+    """Macro top-1/5/10/30 on the frequent test split and on the rare test images."""
+    rare_gallery = (
+        set(gallery.image_ids)
+        if hasattr(gallery, "image_ids")
+        else {im.image_id for im in gallery.images}
+    )
+    out: dict[str, object] = {}
+    cases = {
+        "frequent_test": data.splits == FREQUENT_TEST_SPLIT,
+        "rare_test": (data.splits == RARE_SPLIT) & ~np.isin(data.image_ids, list(rare_gallery)),
+    }
+    for name, mask in cases.items():
+        sel = data.select(mask)
+        if len(sel) == 0:
+            continue
+        queries = ensemble.embed(sel.images)
+        ev = evaluate(
+            queries,
+            list(sel.labels),
+            gallery,
+            ks=(1, 5, 10, 30),
+            query_subjects=list(sel.subject_ids),
+        )
+        out[name] = {
+            "n_images": len(sel),
+            "n_syndromes": len(set(sel.labels)),
+            "macro": {str(k): round(float(v), 4) for k, v in ev.macro.items()},
+            "micro": {str(k): round(float(v), 4) for k, v in ev.micro.items()},
+        }
+    return out
+
+
+def _say_epoch(cfg: TrainConfig, say: Callable[[str], None]) -> Callable[[EpochLog], None]:
+    def report(e: EpochLog) -> None:
+        say(
+            f"epoch {e.epoch:3d}/{cfg.epochs}: loss {e.loss:.3f} train acc "
+            f"{e.train_accuracy:.3f} val acc {e.val_accuracy:.3f} ({e.seconds:.1f} s)"
+        )
+
+    return report
+
+
+def build_demo_gallery_and_metrics(
+    directory: Path,
+    model_path: Path,
+    *,
+    say: Callable[[str], None] = log.info,
+    training: dict[str, object] | None = None,
+) -> DemoBuild:
+    """Embed the gallery with the demo model (CPU), save it, evaluate, write ``metrics.json``."""
+    directory = Path(directory)
+    data = load_demo_data(directory)
+    loaded = load_model(model_path, device="cpu")
+    ensemble = Ensemble([loaded], flip=True, grey=True)
+    say("Embedding the gallery")
+    gallery = build_demo_gallery(data, ensemble, directory)
+    gallery_path = directory / "gallery.sqlite"
+    save_gallery(gallery, gallery_path, photo_codec=PHOTO_CODEC, photo_quality=PHOTO_QUALITY)
+    say("Evaluating on the test splits")
+    metrics: dict[str, object] = {
+        "gmx": __version__,
+        "model": model_path.name,
+        "model_fingerprint": ensemble.fingerprint,
+        "evaluation": evaluate_demo(data, ensemble, gallery),
+    }
+    if training is not None:
+        metrics["training"] = training
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    return DemoBuild(model_path, gallery_path, metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gmx.demo {train,gallery,build}``."""
+    parser = argparse.ArgumentParser(prog="python -m gmx.demo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "train": "train the demo model only",
+        "gallery": "embed the gallery with the existing model and evaluate",
+        "build": "train, then embed the gallery and evaluate",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--data", type=Path, default=Path("models/demo"))
+        p.add_argument(
+            "--model", type=Path, default=None, help="model path (default DATA/gmx-demo-iresnet.pt)"
+        )
+        if name != "gallery":
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+            p.add_argument("--layers", type=int, nargs=4, default=TrainConfig.layers)
+            p.add_argument("--widths", type=int, nargs=4, default=TrainConfig.widths)
+            p.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+            p.add_argument("--threads", type=int, default=TrainConfig.threads)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    model_path = args.model or args.data / f"{MODEL_NAME}.pt"
+    training = None
+    if args.command in ("train", "build"):
+        cfg = TrainConfig(
+            seed=args.seed,
+            epochs=args.epochs,
+            layers=tuple(args.layers),
+            widths=tuple(args.widths),
+            threads=args.threads,
+        )
+        data = load_demo_data(args.data)
+        log.info("Training %s on %s", MODEL_NAME, args.device)
+        _, training = train_demo_model(
+            data, cfg, model_path, progress=_say_epoch(cfg, log.info), device=args.device
+        )
+        log.info(
+            "classifier macro top-k on the test split: %s", training["classifier_macro_topk_test"]
+        )
+    if args.command in ("gallery", "build"):
+        result = build_demo_gallery_and_metrics(args.data, model_path, training=training)
+        log.info("evaluation: %s", json.dumps(result.metrics["evaluation"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Photo -> aligned faces -> embeddings -> ranked syndromes: the whole diagnose path in one object.
+
+:class:`Diagnoser` owns the loaded models, the gallery and a MediaPipe aligner, so that each call only
+does per-photo work. It is what the app, the CLI and ``benchmarks/diagnose.py`` use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gmx._typing import ImageU8
+from gmx.align import AlignedFace, AlignmentResult, FaceAligner, load_image
+from gmx.config import GmxConfig
+from gmx.encode import Ensemble, LoadedModel, load_model
+from gmx.errors import GalleryError
+from gmx.gallery import Gallery, Ranking, load_gallery, rank
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The answer for one photo.
+
+    Attributes:
+        alignment: every face found in the photo (largest first) or why none was found.
+        face_index: which face was ranked.
+        embeddings: ``(V, D)`` float32 embeddings of that face, one per model/TTA variant
+            (``None`` when there is no face).
+        ranking: the ranked syndromes, genes and patients (``None`` when there is no face).
+        timings: seconds spent per step (decode, align, encode, rank).
+        image_sha256: hash of the photo's bytes (a cache key; the photo itself is not kept).
+    """
+
+    alignment: AlignmentResult
+    face_index: int
+    embeddings: np.ndarray | None
+    ranking: Ranking | None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    image_sha256: str = ""
+
+    @property
+    def face(self) -> AlignedFace | None:
+        """The ranked face, or ``None``."""
+        faces = self.alignment.faces
+        return faces[self.face_index] if self.face_index < len(faces) else None
+
+    @property
+    def ok(self) -> bool:
+        """True when a face was found and ranked."""
+        return self.ranking is not None
+
+    @property
+    def message(self) -> str | None:
+        """Why there is no ranking, for the user."""
+        return None if self.ok else (self.alignment.message or "No face found in the photo.")
+
+
+def check_compatible(ensemble: Ensemble, gallery: Gallery) -> None:
+    """Refuse a gallery whose embeddings were made by other models or other TTA variants.
+
+    Raises:
+        GalleryError: with what differs and how to fix it.
+    """
+    if ensemble.fingerprint != gallery.model_fingerprint:
+        raise GalleryError(
+            f"gallery {gallery.name!r} was embedded with model fingerprint "
+            f"{gallery.model_fingerprint[:12]}..., but the loaded models have "
+            f"{ensemble.fingerprint[:12]}...; rebuild it with `gmx gallery build` using these models"
+        )
+    if tuple(ensemble.variants) != tuple(gallery.variants):
+        raise GalleryError(
+            f"gallery variants {[v.label for v in gallery.variants]} differ from the ensemble's "
+            f"{[v.label for v in ensemble.variants]}"
+        )
+
+
+class Diagnoser:
+    """Loaded models + gallery + aligner. Thread-safe: the aligner is used under a lock.
+
+    Args:
+        ensemble: the models and TTA variants.
+        gallery: a gallery embedded with exactly this ensemble.
+        aligner: an open :class:`~gmx.align.FaceAligner`; it is closed by :meth:`close`.
+    """
+
+    def __init__(self, ensemble: Ensemble, gallery: Gallery, aligner: FaceAligner) -> None:
+        check_compatible(ensemble, gallery)
+        self.ensemble = ensemble
+        self.gallery = gallery
+        self._aligner = aligner
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: GmxConfig, *, progress: Callable[[str], None] | None = None
+    ) -> Diagnoser:
+        """Load the configured models and gallery and open an aligner."""
+        say = progress or (lambda _msg: None)
+        models: list[LoadedModel] = []
+        for path in config.model_paths:
+            say(f"Loading model {Path(path).name}")
+            models.append(load_model(path, device=config.device))
+        ensemble = Ensemble(models, flip=config.flip, grey=config.grey)
+        say(f"Loading gallery {Path(config.gallery_path).name}")
+        gallery = load_gallery(config.gallery_path, expected_fingerprint=ensemble.fingerprint)
+        say("Starting the face landmarker")
+        aligner = FaceAligner()
+        return cls(ensemble, gallery, aligner)
+
+    @property
+    def models(self) -> Sequence[LoadedModel]:
+        """The loaded models, in ensemble order."""
+        return self.ensemble.models
+
+    def align(
+        self, source: bytes | str | Path | ImageU8
+    ) -> tuple[AlignmentResult, dict[str, float]]:
+        """Decode (unless given pixels) and align every face of a photo."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        rgb = source if isinstance(source, np.ndarray) else load_image(source)
+        timings["decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with self._lock:
+            alignment = self._aligner.align(rgb)
+        timings["align"] = time.perf_counter() - t0
+        return alignment, timings
+
+    def rank_face(
+        self, face: AlignedFace, *, min_distance: float | None = None
+    ) -> tuple[np.ndarray, Ranking, dict[str, float]]:
+        """Embed one aligned face with every variant and rank the gallery."""
+        t0 = time.perf_counter()
+        embeddings = self.ensemble.embed([face])[0]
+        t1 = time.perf_counter()
+        ranking = rank(embeddings, self.gallery, min_distance=min_distance)
+        t2 = time.perf_counter()
+        return embeddings, ranking, {"encode": t1 - t0, "rank": t2 - t1}
+
+    def diagnose(
+        self,
+        source: bytes | str | Path | ImageU8,
+        *,
+        face_index: int = 0,
+        min_distance: float | None = None,
+    ) -> Diagnosis:
+        """Photo (bytes, path or RGB pixels) -> :class:`Diagnosis` for one of its faces.
+
+        Raises:
+            gmx.errors.ImageLoadError: if the photo cannot be decoded.
+            ValueError: if ``face_index`` is negative.
+        """
+        if face_index < 0:
+            raise ValueError(f"face_index must be >= 0, got {face_index}")
+        digest = ""
+        if isinstance(source, bytes):
+            digest = hashlib.sha256(source).hexdigest()
+        alignment, timings = self.align(source)
+        if face_index >= len(alignment.faces):
+            return Diagnosis(alignment, face_index, None, None, dict(timings), digest)
+        embeddings, ranking, more = self.rank_face(
+            alignment.faces[face_index], min_distance=min_distance
+        )
+        timings.update(more)
+        timings["total"] = sum(timings.values())
+        return Diagnosis(alignment, face_index, embeddings, ranking, dict(timings), digest)
+
+    def close(self) -> None:
+        """Release the MediaPipe aligner."""
+        self._aligner.close()
+
+    def __enter__(self) -> Diagnoser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Diagnoser", "Diagnosis", "check_compatible"]

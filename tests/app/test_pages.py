@@ -1,0 +1,77 @@
+"""App pages run headless with Streamlit's AppTest on the tiny fixture configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gmx.config import load_config
+from ui import state
+
+TIMEOUT = 120
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def tiny_env(tiny_setup, monkeypatch):
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    return tiny_setup
+
+
+def _no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_home_page_shows_active_configuration(tiny_env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    _no_exceptions(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "tiny.pt" in text and "tiny.sqlite" in text
+
+
+def test_diagnose_without_photo_asks_for_one(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Diagnose.py"), default_timeout=TIMEOUT).run()
+    _no_exceptions(at)
+    assert any("Upload a frontal face photo" in i.value for i in at.info)
+
+
+def test_diagnose_ranks_a_real_photo(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Diagnose.py"), default_timeout=TIMEOUT)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = tiny_env.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    at.run()
+    _no_exceptions(at)
+    assert any("Top" in s.value for s in at.subheader)
+    table = at.dataframe[0].value
+    assert list(table["syndrome"])[:1] and len(table) == 3
+    assert set(table["syndrome"]) == {
+        "Test syndrome one",
+        "Test syndrome two",
+        "Test syndrome three",
+    }
+
+
+def test_diagnose_explains_unusable_and_faceless_photos(tiny_env):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Diagnose.py"), default_timeout=TIMEOUT)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = b"%PDF-1.4 not an image"
+    at.session_state[state.PHOTO_NAME] = "doc.pdf"
+    at.run()
+    _no_exceptions(at)
+    assert any("cannot be used" in e.value for e in at.error)
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((300, 300, 3), 90, np.uint8)).save(buf, format="PNG")
+    at.session_state[state.PHOTO_BYTES] = buf.getvalue()
+    at.session_state[state.PHOTO_NAME] = "wall.png"
+    at.run()
+    _no_exceptions(at)
+    assert any("face" in w.value.lower() for w in at.warning)

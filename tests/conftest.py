@@ -1,0 +1,94 @@
+"""Fixtures shared across test folders: a real face photo and a tiny, complete gmx setup
+(random-init model in gmx format + a 6-image gallery embedded with it + a gmx.toml)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from gmx.align import FaceAligner
+from gmx.encode import Ensemble, GestaltModel, default_card, iresnet, load_model, save_model
+from gmx.gallery import GalleryImage, Syndrome, build_gallery, save_gallery
+
+TINY_LAYERS = (1, 1, 1, 1)
+TINY_WIDTHS = (8, 16, 16, 32)
+
+
+@dataclass(frozen=True)
+class TinySetup:
+    """Paths of a complete, tiny gmx configuration."""
+
+    model_path: Path
+    gallery_path: Path
+    config_path: Path
+    photo_jpeg: bytes
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg() -> bytes:
+    """A real frontal face photo (scikit-image astronaut, public domain) as JPEG bytes."""
+    return _jpeg(np.ascontiguousarray(data.astronaut()))
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tmp_path_factory: pytest.TempPathFactory, astronaut_jpeg: bytes) -> TinySetup:
+    """Random-init tiny iResNet + 6-image, 3-syndrome gallery of astronaut variants + gmx.toml."""
+    import torch
+
+    root = tmp_path_factory.mktemp("tiny_gmx")
+    torch.manual_seed(0)
+    backbone = iresnet(TINY_LAYERS, TINY_WIDTHS, embedding_dim=32).eval()
+    model = GestaltModel(backbone, torch.nn.Linear(32, 3)).eval()
+    card = default_card(
+        name="tiny-test",
+        architecture=f"iresnet[{','.join(map(str, TINY_LAYERS))}]x[{','.join(map(str, TINY_WIDTHS))}]",
+        embedding_dim=32,
+        classes=("T:1", "T:2", "T:3"),
+    )
+    model_path = save_model(model, card, root / "tiny.pt")
+    ensemble = Ensemble([load_model(model_path, device="cpu")], flip=True, grey=True)
+
+    with FaceAligner() as aligner:
+        face = aligner.align(np.ascontiguousarray(data.astronaut())).faces[0].image
+    rng = np.random.default_rng(0)
+    photos = []
+    for i in range(6):
+        noisy = face.astype(np.int16) + rng.integers(-25, 26, face.shape) * (i + 1) // 2
+        photos.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    photos_arr = np.stack(photos)
+    syndromes = [
+        Syndrome("T:1", "Test syndrome one", "100100", ("GENEA",), ("HP:0000316",)),
+        Syndrome("T:2", "Test syndrome two", None, ("GENEB", "GENEC"), ()),
+        Syndrome("T:3", "Test syndrome three", None, (), ()),
+    ]
+    images = [GalleryImage(f"img{i}", f"subj{i // 2}", f"T:{i // 2 + 1}", None) for i in range(6)]
+    gallery = build_gallery(
+        "tiny gallery",
+        "t1",
+        images,
+        syndromes,
+        ensemble.embed,
+        photos_arr,
+        ensemble.variants,
+        ensemble.fingerprint,
+        photos_visible=True,
+    )
+    gallery_path = save_gallery(gallery, root / "tiny.sqlite")
+    config_path = root / "gmx.toml"
+    config_path.write_text(
+        f'[models]\npaths = ["{model_path}"]\n[gallery]\npath = "{gallery_path}"\n'
+        '[runtime]\ndevice = "cpu"\n'
+    )
+    return TinySetup(model_path, gallery_path, config_path, astronaut_jpeg)

@@ -1,0 +1,82 @@
+"""Every ``st.cache_resource`` / ``st.cache_data`` of the app lives here.
+
+Models, galleries and the aligner are resources shared by all sessions (never mutated); per-photo work
+is cached by the photo's bytes, in memory only, with a bounded number of entries.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gmx.config import GmxConfig, load_config
+from gmx.errors import GmxError
+from gmx.pipeline import Diagnoser, Diagnosis
+from ui import state
+
+
+def active_config() -> GmxConfig:
+    """The configuration of this session: settings-panel override, else ``GMX_CONFIG``/env, else demo."""
+    cfg = state.get(state.CONFIG)
+    if cfg is None:
+        cfg = load_config()
+        st.session_state[state.CONFIG] = cfg
+    return cfg
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _diagnoser(
+    model_paths: tuple[str, ...], gallery_path: str, flip: bool, grey: bool, device: str
+) -> Diagnoser:
+    cfg = GmxConfig(
+        model_paths=tuple(model_paths),
+        gallery_path=gallery_path,
+        flip=flip,
+        grey=grey,
+        device=device,
+    ).with_overrides(model_paths=model_paths, gallery_path=gallery_path)
+    return Diagnoser.from_config(cfg)
+
+
+def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
+    """The shared :class:`Diagnoser` for a configuration; stops the page with a clear error if it
+    cannot be loaded."""
+    cfg = cfg or active_config()
+    try:
+        with st.spinner("Loading models and gallery…"):
+            return _diagnoser(
+                tuple(str(p) for p in cfg.model_paths),
+                str(cfg.gallery_path),
+                cfg.flip,
+                cfg.grey,
+                cfg.device,
+            )
+    except (GmxError, OSError, ValueError) as exc:
+        st.error(f"Could not load the models or the gallery: {exc}")
+        if cfg.is_demo:
+            st.info(
+                "The embedded demo files are missing from `models/demo/`: is this a full checkout?"
+            )
+        else:
+            st.info("Check the paths in the settings on the Home page (or your `GMX_CONFIG` file).")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def diagnose_photo(
+    config_key: tuple[str, ...], data: bytes, face_index: int, min_distance: float | None
+) -> Diagnosis:
+    """Diagnosis of a photo, cached in memory by (configuration, photo bytes, face, threshold)."""
+    del config_key  # part of the cache key only
+    return diagnoser().diagnose(data, face_index=face_index, min_distance=min_distance)
+
+
+def config_key(cfg: GmxConfig) -> tuple[str, ...]:
+    """A hashable key that changes whenever the configuration does."""
+    return (
+        *map(str, cfg.model_paths),
+        str(cfg.gallery_path),
+        str(cfg.flip),
+        str(cfg.grey),
+        cfg.device,
+    )
