@@ -94,7 +94,7 @@ def _midline_x(p: Points) -> float:
 IRIS = np.arange(468, 478)
 
 
-def _eye_transform(p: Points, s: float, fn: Callable[[Points, np.ndarray, int], Points]) -> Points:
+def _eye_transform(p: Points, fn: Callable[[Points, np.ndarray, int], Points]) -> Points:
     """Apply a per-eye point map ``fn(points, centre, side)`` with a plateau weight around each eye.
 
     ``side`` is -1 for the subject's right eye (image left) and +1 for the left eye.
@@ -120,7 +120,7 @@ def _telorism(sign: float, nominal: float) -> ShapeFn:
         def move(q: Points, centre: np.ndarray, side: int) -> Points:
             return q + np.array([side * shift, 0.0])
 
-        return _eye_transform(p, s, move)
+        return _eye_transform(p, move)
 
     return shape
 
@@ -133,7 +133,7 @@ def _slant(sign: float, degrees: float) -> ShapeFn:
             r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
             return (q - centre) @ r.T + centre
 
-        return _eye_transform(p, s, rotate)
+        return _eye_transform(p, rotate)
 
     return shape
 
@@ -142,13 +142,12 @@ def _short_fissure(p: Points, s: float) -> Points:
     out = p.copy()
     iod = _iod(p)
     k = 0.2 * s
-    for side, centre in zip((-1, 1), mesh.eye_centres(p), strict=True):
+    for centre in mesh.eye_centres(p):
         d = _ellipse_dist(p, centre, 0.3 * iod, 0.15 * iod)
         w = _plateau(d, 0.22 * iod, 0.1 * iod)
         w[IRIS] = 0.0  # the iris keeps its size; the lids close in around it
         dx = -(p[:, 0] - centre[0]) * k
         out[:, 0] += w * dx
-        del side
     return out
 
 
