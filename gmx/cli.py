@@ -1,0 +1,496 @@
+"""The ``gmx`` command: align, encode, predict, build and inspect galleries, evaluate.
+
+Every subcommand works on the embedded demo by default and on real GestaltMatcher files with
+``--models``/``--gallery`` (or ``GMX_CONFIG``). Results go to stdout as JSON or to the named files;
+progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from gmx import __version__
+from gmx.config import GmxConfig, load_config
+
+log = logging.getLogger("gmx")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _config(args: argparse.Namespace) -> GmxConfig:
+    cfg = load_config()
+    changes: dict[str, object] = {}
+    if getattr(args, "models", None):
+        changes["model_paths"] = args.models
+        changes["source"] = "command line"
+    if getattr(args, "gallery", None):
+        changes["gallery_path"] = args.gallery
+        changes["source"] = "command line"
+    if getattr(args, "no_flip", False):
+        changes["flip"] = False
+    if getattr(args, "no_grey", False):
+        changes["grey"] = False
+    if getattr(args, "device", None):
+        changes["device"] = args.device
+    return cfg.with_overrides(**changes) if changes else cfg
+
+
+def _ensemble(cfg: GmxConfig):
+    from gmx.encode import Ensemble, load_model
+
+    models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
+    return Ensemble(models, flip=cfg.flip, grey=cfg.grey)
+
+
+def _photos(paths: Sequence[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield p
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
+
+
+# --------------------------------------------------------------------------------------- align
+def cmd_align(args: argparse.Namespace) -> int:
+    from gmx.align import FaceAligner, load_image
+    from gmx.errors import ImageLoadError
+    from gmx.viz import to_png_bytes
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photos = list(_photos(args.photos))
+    summary = []
+    with FaceAligner(max_faces=args.max_faces) as aligner:
+        for path in tqdm(photos, desc="align", unit="img", file=sys.stderr, disable=None):
+            try:
+                result = aligner.align(load_image(path))
+            except ImageLoadError as exc:
+                summary.append({"photo": str(path), "error": str(exc)})
+                continue
+            faces = []
+            for i, face in enumerate(result.faces):
+                name = f"{path.stem}_face{i}.png"
+                (out / name).write_bytes(to_png_bytes(face.image))
+                faces.append(
+                    {
+                        "aligned": name,
+                        "box": list(face.box),
+                        "five_points": face.five_points.tolist(),
+                        "transform": face.transform.tolist(),
+                        "quality": {
+                            k: v for k, v in face.quality.__dict__.items() if k != "warnings"
+                        },
+                        "warnings": list(face.quality.warnings),
+                    }
+                )
+            summary.append({"photo": str(path), "faces": faces, "message": result.message})
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if all("error" not in s for s in summary) else 1
+
+
+# -------------------------------------------------------------------------------------- encode
+def cmd_encode(args: argparse.Namespace) -> int:
+    from gmx.align import FaceAligner, load_image
+    from gmx.errors import ImageLoadError
+    from gmx.gallery import EncodingTable, image_id_from_name, write_encodings
+
+    cfg = _config(args)
+    ensemble = _ensemble(cfg)
+    ids, names, embeddings, failed = [], [], [], []
+    photos = list(_photos(args.photos))
+    with FaceAligner() as aligner:
+        for path in tqdm(photos, desc="encode", unit="img", file=sys.stderr, disable=None):
+            try:
+                face = aligner.align(load_image(path)).primary
+            except ImageLoadError as exc:
+                failed.append(f"{path}: {exc}")
+                continue
+            if face is None:
+                failed.append(f"{path}: no face found")
+                continue
+            ids.append(image_id_from_name(path.name))
+            names.append(path.name)
+            embeddings.append(ensemble.embed([face])[0])
+    if not ids:
+        log.error("no photo could be encoded:\n%s", "\n".join(failed))
+        return 1
+    emb = np.stack(embeddings)
+    table = EncodingTable(
+        image_ids=tuple(ids),
+        file_names=tuple(names),
+        variants=ensemble.variants,
+        model_names=tuple(m.card.name for m in ensemble.models),
+        embeddings=emb,
+        class_conf=tuple(np.zeros((len(ids), 1), np.float32) for _ in ensemble.variants),
+    )
+    write_encodings(table, args.out)
+    for line in failed:
+        log.warning("skipped %s", line)
+    log.info("wrote %d encodings (%d variants) to %s", len(ids), len(ensemble.variants), args.out)
+    return 0 if not failed else 1
+
+
+# ------------------------------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from gmx.errors import GmxError
+    from gmx.gallery import to_service_json
+    from gmx.pipeline import Diagnoser
+
+    cfg = _config(args)
+    with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
+        results = []
+        status = 0
+        for path in _photos(args.photos):
+            try:
+                d = diagnoser.diagnose(
+                    path.read_bytes(), face_index=args.face, min_distance=args.min_distance
+                )
+            except (GmxError, OSError) as exc:
+                results.append({"case_id": str(path), "error": str(exc)})
+                status = 1
+                continue
+            if not d.ok:
+                results.append({"case_id": str(path), "error": d.message})
+                status = 1
+                continue
+            out = to_service_json(
+                d.ranking,
+                case_id=path.stem,
+                model_version=",".join(m.card.name for m in diagnoser.models),
+                gallery_version=diagnoser.gallery.version,
+                top_k=args.top_k,
+            )
+            out.setdefault("gmx", {})
+            out["gmx"].update(
+                {
+                    "faces_found": len(d.alignment.faces),
+                    "face_index": d.face_index,
+                    "quality_warnings": list(d.face.quality.warnings),
+                    "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
+                    "demo": cfg.is_demo,
+                }
+            )
+            results.append(out)
+    json.dump(results[0] if len(results) == 1 else results, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return status
+
+
+# ------------------------------------------------------------------------------------- gallery
+def _find_image(directory: Path, image_id: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        p = directory / f"{image_id}{suffix}"
+        if p.is_file():
+            return p
+    matches = sorted(
+        p for p in directory.glob(f"{image_id}_*") if p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return matches[0] if matches else None
+
+
+def _align_listed(images, directory: Path, desc: str):
+    """Align the listed gallery/test images found in ``directory``; returns kept rows + faces."""
+    from gmx.align import FaceAligner, load_image
+    from gmx.errors import ImageLoadError
+
+    kept, faces, problems = [], [], []
+    with FaceAligner() as aligner:
+        for im in tqdm(images, desc=desc, unit="img", file=sys.stderr, disable=None):
+            path = _find_image(directory, im.image_id)
+            if path is None:
+                problems.append(f"{im.image_id}: no image file in {directory}")
+                continue
+            try:
+                face = aligner.align(load_image(path)).primary
+            except ImageLoadError as exc:
+                problems.append(f"{im.image_id}: {exc}")
+                continue
+            if face is None:
+                problems.append(f"{im.image_id}: no face found")
+                continue
+            kept.append(im)
+            faces.append(face)
+    for line in problems[:20]:
+        log.warning("skipped %s", line)
+    if len(problems) > 20:
+        log.warning("... and %d more skipped images", len(problems) - 20)
+    return kept, faces, problems
+
+
+def cmd_gallery_build(args: argparse.Namespace) -> int:
+    from gmx.gallery import build_gallery, import_gmdb, save_gallery
+
+    cfg = _config(args)
+    tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
+    images = tables.images()
+    kept, faces, problems = _align_listed(images, Path(args.images), "align gallery")
+    if not kept:
+        log.error("none of the %d listed images could be aligned", len(images))
+        return 1
+    ensemble = _ensemble(cfg)
+    bar = _progress(len(kept), "embed gallery")
+    photos = np.stack([f.image for f in faces])
+    offset = 0
+
+    def embed(batch: np.ndarray) -> np.ndarray:
+        # build_gallery hands the photos over in order; embed the matching AlignedFaces so that
+        # FaceRecogNet members get their own 100x100 crop, exactly as queries do.
+        nonlocal offset
+        chunk = faces[offset : offset + len(batch)]
+        offset += len(batch)
+        return ensemble.embed(chunk)
+
+    def _progress_cb(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    gallery = build_gallery(
+        args.name or f"GMDB {tables.version or 'gallery'} ({args.kind})",
+        tables.version or "unversioned",
+        kept,
+        tables.syndromes_of(kept),
+        embed,
+        photos,
+        ensemble.variants,
+        ensemble.fingerprint,
+        progress=_progress_cb,
+        keep_photos=not args.no_photos,
+        photos_visible=args.photos_visible,
+        provenance=f"gmx {__version__} gallery build from {args.gmdb}",
+    )
+    bar.close()
+    save_gallery(gallery, args.out)
+    log.info(
+        "gallery %s: %d images, %d syndromes, %d skipped",
+        args.out,
+        len(kept),
+        len(gallery.syndromes),
+        len(problems),
+    )
+    return 0
+
+
+def cmd_gallery_import(args: argparse.Namespace) -> int:
+    from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
+
+    cfg = _config(args)
+    ensemble = _ensemble(cfg)
+    table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
+    if tuple(table.variants) != tuple(ensemble.variants):
+        log.error(
+            "the encodings have variants %s but the given models/TTA give %s: pass the same models "
+            "(in the same order) and TTA flags that made the encodings",
+            [v.label for v in table.variants],
+            [v.label for v in ensemble.variants],
+        )
+        return 2
+    tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
+    images = tables.images()
+    gallery = gallery_from_encodings(
+        args.name or f"GMDB {tables.version or 'gallery'} ({args.kind}, imported encodings)",
+        tables.version or "unversioned",
+        images,
+        tables.syndromes_of(images),
+        table,
+        ensemble.fingerprint,
+        missing="drop" if args.drop_missing else "error",
+        provenance=f"gmx {__version__}: {args.encodings} + {args.gmdb}",
+    )
+    save_gallery(gallery, args.out)
+    log.info(
+        "gallery %s: %d images, %d syndromes", args.out, len(gallery.images), len(gallery.syndromes)
+    )
+    return 0
+
+
+def cmd_gallery_info(args: argparse.Namespace) -> int:
+    from gmx.gallery import gallery_info
+
+    info = gallery_info(args.gallery_file)
+    json.dump(
+        {
+            k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+            for k, v in info.__dict__.items()
+        },
+        sys.stdout,
+        indent=2,
+    )
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_gallery_export(args: argparse.Namespace) -> int:
+    from gmx.gallery import load_gallery, write_encodings
+
+    write_encodings(load_gallery(args.gallery_file), args.out)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gmx.gallery import evaluate as evaluate_ranking
+    from gmx.gallery import import_gmdb, load_gallery
+
+    cfg = _config(args)
+    ensemble = _ensemble(cfg)
+    gallery = load_gallery(cfg.gallery_path, expected_fingerprint=ensemble.fingerprint)
+    tables = import_gmdb(args.gmdb, args.version, split="all", kind=args.kind)
+    sources = [s for s in tables.sources if s.endswith("_test")]
+    images = tables.images(sources)
+    kept, faces, problems = _align_listed(images, Path(args.images), "align test")
+    if not kept:
+        log.error("none of the %d test images could be aligned", len(images))
+        return 1
+    queries = ensemble.embed(faces)
+    ev = evaluate_ranking(
+        queries,
+        [im.syndrome_id for im in kept],
+        gallery,
+        ks=(1, 5, 10, 30),
+        query_subjects=[im.subject_id for im in kept],
+    )
+    json.dump(
+        {
+            "n_queries": len(kept),
+            "skipped": len(problems),
+            "macro_top_k": {str(k): float(v) for k, v in ev.macro.items()},
+            "micro_top_k": {str(k): float(v) for k, v in ev.micro.items()},
+        },
+        sys.stdout,
+        indent=2,
+    )
+    sys.stdout.write("\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+def _add_model_args(p: argparse.ArgumentParser, gallery: bool = True) -> None:
+    p.add_argument(
+        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
+    )
+    if gallery:
+        p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
+    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
+    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gmx``."""
+    parser = argparse.ArgumentParser(
+        prog="gmx", description="GestaltMatcher explainability explorer (command line)."
+    )
+    parser.add_argument("--version", action="version", version=f"gmx {__version__}")
+    parser.add_argument("--device", help="auto (default), cpu, cuda[:N] or mps")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("align", help="align photos to the 112x112 ArcFace template (PNG + JSON)")
+    p.add_argument("photos", nargs="+", type=Path, help="photos or folders of photos")
+    p.add_argument("--out", type=Path, required=True, help="folder for the aligned faces")
+    p.add_argument("--max-faces", type=int, default=1, help="faces to find per photo (default 1)")
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("encode", help="embed photos; write a GestaltMatcher-Arc encodings CSV")
+    p.add_argument("photos", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="encodings CSV to write")
+    _add_model_args(p, gallery=False)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("predict", help="rank syndromes for photos (GestaltMatcher service JSON)")
+    p.add_argument("photos", nargs="+", type=Path)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
+    p.add_argument(
+        "--min-distance",
+        type=float,
+        default=None,
+        help="drop gallery matches at or below this distance (the service uses 0.3)",
+    )
+    _add_model_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    g = sub.add_parser("gallery", help="build, inspect and export galleries")
+    gsub = g.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
+    p = gsub.add_parser("build", help="align + embed a GMDB-layout gallery with the given models")
+    p.add_argument("--gmdb", type=Path, required=True, help="GMDB metadata folder (csv/tsv files)")
+    p.add_argument("--images", type=Path, required=True, help="folder with the gallery photos")
+    p.add_argument("--version", default=None, help="GMDB release suffix, e.g. v1.0.3")
+    p.add_argument("--kind", choices=["frequent", "rare", "both"], default="both")
+    p.add_argument("--out", type=Path, required=True, help="gallery .sqlite to write")
+    p.add_argument("--name", default=None)
+    p.add_argument("--no-photos", action="store_true", help="do not store the aligned photos")
+    p.add_argument("--photos-visible", action="store_true", help="allow the app to show photos")
+    _add_model_args(p, gallery=False)
+    p.set_defaults(func=cmd_gallery_build)
+    p = gsub.add_parser(
+        "import",
+        help="gallery from GMDB metadata + a GestaltMatcher-Arc encodings file (no photos)",
+    )
+    p.add_argument("--gmdb", type=Path, required=True, help="GMDB metadata folder")
+    p.add_argument(
+        "--encodings", type=Path, required=True, help="all_encodings.csv (';' separated)"
+    )
+    p.add_argument("--version", default=None)
+    p.add_argument("--kind", choices=["frequent", "rare", "both"], default="both")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", default=None)
+    p.add_argument("--drop-missing", action="store_true", help="skip images without an encoding")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="read a pickled DataFrame encodings file (only from a source you trust)",
+    )
+    _add_model_args(p, gallery=False)
+    p.set_defaults(func=cmd_gallery_import)
+    p = gsub.add_parser("info", help="what a gallery file holds (reads metadata only)")
+    p.add_argument("gallery_file", type=Path)
+    p.set_defaults(func=cmd_gallery_info)
+    p = gsub.add_parser("export", help="write a gallery's embeddings as a GestaltMatcher-Arc CSV")
+    p.add_argument("gallery_file", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_gallery_export)
+
+    p = sub.add_parser("evaluate", help="macro top-1/5/10/30 on a GMDB-layout test split")
+    p.add_argument("--gmdb", type=Path, required=True)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--version", default=None)
+    p.add_argument("--kind", choices=["frequent", "rare", "both"], default="frequent")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gmx`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    from gmx.errors import GmxError
+
+    try:
+        return int(args.func(args))
+    except (GmxError, FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""The ``gmx`` command end to end on real photos, the tiny model and a GMDB-layout folder."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from gmx.cli import main
+from gmx.gallery import load_gallery, read_encodings
+
+
+@pytest.fixture(scope="module")
+def gmdb(tmp_path_factory) -> tuple[Path, Path]:
+    """A GMDB-layout metadata folder and an image folder of real-face variants (+ one corrupt)."""
+    root = tmp_path_factory.mktemp("gmdb")
+    meta, images = root / "gmdb_metadata", root / "images"
+    meta.mkdir()
+    images.mkdir()
+    face = np.ascontiguousarray(data.astronaut())
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        noisy = np.clip(face.astype(int) + rng.integers(-20, 21, face.shape), 0, 255).astype(
+            np.uint8
+        )
+        buf = io.BytesIO()
+        Image.fromarray(noisy).save(buf, format="JPEG", quality=90)
+        (images / f"{500 + i}_crop_square.jpg").write_bytes(buf.getvalue())
+    (images / "509.jpg").write_bytes(b"\xff\xd8\xff broken jpeg")
+    rows = [f"{500 + i},{10 + i // 2},{1 + i % 2}" for i in range(6)] + ["509,99,1"]
+    (meta / "gmdb_frequent_gallery_images_v9.csv").write_text(
+        "image_id,subject,label\n" + "\n".join(rows) + "\n"
+    )
+    (meta / "gmdb_frequent_test_images_v9.csv").write_text(
+        "image_id,subject,label\n506,20,1\n507,21,2\n"
+    )
+    (meta / "gmdb_syndromes_v9.tsv").write_text(
+        "syndrome_id\tsyndrome_name\tOMIM\n1\tAlpha syndrome\t100001\n2\tBeta syndrome\t\n"
+    )
+    return meta, images
+
+
+def test_align_writes_faces_and_reports_bad_files(tmp_path, gmdb, capsys):
+    _, images = gmdb
+    status = main(
+        [
+            "align",
+            str(images / "500_crop_square.jpg"),
+            str(images / "509.jpg"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert status == 1  # one unreadable photo
+    assert out[0]["faces"][0]["aligned"] == "500_crop_square_face0.png"
+    assert (tmp_path / "500_crop_square_face0.png").is_file()
+    assert "error" in out[1]
+
+
+def test_gallery_build_info_export_evaluate_predict(tmp_path, gmdb, tiny_setup, capsys):
+    meta, images = gmdb
+    model = str(tiny_setup.model_path)
+    out = tmp_path / "g.sqlite"
+    assert (
+        main(
+            [
+                "--device",
+                "cpu",
+                "gallery",
+                "build",
+                "--gmdb",
+                str(meta),
+                "--images",
+                str(images),
+                "--kind",
+                "frequent",
+                "--out",
+                str(out),
+                "--models",
+                model,
+            ]
+        )
+        == 0
+    )
+    g = load_gallery(out)
+    assert len(g.images) == 6  # the corrupt listed image was skipped, not fatal
+    assert g.embeddings.shape == (6, 4, 32)
+    assert set(g.syndromes) == {"1", "2"}
+
+    capsys.readouterr()
+    assert main(["gallery", "info", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)
+
+    csv = tmp_path / "enc.csv"
+    assert main(["gallery", "export", str(out), "--out", str(csv)]) == 0
+    assert read_encodings(csv).embeddings.shape == (6, 4, 32)
+
+    g2 = tmp_path / "imported.sqlite"
+    assert (
+        main(
+            [
+                "gallery",
+                "import",
+                "--gmdb",
+                str(meta),
+                "--encodings",
+                str(csv),
+                "--kind",
+                "frequent",
+                "--out",
+                str(g2),
+                "--models",
+                model,
+                "--drop-missing",
+            ]
+        )
+        == 0
+    )
+    imported = load_gallery(g2).embeddings
+    unit = g.embeddings / np.linalg.norm(g.embeddings, axis=-1, keepdims=True)
+    np.testing.assert_allclose(
+        imported / np.linalg.norm(imported, axis=-1, keepdims=True), unit, atol=1e-6
+    )
+    capsys.readouterr()
+
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gmdb",
+                str(meta),
+                "--images",
+                str(images),
+                "--kind",
+                "frequent",
+                "--models",
+                model,
+                "--gallery",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["n_queries"] == 2 and 0.0 <= ev["macro_top_k"]["1"] <= 1.0
+
+    assert (
+        main(
+            [
+                "predict",
+                str(images / "500_crop_square.jpg"),
+                "--models",
+                model,
+                "--gallery",
+                str(out),
+                "--top-k",
+                "2",
+            ]
+        )
+        == 0
+    )
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["suggested_syndromes_list"]) == 2
+    assert res["suggested_syndromes_list"][0]["image_id"] == "500"  # the photo itself is nearest
+    assert res["gmx"]["faces_found"] == 1
+
+
+def test_predict_refuses_gallery_of_other_model(tmp_path, tiny_setup, gmdb, caplog):
+    meta, images = gmdb
+    other = tmp_path / "other.sqlite"
+    assert (
+        main(
+            [
+                "gallery",
+                "build",
+                "--gmdb",
+                str(meta),
+                "--images",
+                str(images),
+                "--kind",
+                "frequent",
+                "--out",
+                str(other),
+                "--models",
+                str(tiny_setup.model_path),
+                "--no-flip",
+            ]
+        )
+        == 0
+    )
+    # gallery embedded without flip variants; predicting with flip must be refused clearly
+    status = main(
+        [
+            "predict",
+            str(images / "500_crop_square.jpg"),
+            "--models",
+            str(tiny_setup.model_path),
+            "--gallery",
+            str(other),
+        ]
+    )
+    assert status == 2
+    assert "rebuild" in caplog.text.lower()
+
+
+def test_encode_writes_upstream_csv(tmp_path, gmdb, tiny_setup):
+    _, images = gmdb
+    csv = tmp_path / "e.csv"
+    assert (
+        main(
+            [
+                "encode",
+                str(images / "501_crop_square.jpg"),
+                "--out",
+                str(csv),
+                "--models",
+                str(tiny_setup.model_path),
+                "--no-grey",
+            ]
+        )
+        == 0
+    )
+    table = read_encodings(csv)
+    assert table.image_ids == ("501",)  # upstream: the id is the name up to the first '_'
+    assert table.file_names == ("501_crop_square.jpg",)
+    assert table.embeddings.shape == (1, 2, 32)
