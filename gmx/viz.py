@@ -211,6 +211,9 @@ def image_figure(
                 bgcolor="rgba(0,0,0,0.5)",
             )
     _layout(fig, height=height, title=title)
+    # keep the view on the image even when landmarks fall outside it (e.g. a chin below the crop)
+    fig.update_xaxes(range=[-0.5, img.shape[1] - 0.5])
+    fig.update_yaxes(range=[img.shape[0] - 0.5, -0.5])
     return fig
 
 

@@ -12,7 +12,7 @@ from gmx.viz import image_figure
 from ui import common, examples, resources, state, tables
 
 cfg = common.page_setup("Diagnose")
-st.title("🔎 Diagnose")
+st.title("Diagnose")
 
 with st.sidebar:
     top_k = st.slider("Top-k syndromes", 1, 30, value=state.get(state.TOP_K, 10), key=state.TOP_K)
