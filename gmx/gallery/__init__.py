@@ -1,8 +1,9 @@
 """Galleries of labelled, embedded faces and GestaltMatcher-Arc's ranking against them.
 
 * Data model: :class:`Syndrome`, :class:`GalleryImage`, :class:`Gallery` (immutable, read-only arrays).
-* Files: :func:`save_gallery` (SQLite, atomic), :func:`load_gallery` (fingerprint-checked),
-  :func:`gallery_info` (metadata only).
+* Files: :func:`save_gallery` (SQLite, atomic; zlib arrays, PNG/WebP photos), :func:`load_gallery`
+  (fingerprint-checked), :func:`gallery_info` (metadata only), :func:`roundtrip_photos` (the pixels a
+  photo codec stores).
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
   :func:`to_service_json` (the GestaltMatcher service's answer).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
@@ -28,15 +29,19 @@ from gmx.gallery._gmdb import GmdbRecord, GmdbTables, import_gmdb, read_lookup_t
 from gmx.gallery._model import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
 from gmx.gallery._rank import GeneMatch, PatientMatch, Ranking, SyndromeMatch, rank, to_service_json
 from gmx.gallery._storage import (
+    PHOTO_CODECS,
     SCHEMA_VERSION,
     GalleryInfo,
+    PhotoCodec,
     gallery_info,
     load_gallery,
+    roundtrip_photos,
     save_gallery,
 )
 
 __all__ = [
     "DEFAULT_KS",
+    "PHOTO_CODECS",
     "SCHEMA_VERSION",
     "EmbedFn",
     "EncodingTable",
@@ -49,6 +54,7 @@ __all__ = [
     "GmdbTables",
     "InvalidGalleryError",
     "PatientMatch",
+    "PhotoCodec",
     "Ranking",
     "Syndrome",
     "SyndromeAccuracy",
@@ -64,6 +70,7 @@ __all__ = [
     "rank",
     "read_encodings",
     "read_lookup_table",
+    "roundtrip_photos",
     "save_gallery",
     "split_members",
     "to_service_json",

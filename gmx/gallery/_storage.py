@@ -1,50 +1,63 @@
 """Gallery files: one SQLite database, written atomically.
 
-Schema (version 1)::
+Schema (version 2; version 1 files, which lack ``arrays.codec`` and the photo codec, still load)::
 
     meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
         schema_version, gmx_version, created (ISO 8601 UTC), name, version, model_fingerprint,
-        variants (JSON [[model, flip, grey], ...]), photos_visible ("0"/"1"), description, provenance
+        variants (JSON [[model, flip, grey], ...]), photos_visible ("0"/"1"), description, provenance,
+        photo_codec ("raw" / "png" / "webp", when there are photos), photo_quality (webp only)
     syndromes(position INTEGER PRIMARY KEY, syndrome_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
               omim TEXT NULL, genes TEXT NOT NULL (JSON list), hpo TEXT NOT NULL (JSON list))
     images(position INTEGER PRIMARY KEY, image_id TEXT UNIQUE NOT NULL, subject_id TEXT NOT NULL,
            syndrome_id TEXT NOT NULL REFERENCES syndromes(syndrome_id), split TEXT NULL)
     arrays(name TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL (JSON), nbytes INTEGER,
-           sha256 TEXT NOT NULL, n_chunks INTEGER NOT NULL)
+           sha256 TEXT NOT NULL, n_chunks INTEGER NOT NULL, codec TEXT NOT NULL DEFAULT 'raw')
     array_chunks(name TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(name, seq))
 
-Arrays are stored as raw C-order little-endian bytes (no pickle, no ``np.save`` header) split into
-chunks of at most 64 MiB (SQLite's default BLOB limit is 1 GB); ``arrays`` names them:
-``embeddings`` (N, V, D) float32, ``photos`` (N, 112, 112, 3) uint8 when present, and
-``extra/<name>`` for each of :attr:`Gallery.extras`. Every array is checked against its SHA-256 on
-load, so a damaged file is refused instead of ranking on garbage.
+An array is its raw C-order little-endian bytes (no pickle, no ``np.save`` header) split into chunks of
+at most 64 MiB (SQLite's default BLOB limit is 1 GB); with ``codec = 'zlib'`` each chunk is stored as
+an independent zlib stream (level 6). ``nbytes`` and ``sha256`` always describe the *uncompressed*
+bytes, and every array is checked against its SHA-256 on load, so a damaged file is refused instead of
+ranking on garbage. Arrays: ``embeddings`` (N, V, D) float32; photos, either ``photos``
+(N, 112, 112, 3) uint8 (``photo_codec = 'raw'``) or, for ``png`` / ``webp``, one encoded image per
+photo concatenated in ``photos/data`` (uint8) with ``photos/offsets`` (N + 1,) int64 (photo ``i`` is
+``data[offsets[i]:offsets[i + 1]]``); and ``extra/<name>`` for each of :attr:`Gallery.extras`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import numpy as np
+from PIL import Image
 
 import gmx
+from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
 from gmx.gallery._model import Gallery, GalleryImage, Syndrome
 from gmx.variants import Variant
 
 logger = logging.getLogger(__name__)
 
-#: Version of the SQLite layout written by :func:`save_gallery`.
-SCHEMA_VERSION = 1
+#: Version of the SQLite layout written by :func:`save_gallery` (version 1 files are read too).
+SCHEMA_VERSION = 2
+
+#: Oldest layout :func:`load_gallery` reads.
+_OLDEST_SCHEMA = 1
 
 #: Largest BLOB written in one row.
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -54,6 +67,33 @@ _ALLOWED_DTYPES = frozenset(
     np.dtype(t).str
     for t in ("<f2", "<f4", "<f8", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "|b1")
 )
+
+PhotoCodec = Literal["raw", "png", "webp"]
+"""How photos are stored: ``raw`` pixels, ``png`` (lossless) or ``webp`` (lossy; lossless at quality 100)."""
+
+#: Photo codecs :func:`save_gallery` writes and :func:`load_gallery` reads.
+PHOTO_CODECS: tuple[str, ...] = ("raw", "png", "webp")
+
+#: Array codecs (``arrays.codec``): raw bytes, or each chunk an independent zlib stream.
+_ARRAY_CODECS = frozenset({"raw", "zlib"})
+
+#: zlib level used for compressed arrays.
+ZLIB_LEVEL = 6
+
+#: An array is stored compressed only if that takes at most this fraction of its raw size.
+COMPRESS_MAX_RATIO = 0.9
+
+#: Deflate cannot expand data more than ~1032x; a larger claimed ratio means a damaged file.
+_ZLIB_MAX_EXPANSION = 1100
+
+#: Compressibility is first estimated on this many evenly spaced pieces of this size.
+_SAMPLE_PIECES, _SAMPLE_BYTES = 8, 128 * 1024
+
+#: WebP encoder effort (libwebp ``method``, 0-6) and lossless effort (Pillow ``quality`` when lossless).
+_WEBP_METHOD, _WEBP_LOSSLESS_EFFORT = 4, 50
+
+#: Photos are encoded/decoded on a thread pool (Pillow releases the GIL) once there are this many.
+_PARALLEL_MIN_PHOTOS = 64
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,7 +118,8 @@ CREATE TABLE arrays (
     shape TEXT NOT NULL,
     nbytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
-    n_chunks INTEGER NOT NULL
+    n_chunks INTEGER NOT NULL,
+    codec TEXT NOT NULL DEFAULT 'raw'
 );
 CREATE TABLE array_chunks (
     name TEXT NOT NULL,
@@ -112,6 +153,9 @@ class GalleryInfo:
         description: free text.
         provenance: where it came from.
         file_size: bytes on disk.
+        photo_codec: how the photos are stored (``"raw"``, ``"png"``, ``"webp"``); ``None`` without
+            photos.
+        photo_quality: WebP quality (100 = lossless) for ``"webp"``, else ``None``.
     """
 
     path: Path
@@ -132,6 +176,141 @@ class GalleryInfo:
     description: str
     provenance: str
     file_size: int
+    photo_codec: str | None = None
+    photo_quality: int | None = None
+
+
+# --- photo codecs ---------------------------------------------------------------------------------
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+_PIL_FORMAT = {"png": "PNG", "webp": "WEBP"}
+
+
+def _map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[fn(x) for x in items]``, in contiguous batches on a small thread pool when there are many."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2 or len(items) < _PARALLEL_MIN_PHOTOS:
+        return [fn(x) for x in items]
+    step = -(-len(items) // (2 * workers))
+    batches = [items[i : i + step] for i in range(0, len(items), step)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = pool.map(lambda batch: [fn(x) for x in batch], batches)
+        return [y for batch in done for y in batch]
+
+
+def _check_photo_codec(codec: str, quality: int) -> None:
+    if codec not in PHOTO_CODECS:
+        raise ValueError(f"photo_codec must be one of {PHOTO_CODECS}, got {codec!r}")
+    if (
+        isinstance(quality, bool)
+        or not isinstance(quality, int | np.integer)
+        or not 0 <= quality <= 100
+    ):
+        raise ValueError(f"photo_quality must be an integer in [0, 100], got {quality!r}")
+
+
+def _encode_photo(photo: np.ndarray, codec: str, quality: int) -> bytes:
+    """One ``(H, W, 3)`` uint8 RGB photo -> PNG / WebP bytes (no metadata)."""
+    buf = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(photo), mode="RGB")
+    if codec == "png":
+        image.save(buf, format="PNG", compress_level=6)
+    elif quality >= 100:
+        image.save(
+            buf, format="WEBP", lossless=True, quality=_WEBP_LOSSLESS_EFFORT, method=_WEBP_METHOD
+        )
+    else:
+        image.save(buf, format="WEBP", quality=int(quality), method=_WEBP_METHOD)
+    return buf.getvalue()
+
+
+def _decode_photo(data: bytes, codec: str, size: tuple[int, int]) -> np.ndarray:
+    """PNG / WebP bytes -> ``(H, W, 3)`` uint8 RGB; anything but an RGB image of ``size`` is refused.
+
+    Raises:
+        ValueError: not a ``codec`` image, another size (checked before decoding), or not RGB.
+    """
+    fmt = _PIL_FORMAT[codec]
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            if image.size != size or image.mode != "RGB":
+                raise ValueError(
+                    f"a stored photo is a {image.size[0]}x{image.size[1]} {image.mode} image, "
+                    f"expected {size[0]}x{size[1]} RGB"
+                )
+            image.load()
+            out = np.asarray(image)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow: undecodable data
+        raise ValueError(f"a stored photo is not a readable {fmt} image: {exc}") from exc
+    if out.shape != (size[1], size[0], 3) or out.dtype != np.uint8:
+        raise ValueError(f"a stored photo decoded to {out.shape} {out.dtype}")
+    return out
+
+
+def _encode_photos(photos: np.ndarray, codec: str, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, H, W, 3)`` uint8 -> (``offsets`` (N + 1,) int64, ``data`` (total,) uint8)."""
+    blobs = _map(lambda p: _encode_photo(p, codec, quality), list(photos))
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    return offsets, data
+
+
+def _decode_photos(
+    offsets: np.ndarray, data: np.ndarray, codec: str, size: tuple[int, int]
+) -> np.ndarray:
+    """Inverse of :func:`_encode_photos`: a new ``(N, H, W, 3)`` uint8 array.
+
+    Raises:
+        ValueError: offsets that do not cut ``data`` into non-empty pieces, or a bad photo.
+    """
+    if offsets.ndim != 1 or len(offsets) < 2:
+        raise ValueError(f"photo offsets must be (N + 1,) with N >= 1, got shape {offsets.shape}")
+    if offsets[0] != 0 or offsets[-1] != len(data) or bool(np.any(np.diff(offsets) <= 0)):
+        raise ValueError(
+            f"photo offsets do not cut {len(data)} bytes into non-empty pieces "
+            f"(first {int(offsets[0])}, last {int(offsets[-1])})"
+        )
+    out = np.empty((len(offsets) - 1, size[1], size[0], 3), dtype=np.uint8)
+    raw = data.tobytes()
+    bounds = offsets.tolist()
+
+    def decode_into(i: int) -> None:
+        out[i] = _decode_photo(raw[bounds[i] : bounds[i + 1]], codec, size)
+
+    _map(decode_into, range(len(out)))
+    return out
+
+
+def roundtrip_photos(photos: np.ndarray, codec: PhotoCodec, quality: int = 95) -> np.ndarray:
+    """The pixels a gallery saved with ``photo_codec=codec, photo_quality=quality`` loads back.
+
+    Lossy WebP changes pixels, and a gallery's embeddings are computed from whatever photos were given
+    to :func:`~gmx.gallery.build_gallery`. To make the stored photos exactly the pixels that were
+    embedded, embed ``roundtrip_photos(photos, "webp", q)`` and save with the same codec and quality.
+    Deterministic for one Pillow/libwebp build.
+
+    Args:
+        photos: ``(N, H, W, 3)`` uint8 RGB photos (not modified).
+        codec: ``"raw"`` (a copy), ``"png"`` or ``"webp"`` (each photo encoded and decoded exactly as
+            :func:`save_gallery` and :func:`load_gallery` do; PNG and lossless WebP give the input back).
+        quality: WebP quality 0-100; 100 selects lossless WebP. Ignored by the other codecs.
+
+    Returns:
+        A new writable ``(N, H, W, 3)`` uint8 array.
+
+    Raises:
+        ValueError: an unknown codec, a quality outside [0, 100], or photos not ``(N, H, W, 3)`` uint8.
+    """
+    _check_photo_codec(codec, quality)
+    arr = np.asarray(photos)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
+        raise ValueError(f"photos must be (N, H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+    if codec == "raw":
+        return np.array(arr, copy=True, order="C")
+    offsets, data = _encode_photos(arr, codec, quality)
+    return _decode_photos(offsets, data, codec, (arr.shape[2], arr.shape[1]))
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -139,7 +318,23 @@ def _variants_json(variants: tuple[Variant, ...]) -> str:
     return json.dumps([[v.model, v.flip, v.grey] for v in variants])
 
 
-def _write_array(con: sqlite3.Connection, name: str, array: np.ndarray) -> None:
+def _worth_compressing(buf: memoryview) -> bool:
+    """Estimate on a few evenly spaced samples whether zlib saves more than 10 %."""
+    n = len(buf)
+    if n <= _SAMPLE_PIECES * _SAMPLE_BYTES:
+        return True  # small: compress it all and decide on the real size
+    step = (n - _SAMPLE_BYTES) // (_SAMPLE_PIECES - 1)
+    packed = sum(
+        len(zlib.compress(buf[k * step : k * step + _SAMPLE_BYTES], ZLIB_LEVEL))
+        for k in range(_SAMPLE_PIECES)
+    )
+    return packed <= COMPRESS_MAX_RATIO * _SAMPLE_PIECES * _SAMPLE_BYTES
+
+
+def _write_array(
+    con: sqlite3.Connection, name: str, array: np.ndarray, *, compress: bool = False
+) -> str:
+    """Store one array; returns the codec used (``"raw"`` or ``"zlib"``)."""
     arr = np.ascontiguousarray(array)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
@@ -150,18 +345,34 @@ def _write_array(con: sqlite3.Connection, name: str, array: np.ndarray) -> None:
         )
     buf = memoryview(arr.reshape(-1).view(np.uint8))
     digest = hashlib.sha256(buf).hexdigest()
-    chunks = [buf[i : i + CHUNK_BYTES] for i in range(0, len(buf), CHUNK_BYTES)] or [buf[:0]]
+    chunks: list[bytes | memoryview] = [
+        buf[i : i + CHUNK_BYTES] for i in range(0, len(buf), CHUNK_BYTES)
+    ] or [buf[:0]]
+    codec = "raw"
+    if compress and len(buf) > 0 and _worth_compressing(buf):
+        packed = [zlib.compress(c, ZLIB_LEVEL) for c in chunks]
+        if sum(len(c) for c in packed) <= COMPRESS_MAX_RATIO * len(buf):
+            chunks, codec = list(packed), "zlib"
     con.execute(
-        "INSERT INTO arrays(name, dtype, shape, nbytes, sha256, n_chunks) VALUES (?, ?, ?, ?, ?, ?)",
-        (name, dtype, json.dumps(list(arr.shape)), len(buf), digest, len(chunks)),
+        "INSERT INTO arrays(name, dtype, shape, nbytes, sha256, n_chunks, codec) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (name, dtype, json.dumps(list(arr.shape)), len(buf), digest, len(chunks), codec),
     )
     con.executemany(
         "INSERT INTO array_chunks(name, seq, data) VALUES (?, ?, ?)",
         ((name, seq, sqlite3.Binary(c)) for seq, c in enumerate(chunks)),
     )
+    return codec
 
 
-def _write_database(con: sqlite3.Connection, gallery: Gallery) -> None:
+def _write_database(
+    con: sqlite3.Connection,
+    gallery: Gallery,
+    *,
+    compress: bool,
+    photo_codec: str,
+    photo_quality: int,
+) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             con.execute(statement)
@@ -177,6 +388,10 @@ def _write_database(con: sqlite3.Connection, gallery: Gallery) -> None:
         "description": gallery.description,
         "provenance": gallery.provenance,
     }
+    if gallery.photos is not None:
+        meta["photo_codec"] = photo_codec
+        if photo_codec == "webp":
+            meta["photo_quality"] = str(int(photo_quality))
     con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
     con.executemany(
         "INSERT INTO syndromes(position, syndrome_id, name, omim, genes, hpo) VALUES (?, ?, ?, ?, ?, ?)",
@@ -192,14 +407,26 @@ def _write_database(con: sqlite3.Connection, gallery: Gallery) -> None:
             for k, im in enumerate(gallery.images)
         ),
     )
-    _write_array(con, "embeddings", gallery.embeddings)
+    _write_array(con, "embeddings", gallery.embeddings, compress=compress)
     if gallery.photos is not None:
-        _write_array(con, "photos", gallery.photos)
+        if photo_codec == "raw":
+            _write_array(con, "photos", gallery.photos, compress=compress)
+        else:
+            offsets, data = _encode_photos(gallery.photos, photo_codec, photo_quality)
+            _write_array(con, "photos/offsets", offsets, compress=compress)
+            _write_array(con, "photos/data", data, compress=compress)
     for key, arr in gallery.extras.items():
-        _write_array(con, f"extra/{key}", arr)
+        _write_array(con, f"extra/{key}", arr, compress=compress)
 
 
-def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
+def save_gallery(
+    gallery: Gallery,
+    path: str | os.PathLike[str],
+    *,
+    compress: bool = True,
+    photo_codec: PhotoCodec = "raw",
+    photo_quality: int = 95,
+) -> Path:
     """Write a gallery to a SQLite file, atomically.
 
     The database is written to a temporary file in the same directory and moved over ``path`` with
@@ -208,13 +435,22 @@ def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
     Args:
         gallery: the gallery.
         path: destination file (conventionally ``*.sqlite``); its directory must exist.
+        compress: zlib-compress (level 6) every array whose compressed size is at most 90 % of its raw
+            size (masks, sparse maps, raw photos; float embeddings usually stay raw). Lossless.
+        photo_codec: ``"raw"`` pixels, ``"png"`` (lossless, per photo) or ``"webp"`` (lossy, per
+            photo; lossless when ``photo_quality`` is 100). Lossy photos are display copies: the
+            embeddings are whatever was computed from the photos given to ``build_gallery`` (see
+            :func:`roundtrip_photos`). Re-saving a loaded WebP gallery as WebP encodes it again.
+        photo_quality: WebP quality 0-100 (100 = lossless); ignored by ``"raw"`` and ``"png"``.
 
     Returns:
         The path written.
 
     Raises:
         GalleryError: the directory does not exist or an array cannot be stored.
+        ValueError: unknown ``photo_codec`` or ``photo_quality`` outside [0, 100].
     """
+    _check_photo_codec(photo_codec, photo_quality)
     dest = Path(path)
     if not dest.parent.is_dir():
         raise GalleryError(f"cannot write gallery {dest}: directory {dest.parent} does not exist")
@@ -227,7 +463,13 @@ def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
             con.execute("PRAGMA journal_mode=OFF")
             con.execute("PRAGMA synchronous=OFF")
             con.execute("BEGIN")
-            _write_database(con, gallery)
+            _write_database(
+                con,
+                gallery,
+                compress=compress,
+                photo_codec=photo_codec,
+                photo_quality=photo_quality,
+            )
             con.execute("COMMIT")
         finally:
             con.close()
@@ -239,7 +481,14 @@ def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
             tmp.unlink()
         raise
     _fsync_dir(dest.parent)
-    logger.info("wrote gallery %r (%d images) to %s", gallery.name, len(gallery), dest)
+    logger.info(
+        "wrote gallery %r (%d images, photos %s) to %s (%d bytes)",
+        gallery.name,
+        len(gallery),
+        "none" if gallery.photos is None else photo_codec,
+        dest,
+        dest.stat().st_size,
+    )
     return dest
 
 
@@ -299,9 +548,35 @@ def _read_meta(con: sqlite3.Connection, src: Path) -> dict[str, str]:
         raise GalleryError(
             f"gallery {src} uses file schema {schema}, newer than this gmx reads ({SCHEMA_VERSION}); upgrade gmx"
         )
-    if schema < 1:
+    if schema < _OLDEST_SCHEMA:
         raise GalleryError(f"gallery {src} has an unknown schema_version {schema}")
+    columns = {r[1] for r in con.execute("PRAGMA table_info(arrays)")}
+    if schema >= 2 and "codec" not in columns:
+        raise GalleryError(f"gallery {src} (schema {schema}) lacks the arrays.codec column")
     return meta
+
+
+def _has_codec_column(con: sqlite3.Connection) -> bool:
+    """Schema 1 files have no ``arrays.codec``: all their arrays are raw."""
+    return "codec" in {r[1] for r in con.execute("PRAGMA table_info(arrays)")}
+
+
+def _photo_codec(meta: dict[str, str], src: Path) -> tuple[str, int | None]:
+    """The file's photo codec and WebP quality (schema 1 files: raw)."""
+    codec = meta.get("photo_codec", "raw")
+    if codec not in PHOTO_CODECS:
+        raise GalleryError(
+            f"gallery {src} stores photos as {codec!r}, which this gmx cannot read "
+            f"(known: {', '.join(PHOTO_CODECS)}); upgrade gmx"
+        )
+    if codec != "webp":
+        return codec, None
+    try:
+        return codec, int(meta.get("photo_quality", ""))
+    except ValueError:
+        raise GalleryError(
+            f"gallery {src} has a bad photo_quality {meta.get('photo_quality')!r}"
+        ) from None
 
 
 def _parse_variants(text: str, src: Path) -> tuple[Variant, ...]:
@@ -320,15 +595,44 @@ def _check_fingerprint(found: str, expected: str | None, src: Path) -> None:
         )
 
 
-def _read_array(con: sqlite3.Connection, name: str, src: Path) -> np.ndarray:
+def _inflate(chunks: list[bytes], nbytes: int, name: str, src: Path) -> bytes:
+    """Decompress independent zlib streams into at most ``nbytes`` bytes (never more: no bombs)."""
+    damaged = f"gallery {src}: array {name!r} is damaged (bad compressed data)"
+    if nbytes > _ZLIB_MAX_EXPANSION * sum(len(c) for c in chunks) + 1024:
+        raise GalleryError(f"{damaged}: {nbytes} bytes cannot come from so little data")
+    parts: list[bytes] = []
+    remaining = nbytes
+    for chunk in chunks:
+        inflater = zlib.decompressobj()
+        try:
+            part = inflater.decompress(chunk, remaining + 1)
+        except zlib.error as exc:
+            raise GalleryError(f"{damaged}: {exc}") from exc
+        if len(part) > remaining or not inflater.eof or inflater.unused_data:
+            raise GalleryError(f"{damaged}: a chunk does not hold one complete zlib stream")
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
+
+
+def _read_array(
+    con: sqlite3.Connection, name: str, src: Path, *, has_codec: bool = True
+) -> np.ndarray:
+    codec_column = "codec" if has_codec else "'raw'"
     row = con.execute(
-        "SELECT dtype, shape, nbytes, sha256, n_chunks FROM arrays WHERE name = ?", (name,)
+        f"SELECT dtype, shape, nbytes, sha256, n_chunks, {codec_column} FROM arrays WHERE name = ?",
+        (name,),
     ).fetchone()
     if row is None:
         raise GalleryError(f"gallery {src} has no array {name!r}")
-    dtype, shape_json, nbytes, digest, n_chunks = row
+    dtype, shape_json, nbytes, digest, n_chunks, codec = row
     if dtype not in _ALLOWED_DTYPES:
         raise GalleryError(f"gallery {src}: array {name!r} has a disallowed dtype {dtype!r}")
+    if codec not in _ARRAY_CODECS:
+        raise GalleryError(
+            f"gallery {src}: array {name!r} uses codec {codec!r}, which this gmx cannot read "
+            f"(known: {', '.join(sorted(_ARRAY_CODECS))}); upgrade gmx"
+        )
     try:
         shape = tuple(int(x) for x in json.loads(shape_json))
     except (ValueError, TypeError) as exc:
@@ -340,7 +644,10 @@ def _read_array(con: sqlite3.Connection, name: str, src: Path) -> np.ndarray:
         raise GalleryError(
             f"gallery {src}: array {name!r} is incomplete ({len(chunks)} of {n_chunks} chunks)"
         )
-    data = b"".join(bytes(c[1]) for c in chunks)
+    if codec == "zlib":
+        data = _inflate([bytes(c[1]) for c in chunks], int(nbytes), name, src)
+    else:
+        data = b"".join(bytes(c[1]) for c in chunks)
     dt = np.dtype(dtype)
     if len(data) != nbytes or nbytes != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
         raise GalleryError(
@@ -357,6 +664,34 @@ def _read_array(con: sqlite3.Connection, name: str, src: Path) -> np.ndarray:
     return arr
 
 
+def _read_photos(
+    con: sqlite3.Connection, names: list[str], codec: str, src: Path, *, has_codec: bool
+) -> np.ndarray | None:
+    """The stored photos, decoded to ``(N, 112, 112, 3)`` uint8 read-only, or ``None``."""
+    encoded = [n for n in ("photos/offsets", "photos/data") if n in names]
+    if codec == "raw":
+        if encoded:
+            raise GalleryError(f"gallery {src} has encoded photo arrays but photo_codec 'raw'")
+        return _read_array(con, "photos", src, has_codec=has_codec) if "photos" in names else None
+    if "photos" in names or len(encoded) != 2:
+        raise GalleryError(
+            f"gallery {src} has photo_codec {codec!r} but not exactly the arrays "
+            f"photos/offsets and photos/data (found {sorted(n for n in names if n.startswith('photos'))})"
+        )
+    offsets = _read_array(con, "photos/offsets", src, has_codec=has_codec)
+    data = _read_array(con, "photos/data", src, has_codec=has_codec)
+    if offsets.dtype != np.int64 or data.dtype != np.uint8 or data.ndim != 1:
+        raise GalleryError(
+            f"gallery {src}: photo arrays have dtypes {offsets.dtype}/{data.dtype}, expected int64/uint8"
+        )
+    try:
+        photos = _decode_photos(offsets, data, codec, (TEMPLATE_SIZE, TEMPLATE_SIZE))
+    except ValueError as exc:
+        raise GalleryError(f"gallery {src}: stored photos are damaged: {exc}") from exc
+    photos.setflags(write=False)
+    return photos
+
+
 def load_gallery(
     path: str | os.PathLike[str], *, expected_fingerprint: str | None = None
 ) -> Gallery:
@@ -368,7 +703,8 @@ def load_gallery(
             given, a gallery embedded with other models is refused before its arrays are read.
 
     Returns:
-        The gallery; its arrays are read-only and bit-identical to what was saved.
+        The gallery; its arrays are read-only and bit-identical to what was saved, except WebP
+        photos, which are the decoded pixels (exactly :func:`roundtrip_photos` of the saved photos).
 
     Raises:
         GalleryError: missing, corrupt, not a gallery, newer schema, or embedded with other models.
@@ -394,10 +730,14 @@ def load_gallery(
             )
         )
         names = [r[0] for r in con.execute("SELECT name FROM arrays ORDER BY name")]
-        embeddings = _read_array(con, "embeddings", src)
-        photos = _read_array(con, "photos", src) if "photos" in names else None
+        has_codec = _has_codec_column(con)
+        photo_codec, _ = _photo_codec(meta, src)
+        embeddings = _read_array(con, "embeddings", src, has_codec=has_codec)
+        photos = _read_photos(con, names, photo_codec, src, has_codec=has_codec)
         extras = {
-            n.split("/", 1)[1]: _read_array(con, n, src) for n in names if n.startswith("extra/")
+            n.split("/", 1)[1]: _read_array(con, n, src, has_codec=has_codec)
+            for n in names
+            if n.startswith("extra/")
         }
     try:
         return Gallery(
@@ -419,7 +759,7 @@ def load_gallery(
 
 
 def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
-    """Read a gallery file's metadata and counts, without loading any array.
+    """Read a gallery file's metadata and counts, without loading any array or decoding photos.
 
     Raises:
         GalleryError: missing, corrupt or not a gallery.
@@ -434,6 +774,8 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
     if "embeddings" not in arrays:
         raise GalleryError(f"gallery {src} has no embeddings")
     shape = json.loads(arrays["embeddings"])
+    has_photos = "photos" in arrays or "photos/data" in arrays
+    photo_codec, photo_quality = _photo_codec(meta, src) if has_photos else (None, None)
     return GalleryInfo(
         path=src,
         name=meta["name"],
@@ -444,7 +786,7 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
         n_syndromes=int(n_syndromes),
         n_subjects=int(n_subjects),
         embedding_dim=int(shape[-1]),
-        has_photos="photos" in arrays,
+        has_photos=has_photos,
         photos_visible=meta.get("photos_visible", "0") == "1",
         extras=tuple(sorted(n.split("/", 1)[1] for n in arrays if n.startswith("extra/"))),
         created=meta.get("created", ""),
@@ -453,7 +795,18 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
         description=meta.get("description", ""),
         provenance=meta.get("provenance", ""),
         file_size=src.stat().st_size,
+        photo_codec=photo_codec,
+        photo_quality=photo_quality,
     )
 
 
-__all__ = ["SCHEMA_VERSION", "GalleryInfo", "gallery_info", "load_gallery", "save_gallery"]
+__all__ = [
+    "PHOTO_CODECS",
+    "SCHEMA_VERSION",
+    "GalleryInfo",
+    "PhotoCodec",
+    "gallery_info",
+    "load_gallery",
+    "roundtrip_photos",
+    "save_gallery",
+]

@@ -91,10 +91,10 @@ def test_atomic_write_keeps_old_file(
     save_gallery(tiny, path)
     real = _storage._write_array
 
-    def failing(con: sqlite3.Connection, name: str, array: np.ndarray) -> None:
+    def failing(con: sqlite3.Connection, name: str, array: np.ndarray, **kwargs: object) -> str:
         if name == "embeddings":
             raise RuntimeError("disk full (simulated)")
-        real(con, name, array)
+        return real(con, name, array, **kwargs)
 
     monkeypatch.setattr(_storage, "_write_array", failing)
     newer = make_tiny(name="newer")
@@ -135,7 +135,7 @@ def test_truncated_file_refused(tmp_path: Path, tiny_with_photos: Gallery) -> No
 
 def test_damaged_array_refused(tmp_path: Path, tiny: Gallery) -> None:
     p = tmp_path / "g.sqlite"
-    save_gallery(tiny, p)
+    save_gallery(tiny, p, compress=False)  # raw bytes; compressed chunks: test_storage_compression
     with sqlite3.connect(p) as con:
         (blob,) = con.execute("SELECT data FROM array_chunks WHERE name='embeddings'").fetchone()
         damaged = bytes([blob[0] ^ 1]) + bytes(blob[1:])
