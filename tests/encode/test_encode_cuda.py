@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _encode_upstream import ArcCheckpoint
 
 from gmx.encode import Ensemble, load_model
+
+from ._encode_upstream import ArcCheckpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

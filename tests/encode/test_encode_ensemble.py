@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _encode_upstream import ArcCheckpoint, randomise
 from skimage import data
 
 from gmx.encode import (
@@ -26,6 +25,8 @@ from gmx.encode import (
     weights_fingerprint,
 )
 from gmx.variants import Variant
+
+from ._encode_upstream import ArcCheckpoint, randomise
 
 
 def _loaded(seed: int, dim: int = 8) -> LoadedModel:

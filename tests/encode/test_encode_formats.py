@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from _encode_upstream import (
+from onnx2torch import convert
+from torch import nn
+from torch.nn import functional as F
+
+from gmx.encode import IResNet, iresnet50, load_model
+from gmx.encode.iresnet import IBasicBlock
+from gmx.errors import ModelLoadError
+
+from ._encode_upstream import (
     N_CLASSES,
     ArcCheckpoint,
     arc_replica,
@@ -17,13 +25,6 @@ from _encode_upstream import (
     gm_upstream_keys,
     randomise,
 )
-from onnx2torch import convert
-from torch import nn
-from torch.nn import functional as F
-
-from gmx.encode import IResNet, iresnet50, load_model
-from gmx.encode.iresnet import IBasicBlock
-from gmx.errors import ModelLoadError
 
 TOL = 1e-4
 

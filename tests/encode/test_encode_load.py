@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _encode_upstream import ArcCheckpoint, save_bytes
 from torch import nn
 
 from gmx.encode import (
@@ -25,6 +24,8 @@ from gmx.encode import (
     save_model,
 )
 from gmx.errors import ModelLoadError
+
+from ._encode_upstream import ArcCheckpoint, save_bytes
 
 # ---------------------------------------------------------------------------------------- gmx format
 

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _encode_upstream import gm_upstream_keys, randomise
 from torch import nn
 
 from gmx.encode import (
@@ -23,6 +22,8 @@ from gmx.encode import (
     rgb_to_grey,
     weights_fingerprint,
 )
+
+from ._encode_upstream import gm_upstream_keys, randomise
 
 IRES_CARD = ModelCard(name="m", architecture="iresnet50")
 GM_CARD = default_card(name="gm", architecture="facerecognet")
