@@ -87,7 +87,7 @@ left, right, info = st.columns([1.3, 1, 1])
 with left:
     st.plotly_chart(
         examples.photo_figure(data, alignment, name),
-        use_container_width=True,
+        width="stretch",
         config={"displayModeBar": False},
     )
 with right:
@@ -95,7 +95,7 @@ with right:
         image_figure(
             face.image, points=face.landmarks_template, height=340, title="Aligned (112×112)"
         ),
-        use_container_width=True,
+        width="stretch",
         config={"displayModeBar": False},
     )
 with info:
@@ -113,16 +113,16 @@ st.dataframe(
         diagnosis.ranking, gallery, top_k, show_photos=tables.photos_allowed(cfg, gallery)
     ),
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
     column_config=tables.SYNDROME_COLUMNS,
 )
 with st.expander("Genes and patients"):
     g, p = st.columns(2)
     g.dataframe(
-        tables.gene_table(diagnosis.ranking, top_k), hide_index=True, use_container_width=True
+        tables.gene_table(diagnosis.ranking, top_k), hide_index=True, width="stretch"
     )
     p.dataframe(
-        tables.patient_table(diagnosis.ranking, top_k), hide_index=True, use_container_width=True
+        tables.patient_table(diagnosis.ranking, top_k), hide_index=True, width="stretch"
     )
 
 report = to_service_json(

@@ -45,9 +45,9 @@ def picker(cfg: GmxConfig) -> tuple[bytes, str] | None:
     chosen = None
     for i, path in enumerate(files):
         with columns[i % 6]:
-            st.image(_thumbnail(str(path)), use_container_width=True)
+            st.image(_thumbnail(str(path)), width="stretch")
             if st.button(
-                path.stem.replace("_", " "), key=f"example-{path.name}", use_container_width=True
+                path.stem.replace("_", " "), key=f"example-{path.name}", width="stretch"
             ):
                 chosen = (path.read_bytes(), path.name)
     return chosen

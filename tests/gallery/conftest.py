@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _gallery_fixtures import make_tiny
+from ._gallery_fixtures import make_tiny
 
 from gmx.gallery import Gallery
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _gallery_fixtures import IMAGES, SYNDROMES
+from ._gallery_fixtures import IMAGES, SYNDROMES
 from skimage import data
 
 from gmx.gallery import build_gallery, load_gallery, rank, save_gallery

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _gallery_fixtures import make_tiny
+from ._gallery_fixtures import make_tiny
 
 from gmx.errors import GalleryError
 from gmx.gallery import (

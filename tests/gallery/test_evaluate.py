@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _gallery_fixtures import QUERY, random_gallery
+from ._gallery_fixtures import QUERY, random_gallery
 
 from gmx.gallery import Gallery, evaluate, rank, split_members
 

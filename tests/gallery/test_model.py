@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _gallery_fixtures import EMBEDDINGS, IMAGES, SYNDROMES, make_tiny
+from ._gallery_fixtures import EMBEDDINGS, IMAGES, SYNDROMES, make_tiny
 
 from gmx.errors import GalleryError
 from gmx.gallery import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
