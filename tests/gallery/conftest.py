@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import make_tiny
 
 from gmx.gallery import Gallery
+
+from ._gallery_fixtures import make_tiny
 
 
 @pytest.fixture

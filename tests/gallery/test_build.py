@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import IMAGES, SYNDROMES
 from skimage import data
 
 from gmx.gallery import build_gallery, load_gallery, rank, save_gallery
 from gmx.variants import Variant
+
+from ._gallery_fixtures import IMAGES, SYNDROMES
 
 VARIANTS = (Variant(0, False, False), Variant(0, True, False))
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import make_tiny
 
 from gmx.errors import GalleryError
 from gmx.gallery import (
@@ -19,6 +18,8 @@ from gmx.gallery import (
     write_encodings,
 )
 from gmx.variants import Variant, tta_variants
+
+from ._gallery_fixtures import make_tiny
 
 HEADER = "img_name;model;flip;gray;class_conf;representations\n"
 

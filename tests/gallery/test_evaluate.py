@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import QUERY, random_gallery
 
 from gmx.gallery import Gallery, evaluate, rank, split_members
+
+from ._gallery_fixtures import QUERY, random_gallery
 
 # q1 = QUERY ranks A, C, B (see _gallery_fixtures); FAR is nearest to c1 (C), then ...
 FAR = np.array([[-1.0, 0.0], [0.0, -1.0]], dtype=np.float32)

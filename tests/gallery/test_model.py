@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import EMBEDDINGS, IMAGES, SYNDROMES, make_tiny
 
 from gmx.errors import GalleryError
 from gmx.gallery import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
 from gmx.variants import Variant
+
+from ._gallery_fixtures import EMBEDDINGS, IMAGES, SYNDROMES, make_tiny
 
 
 def test_gallery_basics(tiny: Gallery) -> None:

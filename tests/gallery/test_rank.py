@@ -5,11 +5,12 @@ import math
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import EMBEDDINGS, MEAN, PER_VARIANT, QUERY, make_tiny, random_gallery
 
 from gmx.constants import GESTALT_SCORE_OFFSET, NEAR_DUPLICATE_DISTANCE
 from gmx.gallery import Gallery, GalleryImage, Syndrome, rank, to_service_json
 from gmx.variants import Variant
+
+from ._gallery_fixtures import EMBEDDINGS, MEAN, PER_VARIANT, QUERY, make_tiny, random_gallery
 
 
 def test_distances_are_hand_computed(tiny: Gallery) -> None:

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ._gallery_fixtures import make_tiny
 
 from gmx.errors import GalleryError
 from gmx.gallery import SCHEMA_VERSION, Gallery, _storage, gallery_info, load_gallery, save_gallery
+
+from ._gallery_fixtures import make_tiny
 
 
 def _same(a: Gallery, b: Gallery) -> None:
