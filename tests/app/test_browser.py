@@ -6,6 +6,7 @@ missing browser fails the test.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -109,5 +110,31 @@ def test_upload_a_photo_and_see_the_ranking(tiny_setup, browser_page, tmp_path):
         assert "Traceback" not in body and "Error" not in body.split("Top 10 syndromes")[0][-200:]
         # the ranked table is rendered by a canvas grid; its download proves the rows exist
         assert page.get_by_text("Download result").count() == 1
+    finally:
+        stop_app(proc)
+
+
+def test_demo_out_of_the_box_pick_a_demo_face(browser_page, tmp_path):
+    """No configuration at all: the embedded demo model and gallery answer a demo face correctly."""
+    env = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
+    proc, url = start_app(env)
+    try:
+        page = browser_page
+        page.goto(f"{url}/Diagnose", wait_until="networkidle")
+        page.get_by_text("Demo faces").first.click()
+        # syndrome C = long philtrum + thin upper lip vermilion; a held-out test patient
+        page.get_by_role("button", name="syndrome C 1209").click()
+        page.get_by_text("Top 10 syndromes").wait_for(timeout=90_000)
+        page.wait_for_timeout(1500)
+        shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "demo.png"
+        page.screenshot(path=str(shot), full_page=True)
+        body = page.inner_text("body")
+        assert "Synthetic demo" in body and "not for clinical use" in body
+        # the grid is a canvas: read the JSON export instead of pixels
+        with page.expect_download() as dl:
+            page.get_by_text("Download result").click()
+        result = json.loads(Path(dl.value.path()).read_text())
+        names = [s["syndrome_name"] for s in result["suggested_syndromes_list"][:3]]
+        assert any(n.startswith("Synthetic syndrome C ") for n in names), names
     finally:
         stop_app(proc)
