@@ -29,6 +29,7 @@ from gmx.errors import GmxError
 from gmx.explain.methods import luma, upsample
 from gmx.explain.prepared import (
     EngineModel,
+    _device_of,
     check_backbone,
     engine_model,
     reference_model,
@@ -190,8 +191,8 @@ def _resolve_jobs(
     return jobs
 
 
-def _units(job: _Job, hw: tuple[int, int]) -> int:
-    return int(job.spec.units(job.params, hw)) if job.spec.units is not None else 1
+def _units(job: _Job, hw: tuple[int, int], device: torch.device) -> int:
+    return int(job.spec.units(job.params, hw, device)) if job.spec.units is not None else 1
 
 
 def iter_explain(
@@ -237,10 +238,11 @@ def iter_explain(
             raise ValueError(f"method {job.spec.name!r} has no reference implementation")
     x_cpu = face_tensor(face)
     hw = (int(x_cpu.shape[-2]), int(x_cpu.shape[-1]))
+    devices = [_device_of(p.backbone) for p in pairs]
 
     completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
     tracker = Progress(
-        total=sum(_units(j, hw) for j in jobs) * len(variants),
+        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
         callback=progress,
         should_stop=_stop_checker(should_stop),
         on_stop=lambda: ExplanationCancelled(completed),
@@ -293,7 +295,7 @@ def iter_explain(
                     )
                     raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
                 accumulate(job, raw, variant, time.perf_counter() - start)
-                tracker.step(_units(job, hw))
+                tracker.step(_units(job, hw, devices[variant.model]))
             yield from finish(job)
         return
 
@@ -332,7 +334,7 @@ def iter_explain(
                     start = time.perf_counter()
                     raw = job.spec.compute(space_for(job), job.params)
                     accumulate(job, raw, variant, time.perf_counter() - start)
-                    tracker.step(_units(job, hw))
+                    tracker.step(_units(job, hw, devices[variant.model]))
             finally:
                 for space in spaces.values():
                     space.release()
@@ -353,6 +355,8 @@ def iter_explain(
             finally:
                 space.release()
             accumulate(job, raw, variant, time.perf_counter() - start)
+            if job.spec.units is None:  # methods without batches count one unit per variant
+                tracker.step()
         yield from finish(job)
 
 

@@ -65,6 +65,22 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+#: ``batch_size=0`` means: this many images per batch on (CPU, CUDA). CPU sizes bound peak memory
+#: (an iResNet-50 graph holds ~100 MB per image in bf16); GPUs want large batches.
+AUTO_BATCH: Mapping[str, tuple[int, int]] = {
+    "occlusion": (32, 256),
+    "integrated_gradients": (4, 32),
+}
+
+
+def batch_size(value: Any, method: str, device: torch.device | None) -> int:
+    """Resolve a ``batch_size`` parameter (``0`` = automatic for the device)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0:
+        cpu, cuda = AUTO_BATCH[method]
+        return cuda if device is not None and device.type == "cuda" else cpu
+    return _positive_int(value, "batch_size")
+
+
 def sum_channels(attr: torch.Tensor) -> torch.Tensor:
     """``(n, 3, H, W) -> (H, W)``: channel sum, mean over rows."""
     return attr.sum(dim=1).mean(dim=0)
@@ -90,12 +106,12 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
         "window": 10,
         "stride": 5,
         "fill": "black",
-        "batch_size": 32,
+        "batch_size": 0,
         "precision": "auto",
         "incremental": True,
     },
     reference=ref.occlusion,
-    units=lambda p, hw: _occlusion_units(p, hw),
+    units=lambda p, hw, device: _occlusion_units(p, hw, device),
     citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
 )
 def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
@@ -103,9 +119,9 @@ def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     wh, ww = _pair(p["window"], "window")
     sh, sw = _pair(p["stride"], "stride")
     fill = input_value(p["fill"], "fill")
-    batch = _positive_int(p["batch_size"], "batch_size")
+    batch = batch_size(p["batch_size"], "occlusion", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
-    x = ws.x[:1]
+    x = ws.x[:1].contiguous(memory_format=torch.channels_last)
     H, W = x.shape[-2:]
     windows = [
         (y, min(y + wh, H), xx, min(xx + ww, W))
@@ -131,11 +147,11 @@ def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     return (total / count.clamp_min(1)).float()
 
 
-def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int]) -> int:
+def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
     wh, ww = _pair(p["window"], "window")
     sh, sw = _pair(p["stride"], "stride")
     n = len(window_starts(hw[0], wh, sh)) * len(window_starts(hw[1], ww, sw))
-    return math.ceil(n / _positive_int(p["batch_size"], "batch_size"))
+    return math.ceil(n / batch_size(p["batch_size"], "occlusion", device))
 
 
 @register_method(
@@ -207,15 +223,15 @@ def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     family="input",
     signed=True,
     smoothable=True,
-    defaults={"steps": 32, "baseline": "black", "batch_size": 8, "precision": "fp32"},
+    defaults={"steps": 32, "baseline": "black", "batch_size": 0, "precision": "auto"},
     reference=ref.integrated_gradients,
-    units=lambda p, hw: _ig_units(p, hw),
+    units=lambda p, hw, device: _ig_units(p, hw, device),
     citation="Sundararajan, Taly & Yan, Axiomatic Attribution for Deep Networks, ICML 2017",
 )
 def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """``(x - x0) * mean gradient`` on the straight path (Gauss-Legendre, captum's default rule)."""
     steps = _positive_int(p["steps"], "steps")
-    batch = _positive_int(p["batch_size"], "batch_size")
+    batch = batch_size(p["batch_size"], "integrated_gradients", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
     x0 = torch.full_like(ws.x[:1], input_value(p["baseline"], "baseline"))
     alphas, weights = gauss_legendre(steps)
@@ -227,7 +243,8 @@ def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
         for start in range(0, steps, batch):
             a = a_all[start : start + batch]
             w = w_all[start : start + batch]
-            xs = (x0 + a[:, None, None, None] * (row[None] - x0)).requires_grad_(True)
+            xs = x0 + a[:, None, None, None] * (row[None] - x0)
+            xs = xs.contiguous(memory_format=torch.channels_last).requires_grad_(True)
             with torch.enable_grad(), tracing(Trace()), precision_context(ws.device, precision):
                 emb = ws.backbone.head(ws.backbone.forward_maps(xs)).float()
                 scores = torch.stack([t(emb) for t in ws.targets], dim=1)  # (b, T)
@@ -241,11 +258,10 @@ def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     return out / ws.x.shape[0]
 
 
-def _ig_units(p: Mapping[str, Any], hw: tuple[int, int]) -> int:
+def _ig_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
     rows = max(1, int(p.get("smooth_samples", 0) or 1))
-    return rows * math.ceil(
-        _positive_int(p["steps"], "steps") / _positive_int(p["batch_size"], "batch_size")
-    )
+    batch = batch_size(p["batch_size"], "integrated_gradients", device)
+    return rows * math.ceil(_positive_int(p["steps"], "steps") / batch)
 
 
 # -- layer attribution (CAM family) -------------------------------------------------------------

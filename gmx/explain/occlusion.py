@@ -190,7 +190,7 @@ def occluded_embeddings(
 
     Returns:
         ``embed(start, stop) -> (stop - start, D)`` embeddings of windows ``start:stop``, and the
-        clean embedding is ``embed(-1, 0)``.
+        clean embedding is ``embed(-1, 0)``; its attribute ``incremental`` says which path runs.
     """
     units = iresnet_units(backbone) if incremental else None
     H, W = x.shape[-2:]
@@ -208,6 +208,7 @@ def occluded_embeddings(
                 return backbone.head(backbone.forward_maps(x))
             return backbone.head(backbone.forward_maps(occlude(windows[start:stop])))
 
+        embed_full.incremental = False  # type: ignore[attr-defined]
         return embed_full
 
     # Clean activations at every unit boundary, then the tail from the first non-incremental unit.
@@ -288,6 +289,7 @@ def occluded_embeddings(
             act_b = m(act_b)
         return backbone.head(act_b)
 
+    embed_incremental.incremental = True  # type: ignore[attr-defined]
     return embed_incremental
 
 

@@ -29,7 +29,7 @@ Family = Literal["input", "layer", "baseline"]
 ComputeFn = Callable[["Workspace", Mapping[str, Any]], torch.Tensor]
 ReferenceFn = Callable[["ReferenceContext", Mapping[str, Any]], torch.Tensor]
 PlanFn = Callable[["Workspace", Mapping[str, Any]], None]
-UnitsFn = Callable[[Mapping[str, Any], tuple[int, int]], int]
+UnitsFn = Callable[[Mapping[str, Any], tuple[int, int], torch.device], int]
 
 #: Parameters every gradient method accepts for SmoothGrad (Smilkov et al. 2017).
 SMOOTHGRAD_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -53,7 +53,7 @@ class MethodSpec:
         shared: the method reads the per-variant shared forward/backward pass (cheap once it exists).
         smoothable: accepts the SmoothGrad parameters.
         citation: paper reference.
-        units: progress units of one variant (batches), from parameters and input size.
+        units: progress units of one variant (batches), from parameters, input size and device.
     """
 
     name: str

@@ -52,7 +52,10 @@ def test_flipped_variant_is_mirrored_back(tiny_model, face) -> None:
         tiny_model, face, SimilarityTarget(g), [Variant(0, flip=True)], methods=methods, params=FAST
     )
     mirrored = explain(
-        tiny_model, np.ascontiguousarray(face[:, ::-1]), SimilarityTarget(g), methods=methods,
+        tiny_model,
+        np.ascontiguousarray(face[:, ::-1]),
+        SimilarityTarget(g),
+        methods=methods,
         params=FAST,
     )
     for name in ("saliency", "guided_backprop", "deeplift", "gradcam", "fullgrad"):
@@ -60,8 +63,12 @@ def test_flipped_variant_is_mirrored_back(tiny_model, face) -> None:
             flipped[name].values, mirrored[name].values[:, ::-1], rtol=1e-5, atol=1e-7, err_msg=name
         )
     # Window grid is not mirror-symmetric (captum's grid starts at the left edge): compare loosely.
-    assert np.corrcoef(flipped["occlusion"].values.ravel(),
-                       mirrored["occlusion"].values[:, ::-1].ravel())[0, 1] > 0.9
+    assert (
+        np.corrcoef(
+            flipped["occlusion"].values.ravel(), mirrored["occlusion"].values[:, ::-1].ravel()
+        )[0, 1]
+        > 0.9
+    )
 
 
 def test_grey_variant_input() -> None:
@@ -150,14 +157,20 @@ def test_logit_target_uses_the_classifier(tiny_model, face) -> None:
     assert a["deeplift"].values.sum(dtype=np.float64) == pytest.approx(delta, rel=1e-3)
     with pytest.raises(ValueError, match="needs a classifier"):
         explain(tiny_model, face, target, methods=["saliency"])
-    ref = explain(ExplainModel(tiny_model, clf), face, target, methods=["deeplift"], backend="reference")
+    ref = explain(
+        ExplainModel(tiny_model, clf), face, target, methods=["deeplift"], backend="reference"
+    )
     np.testing.assert_allclose(ref["deeplift"].values, a["deeplift"].values, rtol=1e-4, atol=1e-7)
 
 
 def test_progress_and_cancellation(tiny_model, face) -> None:
     calls: list[tuple[int, int]] = []
     explain(
-        tiny_model, face, SimilarityTarget(gallery(64)), methods=THESIS_PANEL, params=FAST,
+        tiny_model,
+        face,
+        SimilarityTarget(gallery(64)),
+        methods=THESIS_PANEL,
+        params=FAST,
         progress=lambda d, t: calls.append((d, t)),
     )
     dones = [d for d, _ in calls]
@@ -173,29 +186,47 @@ def test_progress_and_cancellation(tiny_model, face) -> None:
 
     with pytest.raises(ExplanationCancelled) as info:
         for _, amap in iter_explain(
-            tiny_model, face, [SimilarityTarget(gallery(64))],
-            methods=("saliency", "gradcam", "occlusion"), params=FAST,
-            progress=on_progress, should_stop=stop,
+            tiny_model,
+            face,
+            [SimilarityTarget(gallery(64))],
+            methods=("saliency", "gradcam", "occlusion"),
+            params=FAST,
+            progress=on_progress,
+            should_stop=stop,
         ):
             seen.append(amap.method)
     assert seen == ["saliency", "gradcam"]  # fast results came first
     assert set(info.value.completed[0]) == {"saliency", "gradcam"}
     with pytest.raises(ExplanationCancelled):
-        explain(tiny_model, face, SimilarityTarget(gallery(64)), methods=["saliency"],
-                should_stop=lambda: True)
+        explain(
+            tiny_model,
+            face,
+            SimilarityTarget(gallery(64)),
+            methods=["saliency"],
+            should_stop=lambda: True,
+        )
 
 
 def test_threads_sharing_one_model_get_serial_results(face) -> None:
     model = tiny_iresnet(3)
-    methods = ("saliency", "deconvolution", "guided_backprop", "deeplift", "gradcam", "fullgrad",
-               "occlusion", "integrated_gradients")
+    methods = (
+        "saliency",
+        "deconvolution",
+        "guided_backprop",
+        "deeplift",
+        "gradcam",
+        "fullgrad",
+        "occlusion",
+        "integrated_gradients",
+    )
     jobs = [SimilarityTarget(gallery(64, seed=s)) for s in range(4)]
     serial = [explain(model, face, t, methods=methods, params=FAST) for t in jobs]
-    ref_serial = [explain(model, face, t, methods=["guided_backprop"], backend="reference")
-                  for t in jobs]
+    ref_serial = [
+        explain(model, face, t, methods=["guided_backprop"], backend="reference") for t in jobs
+    ]
     barrier = threading.Barrier(4)
 
-    def run(i: int):  # noqa: ANN202
+    def run(i: int):
         barrier.wait()
         eng = explain(model, face, jobs[i], methods=methods, params=FAST)
         ref = explain(model, face, jobs[i], methods=["guided_backprop"], backend="reference")
@@ -235,8 +266,18 @@ class _Exploding(Target):
 
 
 @pytest.mark.parametrize("backend", ["engine", "reference"])
-@pytest.mark.parametrize("name", ["saliency", "guided_backprop", "deeplift", "gradcam", "fullgrad",
-                                  "occlusion", "integrated_gradients"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "saliency",
+        "guided_backprop",
+        "deeplift",
+        "gradcam",
+        "fullgrad",
+        "occlusion",
+        "integrated_gradients",
+    ],
+)
 def test_no_hooks_remain_after_an_exception(tiny_model, face, name: str, backend: str) -> None:
     # Fail in the first forward pass, or (batched engine methods) in the middle of the batches.
     n = 2 if backend == "engine" and name in FAST else 0
@@ -281,7 +322,14 @@ def test_input_errors(tiny_model, face) -> None:
     with pytest.raises(ValueError, match="forward_maps"):
         explain(nn.Linear(3, 3), face, target, methods=["gradcam"])
     with pytest.raises(ValueError, match="smooth_samples"):
-        explain(tiny_model, face, target, methods=["saliency"],
-                params={"saliency": {"smooth_samples": -1}})
+        explain(
+            tiny_model,
+            face,
+            target,
+            methods=["saliency"],
+            params={"saliency": {"smooth_samples": -1}},
+        )
     with pytest.raises(ValueError, match="fill"):
-        explain(tiny_model, face, target, methods=["occlusion"], params={"occlusion": {"fill": "red"}})
+        explain(
+            tiny_model, face, target, methods=["occlusion"], params={"occlusion": {"fill": "red"}}
+        )

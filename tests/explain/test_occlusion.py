@@ -28,7 +28,10 @@ def test_window_starts_follow_captum() -> None:
 def test_single_black_window_gives_score_drop_to_black_image(tiny_model, face) -> None:
     target = SimilarityTarget(gallery(64))
     amap = explain(
-        tiny_model, face, target, methods=["occlusion"],
+        tiny_model,
+        face,
+        target,
+        methods=["occlusion"],
         params={"occlusion": {"window": 112, "stride": 112, "precision": "fp32"}},
     )["occlusion"]
     x = face_tensor(face)
@@ -46,12 +49,20 @@ def test_incremental_equals_full_recomputation(real_face, window, stride) -> Non
     model = deeper_iresnet(2)
     target = SimilarityTarget(gallery(64, seed=8))
     common = {"window": window, "stride": stride, "precision": "fp32", "fill": 0.3}
-    inc = explain(model, real_face, target, methods=["occlusion"],
-                  params={"occlusion": {**common, "incremental": True}})["occlusion"]
-    full = explain(model, real_face, target, methods=["occlusion"],
-                   params={"occlusion": {**common, "incremental": False, "batch_size": 7}})[
-        "occlusion"
-    ]
+    inc = explain(
+        model,
+        real_face,
+        target,
+        methods=["occlusion"],
+        params={"occlusion": {**common, "incremental": True}},
+    )["occlusion"]
+    full = explain(
+        model,
+        real_face,
+        target,
+        methods=["occlusion"],
+        params={"occlusion": {**common, "incremental": False, "batch_size": 7}},
+    )["occlusion"]
     scale = float(np.abs(full.values).max())
     np.testing.assert_allclose(inc.values, full.values, rtol=0, atol=1e-4 * scale)
 
@@ -64,6 +75,8 @@ def test_incremental_embeddings_match_direct_forward(face) -> None:
     windows = [(0, 10, 0, 10), (50, 60, 97, 107), (105, 112, 105, 112), (30, 40, 0, 10)]
     with torch.inference_mode():
         embed = occluded_embeddings(em.backbone, x, windows, -1.0, incremental=True)
+        assert embed.incremental
+        assert not occluded_embeddings(em.backbone, x, windows, -1.0, incremental=False).incremental
         got = embed(0, len(windows))
         xs = x.repeat(len(windows), 1, 1, 1)
         for i, (y0, y1, x0, x1) in enumerate(windows):
@@ -93,8 +106,10 @@ def test_non_iresnet_backbone_falls_back_to_full_forward(face) -> None:
     params = {"occlusion": {"window": 16, "stride": 16, "precision": "fp32"}}
     target = SimilarityTarget(np.ones(8, np.float32))
     eng = explain(model, face, target, methods=["occlusion", "gradcam"], params=params)
-    ref = explain(model, face, target, methods=["occlusion", "gradcam"], params=params,
-                  backend="reference")
-    np.testing.assert_allclose(eng["occlusion"].values, ref["occlusion"].values, rtol=1e-4,
-                               atol=1e-6)
+    ref = explain(
+        model, face, target, methods=["occlusion", "gradcam"], params=params, backend="reference"
+    )
+    np.testing.assert_allclose(
+        eng["occlusion"].values, ref["occlusion"].values, rtol=1e-4, atol=1e-6
+    )
     assert eng["gradcam"].raw.shape == (7, 7)
