@@ -25,8 +25,9 @@ from torch import nn
 
 from gmx._typing import ImageU8
 from gmx.constants import NORM_MEAN, NORM_STD, TEMPLATE_SIZE
+from gmx.encode import preprocess, rgb_to_grey
 from gmx.errors import GmxError
-from gmx.explain.methods import luma, upsample
+from gmx.explain.methods import upsample
 from gmx.explain.prepared import (
     EngineModel,
     _device_of,
@@ -71,25 +72,34 @@ class ExplanationCancelled(GmxError):
 
 @dataclass(frozen=True)
 class ExplainModel:
-    """A backbone plus its optional classifier (for ``LogitTarget``).
+    """A backbone plus its optional classifier (for ``LogitTarget``) and input card.
 
     Attributes:
         backbone: ``nn.Module`` with ``forward_maps(x) -> (N, C, h, w)`` and ``head(maps) -> (N, D)``.
         classifier: ``nn.Module`` mapping ``(N, D)`` embeddings to logits, or ``None``.
+        card: the model's :class:`gmx.encode.ModelCard` (channel order, normalisation); ``None``
+            means the iResNet default (RGB, ``(x / 255 - 0.5) / 0.5``).
     """
 
     backbone: nn.Module
     classifier: nn.Module | None = None
+    card: Any = None
 
 
 def as_explain_model(model: Any, classifier: nn.Module | None = None) -> ExplainModel:
-    """Accept a backbone, an :class:`ExplainModel` or anything with ``.backbone`` (``GestaltModel``).
+    """Accept a backbone, an :class:`ExplainModel`, a ``GestaltModel`` or a ``LoadedModel``.
 
     Raises:
         ValueError: if no usable backbone is found.
     """
     if isinstance(model, ExplainModel):
-        return model if classifier is None else ExplainModel(model.backbone, classifier)
+        if classifier is None:
+            return model
+        return ExplainModel(model.backbone, classifier, model.card)
+    card = getattr(model, "card", None)
+    if card is not None and getattr(model, "model", None) is not None:  # LoadedModel
+        inner = as_explain_model(model.model, classifier)
+        return ExplainModel(inner.backbone, inner.classifier, card)
     if isinstance(model, nn.Module) and callable(getattr(model, "forward_maps", None)):
         return ExplainModel(check_backbone(model), classifier)
     backbone = getattr(model, "backbone", None)
@@ -98,33 +108,64 @@ def as_explain_model(model: Any, classifier: nn.Module | None = None) -> Explain
         return ExplainModel(check_backbone(backbone), classifier if classifier is not None else own)
     raise ValueError(
         f"cannot explain {type(model).__name__}: pass a backbone with forward_maps/head, an "
-        "ExplainModel, or an object with a .backbone attribute"
+        "ExplainModel, a GestaltModel or a LoadedModel"
     )
 
 
-def face_tensor(face: ImageU8) -> torch.Tensor:
-    """``(112, 112, 3)`` uint8 RGB -> ``(1, 3, 112, 112)`` float32 in ``[-1, 1]``.
-
-    Raises:
-        ValueError: for any other shape or dtype.
-    """
+def _check_face(face: ImageU8) -> np.ndarray:
     arr = np.asarray(face)
     if arr.dtype != np.uint8 or arr.shape != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
         raise ValueError(
             f"face must be a (112, 112, 3) uint8 RGB aligned face, got {arr.shape} {arr.dtype}"
         )
+    return arr
+
+
+def face_tensor(face: ImageU8) -> torch.Tensor:
+    """``(112, 112, 3)`` uint8 RGB -> ``(1, 3, 112, 112)`` float32 in ``[-1, 1]`` (iResNet input).
+
+    Raises:
+        ValueError: for any other shape or dtype.
+    """
+    arr = _check_face(face)
     x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).permute(2, 0, 1)[None]
     return ((x / 255.0 - NORM_MEAN) / NORM_STD).contiguous()
 
 
-def variant_input(x: torch.Tensor, variant: Variant) -> torch.Tensor:
-    """The encoder input of one TTA variant: grey = BT.601 luma on all 3 channels, flip = mirror."""
-    out = x
-    if variant.grey:
-        out = luma(out)[:, None].expand(-1, 3, -1, -1)
-    if variant.flip:
-        out = torch.flip(out, dims=[-1])
-    return out.contiguous()
+def variant_input(face: ImageU8, variant: Variant, card: Any = None) -> torch.Tensor:
+    """The encoder's input for one TTA variant of ``face``: ``(1, 3, 112, 112)`` float32.
+
+    Exactly what :mod:`gmx.encode` feeds the model (:func:`gmx.encode.preprocess`): grey is
+    OpenCV-exact BT.601 luma of the uint8 face on all three channels, then the mirror, then the
+    card's channel order and normalisation.
+
+    Args:
+        face: ``(112, 112, 3)`` uint8 RGB aligned face; not modified.
+        variant: which flip/grey (its ``model`` index is not used here).
+        card: the model's ``ModelCard``; ``None`` for the iResNet default.
+
+    Raises:
+        ValueError: for a bad face, or a card the engine cannot explain (not 3x112x112).
+    """
+    arr = _check_face(face)
+    if card is None:
+        pixels = arr
+        if variant.grey:
+            pixels = np.repeat(rgb_to_grey(arr)[..., None], 3, axis=-1)
+        if variant.flip:
+            pixels = pixels[:, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32)
+        return ((x[None] / 255.0 - NORM_MEAN) / NORM_STD).contiguous()
+    if getattr(card, "channels", 3) != 3 or getattr(card, "input_size", 112) != TEMPLATE_SIZE:
+        raise ValueError(
+            f"the engine explains 3x112x112 models; card {getattr(card, 'name', card)!r} has "
+            f"{card.channels} channel(s) at {card.input_size}px"
+        )
+    return preprocess(arr[None], card, flip=variant.flip, grey=variant.grey)
+
+
+def _colour_order(pair: ExplainModel) -> str:
+    return "RGB" if pair.card is None else str(getattr(pair.card, "colour_order", "RGB"))
 
 
 def _stop_checker(should_stop: Any) -> Callable[[], bool] | None:
@@ -236,8 +277,8 @@ def iter_explain(
     for job in jobs:
         if backend == "reference" and job.spec.reference is None:
             raise ValueError(f"method {job.spec.name!r} has no reference implementation")
-    x_cpu = face_tensor(face)
-    hw = (int(x_cpu.shape[-2]), int(x_cpu.shape[-1]))
+    face = _check_face(face)
+    hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
     devices = [_device_of(p.backbone) for p in pairs]
 
     completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
@@ -287,11 +328,12 @@ def iter_explain(
                 rmodel = reference_model(pair.backbone, pair.classifier)
                 start = time.perf_counter()
                 with rmodel.lock:
-                    x = _rows(job, variant_input(x_cpu, variant)).to(rmodel.device)
+                    x = _rows(job, variant_input(face, variant, pair.card)).to(rmodel.device)
                     ctx = ReferenceContext(
                         model=rmodel,
                         x=x,
                         targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
+                        colour_order=_colour_order(pair),
                     )
                     raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
                 accumulate(job, raw, variant, time.perf_counter() - start)
@@ -314,16 +356,17 @@ def iter_explain(
         for vi, variant in enumerate(variants):
             emodel = engine_for(variant.model)
             bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
-            x_v = variant_input(x_cpu, variant)
+            x_v = variant_input(face, variant, pairs[variant.model].card)
+            order = _colour_order(pairs[variant.model])
             spaces: dict[tuple[int, float, int] | None, Workspace] = {}
 
             def space_for(
-                job: _Job, x_v=x_v, emodel=emodel, bound=bound, spaces=spaces
+                job: _Job, x_v=x_v, emodel=emodel, bound=bound, spaces=spaces, order=order
             ) -> Workspace:
                 key = _smooth_key(job.spec, job.params)
                 if key not in spaces:
                     rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-                    spaces[key] = Workspace(emodel, rows, bound, tracker)
+                    spaces[key] = Workspace(emodel, rows, bound, tracker, order)
                 return spaces[key]
 
             for job in shared:
@@ -345,10 +388,10 @@ def iter_explain(
         for vi, variant in enumerate(variants):
             emodel = engine_for(variant.model)
             bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
-            x_v = variant_input(x_cpu, variant)
+            x_v = variant_input(face, variant, pairs[variant.model].card)
             key = _smooth_key(job.spec, job.params)
             rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-            space = Workspace(emodel, rows, bound, tracker)
+            space = Workspace(emodel, rows, bound, tracker, _colour_order(pairs[variant.model]))
             start = time.perf_counter()
             try:
                 raw = job.spec.compute(space, job.params)

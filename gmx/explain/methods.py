@@ -469,15 +469,17 @@ def random_map(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
-def luma(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R BT.601 luma ``(n, H, W)`` of ``(n, 3, H, W)`` RGB."""
+def luma(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
+    """ITU-R BT.601 luma ``(n, H, W)`` of ``(n, 3, H, W)`` RGB (or BGR) input."""
     w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
+    if colour_order == "BGR":
+        w = w.flip(0)
     return (x * w[None, :, None, None]).sum(dim=1)
 
 
-def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+def sobel_magnitude(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
     """Sobel gradient magnitude ``(n, H, W)`` of the luma, reflect-101 borders (OpenCV's default)."""
-    y = luma(x)[:, None]
+    y = luma(x, colour_order)[:, None]
     y = F.pad(y, (1, 1, 1, 1), mode="reflect")
     kx = SOBEL_X.to(x.device, x.dtype)[None, None]
     gx = F.conv2d(y, kx)
@@ -496,7 +498,8 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
 )
 def edges(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Sobel magnitude of the face's luma: what a map looks like that ignores the model."""
-    return sobel_magnitude(ws.x).mean(0)[None].expand(ws.n_targets, -1, -1).clone()
+    edges_ = sobel_magnitude(ws.x, ws.colour_order).mean(0)
+    return edges_[None].expand(ws.n_targets, -1, -1).clone()
 
 
 __all__ = [

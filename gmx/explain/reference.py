@@ -36,11 +36,13 @@ class ReferenceContext:
         model: the reference copy; its lock is held by the caller.
         x: ``(n, 3, H, W)`` float32 rows on the model's device.
         targets: bound target functions (bound to the reference copy's classifier).
+        colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``).
     """
 
     model: ReferenceModel
     x: torch.Tensor
     targets: Sequence[TargetFn]
+    colour_order: str = "RGB"
 
 
 class _Embed(nn.Module):
@@ -321,8 +323,9 @@ def edges(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     import cv2
 
     maps = []
+    weights = (0.299, 0.587, 0.114) if ctx.colour_order != "BGR" else (0.114, 0.587, 0.299)
     for row in ctx.x.detach().cpu().numpy():
-        y = (0.299 * row[0] + 0.587 * row[1] + 0.114 * row[2]).astype(np.float32)
+        y = (weights[0] * row[0] + weights[1] * row[1] + weights[2] * row[2]).astype(np.float32)
         gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
         maps.append(np.sqrt(gx**2 + gy**2))

@@ -150,6 +150,7 @@ class Workspace:
         x: ``(n, 3, H, W)`` float32 input rows in ``[-1, 1]`` (``n > 1`` only for SmoothGrad).
         targets: bound target functions, one per explained target.
         progress: progress/cancellation counter shared by the whole call.
+        colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``, from the model's card).
     """
 
     def __init__(
@@ -158,6 +159,7 @@ class Workspace:
         x: torch.Tensor,
         targets: Sequence[TargetFn],
         progress: Progress,
+        colour_order: str = "RGB",
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
@@ -168,6 +170,7 @@ class Workspace:
         self.x = x.detach().to(self.device, torch.float32)
         self.targets = tuple(targets)
         self.progress = progress
+        self.colour_order = colour_order
         self._layers: set[str] = {MAPS_LAYER}
         self._bias = False
         self._graph: dict[str, object] | None = None

@@ -71,15 +71,39 @@ def test_flipped_variant_is_mirrored_back(tiny_model, face) -> None:
     )
 
 
-def test_grey_variant_input() -> None:
-    x = torch.rand(1, 3, 4, 5) * 2 - 1
-    grey = variant_input(x, Variant(0, grey=True))
+def test_variant_input_is_what_the_encoder_feeds(face) -> None:
+    from gmx.encode import default_card, preprocess
+
+    card = default_card(name="t", architecture="iresnet50")
+    for flip in (False, True):
+        for grey in (False, True):
+            got = variant_input(face, Variant(0, flip=flip, grey=grey))
+            want = preprocess(face[None], card, flip=flip, grey=grey)
+            assert torch.equal(got, want)
+            assert torch.equal(variant_input(face, Variant(0, flip=flip, grey=grey), card), want)
+    grey = variant_input(face, Variant(0, grey=True))
     assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
-    expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    torch.testing.assert_close(grey[:, 0], expected)
-    flip = variant_input(x, Variant(0, flip=True, grey=True))
-    assert torch.equal(flip, torch.flip(grey, dims=[-1]))
-    assert torch.equal(variant_input(x, Variant(0)), x)
+    assert torch.equal(variant_input(face, Variant(0)), face_tensor(face))
+    bgr = default_card(name="t", architecture="iresnet50", colour_order="BGR")
+    assert torch.equal(variant_input(face, Variant(0), bgr), face_tensor(face).flip(1))
+
+
+def test_loaded_model_and_bgr_card(face) -> None:
+    from gmx.encode import GestaltModel, LoadedModel, default_card
+
+    backbone = tiny_iresnet(0)
+    card = default_card(name="t", architecture="iresnet50", colour_order="BGR", embedding_dim=64)
+    loaded = LoadedModel(model=GestaltModel(backbone), card=card, fingerprint="x")
+    target = SimilarityTarget(gallery(64))
+    via_card = explain(loaded, face, target, methods=["gradcam", "edges"])
+    plain = explain(backbone, face, target, methods=["gradcam", "edges"])
+    # BGR input is a different input to the network, but the face's edges are the same.
+    assert not np.allclose(via_card["gradcam"].values, plain["gradcam"].values)
+    np.testing.assert_allclose(
+        via_card["edges"].values, plain["edges"].values, rtol=1e-5, atol=1e-6
+    )
+    ref = explain(loaded, face, target, methods=["edges"], backend="reference")
+    np.testing.assert_allclose(ref["edges"].values, plain["edges"].values, rtol=1e-5, atol=1e-6)
 
 
 def test_variants_are_averaged_with_their_own_gallery_rows(face) -> None:
