@@ -21,12 +21,11 @@ c1, c2, c3 = st.columns(3)
 with c1:
     st.subheader("🔎 Diagnose")
     st.write("Photo → aligned face → top-k syndromes with their nearest gallery patients.")
-    st.page_link("pages/1_Diagnose.py", label="Open Diagnose", icon="🔎")
+    common.page_link("pages/1_Diagnose.py", "Open Diagnose", "🔎")
 with c2:
     st.subheader("🗺️ Explain")
     st.write("Attribution maps of the top syndromes, many methods, one shared colour scale.")
-    if Path("pages/2_Explain.py").exists():
-        st.page_link("pages/2_Explain.py", label="Open Explain", icon="🗺️")
+    common.page_link("pages/2_Explain.py", "Open Explain", "🗺️")
 with c3:
     st.subheader("🔒 Private")
     st.write(

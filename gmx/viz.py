@@ -239,12 +239,15 @@ def map_figure(
         )
     )
     _layout(fig, height=height, title=title)
+    fig.update_xaxes(range=[-0.5, img.shape[1] - 0.5])
+    fig.update_yaxes(range=[img.shape[0] - 0.5, -0.5])
     return fig
 
 
 def _layout(fig: go.Figure, *, height: int, title: str | None) -> None:
-    fig.update_xaxes(visible=False, showgrid=False)
-    fig.update_yaxes(visible=False, showgrid=False, scaleanchor="x")
+    # constrain="domain": keep square pixels by shrinking the plot area, never by cropping the image
+    fig.update_xaxes(visible=False, showgrid=False, constrain="domain")
+    fig.update_yaxes(visible=False, showgrid=False, scaleanchor="x", constrain="domain")
     fig.update_layout(
         height=height,
         margin={"l": 0, "r": 0, "t": 28 if title else 0, "b": 0},

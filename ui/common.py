@@ -31,6 +31,16 @@ def page_setup(title: str, icon: str = "🧬") -> GmxConfig:
     return cfg
 
 
+def page_link(page: str, label: str, icon: str) -> None:
+    """A link to another page of the app (plain text when the page runs alone, as in AppTest)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.caption(f"{label}: open it from the sidebar.")
+
+
 def current_photo() -> tuple[bytes, str] | None:
     """The photo chosen on the Diagnose page (bytes kept in memory only), or ``None``."""
     data = state.get(state.PHOTO_BYTES)
@@ -44,6 +54,6 @@ def require_photo() -> tuple[bytes, str]:
     photo = current_photo()
     if photo is None:
         st.info("No photo yet: choose one on the **Diagnose** page first.", icon="👈")
-        st.page_link("pages/1_Diagnose.py", label="Go to Diagnose", icon="🔎")
+        page_link("pages/1_Diagnose.py", "Go to Diagnose", "🔎")
         st.stop()
     return photo  # type: ignore[return-value]

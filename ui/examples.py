@@ -46,9 +46,7 @@ def picker(cfg: GmxConfig) -> tuple[bytes, str] | None:
     for i, path in enumerate(files):
         with columns[i % 6]:
             st.image(_thumbnail(str(path)), width="stretch")
-            if st.button(
-                path.stem.replace("_", " "), key=f"example-{path.name}", width="stretch"
-            ):
+            if st.button(path.stem.replace("_", " "), key=f"example-{path.name}", width="stretch"):
                 chosen = (path.read_bytes(), path.name)
     return chosen
 

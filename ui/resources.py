@@ -80,3 +80,38 @@ def config_key(cfg: GmxConfig) -> tuple[str, ...]:
         str(cfg.grey),
         cfg.device,
     )
+
+
+# --- explanations -----------------------------------------------------------------------------
+class _MapStore:
+    """Bounded, thread-safe store of finished explanations, shared by sessions (values are frozen
+    AttributionMaps with read-only arrays). Keyed by (photo hash, configuration, face, target,
+    variants, method, parameters), so nothing is computed twice and nothing is mixed up."""
+
+    def __init__(self, max_items: int) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_items
+
+    def get(self, key: tuple) -> object | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: object) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def map_store() -> _MapStore:
+    """The process-wide store of computed attribution maps (in memory only)."""
+    return _MapStore(max_items=2000)
