@@ -6,11 +6,22 @@ is cached by the photo's bytes, in memory only, with a bounded number of entries
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
+from gmx.align import AlignedFace
 from gmx.config import GmxConfig, load_config
 from gmx.errors import GmxError
 from gmx.pipeline import Diagnoser, Diagnosis
+from gmx.similarity import (
+    ActivationStore,
+    PairExplainer,
+    PairMaps,
+    QueryActivations,
+    load_activations,
+    sidecar_path,
+)
 from ui import state
 
 
@@ -115,3 +126,69 @@ class _MapStore:
 def map_store() -> _MapStore:
     """The process-wide store of computed attribution maps (in memory only)."""
     return _MapStore(max_items=2000)
+
+
+# --- similarity -------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _pair_explainer(
+    config_key: tuple[str, ...], gallery_path: str, _diagnoser: Diagnoser
+) -> PairExplainer:
+    del config_key  # part of the cache key only
+    ensemble, gallery = _diagnoser.ensemble, _diagnoser.gallery
+    sidecar = sidecar_path(gallery_path)
+    arrays = load_activations(sidecar, gallery) if sidecar.is_file() else None
+    store = ActivationStore(ensemble, gallery, sidecar=arrays)
+    return PairExplainer(ensemble, gallery, store=store)
+
+
+def pair_explainer(cfg: GmxConfig | None = None) -> PairExplainer:
+    """The shared :class:`~gmx.similarity.PairExplainer` (folded heads, gallery maps); stops the
+    page with a clear message when the models have no affine head or the sidecar is unusable."""
+    cfg = cfg or active_config()
+    diag = diagnoser(cfg)
+    try:
+        return _pair_explainer(config_key(cfg), str(cfg.gallery_path), diag)
+    except (GmxError, ValueError) as exc:
+        st.error(f"Similarity maps are not available with these models or this gallery: {exc}")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def similarity_query(
+    config_key: tuple[str, ...],
+    photo_sha256: str,
+    face_index: int,
+    _explainer: PairExplainer,
+    _face: AlignedFace,
+) -> QueryActivations:
+    """The query face's feature maps (one forward pass), cached by (configuration, photo, face)."""
+    del config_key, photo_sha256, face_index  # the cache key
+    return _explainer.query(_face)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def similarity_pairs(
+    config_key: tuple[str, ...],
+    photo_sha256: str,
+    face_index: int,
+    image_indices: tuple[int, ...],
+    method: str,
+    split: str,
+    params: tuple[tuple[str, int], ...],
+    _explainer: PairExplainer,
+    _face: AlignedFace,
+    _query: QueryActivations,
+    _progress: Callable[[int, int], None] | None = None,
+) -> tuple[PairMaps, ...]:
+    """Paired maps of the query with gallery images, cached by everything that changes them."""
+    del config_key, photo_sha256, face_index  # the cache key
+    return _explainer.explain(
+        _face,
+        list(image_indices),
+        method=method,
+        query=_query,
+        split=split,  # type: ignore[arg-type]
+        params=dict(params) or None,
+        progress=_progress,
+    )

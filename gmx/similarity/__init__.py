@@ -8,7 +8,7 @@ handling.
 * Heads: :func:`fold_head` -> :class:`AffineHead` (``(G, D, C)`` per-cell weights + bias).
 * Activations: :func:`query_activations` -> :class:`QueryActivations`; :func:`gallery_activations`
   (a gallery-build step), :func:`with_activations` (store them in ``Gallery.extras``),
-  :func:`save_activations` / :func:`load_activations` (sidecar ``.npz``), :class:`ActivationStore`
+  :func:`save_activations` / :func:`load_activations` (sidecar ``.npz`` at :func:`sidecar_path`), :class:`ActivationStore`
   (stored maps first, lazy forward passes for the rest).
 * Decomposition: :func:`decompose_pairs` -> :class:`PairDecomposition` (maps under :data:`SPLITS`,
   correspondence, constants, per-variant terms).
@@ -29,6 +29,7 @@ from gmx.similarity.activations import (
     load_activations,
     query_activations,
     save_activations,
+    sidecar_path,
     with_activations,
 )
 from gmx.similarity.cam import cam_from_activations
@@ -74,6 +75,7 @@ __all__ = [
     "nearest_patients",
     "query_activations",
     "save_activations",
+    "sidecar_path",
     "template_face",
     "with_activations",
 ]

@@ -282,6 +282,12 @@ def gallery_activations(
     return {k: (np.concatenate(v) if v else np.zeros((0,), dtype=dt)) for k, v in out.items()}
 
 
+def sidecar_path(gallery_path: str | Path) -> Path:
+    """Where a gallery's activation sidecar lives: ``gallery.sqlite`` -> ``gallery.simmaps.npz``."""
+    p = Path(gallery_path)
+    return p.with_name(p.stem + ".simmaps.npz")
+
+
 def with_activations(gallery: Gallery, activations: Mapping[str, np.ndarray]) -> Gallery:
     """A new gallery whose extras also hold ``activations`` (all N images); the input is unchanged.
 
@@ -464,5 +470,6 @@ __all__ = [
     "load_activations",
     "query_activations",
     "save_activations",
+    "sidecar_path",
     "with_activations",
 ]

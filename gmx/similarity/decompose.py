@@ -202,7 +202,7 @@ def decompose_pairs(
     grid = heads[vids[0]].grid
     g = grid[0] * grid[1]
 
-    # Batched cell terms: one bmm per model, reading its (G, D, C) weights once.
+    # Batched cell terms: one product per model, reading its (G, D, C) weights once.
     by_head: dict[int, list[int]] = {}
     for v in vids:
         if heads[v].grid != grid:
@@ -213,7 +213,7 @@ def decompose_pairs(
         for group in by_head.values():
             head = heads[group[0]]
             c = head.channels
-            cols = []
+            rows = []
             for v in group:
                 q = np.asarray(query.maps[v])
                 p = np.asarray(gallery_maps[v])
@@ -222,10 +222,9 @@ def decompose_pairs(
                         f"variant {v}: query map {q.shape} / gallery maps {p.shape} do not fit a "
                         f"head of {c} channels on a {grid} grid with K={k}"
                     )
-                cols.append(torch.from_numpy(np.array(q, dtype=np.float32))[None])
-                cols.append(torch.from_numpy(np.array(p, dtype=np.float32)))
-            stacked = torch.cat(cols).reshape(-1, c, g).permute(2, 1, 0)  # (G, C, B)
-            out = torch.bmm(head.weight, stacked).permute(2, 0, 1)  # (B, G, D)
+                rows.append(torch.from_numpy(np.array(q, dtype=np.float32))[None])
+                rows.append(torch.from_numpy(np.array(p, dtype=np.float32)))
+            out = head.cell_terms(torch.cat(rows))  # (B, G, D)
             for j, v in enumerate(group):
                 block = out[j * (k + 1) : (j + 1) * (k + 1)]
                 terms[v] = (block[0], block[1:])

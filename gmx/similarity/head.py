@@ -35,8 +35,9 @@ class AffineHead:
 
     Attributes:
         weight: ``(G, D, C)`` float32 CPU tensor, ``G = h * w`` cells in row-major order
-            (``g = row * w + col``, row 0 at the top of the template, column 0 at the image's left).
-            Never modified.
+            (``g = row * w + col``, row 0 at the top of the template, column 0 at the image's left),
+            ``weight[g] = A_g``. Stored as a view of ``(G, C, D)`` memory (faster products). Never
+            modified.
         bias: ``(D,)`` float32 CPU tensor (the folded constant ``b``). Never modified.
         grid: ``(h, w)`` of the feature map (``(7, 7)`` at 112x112 input).
     """
@@ -53,6 +54,10 @@ class AffineHead:
             )
         if w.shape[0] != self.grid[0] * self.grid[1]:
             raise ValueError(f"weight has {w.shape[0]} cells but grid is {self.grid}")
+        if not w.transpose(1, 2).is_contiguous():
+            # Kept as a (G, D, C) view of (G, C, D) memory: ``maps^T @ A_g^T`` reads it row by row,
+            # about 2.5x faster than ``A_g @ maps`` on CPU for a few images (measured).
+            object.__setattr__(self, "weight", w.transpose(1, 2).contiguous().transpose(1, 2))
 
     @property
     def cells(self) -> int:
@@ -80,9 +85,9 @@ class AffineHead:
         """
         maps = self._check(maps)
         n = maps.shape[0]
-        per_cell = maps.reshape(n, self.channels, self.cells).permute(2, 1, 0)  # (G, C, N)
-        out = torch.bmm(self.weight, per_cell)  # (G, D, N)
-        return out.permute(2, 0, 1)
+        per_cell = maps.reshape(n, self.channels, self.cells).permute(2, 0, 1)  # (G, N, C)
+        out = torch.bmm(per_cell, self.weight.transpose(1, 2))  # (G, N, D)
+        return out.permute(1, 0, 2)
 
     def __call__(self, maps: torch.Tensor) -> torch.Tensor:
         """The embeddings ``(N, D)`` of ``(N, C, h, w)`` maps (equal to the backbone's ``head``)."""

@@ -83,9 +83,9 @@ def test_a_gallery_without_photos_keeps_exact_and_cams_but_not_occlusion(tta_set
     (ref,) = with_photos.explain(tta_setup.face, [3], method="gradcam")
     assert cam.backend == "activations" and ref.backend == "explain"
     np.testing.assert_allclose(cam.query_raw, ref.query_raw, rtol=1e-6)
-    # gallery side: closed form vs back-propagation (grey variants differ by gmx.explain's luma)
+    # gallery side: closed form on stored maps vs back-propagation through the photo
     np.testing.assert_allclose(
-        cam.gallery_raw, ref.gallery_raw, atol=3e-2 * np.abs(ref.gallery_raw).max()
+        cam.gallery_raw, ref.gallery_raw, atol=1e-4 * np.abs(ref.gallery_raw).max()
     )
     (exact,) = without.explain(tta_setup.face, [3])
     (exact_ref,) = with_photos.explain(tta_setup.face, [3])
