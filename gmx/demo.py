@@ -275,7 +275,27 @@ def build_demo_gallery_and_metrics(
     if training is not None:
         metrics["training"] = training
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    record_evaluation_in_card(model_path, metrics["evaluation"])
     return DemoBuild(model_path, gallery_path, metrics)
+
+
+def record_evaluation_in_card(model_path: Path, evaluation: object) -> None:
+    """Add the measured ranking accuracy to the model card's notes (weights untouched)."""
+    from gmx.encode import card_path_for
+
+    card_file = card_path_for(model_path)
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    notes = json.loads(card.get("notes") or "{}")
+    notes["ranking_evaluation"] = evaluation
+    notes["ranking_protocol"] = (
+        "GestaltMatcher-Arc ranking (mean cosine distance over 4 TTA variants, nearest gallery "
+        "image per syndrome); gallery = frequent train+val + rare split-0 gallery; macro = mean "
+        "over syndromes of per-syndrome top-k accuracy"
+    )
+    card["notes"] = json.dumps(notes)
+    tmp = card_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(card_file)
 
 
 def main(argv: list[str] | None = None) -> int:
