@@ -34,7 +34,7 @@ def test_demo_model_card_says_synthetic_and_not_clinical(demo):
 
 
 def test_gallery_holds_photos_masks_and_no_test_patient(demo):
-    _, ensemble, gallery = demo
+    _, _, gallery = demo
     assert gallery.photos is not None and gallery.photos_visible
     masks = gallery.extras["gt_mask"]
     assert masks.shape == (len(gallery.images), 112, 112) and masks.any()
