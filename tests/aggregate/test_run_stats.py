@@ -1,0 +1,166 @@
+"""Resumable/sharded runs, statistics with hand-computed values, results round trip, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from gmx.aggregate import (
+    BatchStoreError,
+    Shard,
+    auroc,
+    composite_face,
+    load_batch,
+    load_results,
+    mask_agreement,
+    run_batch,
+    save_results,
+    split_half,
+    summarize,
+    syndrome_map,
+)
+
+METHODS = ("gradcam", "saliency")
+
+
+def test_shard_parse() -> None:
+    assert Shard.parse("1/3") == Shard(1, 3)
+    assert [Shard(1, 3).owns(k) for k in range(4)] == [False, True, False, False]
+    for bad in ("3/3", "a/b", "1"):
+        with pytest.raises(ValueError):
+            Shard.parse(bad)
+
+
+def test_sharded_resumable_run_equals_full_run(tiny, tmp_path) -> None:
+    g = tiny.gallery
+    full = run_batch(tiny.model, g, tmp_path / "full", methods=METHODS, chunk=5)
+    assert (full.chunks_total, full.chunks_done_now, full.rows_done_now) == (3, 3, 12)
+    a = run_batch(tiny.model, g, tmp_path / "sh", methods=METHODS, chunk=5, shard=Shard(0, 2))
+    assert a.chunks_done_now == 2 and not load_batch(tmp_path / "sh", g).complete
+    b = run_batch(tiny.model, g, tmp_path / "sh", methods=METHODS, chunk=5, shard=Shard(1, 2))
+    assert b.chunks_done_now == 1
+    again = run_batch(tiny.model, g, tmp_path / "sh", methods=METHODS, chunk=5)
+    assert again.chunks_done_now == 0 and again.chunks_skipped == 3
+    x, y = load_batch(tmp_path / "full", g), load_batch(tmp_path / "sh", g)
+    assert x.complete and y.complete
+    for m in METHODS:
+        np.testing.assert_array_equal(x.maps[m], y.maps[m])
+    with pytest.raises(BatchStoreError, match="different batch run"):
+        run_batch(tiny.model, g, tmp_path / "sh", methods=("gradcam",), chunk=5)
+
+
+def test_interrupted_run_keeps_finished_chunks(tiny, tmp_path) -> None:
+    calls = []
+
+    def stop_after_first(done: int, total: int) -> None:
+        calls.append(done)
+        if done > 4:  # inside the second chunk, after the first was written
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(
+            tiny.model, tiny.gallery, tmp_path, methods=METHODS, chunk=4, progress=stop_after_first
+        )
+    assert sorted(p.name for p in tmp_path.glob("chunk_*.npz")) == ["chunk_000000.npz"]
+    assert not list(tmp_path.glob(".*tmp"))
+    rest = run_batch(tiny.model, tiny.gallery, tmp_path, methods=METHODS, chunk=4)
+    assert rest.chunks_done_now == 2 and rest.chunks_skipped == 1
+
+
+def test_auroc_and_mask_agreement_hand_values() -> None:
+    assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert auroc(np.array([1.0, 1.0, 0.0]), np.array([1, 0, 0])) == pytest.approx(0.75)  # tie
+    mask = np.zeros((4, 4), bool)
+    mask[:2, :2] = True
+    values = np.zeros((4, 4))
+    values[0, 0] = 3.0
+    values[3, 3] = 1.0
+    values[2, 2] = -5.0  # negative: no mass
+    ag = mask_agreement(values, mask)
+    assert ag.mass_inside == pytest.approx(0.75)
+    assert ag.area_fraction == pytest.approx(0.25)
+    assert ag.enrichment == pytest.approx(3.0)
+    # inside: 3, 0, 0, 0; outside: 1, -5, and ten zeros
+    assert 0.5 < ag.auroc < 1.0
+    with pytest.raises(ValueError, match="empty"):
+        mask_agreement(values, np.zeros((4, 4), bool))
+
+
+def test_split_half_and_syndrome_map() -> None:
+    rng = np.random.default_rng(1)
+    signal = rng.normal(size=(7, 7))
+    maps = signal[None] + 0.05 * rng.normal(size=(12, 7, 7))
+    subjects = [f"s{i // 2}" for i in range(12)]
+    before = maps.copy()
+    assert split_half(maps, subjects) > 0.95
+    noise = rng.normal(size=(12, 7, 7))
+    assert abs(split_half(noise, subjects)) < 0.6
+    assert np.isnan(split_half(maps[:6], subjects[:6]))  # 3 subjects
+    sm = syndrome_map(maps, subjects, "X", "gradcam")
+    np.testing.assert_array_equal(maps, before)
+    np.testing.assert_allclose(sm.mean, maps.mean(0), atol=1e-6)
+    np.testing.assert_allclose(sm.std, maps.std(0), atol=1e-6)
+    assert (sm.n_images, sm.n_patients) == (12, 6)
+    assert sm.stability_sb == pytest.approx(2 * sm.stability / (1 + sm.stability))
+
+
+def test_composite_face() -> None:
+    a = np.zeros((2, 112, 112, 3), np.uint8)
+    a[1] = 101
+    assert composite_face(a)[0, 0, 0] == 50  # rint(50.5) -> 50 (round half to even)
+    assert composite_face(a[1:])[5, 5, 2] == 101
+
+
+def test_summarize_and_roundtrip(tiny, tmp_path) -> None:
+    g = tiny.gallery
+    run_batch(tiny.model, g, tmp_path / "run", methods=METHODS, target="logit", chunk=6)
+    batch = load_batch(tmp_path / "run", g)
+    res = summarize(batch, g, masks=g.extras["gt_mask"], reference_faces=g.photos[8:])
+    assert res.syndromes == ("S:1", "S:2")  # S:3 has no logit
+    assert res.maps[("S:1", "gradcam")].n_patients == 4
+    assert set(res.masks) == {"S:1", "S:2"}
+    path = save_results(res, tmp_path / "r.npz")
+    back = load_results(path)
+    assert back.syndromes == res.syndromes and back.methods == res.methods
+    for key, sm in res.maps.items():
+        np.testing.assert_allclose(back.maps[key].mean, sm.mean, rtol=2e-3, atol=1e-6)
+        np.testing.assert_equal(vars(back.agreement[key]), vars(res.agreement[key]))
+    np.testing.assert_array_equal(back.masks["S:2"], res.masks["S:2"])
+    np.testing.assert_array_equal(back.composites["S:1"], res.composites["S:1"])
+    assert back.composite_difference("S:1") is not None and back.contrast("S:1", "gradcam") is None
+
+
+def test_cli_run_and_summarize(tiny, tmp_path, monkeypatch, capsys) -> None:
+    from gmx.aggregate import cli
+
+    monkeypatch.setattr(cli, "_models_and_gallery", lambda args: ([tiny.model], tiny.gallery))
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli.add_parser(sub)
+    out = tmp_path / "run"
+    for shard in ("0/2", "1/2"):
+        args = parser.parse_args(
+            [
+                "batch",
+                "run",
+                "--out",
+                str(out),
+                "--methods",
+                "hirescam",
+                "--chunk",
+                "4",
+                "--shard",
+                shard,
+            ]
+        )
+        assert args.func(args) == 0
+    args = parser.parse_args(
+        ["batch", "summarize", "--out", str(out), "--results", str(tmp_path / "r.npz")]
+    )
+    assert args.func(args) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert {r["syndrome"] for r in table} == {"S:1", "S:2"}
+    assert all(r["method"] == "hirescam" for r in table)
