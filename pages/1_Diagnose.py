@@ -118,12 +118,8 @@ st.dataframe(
 )
 with st.expander("Genes and patients"):
     g, p = st.columns(2)
-    g.dataframe(
-        tables.gene_table(diagnosis.ranking, top_k), hide_index=True, width="stretch"
-    )
-    p.dataframe(
-        tables.patient_table(diagnosis.ranking, top_k), hide_index=True, width="stretch"
-    )
+    g.dataframe(tables.gene_table(diagnosis.ranking, top_k), hide_index=True, width="stretch")
+    p.dataframe(tables.patient_table(diagnosis.ranking, top_k), hide_index=True, width="stretch")
 
 report = to_service_json(
     diagnosis.ranking,

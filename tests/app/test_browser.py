@@ -37,7 +37,9 @@ pytestmark = pytest.mark.browser
 if CHROMIUM is None:
     if os.environ.get("GMX_REQUIRE_BROWSER") == "1":
         raise RuntimeError("GMX_REQUIRE_BROWSER=1 but no chromium is installed")
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
+    pytest.skip(
+        "Debian chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
 
 
 def _free_port() -> int:
