@@ -6,7 +6,8 @@ gallery of the demo's size, for two set-ups:
 
 * ``single``: one iResNet-50, no test-time augmentation;
 * ``ensemble``: iResNet-50 + two iResNet-100 (GestaltMatcher-Arc's m0, m1, m2) x 4 TTA variants,
-  the TTA variants of each model batched into one forward pass.
+  the TTA variants of each model batched into one forward pass;
+* ``ensemble-bf16``: the same with bf16 autocast (``Ensemble(precision="bf16")``).
 
 Weights are random (timing does not depend on them). Each set-up runs in its own process so that its
 peak RSS is its own. Usage::
@@ -30,8 +31,21 @@ from pathlib import Path
 import numpy as np
 
 SETUPS = {
-    "single": {"depths": [50], "flip": False, "grey": False, "target_s": 0.3},
-    "ensemble": {"depths": [50, 100, 100], "flip": True, "grey": True, "target_s": 1.5},
+    "single": {"depths": [50], "flip": False, "grey": False, "target_s": 0.3, "precision": "fp32"},
+    "ensemble": {
+        "depths": [50, 100, 100],
+        "flip": True,
+        "grey": True,
+        "target_s": 1.5,
+        "precision": "fp32",
+    },
+    "ensemble-bf16": {
+        "depths": [50, 100, 100],
+        "flip": True,
+        "grey": True,
+        "target_s": 1.5,
+        "precision": "bf16",
+    },
 }
 
 
@@ -63,7 +77,7 @@ def run_setup(name: str, runs: int, gallery_size: int, device: str) -> dict[str,
             card = default_card(name=f"bench-r{depth}-{i}", architecture=f"iresnet{depth}")
             path = save_model(module, card, Path(tmp) / f"m{i}.pt")
             models.append(load_model(path, device=device))
-    ensemble = Ensemble(models, flip=spec["flip"], grey=spec["grey"])
+    ensemble = Ensemble(models, flip=spec["flip"], grey=spec["grey"], precision=spec["precision"])
     rng = np.random.default_rng(0)
     n_syndromes = 15
     gallery = Gallery(
@@ -96,6 +110,7 @@ def run_setup(name: str, runs: int, gallery_size: int, device: str) -> dict[str,
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "setup": name,
+        "precision": spec["precision"],
         "models": [f"iresnet{d}" for d in spec["depths"]],
         "variants": len(ensemble.variants),
         "gallery_images": gallery_size,
@@ -137,8 +152,9 @@ def main() -> int:
             f"target {r['target_s'] * 1000:.0f} ms -> {ok}; peak RSS {r['peak_rss_mb']} MB"
         )
         print(f"            steps (median ms): {r['steps_median_ms']}")
-    single, ens = results
+    single, ens, ens16 = results
     print(f"  ensemble / single latency ratio: {ens['median_s'] / single['median_s']:.2f}")
+    print(f"  ensemble bf16 / fp32 latency ratio: {ens16['median_s'] / ens['median_s']:.2f}")
     return 0
 
 

@@ -40,6 +40,8 @@ def _config(args: argparse.Namespace) -> GmxConfig:
         changes["grey"] = False
     if getattr(args, "device", None):
         changes["device"] = args.device
+    if getattr(args, "precision", None):
+        changes["precision"] = args.precision
     return cfg.with_overrides(**changes) if changes else cfg
 
 
@@ -47,7 +49,7 @@ def _ensemble(cfg: GmxConfig):
     from gmx.encode import Ensemble, load_model
 
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
-    return Ensemble(models, flip=cfg.flip, grey=cfg.grey)
+    return Ensemble(models, flip=cfg.flip, grey=cfg.grey, precision=cfg.precision)
 
 
 def _photos(paths: Sequence[Path]) -> Iterator[Path]:
@@ -395,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gmx {__version__}")
     parser.add_argument("--device", help="auto (default), cpu, cuda[:N] or mps")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], help="encoder arithmetic (default fp32)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

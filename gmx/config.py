@@ -51,6 +51,8 @@ class GmxConfig:
         flip: use mirrored test-time variants.
         grey: use grey test-time variants.
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
+        precision: ``fp32`` (exact) or ``bf16`` (faster encoder passes, slightly different
+            embeddings).
         photos_visible: gallery photos may be shown (``None``: as the gallery says).
         source: where this configuration came from, for display ("embedded demo", a file path, ...).
     """
@@ -60,6 +62,7 @@ class GmxConfig:
     flip: bool = True
     grey: bool = True
     device: str = "auto"
+    precision: str = "fp32"
     photos_visible: bool | None = None
     source: str = "embedded demo"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -102,6 +105,8 @@ def _from_toml(path: Path) -> dict[str, Any]:
     runtime = data.get("runtime", {})
     if "device" in runtime:
         out["device"] = str(runtime["device"])
+    if "precision" in runtime:
+        out["precision"] = str(runtime["precision"])
     return out
 
 

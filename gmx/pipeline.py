@@ -106,7 +106,7 @@ class Diagnoser:
         for path in config.model_paths:
             say(f"Loading model {Path(path).name}")
             models.append(load_model(path, device=config.device))
-        ensemble = Ensemble(models, flip=config.flip, grey=config.grey)
+        ensemble = Ensemble(models, flip=config.flip, grey=config.grey, precision=config.precision)
         say(f"Loading gallery {Path(config.gallery_path).name}")
         gallery = load_gallery(config.gallery_path, expected_fingerprint=ensemble.fingerprint)
         say("Starting the face landmarker")

@@ -7,6 +7,7 @@ distances; embeddings are never averaged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -48,6 +49,18 @@ def derive_gm_image(images: np.ndarray, size: int = GM_INPUT_SIZE) -> np.ndarray
     return out
 
 
+#: Arithmetic of the forward passes: ``fp32`` (default, exact) or ``bf16`` (autocast: about twice as
+#: fast on CPUs with AVX-512 bf16 and on GPUs; embeddings differ from fp32 by ~1e-3 in cosine).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    return torch.autocast(kind, dtype=torch.bfloat16)
+
+
 class Ensemble:
     """Several loaded models and the TTA variants they are run with.
 
@@ -58,6 +71,8 @@ class Ensemble:
         grey: add grey variants (a no-op copy for 1-channel models such as FaceRecogNet).
         batch_size: most images (faces x TTA variants) in one forward pass. All TTA variants of a
             face always go through a model in the same pass.
+        precision: ``"fp32"`` (default) or ``"bf16"`` autocast (faster, slightly different
+            embeddings; the fingerprint does not change: the weights are the same).
 
     Attributes:
         models: the models.
@@ -73,8 +88,11 @@ class Ensemble:
         flip: bool = True,
         grey: bool = True,
         batch_size: int = 64,
+        precision: str = "fp32",
     ) -> None:
         models = tuple(models)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not models:
             raise ValueError("an ensemble needs at least one model")
         for m in models:
@@ -92,6 +110,7 @@ class Ensemble:
         self.flip = bool(flip)
         self.grey = bool(grey)
         self.batch_size = int(batch_size)
+        self.precision = precision
         self.variants: tuple[Variant, ...] = tta_variants(len(models), flip=flip, grey=grey)
         self._tta: tuple[tuple[bool, bool], ...] = tuple(
             (f, g) for f, g in TTA_ORDER if (flip or not f) and (grey or not g)
@@ -211,11 +230,12 @@ class Ensemble:
                     batch = torch.cat(
                         [preprocess(part, model.card, flip=f, grey=g) for f, g in distinct]
                     ).to(device)
-                    emb = model.model.embed(batch).float().cpu().numpy()
+                    with _autocast(device, self.precision):
+                        emb = model.model.embed(batch).float().cpu().numpy()
                     emb = emb.reshape(len(distinct), len(part), -1)
                     for t, key in enumerate(keys):
                         out[start : start + len(part), m * n_tta + t] = emb[distinct.index(key)]
         return out
 
 
-__all__ = ["Ensemble", "derive_gm_image"]
+__all__ = ["PRECISIONS", "Ensemble", "derive_gm_image"]

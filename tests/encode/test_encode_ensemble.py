@@ -209,3 +209,24 @@ def test_ensemble_of_loaded_files(arc_ckpt: ArcCheckpoint, tmp_path: Path) -> No
     assert out.shape == (1, 8, 16)
     # Same backbone weights in both files -> the backbone variants agree.
     np.testing.assert_allclose(out[:, :4], out[:, 4:], atol=1e-4, rtol=0)
+
+
+def test_bf16_precision_is_close_to_fp32_and_keeps_the_fingerprint(tmp_path):
+    import torch as _torch
+
+    from gmx.encode import Ensemble, GestaltModel, default_card, iresnet, load_model, save_model
+
+    _torch.manual_seed(0)
+    module = GestaltModel(iresnet((1, 1, 1, 1), (8, 16, 16, 32), 32).eval())
+    card = default_card(name="bf16", architecture="iresnet[1,1,1,1]x[8,16,16,32]", embedding_dim=32)
+    loaded = load_model(save_model(module, card, tmp_path / "m.pt"), device="cpu")
+    faces = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    full = Ensemble([loaded])
+    half = Ensemble([loaded], precision="bf16")
+    a, b = full.embed(faces), half.embed(faces)
+    assert full.fingerprint == half.fingerprint
+    assert not np.array_equal(a, b)
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert cos.min() > 0.99
+    with pytest.raises(ValueError, match="precision"):
+        Ensemble([loaded], precision="fp8")
