@@ -57,7 +57,7 @@ with st.expander("Settings: use real GestaltMatcher weights and a GMDB gallery")
             value="\n".join(str(p) for p in cfg.model_paths),
         )
         gallery_text = st.text_input("Gallery file (.sqlite)", value=str(cfg.gallery_path))
-        f1, f2, f3 = st.columns(3)
+        f1, f2, f3, f4 = st.columns(4)
         flip = f1.toggle("TTA: flip", value=cfg.flip)
         grey = f2.toggle("TTA: grey", value=cfg.grey)
         device = f3.selectbox(
@@ -66,6 +66,12 @@ with st.expander("Settings: use real GestaltMatcher weights and a GMDB gallery")
             index=["auto", "cpu", "cuda", "mps"].index(cfg.device)
             if cfg.device in ("auto", "cpu", "cuda", "mps")
             else 0,
+        )
+        precision = f4.selectbox(
+            "Precision",
+            ["fp32", "bf16"],
+            index=["fp32", "bf16"].index(cfg.precision),
+            help="bf16: about twice as fast on recent CPUs/GPUs, embeddings differ by ~1e-3",
         )
         applied = st.form_submit_button("Apply", type="primary")
     if applied:
@@ -84,6 +90,7 @@ with st.expander("Settings: use real GestaltMatcher weights and a GMDB gallery")
                 flip=flip,
                 grey=grey,
                 device=device,
+                precision=precision,
                 source="settings panel",
             )
             state.clear_photo()

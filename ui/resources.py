@@ -36,7 +36,12 @@ def active_config() -> GmxConfig:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _diagnoser(
-    model_paths: tuple[str, ...], gallery_path: str, flip: bool, grey: bool, device: str
+    model_paths: tuple[str, ...],
+    gallery_path: str,
+    flip: bool,
+    grey: bool,
+    device: str,
+    precision: str = "fp32",
 ) -> Diagnoser:
     cfg = GmxConfig(
         model_paths=tuple(model_paths),
@@ -44,6 +49,7 @@ def _diagnoser(
         flip=flip,
         grey=grey,
         device=device,
+        precision=precision,
     ).with_overrides(model_paths=model_paths, gallery_path=gallery_path)
     return Diagnoser.from_config(cfg)
 
@@ -60,6 +66,7 @@ def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
                 cfg.flip,
                 cfg.grey,
                 cfg.device,
+                cfg.precision,
             )
     except (GmxError, OSError, ValueError) as exc:
         st.error(f"Could not load the models or the gallery: {exc}")
@@ -90,6 +97,7 @@ def config_key(cfg: GmxConfig) -> tuple[str, ...]:
         str(cfg.flip),
         str(cfg.grey),
         cfg.device,
+        cfg.precision,
     )
 
 
