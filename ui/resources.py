@@ -200,3 +200,26 @@ def similarity_pairs(
         params=dict(params) or None,
         progress=_progress,
     )
+
+
+# --- syndromes --------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=8)
+def syndrome_results(path: str, mtime: float):
+    """Syndrome-level results (:class:`gmx.aggregate.SyndromeResults`) from a file, shared by all
+    sessions; ``mtime`` is part of the key so a recomputed file is reloaded."""
+    del mtime  # cache key only
+    from gmx.aggregate import load_results
+
+    return load_results(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def syndrome_overlay(
+    path: str, mtime: float, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+):
+    """``(112, 112, 3)`` uint8 map over the syndrome's composite face (cached per view)."""
+    from ui import syndromes_view
+
+    return syndromes_view.overlay_image(
+        syndrome_results(path, mtime), syndrome, method, kind, cmap, opacity
+    )

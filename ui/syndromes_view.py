@@ -1,0 +1,151 @@
+"""Helpers of the Syndromes page: where results live, computing missing ones, overlays, tables."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gmx.aggregate import (
+    DEFAULT_METHODS,
+    SyndromeResults,
+    load_batch,
+    run_batch,
+    save_results,
+    summarize,
+    to_template,
+)
+from gmx.config import DEMO_DIR, GmxConfig
+from gmx.viz import Scale, overlay
+
+#: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
+DEMO_RESULTS = DEMO_DIR / "syndromes.npz"
+
+KINDS = {
+    "mean": "Mean map",
+    "std": "Spread (standard deviation)",
+    "contrast": "Contrast vs unaffected (mean minus cohort mean)",
+}
+
+
+def cache_root() -> Path:
+    """Folder for computed results: ``$GMX_CACHE_DIR`` or ``~/.cache/gmx``, plus ``syndromes``."""
+    base = os.environ.get("GMX_CACHE_DIR") or str(Path.home() / ".cache" / "gmx")
+    return Path(base) / "syndromes"
+
+
+def results_path(cfg: GmxConfig, fingerprint: str, target: str, methods: Sequence[str]) -> Path:
+    """The results file of a configuration: the committed demo file for the demo defaults, else a
+    cache file keyed by model fingerprint, gallery, target and methods."""
+    if cfg.is_demo and target == "similarity" and tuple(methods) == DEFAULT_METHODS:
+        return DEMO_RESULTS
+    key = "|".join([fingerprint, str(cfg.gallery_path), target, *methods])
+    return cache_root() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def compute_results(
+    models: Sequence[Any],
+    gallery: Any,
+    path: Path,
+    *,
+    methods: Sequence[str],
+    target: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run (or resume) the batch maps next to ``path`` and write the summary to ``path``."""
+    run_dir = path.with_suffix(".run")
+    run_batch(models, gallery, run_dir, methods=methods, target=target, progress=progress)  # type: ignore[arg-type]
+    batch = load_batch(run_dir, gallery)
+    results = summarize(batch, gallery, masks=gallery.extras.get("gt_mask"))
+    return save_results(results, path)
+
+
+def _display(results: SyndromeResults, syndrome: str, method: str, kind: str) -> np.ndarray | None:
+    sm = results.maps.get((syndrome, method))
+    if sm is None:
+        return None
+    if kind == "mean":
+        raw = sm.mean
+    elif kind == "std":
+        raw = sm.std
+    elif kind == "contrast":
+        raw = results.contrast(syndrome, method)
+        if raw is None:
+            return None
+    else:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    return to_template(raw)
+
+
+def overlay_image(
+    results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+) -> np.ndarray | None:
+    """The map of ``kind`` over the syndrome's composite face, or ``None`` if it does not exist.
+
+    Each map gets its own robust scale: signed for contrasts and signed methods' means.
+    """
+    values = _display(results, syndrome, method, kind)
+    if values is None:
+        return None
+    signed = kind == "contrast" or bool(np.nanmin(values) < 0)
+    scale = Scale.for_maps([values], signed=signed)
+    face = results.composites.get(syndrome)
+    if face is None:
+        face = np.full((112, 112, 3), 128, np.uint8)
+    return overlay(face, values, scale, cmap=cmap if signed else "viridis", opacity=opacity)
+
+
+def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.ndarray | None:
+    """Composite minus the unaffected composite, shown as ``128 + diff`` grey-centred RGB."""
+    diff = results.composite_difference(syndrome)
+    if diff is None:
+        return None
+    return np.clip(np.rint(128 + 2 * diff), 0, 255).astype(np.uint8)
+
+
+def summary_rows(results: SyndromeResults, syndrome: str) -> list[dict[str, Any]]:
+    """Per method: images, patients, split-half stability, causal-region agreement (if known)."""
+    rows = []
+    for r in results.table():
+        if r["syndrome"] != syndrome:
+            continue
+        row = {
+            "method": r["method"],
+            "images": r["images"],
+            "patients": r["patients"],
+            "split-half r": None if not np.isfinite(r["stability"]) else round(r["stability"], 3),
+        }
+        if "auroc" in r:
+            row["mass in region"] = round(r["mass_inside"], 3)
+            row["region area"] = round(r["area"], 3)
+            row["AUROC vs region"] = round(r["auroc"], 3) if np.isfinite(r["auroc"]) else None
+        rows.append(row)
+    return rows
+
+
+def hpo_features(syndrome_id: str, gallery_hpo: Sequence[str]) -> list[str]:
+    """Facial features of a syndrome: the synthetic table's named features for demo ids, else the
+    gallery's HPO terms."""
+    from gmx.synth import SYNDROMES
+
+    for s in SYNDROMES:
+        if s.syndrome_id == syndrome_id:
+            return [f"{h} ({f.replace('_', ' ')})" for h, f in zip(s.hpo, s.features, strict=False)]
+    return list(gallery_hpo)
+
+
+__all__ = [
+    "DEMO_RESULTS",
+    "KINDS",
+    "cache_root",
+    "composite_difference_image",
+    "compute_results",
+    "hpo_features",
+    "overlay_image",
+    "results_path",
+    "summary_rows",
+]
