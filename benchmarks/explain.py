@@ -86,9 +86,16 @@ def count_flops(fn) -> float:
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                Counter.total += float(formula(*args, **kwargs, out_val=out))
+            packet = func._overloadpacket
+            if packet in (torch.ops.aten.conv2d, torch.ops.aten.linear):
+                # Composite ops reach the mode undecomposed under inference_mode.
+                weight = args[1]
+                per_output = (
+                    weight[0].numel() if packet is torch.ops.aten.conv2d else weight.shape[1]
+                )
+                Counter.total += 2.0 * out.numel() * per_output
+            elif packet in flop_registry:
+                Counter.total += float(flop_registry[packet](*args, **kwargs, out_val=out))
             return out
 
     with Counter():
@@ -106,6 +113,13 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="alternate engine and naive runs this many times and keep each one's fastest "
+        "(robust on a shared, busy machine)",
+    )
     parser.add_argument("--no-flops", action="store_true")
     parser.add_argument("--precision", default="auto", help="occlusion/IG precision")
     parser.add_argument("--peak-fp32", type=float, default=170.0, help="GFLOP/s")
@@ -138,34 +152,41 @@ def main() -> int:
     # Warm-up (lazy initialisation), not timed.
     explain(model, face, targets[0], methods=FAST, params=params)
 
-    # -- engine ------------------------------------------------------------------------------
-    sync(device)
-    t = time.perf_counter()
-    eng = explain(model, face, targets[0], methods=THESIS_PANEL, params=params)
-    sync(device)
-    engine_total = time.perf_counter() - t
-    rss_engine = rss_mb()
-
-    t = time.perf_counter()
-    explain(model, face, targets[0], methods=FAST, params=params)
-    top1 = time.perf_counter() - t
-    t = time.perf_counter()
-    explain_targets(model, face, targets, methods=FAST, params=params)
-    top5 = time.perf_counter() - t
-    rss_engine = max(rss_engine, rss_mb())
-    if device.type == "cuda":
-        out(f"peak CUDA memory (engine): {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB")
-
-    # -- naive ---------------------------------------------------------------------------------
     naive: dict[str, float] = {}
     ref_maps = {}
-    if not args.skip_naive:
+    engine_s: dict[str, float] = {}
+    engine_total = top1 = top5 = float("inf")
+    fp32 = {k: {**v, "precision": "fp32"} if "precision" in v else v for k, v in params.items()}
+    for round_ in range(max(1, args.repeats)):
+        # -- engine ---------------------------------------------------------------------------
+        sync(device)
         t = time.perf_counter()
-        reference_model(model)
-        out(f"one-time reference copy of the model: {time.perf_counter() - t:.2f} s")
-        # Warm-up (library imports), not timed.
-        explain(model, face, targets[0], methods=["gradcam", "saliency"], backend="reference")
-        fp32 = {k: {**v, "precision": "fp32"} if "precision" in v else v for k, v in params.items()}
+        eng = explain(model, face, targets[0], methods=THESIS_PANEL, params=params)
+        sync(device)
+        total = time.perf_counter() - t
+        if total < engine_total:
+            engine_total = total
+            engine_s = {n: eng[n].elapsed_s for n in THESIS_PANEL}
+        t = time.perf_counter()
+        explain(model, face, targets[0], methods=FAST, params=params)
+        top1 = min(top1, time.perf_counter() - t)
+        t = time.perf_counter()
+        explain_targets(model, face, targets, methods=FAST, params=params)
+        top5 = min(top5, time.perf_counter() - t)
+        if round_ == 0:
+            rss_engine = rss_mb()
+            if device.type == "cuda":
+                mb = torch.cuda.max_memory_allocated(device) / 2**20
+                out(f"peak CUDA memory (engine): {mb:.0f} MB")
+        # -- naive ----------------------------------------------------------------------------
+        if args.skip_naive:
+            continue
+        if round_ == 0:
+            t = time.perf_counter()
+            reference_model(model)
+            out(f"one-time reference copy of the model: {time.perf_counter() - t:.2f} s")
+            # Warm-up (library imports), not timed.
+            explain(model, face, targets[0], methods=["gradcam", "saliency"], backend="reference")
         for name in THESIS_PANEL:
             sync(device)
             t = time.perf_counter()
@@ -178,14 +199,14 @@ def main() -> int:
                 backend="reference",
             )[name]
             sync(device)
-            naive[name] = time.perf_counter() - t
+            naive[name] = min(naive.get(name, float("inf")), time.perf_counter() - t)
 
     # -- report --------------------------------------------------------------------------------
     out("")
     out(f"{'method':22s} {'naive s':>9s} {'engine s':>9s} {'ratio':>7s} {'r':>8s} {'IoU10%':>7s}")
     ok = True
     for name in THESIS_PANEL:
-        e = eng[name].elapsed_s
+        e = max(engine_s[name], 1e-6)
         if naive:
             agree = agreement(eng[name].values, ref_maps[name].values)
             good = agree.pearson >= MIN_R and agree.top_iou >= MIN_IOU
@@ -211,9 +232,11 @@ def main() -> int:
         f"(target 1.5 s), top-5 {top5:.3f} s (target 5 s)"
     )
     out(
-        f"peak RSS after engine runs: {rss_engine:.0f} MB (target < 3000); after naive: "
-        f"{rss_mb():.0f} MB"
+        f"peak RSS after the first engine runs: {rss_engine:.0f} MB (target < 3000); after "
+        f"naive: {rss_mb():.0f} MB"
     )
+    if args.repeats > 1:
+        out(f"(times: fastest of {args.repeats} alternating rounds)")
 
     if not args.no_flops:
         groups = {
@@ -230,7 +253,7 @@ def main() -> int:
                     model, face, targets[0], methods=methods, params=params
                 )
             )
-            secs = sum(eng[m].elapsed_s for m in methods)
+            secs = sum(engine_s[m] for m in methods)
             peak = args.peak_bf16 if prec == "bf16" else args.peak_fp32
             floor_s += flops / 1e9 / peak
             out(

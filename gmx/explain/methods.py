@@ -47,7 +47,7 @@ def input_value(value: Any, name: str) -> float:
     return float(value)
 
 
-def _pair(value: Any, name: str) -> tuple[int, int]:
+def int_pair(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value), int(value)
     if (
@@ -116,8 +116,8 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
 )
 def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel."""
-    wh, ww = _pair(p["window"], "window")
-    sh, sw = _pair(p["stride"], "stride")
+    wh, ww = int_pair(p["window"], "window")
+    sh, sw = int_pair(p["stride"], "stride")
     fill = input_value(p["fill"], "fill")
     batch = batch_size(p["batch_size"], "occlusion", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
@@ -148,8 +148,8 @@ def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 
 
 def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
-    wh, ww = _pair(p["window"], "window")
-    sh, sw = _pair(p["stride"], "stride")
+    wh, ww = int_pair(p["window"], "window")
+    sh, sw = int_pair(p["stride"], "stride")
     n = len(window_starts(hw[0], wh, sh)) * len(window_starts(hw[1], ww, sw))
     return math.ceil(n / batch_size(p["batch_size"], "occlusion", device))
 
@@ -508,6 +508,7 @@ __all__ = [
     "gradcam_pp_map",
     "hirescam_map",
     "input_value",
+    "int_pair",
     "layercam_map",
     "luma",
     "minmax_per_channel",

@@ -134,10 +134,10 @@ def occlusion(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     """captum ``Occlusion`` (one window per forward pass), channel mean."""
     from captum.attr import Occlusion
 
-    from gmx.explain.methods import _pair
+    from gmx.explain.methods import int_pair
 
-    wh, ww = _pair(p["window"], "window")
-    sh, sw = _pair(p["stride"], "stride")
+    wh, ww = int_pair(p["window"], "window")
+    sh, sw = int_pair(p["stride"], "stride")
 
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
         with _quiet():

@@ -142,6 +142,27 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+@dataclass(eq=False)
+class _Graph:
+    """The retained shared forward pass of one workspace."""
+
+    trace: Trace
+    x: torch.Tensor
+    maps: torch.Tensor
+    emb: torch.Tensor
+    scores: torch.Tensor
+    bias: bool
+
+
+@dataclass(eq=False)
+class _Reference:
+    """The DeepLIFT baseline pass (shared by all targets)."""
+
+    key: str
+    x0: torch.Tensor
+    e0: torch.Tensor
+
+
 class Workspace:
     """One face variant on one engine model, with its bound targets and shared passes.
 
@@ -173,10 +194,10 @@ class Workspace:
         self.colour_order = colour_order
         self._layers: set[str] = {MAPS_LAYER}
         self._bias = False
-        self._graph: dict[str, object] | None = None
+        self._graph: _Graph | None = None
         self._grad_cache: dict[int, Gradients] = {}
         self._rule_cache: dict[tuple[str, int], torch.Tensor] = {}
-        self._ref: dict[str, object] | None = None
+        self._ref: _Reference | None = None
         self.shared_s = 0.0
 
     @property
@@ -212,19 +233,14 @@ class Workspace:
         self._bias = True
 
     # -- shared forward ---------------------------------------------------------------------
-    def _ensure_graph(self) -> dict[str, object]:
+    def _ensure_graph(self) -> _Graph:
         graph = self._graph
         if graph is not None:
-            trace = graph["trace"]
-            assert isinstance(trace, Trace)
-            have = set(trace.recorded) | {MAPS_LAYER}
-            if self._layers <= have and (not self._bias or graph["bias"]):
+            have = set(graph.trace.recorded) | {MAPS_LAYER}
+            if self._layers <= have and (not self._bias or graph.bias):
                 return graph
             # A method asked for more than was planned: rebuild (correct, only slower).
-            self._graph = None
-            self._grad_cache.clear()
-            self._rule_cache.clear()
-            self._ref = None
+            self.release()
         with self._timed():
             trace = Trace(taps=frozenset(self._layers - {MAPS_LAYER}), record_bias=self._bias)
             x = self.x.clone().requires_grad_(True)
@@ -233,32 +249,24 @@ class Workspace:
                 maps = self.backbone.forward_maps(x)
                 emb = self.backbone.head(maps)
                 scores = torch.stack([t(emb) for t in self.targets], dim=1)
-            self._graph = {
-                "trace": trace,
-                "x": x,
-                "maps": maps,
-                "emb": emb,
-                "scores": scores,
-                "bias": self._bias,
-            }
+            self._graph = _Graph(trace, x, maps, emb, scores, self._bias)
         return self._graph
 
     def scores(self) -> torch.Tensor:
         """``(n, T)`` target scores of the input rows (detached)."""
-        return self._ensure_graph()["scores"].detach()  # type: ignore[union-attr]
+        return self._ensure_graph().scores.detach()
 
     def embedding(self) -> torch.Tensor:
         """``(n, D)`` embeddings of the input rows (detached)."""
-        return self._ensure_graph()["emb"].detach()  # type: ignore[union-attr]
+        return self._ensure_graph().emb.detach()
 
     def activation(self, layer: str) -> torch.Tensor:
         """``(n, C, h, w)`` detached output of ``layer`` in the shared pass."""
         self.want_layer(layer)
         graph = self._ensure_graph()
         if layer == MAPS_LAYER:
-            return graph["maps"].detach()  # type: ignore[union-attr]
-        trace = graph["trace"]
-        return trace.recorded[layer].detach()  # type: ignore[union-attr]
+            return graph.maps.detach()
+        return graph.trace.recorded[layer].detach()
 
     def gradients(self, t: int) -> Gradients:
         """Ordinary gradients of target ``t`` at the input and at every planned layer."""
@@ -271,22 +279,16 @@ class Workspace:
             return cached
         graph = self._ensure_graph()
         with self._timed():
-            trace = graph["trace"]
-            assert isinstance(trace, Trace)
+            trace = graph.trace
             layer_names = sorted(self._layers)
-            bias_names = (
-                [n for n in self.model.biases if n in trace.recorded] if graph["bias"] else []
-            )
-            tensors = [graph["x"]]
+            bias_names = [n for n in self.model.biases if n in trace.recorded] if graph.bias else []
+            tensors = [graph.x]
             for name in layer_names:
-                tensors.append(graph["maps"] if name == MAPS_LAYER else trace.recorded[name])
+                tensors.append(graph.maps if name == MAPS_LAYER else trace.recorded[name])
             tensors += [trace.recorded[n] for n in bias_names]
             trace.rule = "gradient"
             grads = torch.autograd.grad(
-                graph["scores"][:, t].sum(),  # type: ignore[index]
-                tensors,
-                retain_graph=True,
-                allow_unused=True,
+                graph.scores[:, t].sum(), tensors, retain_graph=True, allow_unused=True
             )
             grads = [
                 torch.zeros_like(ten) if g is None else g.detach()
@@ -315,17 +317,11 @@ class Workspace:
             return cached
         graph = self._ensure_graph()
         with self._timed():
-            trace = graph["trace"]
-            assert isinstance(trace, Trace)
-            trace.rule = rule
+            graph.trace.rule = rule
             try:
-                (grad,) = torch.autograd.grad(
-                    graph["scores"][:, t].sum(),  # type: ignore[index]
-                    graph["x"],  # type: ignore[arg-type]
-                    retain_graph=True,
-                )
+                (grad,) = torch.autograd.grad(graph.scores[:, t].sum(), graph.x, retain_graph=True)
             finally:
-                trace.rule = "gradient"
+                graph.trace.rule = "gradient"
         self._rule_cache[key] = grad.detach()
         return self._rule_cache[key]
 
@@ -347,10 +343,9 @@ class Workspace:
                 "only implements the rescale rule for those: use backend='reference'"
             )
         graph = self._ensure_graph()
-        trace = graph["trace"]
-        assert isinstance(trace, Trace)
+        trace = graph.trace
         with self._timed():
-            if self._ref is None or self._ref["key"] != baseline_key:
+            if self._ref is None or self._ref.key != baseline_key:
                 x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
                 with torch.no_grad(), tracing(trace):
                     trace.new_pass(record_refs=True)
@@ -358,29 +353,24 @@ class Workspace:
                         e0 = self.backbone.head(self.backbone.forward_maps(x0))
                     finally:
                         trace.record_refs = False
-                self._ref = {"key": baseline_key, "x0": x0, "e0": e0}
-            x0 = self._ref["x0"]
-            e0 = self._ref["e0"]
-            emb = graph["emb"]
-            mult = path_gradient(self.targets[t], e0, emb)  # type: ignore[arg-type]
+                self._ref = _Reference(baseline_key, x0, e0)
+            ref = self._ref
+            mult = path_gradient(self.targets[t], ref.e0, graph.emb)
             trace.rule = "rescale"
             try:
                 (grad,) = torch.autograd.grad(
-                    emb,  # type: ignore[arg-type]
-                    graph["x"],  # type: ignore[arg-type]
-                    grad_outputs=mult,
-                    retain_graph=True,
+                    graph.emb, graph.x, grad_outputs=mult, retain_graph=True
                 )
             finally:
                 trace.rule = "gradient"
-        return ((self.x - x0) * grad).detach()  # type: ignore[operator]
+        return ((self.x - ref.x0) * grad).detach()
 
     def baseline_scores(self, t: int) -> torch.Tensor:
         """``(n,)`` score of target ``t`` at the last DeepLIFT baseline."""
         if self._ref is None:
             raise ValueError("no DeepLIFT reference pass has run yet")
         with torch.no_grad():
-            return self.targets[t](self._ref["e0"]).detach()  # type: ignore[arg-type]
+            return self.targets[t](self._ref.e0).detach()
 
     def release(self) -> None:
         """Drop the retained graph and caches (frees memory early)."""
