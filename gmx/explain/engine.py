@@ -168,6 +168,13 @@ def _colour_order(pair: ExplainModel) -> str:
     return "RGB" if pair.card is None else str(getattr(pair.card, "colour_order", "RGB"))
 
 
+def _norm(pair: ExplainModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The model's ``(mean, std)`` in the input's channel order."""
+    if pair.card is None:
+        return (NORM_MEAN,) * 3, (NORM_STD,) * 3
+    return tuple(pair.card.mean), tuple(pair.card.std)
+
+
 def _stop_checker(should_stop: Any) -> Callable[[], bool] | None:
     if should_stop is None:
         return None
@@ -334,6 +341,7 @@ def iter_explain(
                         x=x,
                         targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
                         colour_order=_colour_order(pair),
+                        norm=_norm(pair),
                     )
                     raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
                 accumulate(job, raw, variant, time.perf_counter() - start)
@@ -358,15 +366,22 @@ def iter_explain(
             bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
             x_v = variant_input(face, variant, pairs[variant.model].card)
             order = _colour_order(pairs[variant.model])
+            norm = _norm(pairs[variant.model])
             spaces: dict[tuple[int, float, int] | None, Workspace] = {}
 
             def space_for(
-                job: _Job, x_v=x_v, emodel=emodel, bound=bound, spaces=spaces, order=order
+                job: _Job,
+                x_v=x_v,
+                emodel=emodel,
+                bound=bound,
+                spaces=spaces,
+                order=order,
+                norm=norm,
             ) -> Workspace:
                 key = _smooth_key(job.spec, job.params)
                 if key not in spaces:
                     rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-                    spaces[key] = Workspace(emodel, rows, bound, tracker, order)
+                    spaces[key] = Workspace(emodel, rows, bound, tracker, order, norm)
                 return spaces[key]
 
             for job in shared:
@@ -391,7 +406,14 @@ def iter_explain(
             x_v = variant_input(face, variant, pairs[variant.model].card)
             key = _smooth_key(job.spec, job.params)
             rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-            space = Workspace(emodel, rows, bound, tracker, _colour_order(pairs[variant.model]))
+            space = Workspace(
+                emodel,
+                rows,
+                bound,
+                tracker,
+                _colour_order(pairs[variant.model]),
+                _norm(pairs[variant.model]),
+            )
             start = time.perf_counter()
             try:
                 raw = job.spec.compute(space, job.params)

@@ -10,7 +10,7 @@ maximum absolute gradient (Simonyan et al.). Reference adapters over captum / py
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,22 +29,40 @@ from gmx.explain.workspace import (
     resolve_precision,
 )
 
-#: Named baselines / fills in model-input units (``[-1, 1]``): "black" is -1, not 0.
-NAMED_VALUES: Mapping[str, float] = {"black": -1.0, "grey": 0.0, "gray": 0.0, "white": 1.0}
+#: Named baselines / fills as pixel levels in ``[0, 1]``; in model units (iResNet
+#: normalisation) "black" is -1, "grey" 0 and "white" 1.
+NAMED_LEVELS: Mapping[str, float] = {"black": 0.0, "grey": 0.5, "gray": 0.5, "white": 1.0}
+
+#: The iResNet normalisation ``(x / 255 - mean) / std`` (RGB or BGR, the same for all channels).
+DEFAULT_NORM: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
-def input_value(value: Any, name: str) -> float:
-    """A fill/baseline value in model-input units from a name (``"black"``...) or a number."""
+def input_value(
+    value: Any,
+    name: str,
+    norm: tuple[Sequence[float], Sequence[float]] = DEFAULT_NORM,
+) -> torch.Tensor:
+    """A fill/baseline value ``(1, 3, 1, 1)`` in model-input units.
+
+    Args:
+        value: a name (``"black"``, ``"grey"``, ``"white"``: a pixel level, normalised with the
+            model's ``norm``) or a number (already in model units, e.g. -1.0).
+        name: parameter name for error messages.
+        norm: the model's ``(mean, std)`` per channel, in the input's channel order.
+    """
     if isinstance(value, str):
         try:
-            return NAMED_VALUES[value]
+            level = NAMED_LEVELS[value]
         except KeyError:
             raise ValueError(
-                f"{name} must be one of {sorted(NAMED_VALUES)} or a number, got {value!r}"
+                f"{name} must be one of {sorted(NAMED_LEVELS)} or a number, got {value!r}"
             ) from None
+        mean = torch.tensor([float(m) for m in norm[0]], dtype=torch.float32)
+        std = torch.tensor([float(s) for s in norm[1]], dtype=torch.float32)
+        return ((level - mean) / std).reshape(1, -1, 1, 1)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number or a name, got {value!r}")
-    return float(value)
+    return torch.full((1, 3, 1, 1), float(value))
 
 
 def int_pair(value: Any, name: str) -> tuple[int, int]:
@@ -118,7 +136,7 @@ def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel."""
     wh, ww = int_pair(p["window"], "window")
     sh, sw = int_pair(p["stride"], "stride")
-    fill = input_value(p["fill"], "fill")
+    fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
     batch = batch_size(p["batch_size"], "occlusion", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
     x = ws.x[:1].contiguous(memory_format=torch.channels_last)
@@ -212,9 +230,10 @@ def guided_backprop(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """DeepLIFT rescale rule; the map sums to ``f(x) - f(baseline)``."""
-    value = input_value(p["baseline"], "baseline")
-    baseline = torch.full_like(ws.x[:1], value)
-    return _per_target(ws, lambda t: sum_channels(ws.deeplift(baseline, repr(value), t)))
+    value = input_value(p["baseline"], "baseline", ws.norm)
+    baseline = value.to(ws.device).expand_as(ws.x[:1])
+    key = repr(value.flatten().tolist())
+    return _per_target(ws, lambda t: sum_channels(ws.deeplift(baseline, key, t)))
 
 
 @register_method(
@@ -233,7 +252,7 @@ def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     steps = _positive_int(p["steps"], "steps")
     batch = batch_size(p["batch_size"], "integrated_gradients", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
-    x0 = torch.full_like(ws.x[:1], input_value(p["baseline"], "baseline"))
+    x0 = input_value(p["baseline"], "baseline", ws.norm).to(ws.device).expand_as(ws.x[:1])
     alphas, weights = gauss_legendre(steps)
     a_all = torch.as_tensor(alphas, dtype=torch.float32, device=ws.device)
     w_all = torch.as_tensor(weights, dtype=torch.float32, device=ws.device)
@@ -503,7 +522,8 @@ def edges(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 
 
 __all__ = [
-    "NAMED_VALUES",
+    "DEFAULT_NORM",
+    "NAMED_LEVELS",
     "gradcam_map",
     "gradcam_pp_map",
     "hirescam_map",

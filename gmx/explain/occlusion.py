@@ -173,7 +173,7 @@ def occluded_embeddings(
     backbone: nn.Module,
     x: torch.Tensor,
     windows: Sequence[tuple[int, int, int, int]],
-    fill: float,
+    fill: float | torch.Tensor,
     *,
     incremental: bool = True,
 ) -> Callable[[int, int], torch.Tensor]:
@@ -184,7 +184,7 @@ def occluded_embeddings(
             autocast contexts.
         x: ``(1, 3, H, W)`` input.
         windows: ``(y0, y1, x0, x1)`` half-open window boxes.
-        fill: value written into the window.
+        fill: value written into the window (a number, or ``(C, 1, 1)`` per channel).
         incremental: recompute early blocks only where a window changes them (iResNet-shaped
             backbones; ignored otherwise).
 

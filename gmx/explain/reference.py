@@ -37,12 +37,14 @@ class ReferenceContext:
         x: ``(n, 3, H, W)`` float32 rows on the model's device.
         targets: bound target functions (bound to the reference copy's classifier).
         colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``).
+        norm: the model's input normalisation ``(mean, std)``.
     """
 
     model: ReferenceModel
     x: torch.Tensor
     targets: Sequence[TargetFn]
     colour_order: str = "RGB"
+    norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3)
 
 
 class _Embed(nn.Module):
@@ -121,10 +123,11 @@ def _per_target_row(
     return torch.stack(out)
 
 
-def _value(v: Any) -> float:
+def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor:
+    """A fill/baseline image like ``like``, from a name or a number (see ``input_value``)."""
     from gmx.explain.methods import input_value
 
-    return input_value(v, "baseline")
+    return input_value(v, "baseline", ctx.norm).to(like.device).expand_as(like).contiguous()
 
 
 # -- captum ---------------------------------------------------------------------------------------
@@ -145,7 +148,7 @@ def occlusion(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
                 row,
                 sliding_window_shapes=(3, wh, ww),
                 strides=(3, sh, sw),
-                baselines=_value(p["fill"]),
+                baselines=_constant(ctx, p["fill"], row),
                 perturbations_per_eval=1,
             )
         return attr[0].mean(0)
@@ -198,10 +201,8 @@ def deeplift(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
 
     from gmx.explain.workspace import path_gradient
 
-    value = _value(p["baseline"])
-
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
-        x0 = torch.full_like(row, value)
+        x0 = _constant(ctx, p["baseline"], row)
         embed = _Embed(ctx.model.backbone)
         with torch.no_grad():
             e, e0 = embed(row), embed(x0)
@@ -217,13 +218,11 @@ def integrated_gradients(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.T
     """captum ``IntegratedGradients`` (Gauss-Legendre, all steps in one batch), channel sum."""
     from captum.attr import IntegratedGradients
 
-    value = _value(p["baseline"])
-
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
         with _quiet():
             attr = IntegratedGradients(_Score(ctx.model.backbone, target)).attribute(
                 row,
-                baselines=torch.full_like(row, value),
+                baselines=_constant(ctx, p["baseline"], row),
                 n_steps=int(p["steps"]),
                 method="gausslegendre",
             )

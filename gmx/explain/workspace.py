@@ -172,6 +172,7 @@ class Workspace:
         targets: bound target functions, one per explained target.
         progress: progress/cancellation counter shared by the whole call.
         colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``, from the model's card).
+        norm: the model's input normalisation ``(mean, std)`` per channel (``x / 255`` units).
     """
 
     def __init__(
@@ -181,6 +182,7 @@ class Workspace:
         targets: Sequence[TargetFn],
         progress: Progress,
         colour_order: str = "RGB",
+        norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3),
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
@@ -192,6 +194,7 @@ class Workspace:
         self.targets = tuple(targets)
         self.progress = progress
         self.colour_order = colour_order
+        self.norm = (tuple(norm[0]), tuple(norm[1]))
         self._layers: set[str] = {MAPS_LAYER}
         self._bias = False
         self._graph: _Graph | None = None

@@ -357,3 +357,40 @@ def test_input_errors(tiny_model, face) -> None:
         explain(
             tiny_model, face, target, methods=["occlusion"], params={"occlusion": {"fill": "red"}}
         )
+
+
+def test_black_means_zero_pixels_under_the_models_normalisation(face) -> None:
+    from gmx.encode import GestaltModel, LoadedModel, default_card, preprocess
+
+    backbone = tiny_iresnet(6)
+    card = default_card(
+        name="t",
+        architecture="iresnet50",
+        embedding_dim=64,
+        mean=(0.4, 0.5, 0.6),
+        std=(0.2, 0.25, 0.3),
+    )
+    loaded = LoadedModel(model=GestaltModel(backbone), card=card, fingerprint="x")
+    target = SimilarityTarget(gallery(64))
+    fn = target.bind(0)
+    x = preprocess(face[None], card)
+    black = preprocess(np.zeros_like(face)[None], card)
+    with torch.no_grad():
+        delta = float(fn(backbone(x)) - fn(backbone(black)))
+    for backend in ("engine", "reference"):
+        maps = explain(
+            loaded,
+            face,
+            target,
+            methods=["occlusion", "deeplift", "integrated_gradients"],
+            params={
+                "occlusion": {"window": 112, "stride": 112, "precision": "fp32"},
+                "integrated_gradients": {"steps": 16, "precision": "fp32"},
+            },
+            backend=backend,
+        )
+        np.testing.assert_allclose(maps["occlusion"].values, delta, rtol=1e-4)
+        assert maps["deeplift"].values.sum(dtype=np.float64) == pytest.approx(delta, rel=0.01)
+        assert maps["integrated_gradients"].values.sum(dtype=np.float64) == pytest.approx(
+            delta, rel=0.05
+        )
