@@ -33,6 +33,7 @@ from gmx.explain import (
     agreement,
     explain,
     explain_targets,
+    face_tensor,
 )
 from gmx.explain.prepared import engine_model, reference_model
 from gmx.explain.workspace import resolve_precision
@@ -237,6 +238,15 @@ def main() -> int:
     )
     if args.repeats > 1:
         out(f"(times: fastest of {args.repeats} alternating rounds)")
+    x = face_tensor(face).to(device)
+    score = targets[0].bind(0)
+    with torch.no_grad():
+        delta = float(score(model(x)) - score(model(torch.full_like(x, -1.0))))
+    total = float(eng["deeplift"].values.sum(dtype=np.float64))
+    out(
+        f"DeepLIFT completeness on iResNet-50: sum of map {total:.6f} vs f(x) - f(black) "
+        f"{delta:.6f} ({100 * abs(total - delta) / abs(delta):.4f}% off)"
+    )
 
     if not args.no_flops:
         groups = {

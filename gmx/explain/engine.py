@@ -30,8 +30,8 @@ from gmx.errors import GmxError
 from gmx.explain.methods import upsample
 from gmx.explain.prepared import (
     EngineModel,
-    _device_of,
     check_backbone,
+    device_of,
     engine_model,
     reference_model,
 )
@@ -258,7 +258,8 @@ def iter_explain(
 ) -> Iterator[tuple[int, AttributionMap]]:
     """Yield ``(target_index, map)`` pairs as methods finish (shared-pass methods first).
 
-    Arguments as :func:`explain_targets`. Raises :class:`ExplanationCancelled` when stopped.
+    Arguments as :func:`explain_targets`; they are validated before the first item is requested
+    (``ValueError`` at call time). Raises :class:`ExplanationCancelled` when stopped.
     """
     model_list = list(models) if isinstance(models, (list, tuple)) else [models]
     if not model_list:
@@ -285,8 +286,21 @@ def iter_explain(
         if backend == "reference" and job.spec.reference is None:
             raise ValueError(f"method {job.spec.name!r} has no reference implementation")
     face = _check_face(face)
+    return _run(pairs, face, targets, variants, jobs, backend, progress, should_stop)
+
+
+def _run(
+    pairs: list[ExplainModel],
+    face: np.ndarray,
+    targets: tuple[Target, ...],
+    variants: tuple[Variant, ...],
+    jobs: list[_Job],
+    backend: Backend,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Any,
+) -> Iterator[tuple[int, AttributionMap]]:
     hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
-    devices = [_device_of(p.backbone) for p in pairs]
+    devices = [device_of(p.backbone) for p in pairs]
 
     completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
     tracker = Progress(

@@ -130,7 +130,8 @@ class ReferenceModel:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
+    """Device of a module's first parameter or buffer (CPU if it has none)."""
     for t in (*module.parameters(), *module.buffers()):
         return t.device
     return torch.device("cpu")
@@ -153,7 +154,7 @@ def _build_engine(backbone: nn.Module, classifier: nn.Module | None) -> EngineMo
     clone = decompose_prelu(backbone, include_relu=True).eval()
     for p in clone.parameters():
         p.requires_grad_(False)
-    if _device_of(clone).type in ("cpu", "cuda"):
+    if device_of(clone).type in ("cpu", "cuda"):
         # NHWC convolutions are faster for the batched methods (oneDNN / cuDNN) and neutral for
         # single images; results agree with NCHW to float rounding.
         clone = clone.to(memory_format=torch.channels_last)
@@ -178,7 +179,7 @@ def _build_engine(backbone: nn.Module, classifier: nn.Module | None) -> EngineMo
         biases=MappingProxyType(biases),
         module_names=frozenset(names),
         rescale_ok=rescale_ok,
-        device=_device_of(clone),
+        device=device_of(clone),
         tap_count=taps,
     )
 
@@ -190,7 +191,7 @@ def _build_reference(backbone: nn.Module, classifier: nn.Module | None) -> Refer
     return ReferenceModel(
         backbone=clone,
         classifier=_copy_classifier(classifier, grad=True),
-        device=_device_of(clone),
+        device=device_of(clone),
     )
 
 
@@ -244,6 +245,7 @@ __all__ = [
     "ReferenceModel",
     "check_backbone",
     "clear_cache",
+    "device_of",
     "effective_bias",
     "engine_model",
     "reference_model",

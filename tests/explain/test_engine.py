@@ -394,3 +394,10 @@ def test_black_means_zero_pixels_under_the_models_normalisation(face) -> None:
         assert maps["integrated_gradients"].values.sum(dtype=np.float64) == pytest.approx(
             delta, rel=0.05
         )
+
+
+def test_iter_explain_validates_before_iterating(tiny_model, face) -> None:
+    with pytest.raises(ValueError, match="unknown method"):
+        iter_explain(tiny_model, face, [SimilarityTarget(gallery(64))], methods=["nope"])
+    with pytest.raises(ValueError, match="uint8"):
+        iter_explain(tiny_model, face.astype(float), [SimilarityTarget(gallery(64))])
