@@ -476,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["frequent", "rare", "both"], default="frequent")
     _add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    from gmx.aggregate.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
