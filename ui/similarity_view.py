@@ -227,7 +227,9 @@ def patient_caption(patient: PatientMatch, pair: PairMaps) -> str:
         f"**#{patient.rank} patient {patient.subject_id}** (image {patient.image_id})  \n"
         f"{patient.syndrome_name} · distance {patient.distance:.3f} · similarity {pair.score:.3f}"
     )
-    if pair.query_constant is not None:
+    if pair.split == "shared":
+        text += f"  \nshared constant (bias · bias) {pair.query_constant:+.3f}"
+    elif pair.query_constant is not None:
         text += (
             f"  \nconstant: query {pair.query_constant:+.3f}, gallery {pair.gallery_constant:+.3f}"
         )

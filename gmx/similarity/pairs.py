@@ -33,6 +33,7 @@ from gmx.similarity.activations import ActivationStore, QueryActivations, query_
 from gmx.similarity.cam import cam_from_activations
 from gmx.similarity.decompose import PairDecomposition, Split, decompose_pairs
 from gmx.similarity.head import AffineHead, fold_head
+from gmx.variants import Variant
 from gmx.viz import resize_map
 
 #: Pair methods, registry name -> display name (exact decomposition first: the default).
@@ -71,6 +72,9 @@ class PairMaps:
         gallery_constant: the same for the gallery side.
         decomposition: the full exact decomposition (``exact`` only), with the cell-to-cell
             correspondence.
+        split: the split convention of the exact maps (``complete``: each side's cells plus its
+            constant make ``score``; ``shared``: both sides' cells plus one constant ``β`` do), or
+            ``None`` for the other methods.
         backend: ``"exact"``, ``"explain"`` (gmx.explain on pixels) or ``"activations"`` (closed form
             on stored maps for the gallery side).
         elapsed_s: wall time of the call that made this pair, divided by the pairs made together.
@@ -87,6 +91,7 @@ class PairMaps:
     query_constant: float | None = None
     gallery_constant: float | None = None
     decomposition: PairDecomposition | None = None
+    split: str | None = None
     backend: str = "exact"
     elapsed_s: float = 0.0
 
@@ -189,7 +194,7 @@ class PairExplainer:
         )
 
     @property
-    def variants(self):
+    def variants(self) -> tuple[Variant, ...]:
         """The ensemble's variants."""
         return self.ensemble.variants
 
@@ -287,6 +292,7 @@ class PairExplainer:
                     query_constant=d.query_constant(split),
                     gallery_constant=d.gallery_constant(split),
                     decomposition=d,
+                    split=split,
                     backend="exact",
                     elapsed_s=each,
                 )

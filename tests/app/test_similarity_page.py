@@ -49,6 +49,10 @@ def test_exact_pair_maps_of_a_real_photo(tiny_setup, monkeypatch):
     table = at.dataframe[0].value
     assert list(table["variant"]) == ["m0 plain", "m0 grey", "m0 flip", "m0 flip grey"]
     assert at.get("download_button")
+    # the other split convention: both maps share one constant
+    at.sidebar.radio[0].set_value("shared").run()
+    _no_exceptions(at)
+    assert any("shared constant" in m.value for m in at.markdown)
     # choosing another query cell redraws the correspondence
     at.selectbox(key="gmx.similarity.cell").set_value(0).run()
     _no_exceptions(at)

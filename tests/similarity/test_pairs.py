@@ -49,7 +49,7 @@ def test_every_method_gives_finite_deterministic_signed_pair_maps(explainer, tta
 def test_exact_pair_maps_are_complete_in_both_splits(explainer, tta_setup):
     for split in ("complete", "shared"):
         (p,) = explainer.explain(tta_setup.face, [2], split=split)
-        assert p.query_raw.shape == (7, 7) and p.decomposition is not None
+        assert p.query_raw.shape == (7, 7) and p.decomposition is not None and p.split == split
         if split == "complete":
             assert p.query_raw.sum() + p.query_constant == pytest.approx(p.score, abs=1e-5)
             assert p.gallery_raw.sum() + p.gallery_constant == pytest.approx(p.score, abs=1e-5)
