@@ -120,7 +120,7 @@ def train_demo_model(
     )
     index = {c: i for i, c in enumerate(classes)}
     train = data.select(np.isin(data.splits, TRAIN_SPLITS))
-    val = data.select(np.isin(data.splits, VAL_SPLITS))
+    val = data.select(np.isin(data.splits, VAL_SPLITS) & np.isin(data.labels, classes))
     y_train = np.array([index[c] for c in train.labels])
     y_val = np.array([index[c] for c in val.labels])
     result = train_classifier(
@@ -133,7 +133,7 @@ def train_demo_model(
         progress=progress,
         device=device,
     )
-    test = data.select(data.splits == FREQUENT_TEST_SPLIT)
+    test = data.select((data.splits == FREQUENT_TEST_SPLIT) & np.isin(data.labels, classes))
     y_test = np.array([index[c] for c in test.labels])
     clf_topk = macro_topk_from_logits(
         predict_logits(result.backbone, result.classifier, test.images), y_test, ks=(1, 5)
