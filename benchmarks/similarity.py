@@ -120,7 +120,9 @@ def main() -> None:
         f"similarity pair maps, iResNet-50 random init (512x7x7 maps), {v} variant(s), "
         f"{args.pairs} nearest of {len(gallery)} gallery images, torch threads {args.threads}"
     )
-    print(f"  gallery activations at build time: {build_s:.2f} s ({build_s / len(gallery) * 1e3:.0f} ms/image)")
+    print(
+        f"  gallery activations at build time: {build_s:.2f} s ({build_s / len(gallery) * 1e3:.0f} ms/image)"
+    )
     print(f"  query forward pass (median):       {forward_s * 1e3:7.1f} ms")
     print(
         f"  exact paired maps (median of {args.runs}): {exact_s * 1e3:7.1f} ms for {args.pairs} pairs "
