@@ -274,6 +274,19 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         provenance=f"gmx {__version__} gallery build from {args.gmdb}",
     )
     bar.close()
+    if args.activations:
+        from gmx.similarity import gallery_activations, with_activations
+
+        bar = _progress(len(kept), "gallery activations")
+
+        def _acts_cb(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+        gallery = with_activations(
+            gallery, gallery_activations(ensemble, gallery, progress=_acts_cb)
+        )
+        bar.close()
     save_gallery(gallery, args.out)
     log.info(
         "gallery %s: %d images, %d syndromes, %d skipped",
@@ -439,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None)
     p.add_argument("--no-photos", action="store_true", help="do not store the aligned photos")
     p.add_argument("--photos-visible", action="store_true", help="allow the app to show photos")
+    p.add_argument(
+        "--activations",
+        action="store_true",
+        help="store every variant's last feature maps (float16) so similarity maps need no "
+        "gallery forward pass (size: N x variants x C x 7 x 7 x 2 bytes)",
+    )
     _add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_build)
     p = gsub.add_parser(

@@ -84,6 +84,7 @@ def test_gallery_build_info_export_evaluate_predict(tmp_path, gmdb, tiny_setup, 
                 str(out),
                 "--models",
                 model,
+                "--activations",
             ]
         )
         == 0
@@ -91,6 +92,8 @@ def test_gallery_build_info_export_evaluate_predict(tmp_path, gmdb, tiny_setup, 
     g = load_gallery(out)
     assert len(g.images) == 6  # the corrupt listed image was skipped, not fatal
     assert g.embeddings.shape == (6, 4, 32)
+    acts = [k for k in g.extras if k.startswith("simmaps.")]
+    assert len(acts) == 4 and g.extras[acts[0]].shape == (6, 32, 7, 7)
     assert set(g.syndromes) == {"1", "2"}
 
     capsys.readouterr()
