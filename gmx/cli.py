@@ -64,6 +64,26 @@ def _progress(total: int, desc: str) -> tqdm:
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
 
 
+def _bar_callback(bar: tqdm):
+    def update(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return update
+
+
+def _primary_face(aligner, path: Path):
+    """The largest face of a photo file, or ``(None, why)``."""
+    from gmx.align import load_image
+    from gmx.errors import ImageLoadError
+
+    try:
+        face = aligner.align(load_image(path)).primary
+    except ImageLoadError as exc:
+        return None, str(exc)
+    return (face, None) if face is not None else (None, "no face found")
+
+
 # --------------------------------------------------------------------------------------- align
 def cmd_align(args: argparse.Namespace) -> int:
     from gmx.align import FaceAligner, load_image
@@ -105,8 +125,7 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- encode
 def cmd_encode(args: argparse.Namespace) -> int:
-    from gmx.align import FaceAligner, load_image
-    from gmx.errors import ImageLoadError
+    from gmx.align import FaceAligner
     from gmx.gallery import EncodingTable, image_id_from_name, write_encodings
 
     cfg = _config(args)
@@ -115,13 +134,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     photos = list(_photos(args.photos))
     with FaceAligner() as aligner:
         for path in tqdm(photos, desc="encode", unit="img", file=sys.stderr, disable=None):
-            try:
-                face = aligner.align(load_image(path)).primary
-            except ImageLoadError as exc:
-                failed.append(f"{path}: {exc}")
-                continue
+            face, why = _primary_face(aligner, path)
             if face is None:
-                failed.append(f"{path}: no face found")
+                failed.append(f"{path}: {why}")
                 continue
             ids.append(image_id_from_name(path.name))
             names.append(path.name)
@@ -205,8 +220,7 @@ def _find_image(directory: Path, image_id: str) -> Path | None:
 
 def _align_listed(images, directory: Path, desc: str):
     """Align the listed gallery/test images found in ``directory``; returns kept rows + faces."""
-    from gmx.align import FaceAligner, load_image
-    from gmx.errors import ImageLoadError
+    from gmx.align import FaceAligner
 
     kept, faces, problems = [], [], []
     with FaceAligner() as aligner:
@@ -215,13 +229,9 @@ def _align_listed(images, directory: Path, desc: str):
             if path is None:
                 problems.append(f"{im.image_id}: no image file in {directory}")
                 continue
-            try:
-                face = aligner.align(load_image(path)).primary
-            except ImageLoadError as exc:
-                problems.append(f"{im.image_id}: {exc}")
-                continue
+            face, why = _primary_face(aligner, path)
             if face is None:
-                problems.append(f"{im.image_id}: no face found")
+                problems.append(f"{im.image_id}: {why}")
                 continue
             kept.append(im)
             faces.append(face)
@@ -255,10 +265,6 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         offset += len(batch)
         return ensemble.embed(chunk)
 
-    def _progress_cb(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
     gallery = build_gallery(
         args.name or f"GMDB {tables.version or 'gallery'} ({args.kind})",
         tables.version or "unversioned",
@@ -268,7 +274,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         photos,
         ensemble.variants,
         ensemble.fingerprint,
-        progress=_progress_cb,
+        progress=_bar_callback(bar),
         keep_photos=not args.no_photos,
         photos_visible=args.photos_visible,
         provenance=f"gmx {__version__} gallery build from {args.gmdb}",
@@ -278,13 +284,8 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         from gmx.similarity import gallery_activations, with_activations
 
         bar = _progress(len(kept), "gallery activations")
-
-        def _acts_cb(done: int, total: int) -> None:
-            bar.n = done
-            bar.refresh()
-
         gallery = with_activations(
-            gallery, gallery_activations(ensemble, gallery, progress=_acts_cb)
+            gallery, gallery_activations(ensemble, gallery, progress=_bar_callback(bar))
         )
         bar.close()
     save_gallery(gallery, args.out)
