@@ -349,10 +349,9 @@ def _run(
                 rmodel = reference_model(pair.backbone, pair.classifier)
                 start = time.perf_counter()
                 with rmodel.lock:
-                    x = _rows(job, variant_input(face, variant, pair.card)).to(rmodel.device)
                     ctx = ReferenceContext(
                         model=rmodel,
-                        x=x,
+                        x=_rows(job, variant_input(face, variant, pair.card)).to(rmodel.device),
                         targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
                         colour_order=_colour_order(pair),
                         norm=_norm(pair),
@@ -365,46 +364,38 @@ def _run(
 
     emodels: dict[int, EngineModel] = {}
 
-    def engine_for(index: int) -> EngineModel:
-        if index not in emodels:
-            pair = pairs[index]
-            emodels[index] = engine_model(pair.backbone, pair.classifier)
-        return emodels[index]
+    def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
+        """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
+        pair = pairs[variant.model]
+        if variant.model not in emodels:
+            emodels[variant.model] = engine_model(pair.backbone, pair.classifier)
+        emodel = emodels[variant.model]
+        return Workspace(
+            emodel,
+            _rows(job, variant_input(face, variant, pair.card)),
+            tuple(t.bind(vi, emodel.classifier) for t in targets),
+            tracker,
+            _colour_order(pair),
+            _norm(pair),
+        )
 
     shared = [j for j in jobs if j.spec.shared or j.spec.family == "baseline"]
     others = [j for j in jobs if not (j.spec.shared or j.spec.family == "baseline")]
 
     if shared:
         for vi, variant in enumerate(variants):
-            emodel = engine_for(variant.model)
-            bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
-            x_v = variant_input(face, variant, pairs[variant.model].card)
-            order = _colour_order(pairs[variant.model])
-            norm = _norm(pairs[variant.model])
+            # One workspace (one shared forward pass) per variant and SmoothGrad setting.
             spaces: dict[tuple[int, float, int] | None, Workspace] = {}
-
-            def space_for(
-                job: _Job,
-                x_v=x_v,
-                emodel=emodel,
-                bound=bound,
-                spaces=spaces,
-                order=order,
-                norm=norm,
-            ) -> Workspace:
+            for job in shared:
                 key = _smooth_key(job.spec, job.params)
                 if key not in spaces:
-                    rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-                    spaces[key] = Workspace(emodel, rows, bound, tracker, order, norm)
-                return spaces[key]
-
-            for job in shared:
+                    spaces[key] = workspace(vi, variant, job)
                 if job.spec.plan is not None:
-                    job.spec.plan(space_for(job), job.params)
+                    job.spec.plan(spaces[key], job.params)
             try:
                 for job in shared:
                     start = time.perf_counter()
-                    raw = job.spec.compute(space_for(job), job.params)
+                    raw = job.spec.compute(spaces[_smooth_key(job.spec, job.params)], job.params)
                     accumulate(job, raw, variant, time.perf_counter() - start)
                     tracker.step(_units(job, hw, devices[variant.model]))
             finally:
@@ -415,19 +406,7 @@ def _run(
 
     for job in others:
         for vi, variant in enumerate(variants):
-            emodel = engine_for(variant.model)
-            bound = tuple(t.bind(vi, emodel.classifier) for t in targets)
-            x_v = variant_input(face, variant, pairs[variant.model].card)
-            key = _smooth_key(job.spec, job.params)
-            rows = x_v if key is None else smoothgrad_rows(x_v, *key)
-            space = Workspace(
-                emodel,
-                rows,
-                bound,
-                tracker,
-                _colour_order(pairs[variant.model]),
-                _norm(pairs[variant.model]),
-            )
+            space = workspace(vi, variant, job)
             start = time.perf_counter()
             try:
                 raw = job.spec.compute(space, job.params)
