@@ -95,8 +95,9 @@ else:
     if target_kind == "contrast":
         rows = contrast_rows(rows)
 
-key_prefix = (diagnosis.image_sha256, *resources.config_key(cfg), diagnosis.face_index,
-              target_kind, tuple(v.label for v in variants))  # fmt: skip
+# cache key: photo hash, model fingerprint, gallery version, face, target, variants (+ method, params)
+key_prefix = (diagnosis.image_sha256, diag.ensemble.fingerprint, gallery.name, gallery.version,
+              diagnosis.face_index, target_kind, tuple(v.label for v in variants))  # fmt: skip
 st.caption(
     f"{name} · face {diagnosis.face_index + 1} · {len(variants)} variant(s): "
     f"{', '.join(v.label for v in variants)} · maps keep their sign and scale; colours are a display choice."
