@@ -7,6 +7,7 @@ is cached by the photo's bytes, in memory only, with a bounded number of entries
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -44,13 +45,13 @@ def _diagnoser(
     precision: str = "fp32",
 ) -> Diagnoser:
     cfg = GmxConfig(
-        model_paths=tuple(model_paths),
-        gallery_path=gallery_path,
+        model_paths=tuple(Path(p) for p in model_paths),
+        gallery_path=Path(gallery_path),
         flip=flip,
         grey=grey,
         device=device,
         precision=precision,
-    ).with_overrides(model_paths=model_paths, gallery_path=gallery_path)
+    )
     return Diagnoser.from_config(cfg)
 
 
