@@ -6,6 +6,8 @@ is cached by the photo's bytes, in memory only, with a bounded number of entries
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,9 +111,6 @@ class _MapStore:
     variants, method, parameters), so nothing is computed twice and nothing is mixed up."""
 
     def __init__(self, max_items: int) -> None:
-        import threading
-        from collections import OrderedDict
-
         self._items: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_items
