@@ -17,21 +17,24 @@ st.markdown(
     "which facial regions drive each match, with several attribution methods side by side."
 )
 
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.subheader("🔎 Diagnose")
-    st.write("Photo → aligned face → top-k syndromes with their nearest gallery patients.")
-    common.page_link("pages/1_Diagnose.py", "Open Diagnose", "🔎")
-with c2:
-    st.subheader("🗺️ Explain")
-    st.write("Attribution maps of the top syndromes, many methods, one shared colour scale.")
-    common.page_link("pages/2_Explain.py", "Open Explain", "🗺️")
-with c3:
-    st.subheader("🔒 Private")
-    st.write(
-        "Photos stay in memory and are never written to disk unless you export something. "
-        "No telemetry."
-    )
+cards = [
+    ("🔎 Diagnose", "Photo → aligned face → top-k syndromes with their nearest gallery patients.",
+     "pages/1_Diagnose.py"),
+    ("🗺️ Explain", "Attribution maps of the top syndromes, many methods, one shared colour scale.",
+     "pages/2_Explain.py"),
+    ("👥 Similarity", "What makes your patient look like each nearest gallery patient, on both faces.",
+     "pages/3_Similarity.py"),
+    ("🧬 Syndromes", "Where the model looks for a syndrome across all its patients; composite faces.",
+     "pages/4_Syndromes.py"),
+]  # fmt: skip
+for column, (title, text, page) in zip(st.columns(len(cards)), cards, strict=True):
+    with column:
+        st.subheader(title)
+        st.write(text)
+        common.page_link(page, f"Open {title.split()[-1]}", title.split()[0])
+st.caption(
+    "🔒 Photos stay in memory and are never written to disk unless you export something. No telemetry."
+)
 
 st.divider()
 st.subheader("Active models and gallery")
