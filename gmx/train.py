@@ -161,8 +161,25 @@ def train_classifier(
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (images.shape[0],) or labels.min() < 0 or labels.max() >= n_classes:
         raise ValueError(f"labels must be (N,) in [0, {n_classes}), got shape {labels.shape}")
-    torch.manual_seed(cfg.seed)
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    try:
+        return _train(images, labels, n_classes, cfg, build_backbone, val, progress, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    cfg: TrainConfig,
+    build_backbone: Callable[[TrainConfig], nn.Module],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    progress: Callable[[EpochLog], None] | None,
+    device: str | torch.device,
+) -> TrainResult:
+    torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 

@@ -66,3 +66,24 @@ def test_training_learns_an_easy_task_and_is_reproducible():
     assert r1.history[-1].val_accuracy >= 0.9
     for p1, p2 in zip(r1.backbone.parameters(), r2.backbone.parameters(), strict=True):
         assert torch.equal(p1, p2)
+
+
+def test_training_restores_the_thread_count():
+    before = torch.get_num_threads()
+    images = np.zeros((4, 112, 112, 3), np.uint8)
+    cfg = TrainConfig(
+        layers=(1, 1, 1, 1),
+        widths=(4, 4, 4, 4),
+        embedding_dim=8,
+        epochs=1,
+        batch_size=4,
+        threads=before + 1,
+    )
+    train_classifier(
+        images,
+        np.array([0, 1, 0, 1]),
+        2,
+        cfg,
+        build_backbone=lambda c: iresnet(c.layers, c.widths, c.embedding_dim),
+    )
+    assert torch.get_num_threads() == before

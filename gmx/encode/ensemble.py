@@ -61,6 +61,69 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return torch.autocast(kind, dtype=torch.bfloat16)
 
 
+def gather_faces(faces: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(images (N,112,112,3), gm_images (N,100,100) or None)`` from arrays or aligned faces.
+
+    Args:
+        faces: ``(N, H, W, 3)`` uint8 RGB, or a sequence of objects with ``.image`` and optionally
+            ``.gm_image`` (``gmx.align.AlignedFace``). Not modified.
+
+    Raises:
+        ValueError: for the wrong type, dtype or shape.
+    """
+    if isinstance(faces, np.ndarray):
+        if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
+            raise ValueError(
+                f"faces must be (N, H, W, 3) uint8 RGB (N faces), got {faces.shape} {faces.dtype}"
+            )
+        return faces, None
+    if not isinstance(faces, Sequence) or isinstance(faces, (str, bytes)):
+        raise ValueError(
+            "faces must be an (N, 112, 112, 3) uint8 array or a sequence of aligned faces "
+            f"(objects with .image and .gm_image), got {type(faces).__name__}"
+        )
+    images = []
+    gm_images = []
+    for i, face in enumerate(faces):
+        image = getattr(face, "image", None)
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"faces[{i}] ({type(face).__name__}) has no .image array")
+        images.append(image)
+        gm_images.append(getattr(face, "gm_image", None))
+    if not images:
+        return np.zeros((0, 0, 0, 3), dtype=np.uint8), None
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"aligned faces have different shapes: {sorted(shapes)}")
+    stacked = np.stack(images)
+    gm: np.ndarray | None = None
+    if all(isinstance(g, np.ndarray) and g.ndim == 2 for g in gm_images):
+        gm_shapes = {g.shape for g in gm_images}  # type: ignore[union-attr]
+        if len(gm_shapes) == 1:
+            gm = np.stack(gm_images)  # type: ignore[arg-type]
+    return stacked, gm
+
+
+def model_pixels(model: LoadedModel, images: np.ndarray, gm: np.ndarray | None) -> np.ndarray:
+    """The uint8 pixels one model reads: the 112 crop, or the grey GM crop for 1-channel models
+    (derived from the 112 crop when no ``gm`` is given).
+
+    Raises:
+        ValueError: if a 3-channel model's input size differs from the faces'.
+    """
+    card = model.card
+    size = card.input_size
+    if card.channels == 1:
+        if gm is not None and gm.shape[1:] == (size, size) and gm.dtype == np.uint8:
+            return gm
+        return derive_gm_image(images, size)
+    if images.shape[1:3] != (size, size):
+        raise ValueError(
+            f"model {card.name} takes {size}x{size} faces, got {images.shape[1]}x{images.shape[2]}"
+        )
+    return images
+
+
 class Ensemble:
     """Several loaded models and the TTA variants they are run with.
 
@@ -144,57 +207,6 @@ class Ensemble:
         text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _gather(self, faces: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(images (N,112,112,3), gm_images (N,100,100) or None)`` from arrays or faces."""
-        if isinstance(faces, np.ndarray):
-            if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
-                raise ValueError(
-                    f"faces must be (N, H, W, 3) uint8 RGB (N faces), got {faces.shape} "
-                    f"{faces.dtype}"
-                )
-            return faces, None
-        if not isinstance(faces, Sequence) or isinstance(faces, (str, bytes)):
-            raise ValueError(
-                "faces must be an (N, 112, 112, 3) uint8 array or a sequence of aligned faces "
-                f"(objects with .image and .gm_image), got {type(faces).__name__}"
-            )
-        images = []
-        gm_images = []
-        for i, face in enumerate(faces):
-            image = getattr(face, "image", None)
-            if not isinstance(image, np.ndarray):
-                raise ValueError(f"faces[{i}] ({type(face).__name__}) has no .image array")
-            images.append(image)
-            gm_images.append(getattr(face, "gm_image", None))
-        if not images:
-            return np.zeros((0, 0, 0, 3), dtype=np.uint8), None
-        shapes = {im.shape for im in images}
-        if len(shapes) != 1:
-            raise ValueError(f"aligned faces have different shapes: {sorted(shapes)}")
-        stacked = np.stack(images)
-        gm: np.ndarray | None = None
-        if all(isinstance(g, np.ndarray) and g.ndim == 2 for g in gm_images):
-            gm_shapes = {g.shape for g in gm_images}  # type: ignore[union-attr]
-            if len(gm_shapes) == 1:
-                gm = np.stack(gm_images)  # type: ignore[arg-type]
-        return stacked, gm
-
-    def _model_inputs(
-        self, model: LoadedModel, images: np.ndarray, gm: np.ndarray | None
-    ) -> np.ndarray:
-        card = model.card
-        size = card.input_size
-        if card.channels == 1:
-            if gm is not None and gm.shape[1:] == (size, size) and gm.dtype == np.uint8:
-                return gm
-            return derive_gm_image(images, size)
-        if images.shape[1:3] != (size, size):
-            raise ValueError(
-                f"model {card.name} takes {size}x{size} faces, got {images.shape[1]}x"
-                f"{images.shape[2]}"
-            )
-        return images
-
     def embed(self, faces: np.ndarray | Sequence[Any]) -> np.ndarray:
         """Embed faces with every model and TTA variant.
 
@@ -211,7 +223,7 @@ class Ensemble:
         Raises:
             ValueError: for input of the wrong type, dtype or shape.
         """
-        images, gm = self._gather(faces)
+        images, gm = gather_faces(faces)
         n = len(images)
         out = np.empty((n, len(self.variants), self.embedding_dim), dtype=np.float32)
         if n == 0:
@@ -220,7 +232,7 @@ class Ensemble:
         chunk = max(1, self.batch_size // n_tta)
         with torch.inference_mode():
             for m, model in enumerate(self.models):
-                pixels = self._model_inputs(model, images, gm)
+                pixels = model_pixels(model, images, gm)
                 # Grey is a no-op for 1-channel models: compute each distinct input once.
                 keys = [(f, g and model.card.channels == 3) for f, g in self._tta]
                 distinct = list(dict.fromkeys(keys))
@@ -238,4 +250,4 @@ class Ensemble:
         return out
 
 
-__all__ = ["PRECISIONS", "Ensemble", "derive_gm_image"]
+__all__ = ["PRECISIONS", "Ensemble", "derive_gm_image", "gather_faces", "model_pixels"]

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmx.encode import Ensemble, LoadedModel, derive_gm_image, preprocess
+from gmx.encode import Ensemble, preprocess
+from gmx.encode.ensemble import gather_faces, model_pixels
 from gmx.errors import GalleryError
 from gmx.gallery import Gallery
 from gmx.variants import Variant
@@ -86,41 +87,15 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def _gather(faces: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(images (N,112,112,3) u8, gm (N,S,S) u8 | None)`` from an array or aligned faces."""
-    if isinstance(faces, np.ndarray):
-        if faces.ndim == 3:
-            faces = faces[None]
-        if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
-            raise ValueError(
-                f"faces must be (N, 112, 112, 3) or (112, 112, 3) uint8 RGB, got {faces.shape} "
-                f"{faces.dtype}"
-            )
-        return faces, None
-    seq = faces if isinstance(faces, Sequence) and not isinstance(faces, str | bytes) else [faces]
-    images, gms = [], []
-    for i, face in enumerate(seq):
-        image = getattr(face, "image", None)
-        if not isinstance(image, np.ndarray):
-            raise ValueError(f"faces[{i}] ({type(face).__name__}) has no .image array")
-        images.append(image)
-        gms.append(getattr(face, "gm_image", None))
-    if not images:
+    """:func:`gmx.encode.ensemble.gather_faces`, also accepting one face or one ``(112, 112, 3)``."""
+    if isinstance(faces, np.ndarray) and faces.ndim == 3:
+        faces = faces[None]
+    elif not isinstance(faces, np.ndarray | Sequence) or isinstance(faces, str | bytes):
+        faces = [faces]
+    images, gm = gather_faces(faces)
+    if len(images) == 0:
         raise ValueError("no faces given")
-    gm = None
-    if all(isinstance(g, np.ndarray) and g.ndim == 2 for g in gms):
-        gm = np.stack(gms)
-    return _gather(np.stack(images))[0], gm
-
-
-def _model_pixels(model: LoadedModel, images: np.ndarray, gm: np.ndarray | None) -> np.ndarray:
-    """The uint8 pixels one model reads (as :meth:`Ensemble.embed` prepares them)."""
-    card = model.card
-    if card.channels == 1:
-        size = card.input_size
-        if gm is not None and gm.shape[1:] == (size, size):
-            return gm
-        return derive_gm_image(images, size)
-    return images
+    return images, gm
 
 
 def _variant_maps(
@@ -142,7 +117,7 @@ def _variant_maps(
         for m, vids in by_model.items():
             model = ensemble.models[m]
             backbone = model.model.backbone
-            pixels = _model_pixels(model, images, gm)
+            pixels = model_pixels(model, images, gm)
             chunk = max(1, batch_size // len(vids))
             parts: dict[int, list[np.ndarray]] = {vi: [] for vi in vids}
             eparts: dict[int, list[np.ndarray]] = {vi: [] for vi in vids}

@@ -21,7 +21,6 @@ class Tiny:
 
 @pytest.fixture(scope="module")
 def tiny() -> Tiny:
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     backbone = iresnet((1, 1, 1, 1), (8, 16, 16, 32), embedding_dim=32).eval()
     # Non-trivial BatchNorm statistics so rows would interact if BN were in training mode.

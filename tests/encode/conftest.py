@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from ._encode_upstream import N_CLASSES, ArcCheckpoint, arc_replica, export_onnx, small_iresnet
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Run these small models on one intra-op thread, restored afterwards.
-
-    On the shared 2-core box, two OpenMP threads competing with other processes spin at barriers and
-    made these tests ~6x slower (126 s vs 19 s measured under the same load).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

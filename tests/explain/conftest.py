@@ -28,20 +28,3 @@ def face() -> np.ndarray:
 @pytest.fixture(scope="module")
 def real_face() -> np.ndarray:
     return astronaut_face()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run these tests single-threaded (restored afterwards).
-
-    The CI/dev box has 2 cores shared by several jobs; with 2 OpenMP threads a busy neighbour makes
-    every op wait on a preempted thread (measured 0.36 s vs 0.013 s per tiny forward pass).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

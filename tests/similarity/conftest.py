@@ -130,17 +130,6 @@ class Setup:
     face: np.ndarray
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch (the box has 2 shared cores; see tests/explain/conftest.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     return loaded(tiny_backbone(0), tmp_path_factory.mktemp("sim") / "tiny.pt")
