@@ -27,6 +27,7 @@ the column-reversed map on :meth:`CellGrid.mirrored`.
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from dataclasses import dataclass
@@ -269,6 +270,8 @@ def measure_cell_grid(backbone: nn.Module, faces: np.ndarray | None = None) -> C
     Returns:
         A square ``CellGrid`` with ``source="measured"``.
     """
+    if backbone.training:  # never update the caller's BatchNorm statistics
+        backbone = copy.deepcopy(backbone).eval()
     faces = probe_faces() if faces is None else np.asarray(faces)
     if faces.ndim != 4 or faces.shape[1:] != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
         raise ValueError(f"faces must be (K, 112, 112, 3) uint8, got {faces.shape}")

@@ -2,9 +2,10 @@
 
 ``explain(models, face, target, variants)`` returns one :class:`~gmx.explain.result.AttributionMap`
 per method. For every variant (model x flip x grey, GestaltMatcher-Arc's TTA) the face is transformed
-like the encoder transforms it, explained against that variant's row of the target, mirrored back if
-it was flipped, and the maps are averaged: the explanation of the mean similarity over variants, which
-is GestaltMatcher-Arc's score.
+like the encoder transforms it and explained against that variant's row of the target; its map is
+placed on the face with its backbone's cell grid (:func:`gmx.encode.geometry.cell_grid`) in the frame
+it was computed in, mirrored back at pixel level if it was flipped, and the placed maps are averaged:
+the explanation of the mean similarity over variants, which is GestaltMatcher-Arc's score.
 
 Methods that read the shared pass (Saliency, Deconvolution, Guided Backprop, DeepLIFT and the CAM
 family) run first, variant by variant, from one forward pass; batched methods (Integrated Gradients,
@@ -26,8 +27,8 @@ from torch import nn
 from gmx._typing import ImageU8
 from gmx.constants import NORM_MEAN, NORM_STD, TEMPLATE_SIZE
 from gmx.encode import preprocess, rgb_to_grey
+from gmx.encode.geometry import cell_grid, place_map
 from gmx.errors import GmxError
-from gmx.explain.methods import upsample
 from gmx.explain.prepared import (
     EngineModel,
     check_backbone,
@@ -215,6 +216,8 @@ class _Job:
     spec: MethodSpec
     params: Mapping[str, Any]
     acc: torch.Tensor | None = None
+    placed: torch.Tensor | None = None
+    frames: set[tuple[Any, bool]] | None = None
     elapsed: float = 0.0
 
 
@@ -312,9 +315,13 @@ def _run(
     tracker.check()
 
     def finish(job: _Job) -> Iterator[tuple[int, AttributionMap]]:
-        assert job.acc is not None
-        raw = job.acc / len(variants)
-        values = upsample(raw, hw)
+        assert job.acc is not None and job.placed is not None and job.frames is not None
+        values = job.placed / len(variants)
+        # ``raw`` stays at native resolution only where one cell grid holds every variant: all
+        # unflipped on one grid (or pixel maps, whose mirror is exact); otherwise it is ``values``.
+        (grid, flipped), *others = job.frames
+        one_frame = not others and (not flipped or grid.shape == hw)
+        raw = job.acc / len(variants) if one_frame else values
         for ti, target in enumerate(targets):
             amap = AttributionMap(
                 method=job.spec.name,
@@ -337,9 +344,14 @@ def _run(
                 f"method {job.spec.name!r} returned shape {tuple(raw.shape)}, expected (T, h, w)"
             )
         raw = raw.detach().float().cpu()
-        if variant.flip:
-            raw = torch.flip(raw, dims=[-1])
+        # Place in the variant's own frame with its backbone's grid, then mirror the pixels.
+        grid = cell_grid(pairs[variant.model].backbone, tuple(raw.shape[-2:]))
+        placed = place_map(raw, grid, flip=variant.flip)
+        if raw.shape[-2:] == hw and variant.flip:
+            raw = placed  # pixel maps: the mirror is exact
         job.acc = raw if job.acc is None else job.acc + raw
+        job.placed = placed if job.placed is None else job.placed + placed
+        job.frames = (job.frames or set()) | {(grid, variant.flip)}
         job.elapsed += elapsed
 
     if backend == "reference":

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gmx.encode.geometry import stride_grid
 from gmx.explain import reference as ref
 from gmx.explain._trace import Trace, tracing
 from gmx.explain.occlusion import occluded_embeddings, window_starts
@@ -413,15 +414,17 @@ def minmax_per_channel(v: torch.Tensor) -> torch.Tensor:
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, half-pixel centres (``align_corners=False``; equals OpenCV's INTER_LINEAR)."""
+    """Place ``(..., h, w)`` stride-``size / h`` maps on a ``size`` image: cell ``j`` at pixel ``s * j``.
+
+    The analytic receptive-field centres of iResNet layers (:func:`gmx.encode.geometry.stride_grid`;
+    the last stage's own maps are placed by the engine with the measured grid instead).
+    """
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    squeeze = maps.dim() == 2
-    m = maps[None, None] if squeeze else maps[:, None] if maps.dim() == 3 else maps
-    out = F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)
-    if squeeze:
-        return out[0, 0]
-    return out[:, 0] if maps.dim() == 3 else out
+    h, w = maps.shape[-2:]
+    if size[0] != size[1] or size[0] % h or size[1] % w:
+        raise ValueError(f"cannot place a {h}x{w} map on {size}: not a stride of it")
+    return stride_grid((h, w), size[0]).place(maps)
 
 
 def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
@@ -442,8 +445,9 @@ def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
 def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """``psi(|x * grad_x|) + sum over bias layers and channels of psi(|b * grad_b|)``.
 
-    ``psi`` = per-channel min-max rescaling then bilinear upsampling (as pytorch-grad-cam). Since
-    upsampling is linear, channels and layers of equal resolution are summed first and upsampled
+    ``psi`` = per-channel min-max rescaling then placement on the input (:func:`upsample`: cell
+    ``j`` at pixel ``s * j``, the layer's receptive-field centre; pytorch-grad-cam resizes with
+    half-pixel centres ``s * j + (s - 1) / 2`` instead). Since placement is linear, channels and layers of equal resolution are summed first and upsampled
     once.
     """
     ws.want_bias()
