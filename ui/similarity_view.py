@@ -80,26 +80,27 @@ def pair_figures(
     return fq, fp
 
 
-def _grid_shapes(fig: go.Figure, cell: int | None, colour: str) -> None:
-    for k in range(1, 7):
-        for axis in ("x", "y"):
-            pos = k * 16 - 0.5
-            fig.add_shape(
-                type="line",
-                x0=pos if axis == "x" else -0.5,
-                x1=pos if axis == "x" else 111.5,
-                y0=-0.5 if axis == "x" else pos,
-                y1=111.5 if axis == "x" else pos,
-                line={"color": "rgba(255,255,255,0.35)", "width": 1},
-            )
+def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) -> None:
+    """The pair's cell grid (boundaries midway between gmx's cell centres) and one framed cell."""
+    grid = pair.grid
+    if grid is None:
+        return
+    edges_y, edges_x = grid.edges()
+    lo, hi = -0.5, grid.size - 0.5
+    for pos in edges_x[1:-1]:
+        fig.add_shape(type="line", x0=pos, x1=pos, y0=lo, y1=hi,
+                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
+    for pos in edges_y[1:-1]:
+        fig.add_shape(type="line", x0=lo, x1=hi, y0=pos, y1=pos,
+                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
     if cell is not None:
-        r, c = divmod(cell, 7)
+        r, c = divmod(cell, len(grid.centres_x))
         fig.add_shape(
             type="rect",
-            x0=c * 16 - 0.5,
-            x1=c * 16 + 15.5,
-            y0=r * 16 - 0.5,
-            y1=r * 16 + 15.5,
+            x0=edges_x[c],
+            x1=edges_x[c + 1],
+            y0=edges_y[r],
+            y1=edges_y[r + 1],
             line={"color": colour, "width": 3},
         )
 
@@ -110,8 +111,10 @@ def cell_picker_figure(
     """The query map with its 7x7 grid; a click on a cell selects it."""
     fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=340,
                      title="Query: click a cell", value_label="similarity share")  # fmt: skip
-    centres = np.arange(7) * 16 + 7.5
-    xs, ys = np.meshgrid(centres, centres)
+    grid = pair.grid
+    if grid is None:
+        raise ValueError(f"{pair.method} maps have no cell grid")
+    xs, ys = np.meshgrid(grid.centres_x, grid.centres_y)
     raw = np.asarray(pair.query_raw)
     text = [
         cell_label(g) + (f": {raw.ravel()[g]:+.4g}" if raw.shape == (7, 7) else "")
@@ -128,7 +131,7 @@ def cell_picker_figure(
             showlegend=False,
         )
     )
-    _grid_shapes(fig, cell, "#ffb000")
+    _grid_shapes(fig, pair, cell, "#ffb000")
     fig.update_layout(clickmode="event+select", dragmode=False)
     return fig
 
@@ -144,7 +147,7 @@ def correspondence_figure(
     best = int(np.argmax(row))
     fig = map_figure(
         gface.image,
-        np.kron(row, np.ones((16, 16))),
+        pair.grid.place(row),
         scale,
         opacity=opacity,
         height=340,
@@ -152,7 +155,7 @@ def correspondence_figure(
         value_label="cell-pair term",
     )
     _add_landmarks(fig, gface)
-    _grid_shapes(fig, best, "#00e676")
+    _grid_shapes(fig, pair, best, "#00e676")
     return fig
 
 

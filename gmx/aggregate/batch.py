@@ -7,10 +7,11 @@ Grad-CAM family only differs in how it weights the same activations and gradient
 and Deconvolution add one rule backward each. Other registered methods (occlusion, integrated
 gradients, DeepLIFT, FullGrad, ...) fall back to :func:`gmx.explain.explain` one face at a time.
 
-Maps are *raw* (the engine's units and native resolution: ``(7, 7)`` for the CAM family at the
-``forward_maps`` layer, ``(112, 112)`` for input methods), averaged over the explained variants after
-mirroring flipped variants back, like :func:`gmx.explain.explain` does. Template coordinates: the
-faces are aligned, so pixel ``(x, y)`` means the same facial location in every map.
+Maps are in the engine's units and placed on the 112x112 template like :func:`gmx.explain.explain`
+places them: each variant's map (``(7, 7)`` for the CAM family) is placed with its backbone's cell
+grid (:func:`gmx.encode.geometry.cell_grid`) in the frame it was computed in, mirrored back at pixel
+level if flipped, then averaged over variants. Template coordinates: the faces are aligned, so pixel
+``(x, y)`` means the same facial location in every map.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from gmx.aggregate.targets import RowTargets
 from gmx.constants import TEMPLATE_SIZE
+from gmx.encode.geometry import cell_grid, place_map
 from gmx.explain import LogitTarget, SimilarityTarget, explain, get_method, variant_input
 from gmx.explain.engine import as_explain_model
 from gmx.explain.methods import gradcam_map, gradcam_pp_map, hirescam_map, layercam_map
@@ -111,7 +113,8 @@ def batch_maps(
         progress: ``progress(done_rows, n)`` after each batch.
 
     Returns:
-        method -> ``(n, h, w)`` float32 raw maps; rows whose target is invalid are NaN.
+        method -> ``(n, 112, 112)`` float32 maps placed on the template; rows whose target is
+        invalid are NaN.
 
     Raises:
         ValueError: for bad faces, methods, variants, or targets that do not fit.
@@ -164,9 +167,9 @@ def batch_maps(
                         ws.want_layer(layer)
                 for m in fast:
                     raw = BATCHED_METHODS[m](ws, resolved[m]).detach().float().cpu()
-                    if variant.flip:
-                        raw = torch.flip(raw, dims=[-1])
-                    sums[m] = raw if m not in sums else sums[m] + raw
+                    grid = cell_grid(pair.backbone, tuple(raw.shape[-2:]))
+                    placed = place_map(raw, grid, flip=variant.flip)
+                    sums[m] = placed if m not in sums else sums[m] + placed
             finally:
                 ws.release()
         for m in fast:
@@ -185,7 +188,7 @@ def batch_maps(
                     params={m: resolved[m] for m in slow},
                 )
                 for m in slow:
-                    acc[m].append(maps[m].raw[None].astype(np.float32))
+                    acc[m].append(maps[m].values[None].astype(np.float32))
         done += len(rows)
         if progress is not None:
             progress(done, len(rows_valid))
@@ -196,14 +199,9 @@ def batch_maps(
             full = np.full((n, *stacked.shape[1:]), np.nan, np.float32)
             full[rows_valid] = stacked
         else:
-            h = w = _native_size(m)
-            full = np.full((n, h, w), np.nan, np.float32)
+            full = np.full((n, TEMPLATE_SIZE, TEMPLATE_SIZE), np.nan, np.float32)
         out[m] = full
     return out
-
-
-def _native_size(method: str) -> int:
-    return 7 if get_method(method).family == "layer" else TEMPLATE_SIZE
 
 
 def _single_target(targets: RowTargets, row: int):

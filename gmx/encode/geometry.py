@@ -28,6 +28,7 @@ the column-reversed map on :meth:`CellGrid.mirrored`.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import weakref
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def probe_faces() -> np.ndarray:
         data = np.load(fh)
         blob, offsets = data["webp"], data["offsets"]
     faces = []
-    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+    for a, b in itertools.pairwise(offsets):
         bgr = cv2.imdecode(np.asarray(blob[a:b]), cv2.IMREAD_COLOR)
         faces.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     out = np.stack(faces)
@@ -292,7 +293,7 @@ def measure_cell_grid(backbone: nn.Module, faces: np.ndarray | None = None) -> C
     return CellGrid(tuple(ys), tuple(xs), TEMPLATE_SIZE, "measured")
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, CellGrid] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[object, CellGrid]] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -300,18 +301,23 @@ def cell_grid(backbone: nn.Module, shape: tuple[int, int] | None = None) -> Cell
     """The grid of ``backbone``'s maps of ``shape`` (default: those of ``forward_maps``).
 
     Maps of the ``forward_maps`` shape get :func:`measure_cell_grid` (measured once per backbone
-    object and cached for its lifetime; its weights are assumed fixed). Other shapes (an earlier
+    object and weights state, cached for the object's lifetime). Other shapes (an earlier
     layer, FullGrad's bias terms) get the analytic :func:`stride_grid`; ``size x size`` maps are
     already pixels and get the identity grid (centres ``0 .. size - 1``).
     """
     if shape is not None and tuple(shape) == (TEMPLATE_SIZE, TEMPLATE_SIZE):
         return identity_grid()
+    from gmx.explain.prepared import state_signature  # the engine's cheap weights signature
+
+    sig = state_signature(backbone)
     with _CACHE_LOCK:
-        grid = _CACHE.get(backbone)
-    if grid is None:
+        hit = _CACHE.get(backbone)
+    if hit is not None and hit[0] == sig:
+        grid = hit[1]
+    else:
         grid = measure_cell_grid(backbone)
         with _CACHE_LOCK:
-            _CACHE[backbone] = grid
+            _CACHE[backbone] = (sig, grid)
     if shape is None or tuple(shape) == grid.shape:
         return grid
     return stride_grid(tuple(shape))  # type: ignore[arg-type]

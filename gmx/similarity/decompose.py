@@ -21,11 +21,15 @@ Split conventions (:data:`SPLITS`) turn this into one map per face:
 
 Ensembles: GestaltMatcher-Arc's similarity is the mean over variants of the per-variant cosines, so
 every term above is averaged over variants. A flipped variant encodes the mirrored face; its cell
-``(row, col)`` covers the displayed face's cell ``(row, w - 1 - col)`` (at 112x112 input each cell is
-exactly 16x16 pixels, and mirroring a 112-pixel row maps the 16-pixel block ``col`` onto block
-``6 - col``). Its ``K`` is mirrored on both axes (the gallery embedding of that variant is of the
-mirrored gallery photo too) and its vectors on their one axis before averaging. Mirroring is a
-permutation of cells, so completeness holds whatever the grid.
+``(row, col)`` is listed as the displayed face's cell ``(row, w - 1 - col)`` (its ``K`` is mirrored on
+both axes, the gallery embedding of that variant being of the mirrored gallery photo too, and its
+vectors on their one axis) before averaging. Mirroring is a permutation of cells, so completeness
+holds whatever the geometry. Cells are not 16x16 blocks: cell ``j`` of the plain face is centred
+near pixel ``16 j`` (measured per backbone, :func:`gmx.encode.geometry.cell_grid`), and the mirrored
+cell of a flipped variant near ``111 - 16 (w - 1 - j)``, about 15 px to the right; averaging the two
+at cell level blends locations that far apart (``docs/similarity.md``, "Geometry"). The per-variant
+maps (:attr:`PairDecomposition.per_variant_query`) are kept so that each can be placed on its own
+grid (:meth:`gmx.encode.geometry.CellGrid.mirrored` for flipped variants).
 """
 
 from __future__ import annotations

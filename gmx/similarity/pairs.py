@@ -27,6 +27,7 @@ import numpy as np
 
 from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.encode import Ensemble
+from gmx.encode.geometry import CellGrid, cell_grid
 from gmx.errors import GalleryError
 from gmx.gallery import Gallery, PatientMatch, Ranking
 from gmx.similarity.activations import ActivationStore, QueryActivations, query_activations
@@ -34,7 +35,6 @@ from gmx.similarity.cam import cam_from_activations
 from gmx.similarity.decompose import PairDecomposition, Split, decompose_pairs
 from gmx.similarity.head import AffineHead, fold_head
 from gmx.variants import Variant
-from gmx.viz import resize_map
 
 #: Pair methods, registry name -> display name (exact decomposition first: the default).
 PAIR_METHODS: Mapping[str, str] = {
@@ -61,8 +61,9 @@ class PairMaps:
         display_name: its display name.
         image_index: the gallery image.
         score: the similarity explained, mean over variants of the cosine (``1 - distance``).
-        query: ``(112, 112)`` float32 read-only map on the query face (template frame), native maps
-            upsampled bilinearly (half-pixel centres); values keep the units of ``score``.
+        query: ``(112, 112)`` float32 read-only map on the query face (template frame); cell maps
+            are placed with :attr:`grid` (the backbone's measured cell centres,
+            :mod:`gmx.encode.geometry`); values keep the units of ``score``.
         gallery: ``(112, 112)`` float32 read-only map on the gallery face.
         query_raw: the query map at the method's native resolution (``(7, 7)`` cells for ``exact``
             and the CAMs, ``(112, 112)`` for occlusion), read-only.
@@ -78,6 +79,8 @@ class PairMaps:
         backend: ``"exact"``, ``"explain"`` (gmx.explain on pixels) or ``"activations"`` (closed form
             on stored maps for the gallery side).
         elapsed_s: wall time of the call that made this pair, divided by the pairs made together.
+        grid: where the cells of the ``(h, w)`` raw maps sit on the faces (drawing a cell grid or a
+            correspondence uses it); ``None`` for pixel maps.
     """
 
     method: str
@@ -94,6 +97,7 @@ class PairMaps:
     split: str | None = None
     backend: str = "exact"
     elapsed_s: float = 0.0
+    grid: CellGrid | None = None
 
     def __post_init__(self) -> None:
         for name in ("query", "gallery", "query_raw", "gallery_raw"):
@@ -109,8 +113,9 @@ class PairMaps:
         return True
 
 
-def _display(raw: np.ndarray) -> np.ndarray:
-    return resize_map(np.asarray(raw, dtype=np.float32), (112, 112))
+def _display(raw: np.ndarray, grid: CellGrid) -> np.ndarray:
+    arr = np.asarray(raw, dtype=np.float32)
+    return arr.copy() if arr.shape == (grid.size, grid.size) else grid.place(arr)
 
 
 def nearest_patients(
@@ -192,6 +197,15 @@ class PairExplainer:
         self.variant_heads: tuple[AffineHead, ...] = tuple(
             self.heads[v.model] for v in ensemble.variants
         )
+
+    @property
+    def grid(self) -> CellGrid:
+        """Where the cells of the first model's feature maps sit on the face (measured once).
+
+        Cell maps averaged over variants are placed with it; see ``docs/similarity.md`` for what
+        that means for flipped variants and mixed-depth ensembles.
+        """
+        return cell_grid(self.ensemble.models[0].model.backbone)
 
     @property
     def variants(self) -> tuple[Variant, ...]:
@@ -278,6 +292,7 @@ class PairExplainer:
             if params:
                 raise ValueError(f"the exact decomposition takes no params, got {dict(params)}")
             pairs = self.decompose(query, idx)
+            grid = self.grid
             each = (time.perf_counter() - start) / len(idx)
             return tuple(
                 PairMaps(
@@ -285,8 +300,8 @@ class PairExplainer:
                     display_name=PAIR_METHODS["exact"],
                     image_index=d.image_index,
                     score=d.cosine,
-                    query=_display(d.query_map(split)),
-                    gallery=_display(d.gallery_map(split)),
+                    query=_display(d.query_map(split), grid),
+                    gallery=_display(d.gallery_map(split), grid),
                     query_raw=d.query_map(split),
                     gallery_raw=d.gallery_map(split),
                     query_constant=d.query_constant(split),
@@ -295,6 +310,7 @@ class PairExplainer:
                     split=split,
                     backend="exact",
                     elapsed_s=each,
+                    grid=grid,
                 )
                 for d in pairs
             )
@@ -354,7 +370,7 @@ class PairExplainer:
             g_maps = self.store.maps(idx)
             others = np.broadcast_to(query.embeddings, (len(idx), *query.embeddings.shape))
             cams = cam_from_activations(g_maps, others, self.variant_heads, variants, kind=method)
-            gallery_side = [(_display(c), c, "activations") for c in cams]
+            gallery_side = [(_display(c, self.grid), c, "activations") for c in cams]
             if progress is not None:
                 progress(total, total)
         q_emb = query.embeddings.astype(np.float64)
@@ -377,6 +393,7 @@ class PairExplainer:
                     gallery_raw=g_raw,
                     backend=backend if backend == "activations" else "explain",
                     elapsed_s=each,
+                    grid=self.grid if qa.raw.shape == self.grid.shape else None,
                 )
             )
         return tuple(out)

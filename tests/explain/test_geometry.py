@@ -79,7 +79,7 @@ def test_stride_grid_puts_cell_j_at_16j() -> None:
     assert np.unravel_index(out.argmax(), out.shape) == (48, 32)
     assert out[48, 24] == pytest.approx(0.5) and out[40, 32] == pytest.approx(0.5)
     assert out[48, 16] == 0.0 and out[48, 48] == 0.0
-    edges_y, edges_x = grid.edges()
+    _edges_y, edges_x = grid.edges()
     np.testing.assert_allclose(edges_x, [-0.5, 8, 24, 40, 56, 72, 88, 111.5])
 
 
@@ -162,7 +162,7 @@ def test_demo_grid_quick_check(demo_backbone) -> None:
 def test_demo_flipped_cells_mapped_back_land_on_the_mirrored_grid(demo_backbone) -> None:
     faces = _demo_faces([1700, 1603, 1506, 1409])
     cells = [(3, c) for c in range(7)]
-    cy, cx = _reference_centres(demo_backbone, faces[:, :, ::-1], cells)  # the flipped variant
+    _cy, cx = _reference_centres(demo_backbone, faces[:, :, ::-1], cells)  # the flipped variant
     mirrored = cell_grid(demo_backbone).mirrored()
     for c, x in enumerate(cx):
         assert abs(mirrored.centres_x[6 - c] - (111 - x)) <= 1.5 * TOL_PX, c  # as the quick check
