@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gmx.encode.geometry import half_pixel_grid
-from gmx.explain import SimilarityTarget, agreement, explain, get_method, list_methods
+from gmx.explain import SimilarityTarget, agreement, explain, get_method, list_methods, methods
 
 from .helpers import deeper_iresnet, gallery, tiny_iresnet
 
@@ -23,15 +23,20 @@ PARAMS = {
 #: pytorch-grad-cam returns min-max scaled maps; compare after the same scaling.
 SCALED = {"gradcam", "hirescam", "gradcam_plusplus", "layercam", "fullgrad"}
 #: FullGrad places its bias terms at the layers' receptive-field centres, pytorch-grad-cam resizes
-#: them with half-pixel centres: the maps differ by design (checked for agreement, not equality).
+#: them with half-pixel centres: compared with the engine's placement swapped for that resize.
 PLACED_DIFFERENTLY = {"fullgrad"}
 
 
-def _at_cells(amap) -> np.ndarray:
-    """The engine's map with pytorch-grad-cam's geometry: compare at cell resolution."""
-    if amap.raw.shape == amap.values.shape:
-        return amap.values
-    return half_pixel_grid(amap.raw.shape).place(amap.raw)
+def _half_pixel_upsample(maps, size):
+    return half_pixel_grid(tuple(maps.shape[-2:]), size[0]).place(maps)
+
+
+def _at_cells(eng, ref) -> tuple[np.ndarray, np.ndarray]:
+    """Compare at cell resolution: both raw maps where the reference is coarse (captum), else
+    the engine's cells with pytorch-grad-cam's half-pixel resize against its 112x112 map."""
+    if ref.raw.shape == eng.raw.shape:
+        return eng.raw, ref.raw
+    return half_pixel_grid(eng.raw.shape).place(eng.raw), ref.values
 
 
 def _minmax(v: np.ndarray) -> np.ndarray:
@@ -53,7 +58,7 @@ def _compare(name: str, eng: np.ndarray, ref: np.ndarray) -> None:
 @pytest.mark.parametrize(
     "model_fn", [tiny_iresnet, deeper_iresnet], ids=["tiny", "two-blocks-per-stage"]
 )
-def test_engine_matches_reference(model_fn, face, real_face) -> None:
+def test_engine_matches_reference(model_fn, face, real_face, monkeypatch) -> None:
     names = [n for n in list_methods() if get_method(n).reference is not None]
     params = {k: v for k, v in PARAMS.items() if k in names}
     for img in (face, real_face):
@@ -62,10 +67,14 @@ def test_engine_matches_reference(model_fn, face, real_face) -> None:
         eng = explain(model, img, target, methods=names, params=params)
         ref = explain(model, img, target, methods=names, params=params, backend="reference")
         for name in names:
-            if name in PLACED_DIFFERENTLY:
-                assert agreement(_minmax(eng[name].values), ref[name].values).pearson >= 0.9, name
-                continue
-            _compare(name, _at_cells(eng[name]), ref[name].values)
+            if name not in PLACED_DIFFERENTLY:
+                _compare(name, *_at_cells(eng[name], ref[name]))
+        with monkeypatch.context() as mp:
+            mp.setattr(methods, "upsample", _half_pixel_upsample)
+            resized = explain(model, img, target, methods=sorted(PLACED_DIFFERENTLY))
+        for name in PLACED_DIFFERENTLY:
+            _compare(name, resized[name].values, ref[name].values)
+            assert not np.allclose(resized[name].values, eng[name].values), name
 
 
 def test_signed_variants_match_captum_layer_methods(face) -> None:
@@ -90,7 +99,7 @@ def test_cam_on_other_layers_matches_reference(face, layer: str) -> None:
         model, face, target, methods=["gradcam", "layercam"], params=params, backend="reference"
     )
     for name in ("gradcam", "layercam"):
-        _compare(name, _at_cells(eng[name]), ref[name].values)
+        _compare(name, *_at_cells(eng[name], ref[name]))
     if layer == "bn2":  # the forward_maps output, the default layer
         default = explain(model, face, target, methods=["gradcam"])["gradcam"]
         np.testing.assert_allclose(default.values, eng["gradcam"].values, rtol=1e-6, atol=1e-9)
