@@ -11,7 +11,13 @@ import streamlit as st
 
 from gmx._typing import ImageU8
 from gmx.gallery import Gallery, PatientMatch, Ranking
-from gmx.similarity import GalleryFace, PairMaps, cell_label, gallery_face
+from gmx.similarity import (
+    GalleryFace,
+    PairMaps,
+    cell_label,
+    correspondence_map,
+    gallery_face,
+)
 from gmx.viz import Scale, map_figure, montage, overlay, plotly_colorscale, to_png_bytes
 
 CELL_KEY = "gmx.similarity.cell"
@@ -139,23 +145,21 @@ def cell_picker_figure(
 def correspondence_figure(
     gface: GalleryFace, pair: PairMaps, cell: int, *, opacity: float
 ) -> go.Figure:
-    """Where on the gallery face the selected query cell matches (row ``K[cell, :]``)."""
-    if pair.decomposition is None:
-        raise ValueError(f"{pair.method} maps have no cell correspondence")
-    row = pair.decomposition.matches(cell)
-    scale = Scale.for_maps([pair.decomposition.correspondence], signed=True, percentile=100)
-    best = int(np.argmax(row))
+    """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
+    corr = correspondence_map(pair, cell)
+    scale = Scale.for_maps([corr.values], signed=True, percentile=100)
     fig = map_figure(
         gface.image,
-        pair.grid.place(row),
+        corr.values,
         scale,
         opacity=opacity,
         height=340,
         title=f"Gallery: matches of query {cell_label(cell)}",
-        value_label="cell-pair term",
+        value_label="cell-pair term per pixel",
     )
     _add_landmarks(fig, gface)
-    _grid_shapes(fig, pair, best, "#00e676")
+    assert pair.grid is not None  # correspondence_map raised otherwise
+    _grid_shapes(fig, pair, pair.grid.cell_at(*corr.best_xy), "#00e676")
     return fig
 
 

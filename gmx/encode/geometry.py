@@ -133,6 +133,20 @@ class CellGrid:
         out = np.einsum("yi,...ij,xj->...yx", wy, arr, wx, optimize=True)
         return out.astype(np.float32)
 
+    def cell_at(self, x: float, y: float) -> int:
+        """Index ``row * w + col`` of the cell whose centre is nearest to pixel ``(x, y)``."""
+        r = int(np.argmin(np.abs(np.asarray(self.centres_y) - y)))
+        c = int(np.argmin(np.abs(np.asarray(self.centres_x) - x)))
+        return r * len(self.centres_x) + c
+
+    def centre(self, cell: int) -> tuple[float, float]:
+        """Pixel ``(x, y)`` of the centre of cell ``row * w + col``."""
+        h, w = self.shape
+        if not 0 <= int(cell) < h * w:
+            raise ValueError(f"cell {cell} out of range for a {h}x{w} grid")
+        r, c = divmod(int(cell), w)
+        return self.centres_x[c], self.centres_y[r]
+
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell boundaries for drawing: ``(h + 1,)`` and ``(w + 1,)`` pixel coordinates.
 
