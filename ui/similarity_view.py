@@ -199,9 +199,9 @@ def selected_cell(pair: PairMaps) -> int:
     event: Any = st.session_state.get(CLICK_KEY)
     clicked = None
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
+    if points and pair.grid is not None:
         p = points[0]
-        clicked = int(min(6, max(0, p["y"] // 16)) * 7 + min(6, max(0, p["x"] // 16)))
+        clicked = pair.grid.cell_at(p["x"], p["y"])
     if clicked is not None and clicked != st.session_state.get(_LAST_CLICK):
         st.session_state[CELL_KEY] = clicked
         st.session_state[_LAST_CLICK] = clicked
