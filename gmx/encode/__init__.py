@@ -7,13 +7,16 @@ Public surface (see ``docs/architecture.md``, section gmx.encode, and ``docs/mod
 * :class:`GestaltModel` (backbone + optional classifier), :class:`ModelCard`, :class:`LoadedModel`,
   :func:`preprocess`;
 * :func:`load_model` (any supported format), :func:`save_model` (gmx format);
-* :class:`Ensemble` (models x TTA variants -> ``(N, V, D)`` embeddings).
+* :class:`Ensemble` (models x TTA variants -> ``(N, V, D)`` embeddings);
+* map geometry (:mod:`gmx.encode.geometry`): :class:`CellGrid`, :func:`cell_grid` (measured cell
+  centres per backbone), :func:`place_map`.
 """
 
 from __future__ import annotations
 
 from gmx.encode.ensemble import Ensemble, derive_gm_image
 from gmx.encode.facerecognet import FaceRecogNet
+from gmx.encode.geometry import CellGrid, cell_grid, measure_cell_grid, place_map
 from gmx.encode.iresnet import IResNet, iresnet, iresnet50, iresnet100
 from gmx.encode.load import UnsafePickleWarning, card_path_for, load_model, save_model
 from gmx.encode.model import (
@@ -30,6 +33,7 @@ from gmx.encode.model import (
 from gmx.variants import Variant
 
 __all__ = [
+    "CellGrid",
     "Ensemble",
     "FaceRecogNet",
     "GestaltModel",
@@ -40,6 +44,7 @@ __all__ = [
     "Variant",
     "build_backbone",
     "card_path_for",
+    "cell_grid",
     "default_card",
     "derive_gm_image",
     "iresnet",
@@ -47,6 +52,8 @@ __all__ = [
     "iresnet100",
     "iresnet_architecture",
     "load_model",
+    "measure_cell_grid",
+    "place_map",
     "preprocess",
     "rgb_to_grey",
     "save_model",
