@@ -131,7 +131,12 @@ def sign_filter(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 def resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` map to ``size = (H, W)`` (cell centres aligned)."""
+    """Display resize of a map already on the template to a picture's ``size = (H, W)``.
+
+    Bilinear with half-pixel centres (OpenCV ``INTER_LINEAR``): right for pixel maps. Coarse cell
+    maps of a network must be placed first (:func:`gmx.encode.geometry.place_map`): this resize
+    assumes cells that tile the picture.
+    """
     import cv2
 
     v = np.asarray(values, dtype=np.float32)
