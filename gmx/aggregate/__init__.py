@@ -9,7 +9,8 @@
 * Runs (:func:`run_batch`, :func:`load_batch`): resumable, shardable folders of atomic npz chunks
   (:class:`BatchStore`, :class:`Shard`).
 * Statistics (:func:`syndrome_map`, :func:`split_half`, :func:`mask_agreement`,
-  :func:`composite_face`, :func:`composite_face_warped`) and summaries (:func:`summarize`,
+  :func:`composite_face_warped`; plain composites follow the one gallery-picture policy,
+  :func:`gmx.gallery.composite_face`) and summaries (:func:`summarize`,
   :func:`cohort_maps`, :class:`SyndromeResults`, :func:`save_results`, :func:`load_results`).
 
 See ``docs/aggregate.md``.
@@ -39,7 +40,6 @@ from gmx.aggregate.stats import (
     MaskAgreement,
     SyndromeMap,
     auroc,
-    composite_face,
     composite_face_warped,
     mask_agreement,
     pearson,
@@ -74,7 +74,6 @@ __all__ = [
     "auroc",
     "batch_maps",
     "cohort_maps",
-    "composite_face",
     "composite_face_warped",
     "load_batch",
     "load_results",

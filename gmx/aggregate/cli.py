@@ -94,7 +94,7 @@ def cmd_batch_summarize(args: argparse.Namespace) -> int:
         )
     ref_faces = ref_maps = None
     if args.reference_demo is not None:
-        from gmx.encode import Ensemble
+        from gmx.aggregate.run import gallery_ensemble
         from gmx.synth import load_demo_data
 
         data = load_demo_data(args.reference_demo)
@@ -105,11 +105,7 @@ def cmd_batch_summarize(args: argparse.Namespace) -> int:
             rng.choice(len(cohort), min(args.reference_count, len(cohort)), replace=False)
         )
         variants = batch.manifest["variants"]
-        emb = Ensemble(
-            models, flip=len(gallery.variants) > 1, grey=len(gallery.variants) > 1
-        ).embed(cohort.images[pick])
-        if emb.shape[1:] != gallery.embeddings.shape[1:]:
-            raise ValueError("the models' variants do not match the gallery's")
+        emb = gallery_ensemble(models, gallery).embed(cohort.images[pick])
         ref_maps = cohort_maps(
             models,
             gallery,

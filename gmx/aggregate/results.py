@@ -19,17 +19,11 @@ import numpy as np
 
 from gmx.aggregate.batch import batch_maps
 from gmx.aggregate.run import BatchMaps
-from gmx.aggregate.stats import (
-    MaskAgreement,
-    SyndromeMap,
-    composite_face,
-    mask_agreement,
-    syndrome_map,
-)
+from gmx.aggregate.stats import MaskAgreement, SyndromeMap, mask_agreement, syndrome_map
 from gmx.aggregate.store import atomic_save_npz
 from gmx.aggregate.targets import TargetMode, syndrome_targets
 from gmx.errors import GmxError
-from gmx.gallery import Gallery
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS, Gallery, composite_face, mean_face
 
 RESULTS_VERSION = 1
 
@@ -47,7 +41,10 @@ class SyndromeResults:
         names: syndrome id -> display name.
         methods: registry names.
         maps: ``(syndrome, method)`` -> :class:`SyndromeMap`.
-        composites: syndrome -> ``(112, 112, 3)`` uint8 mean aligned face.
+        composites: syndrome -> ``(112, 112, 3)`` uint8 mean aligned face, only for syndromes whose
+            maps come from at least :data:`~gmx.gallery.MIN_COMPOSITE_SUBJECTS` patients (the
+            gallery-picture policy; enforced here too, so results files written by older versions
+            cannot show a composite of too few patients).
         reference_composite: the reference cohort's composite, or ``None``.
         reference_maps: ``(syndrome, method)`` -> ``(h, w)`` mean map of the reference cohort
             explained against that syndrome's target (same target mode); the contrast is
@@ -69,6 +66,17 @@ class SyndromeResults:
     agreement: Mapping[tuple[str, str], MaskAgreement] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        patients: dict[str, int] = {}
+        for (s, _), sm in self.maps.items():
+            patients[s] = max(patients.get(s, 0), sm.n_patients)
+        allowed = {
+            s: face
+            for s, face in self.composites.items()
+            if patients.get(s, 0) >= MIN_COMPOSITE_SUBJECTS
+        }
+        object.__setattr__(self, "composites", allowed)
+
     def contrast(self, syndrome: str, method: str) -> np.ndarray | None:
         """``(h, w)`` syndrome mean map minus the reference cohort's, or ``None`` without one."""
         ref = self.reference_maps.get((syndrome, method))
@@ -77,8 +85,9 @@ class SyndromeResults:
         return (self.maps[(syndrome, method)].mean - ref).astype(np.float32)
 
     def composite_difference(self, syndrome: str) -> np.ndarray | None:
-        """``(112, 112, 3)`` float32 composite minus the reference composite (``[-255, 255]``)."""
-        if self.reference_composite is None:
+        """``(112, 112, 3)`` float32 composite minus the reference composite (``[-255, 255]``), or
+        ``None`` without either."""
+        if self.reference_composite is None or syndrome not in self.composites:
             return None
         return self.composites[syndrome].astype(np.float32) - self.reference_composite.astype(
             np.float32
@@ -171,6 +180,14 @@ def cohort_maps(
     return out
 
 
+def _reference_composite(faces: np.ndarray | None) -> np.ndarray | None:
+    """The reference cohort's composite; its faces carry no patient ids, so each counts as one
+    patient (:data:`~gmx.gallery.MIN_COMPOSITE_SUBJECTS` faces at least)."""
+    if faces is None or len(faces) == 0:
+        return None
+    return mean_face(faces, [str(i) for i in range(len(faces))])
+
+
 def summarize(
     batch: BatchMaps,
     gallery: Gallery,
@@ -210,8 +227,9 @@ def summarize(
             if not np.isfinite(arr).reshape(len(arr), -1).all(axis=1).any():
                 continue
             maps[(s, m)] = syndrome_map(arr, batch.subjects[rows], s, m, repeats=repeats, seed=seed)
-        if gallery.photos is not None:
-            composites[s] = composite_face(gallery.photos[batch.indices[rows]])
+        face = composite_face(gallery, s, indices=batch.indices[rows])
+        if face is not None:
+            composites[s] = face
     kept = tuple(s for s in order if any((s, m) in maps for m in methods))
     if not kept:
         raise ValueError("no syndrome has finished maps yet")
@@ -242,7 +260,7 @@ def summarize(
         methods=methods,
         maps=maps,
         composites=composites,
-        reference_composite=None if reference_faces is None else composite_face(reference_faces),
+        reference_composite=_reference_composite(reference_faces),
         reference_maps=dict(reference_maps or {}),
         masks=smasks,
         agreement=agreement,
