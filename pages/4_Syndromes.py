@@ -97,6 +97,8 @@ for col, syndrome in zip(columns, shown, strict=True):
         faces = st.columns(2)
         if syndrome in results.composites:
             faces[0].image(results.composites[syndrome], caption="Composite face", width="stretch")
+        else:
+            faces[0].caption(syndromes_view.composite_caption(results, syndrome))
         diff = syndromes_view.composite_difference_image(results, syndrome)
         if diff is not None:
             faces[1].image(diff, caption="Composite minus unaffected (grey = 0)", width="stretch")

@@ -20,6 +20,7 @@ from gmx.aggregate import (
     to_template,
 )
 from gmx.config import DEMO_DIR, GmxConfig
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
 from gmx.viz import Scale, overlay
 
 #: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
@@ -84,7 +85,7 @@ def _display(results: SyndromeResults, syndrome: str, method: str, kind: str) ->
 def overlay_image(
     results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
 ) -> np.ndarray | None:
-    """The map of ``kind`` over the syndrome's composite face, or ``None`` if it does not exist.
+    """The map of ``kind`` over the syndrome's :func:`background`, or ``None`` if it does not exist.
 
     Each map gets its own robust scale: signed for contrasts and signed methods' means.
     """
@@ -93,10 +94,31 @@ def overlay_image(
         return None
     signed = kind == "contrast" or bool(np.nanmin(values) < 0)
     scale = Scale.for_maps([values], signed=signed)
+    return overlay(
+        background(results, syndrome),
+        values,
+        scale,
+        cmap=cmap if signed else "viridis",
+        opacity=opacity,
+    )
+
+
+def background(results: SyndromeResults, syndrome: str) -> np.ndarray:
+    """What syndrome maps are drawn on: the composite face where the gallery-picture policy allows
+    one (:func:`gmx.gallery.composite_face`: at least ``MIN_COMPOSITE_SUBJECTS`` patients), else the
+    neutral template face (no patient data)."""
     face = results.composites.get(syndrome)
-    if face is None:
-        face = np.full((112, 112, 3), 128, np.uint8)
-    return overlay(face, values, scale, cmap=cmap if signed else "viridis", opacity=opacity)
+    return template_face() if face is None else face
+
+
+def composite_caption(results: SyndromeResults, syndrome: str) -> str | None:
+    """Why there is no composite face (``None`` when there is one)."""
+    if syndrome in results.composites:
+        return None
+    return (
+        f"No composite face: it needs photos of at least {MIN_COMPOSITE_SUBJECTS} patients, so "
+        "that no single patient shows through. Maps are drawn on a template face."
+    )
 
 
 def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.ndarray | None:
@@ -141,7 +163,9 @@ def hpo_features(syndrome_id: str, gallery_hpo: Sequence[str]) -> list[str]:
 __all__ = [
     "DEMO_RESULTS",
     "KINDS",
+    "background",
     "cache_root",
+    "composite_caption",
     "composite_difference_image",
     "compute_results",
     "hpo_features",
