@@ -103,7 +103,9 @@ def build_gallery(
     else:
         check_photo_codec(photo_codec, photo_quality)
         view, encoded = photos_arr.view(), None
-        view.setflags(write=False)  # a read-only view: embed_fn cannot write into the caller's photos
+        view.setflags(
+            write=False
+        )  # a read-only view: embed_fn cannot write into the caller's photos
     if progress is not None:
         progress(0, n)
     chunks: list[np.ndarray] = []

@@ -14,12 +14,20 @@ handling.
   correspondence, constants, per-variant terms).
 * Pairs: :class:`PairExplainer` (``explain(face, indices, method=...)`` -> :class:`PairMaps` for
   every method in :data:`PAIR_METHODS`), :func:`nearest_patients`, :func:`cam_from_activations`.
-* Privacy-aware pictures of the gallery side: :func:`gallery_face` -> :class:`GalleryFace`,
-  :func:`composite_face`, :func:`template_face`.
+* Privacy-aware pictures of the gallery side (the gallery-picture policy of :mod:`gmx.gallery`,
+  re-exported): :func:`gallery_face` -> :class:`GalleryFace`, :func:`composite_face`,
+  :func:`template_face`.
 """
 
 from __future__ import annotations
 
+from gmx.gallery import (  # the one gallery-picture policy, re-exported for the pair views
+    MIN_COMPOSITE_SUBJECTS,
+    GalleryFace,
+    composite_face,
+    gallery_face,
+    template_face,
+)
 from gmx.similarity.activations import (
     ACTIVATION_PREFIX,
     ActivationStore,
@@ -39,13 +47,6 @@ from gmx.similarity.decompose import (
     cell_label,
     decompose_pairs,
     mirror_permutation,
-)
-from gmx.similarity.faces import (
-    MIN_COMPOSITE_SUBJECTS,
-    GalleryFace,
-    composite_face,
-    gallery_face,
-    template_face,
 )
 from gmx.similarity.head import AffineHead, fold_head
 from gmx.similarity.pairs import PAIR_METHODS, PairExplainer, PairMaps, nearest_patients
