@@ -39,6 +39,7 @@ from gmx.encode import save_model as save_encoder
 from gmx.gallery import (
     Gallery,
     GalleryImage,
+    PhotoCodec,
     Syndrome,
     build_gallery,
     evaluate,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "gmx-demo-iresnet"
 GALLERY_NAME = "gmx synthetic demo gallery"
-PHOTO_CODEC = "webp"
+PHOTO_CODEC: PhotoCodec = "webp"
 PHOTO_QUALITY = 92
 CLINICAL_STATEMENT = (
     "Synthetic demo, not for clinical use: trained and evaluated only on synthetic phenotypes."
