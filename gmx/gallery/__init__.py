@@ -8,7 +8,8 @@
 * Consistency: :func:`check_compatible` (models vs gallery), :func:`verify_embeddings` (stored
   embeddings vs a re-embedding of the stored photos).
 * Pictures: the one gallery-picture policy, :func:`gallery_face` -> :class:`GalleryFace`,
-  :func:`composite_face` (at least :data:`MIN_COMPOSITE_SUBJECTS` patients), :func:`template_face`.
+  :func:`may_show_photos`, :func:`composite_face` (at least :data:`MIN_COMPOSITE_SUBJECTS`
+  patients), :func:`template_face`.
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
   :func:`to_service_json` (the GestaltMatcher service's answer).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
@@ -52,6 +53,7 @@ from gmx.gallery._pictures import (
     GalleryFace,
     composite_face,
     gallery_face,
+    may_show_photos,
     mean_face,
     template_face,
 )
@@ -102,6 +104,7 @@ __all__ = [
     "image_id_from_name",
     "import_gmdb",
     "load_gallery",
+    "may_show_photos",
     "mean_face",
     "parse_float_list",
     "rank",

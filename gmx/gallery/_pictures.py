@@ -162,6 +162,13 @@ def composite_face(
     return mean_face(gallery.photos[idx], subjects, min_subjects=min_subjects)
 
 
+def may_show_photos(gallery: Gallery, show_photo: bool | None = None) -> bool:
+    """Whether the gallery's own photos may be shown: stored, allowed by the gallery
+    (:attr:`Gallery.photos_visible`) and not forbidden by the caller (``GmxConfig.photos_visible``:
+    ``False`` forbids, ``None``/``True`` defer to the gallery)."""
+    return gallery.photos is not None and gallery.photos_visible and show_photo is not False
+
+
 def gallery_face(
     gallery: Gallery,
     index: int,
@@ -182,8 +189,7 @@ def gallery_face(
         raise ValueError(f"index {index} out of range for {len(gallery)} gallery images")
     im = gallery.images[index]
     landmarks = np.array(ARCFACE_TEMPLATE, dtype=np.float64)
-    allowed = gallery.photos is not None and gallery.photos_visible and show_photo is not False
-    if allowed:
+    if may_show_photos(gallery, show_photo):
         photo = np.array(gallery.photos[index])
         photo.setflags(write=False)
         return GalleryFace(
@@ -214,6 +220,7 @@ __all__ = [
     "GalleryFace",
     "composite_face",
     "gallery_face",
+    "may_show_photos",
     "mean_face",
     "template_face",
 ]

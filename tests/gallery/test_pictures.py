@@ -11,6 +11,7 @@ from gmx.gallery import (
     Syndrome,
     composite_face,
     gallery_face,
+    may_show_photos,
     mean_face,
     template_face,
 )
@@ -73,3 +74,11 @@ def test_gallery_face_never_shows_a_restricted_single_patient() -> None:
     visible = _five_patient_gallery(True)
     assert gallery_face(visible, 7).kind == "photo"
     assert gallery_face(visible, 7, show_photo=False).kind == "template"
+
+
+def test_may_show_photos_needs_stored_visible_photos_and_no_veto() -> None:
+    visible, hidden = _five_patient_gallery(True), _five_patient_gallery(False)
+    assert may_show_photos(visible) and may_show_photos(visible, True)
+    assert not may_show_photos(visible, False)
+    assert not any(may_show_photos(hidden, s) for s in (None, True, False))
+    assert not may_show_photos(make_tiny())  # no photos stored
