@@ -1,4 +1,5 @@
-"""Atomic file writes, written once for every file gmx produces.
+"""Atomic file writes, written once for gmx's artifacts (galleries, models and cards, encoding CSVs,
+activation sidecars, batch chunks and syndrome results, demo metrics).
 
 A file is written to a temporary file with a unique name in the destination's folder, flushed and
 fsynced, moved over the destination with :func:`os.replace` (atomic on POSIX and Windows within one

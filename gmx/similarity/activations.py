@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gmx._io import atomic_write
 from gmx.encode import Ensemble, preprocess
 from gmx.encode.ensemble import gather_faces, model_pixels
 from gmx.errors import GalleryError
@@ -291,7 +292,7 @@ def save_activations(
         "_fingerprint": np.array(gallery.model_fingerprint),
         "_images": np.array(_image_ids_digest(gallery)),
     }
-    with path.open("wb") as fh:
+    with atomic_write(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **meta, **dict(activations))
     return path
 
