@@ -404,6 +404,40 @@ def merge(parts: Sequence[Localisation]) -> Localisation:
     )
 
 
+def to_json(loc: Localisation) -> dict[str, Any]:
+    """A JSON-ready dict of ``loc`` (NaN stays NaN; write with ``allow_nan=True``)."""
+    return {
+        "n_boot": loc.n_boot,
+        "level": loc.level,
+        "scores": [
+            {**{k: v for k, v in sc.__dict__.items() if k != "nulls"},
+             "nulls": [c.__dict__ for c in sc.nulls]}
+            for sc in loc.scores
+        ],
+        "summaries": [s.__dict__ for s in loc.summaries],
+    }  # fmt: skip
+
+
+def from_json(data: Mapping[str, Any]) -> Localisation:
+    """Inverse of :func:`to_json`.
+
+    Raises:
+        ValueError: if ``data`` is not a localisation record.
+    """
+    try:
+        scores = tuple(
+            LocalisationScore(
+                **{k: v for k, v in sc.items() if k != "nulls"},
+                nulls=tuple(NullComparison(**c) for c in sc["nulls"]),
+            )
+            for sc in data["scores"]
+        )
+        summaries = tuple(LocalisationSummary(**s) for s in data["summaries"])
+        return Localisation(scores, summaries, int(data["n_boot"]), float(data["level"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a localisation record: {exc}") from exc
+
+
 def explain_against(
     models: Any,
     gallery: Gallery,
@@ -416,7 +450,7 @@ def explain_against(
     variants: Sequence[int] | None = None,
     batch_size: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Template-resolution maps of outside faces explained against one syndrome's target.
+    """Raw maps of outside faces explained against one syndrome's target.
 
     Args:
         models: the gallery's model(s).
@@ -427,13 +461,14 @@ def explain_against(
         methods, target, variants, batch_size: as :func:`~gmx.aggregate.run.run_batch`.
 
     Returns:
-        method -> ``(n, 112, 112)`` float32 maps (rows without a target are NaN).
+        method -> ``(n, h, w)`` float32 raw maps at the method's native resolution (rows without a
+        target are NaN); :func:`template_maps` places them on the template.
     """
     first = models[0] if isinstance(models, (list, tuple)) else models
     classes = tuple(getattr(getattr(first, "card", None), "classes", ()) or ())
     var = [0] if variants is None else list(variants)
     t = syndrome_targets(gallery, embeddings, syndrome_id, target, classes=classes, variants=var)
-    raw = batch_maps(
+    return batch_maps(
         models,
         faces,
         t,
@@ -441,7 +476,11 @@ def explain_against(
         variants=[gallery.variants[v] for v in var],
         batch_size=batch_size,
     )
-    return {m: np.stack([to_template(r) for r in arr]) for m, arr in raw.items()}
+
+
+def template_maps(raw: np.ndarray) -> np.ndarray:
+    """``(n, h, w)`` raw maps -> ``(n, 112, 112)`` float32 template maps (one placement rule)."""
+    return np.stack([to_template(r) for r in np.asarray(raw)])
 
 
 def explain_held_out(
@@ -457,7 +496,7 @@ def explain_held_out(
     batch_size: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Maps of held-out faces, each explained against its own syndrome's target.
+    """Template maps of held-out faces, each explained against its own syndrome's target.
 
     Args:
         models, gallery, methods, target, variants, batch_size: as :func:`explain_against`.
@@ -486,23 +525,130 @@ def explain_held_out(
             batch_size=batch_size,
         )
         for m, arr in got.items():
-            out[m][s] = arr
+            out[m][s] = template_maps(arr)
         if progress is not None:
             progress(i + 1, len(present))
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOutStudy:
+    """What :func:`held_out_study` computed.
+
+    Attributes:
+        localisation: scores against nulls for every method.
+        reference_maps: ``(syndrome, method)`` -> ``(h, w)`` raw mean map of the reference cohort
+            explained against that syndrome (as :func:`gmx.aggregate.cohort_maps`), for contrasts.
+        regions: syndrome -> ``(112, 112)`` bool region scored (majority of its held-out masks).
+    """
+
+    localisation: Localisation
+    reference_maps: Mapping[tuple[str, str], np.ndarray]
+    regions: Mapping[str, np.ndarray]
+
+
+def held_out_study(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    patients: np.ndarray,
+    masks: np.ndarray,
+    reference_faces: np.ndarray,
+    reference_patients: np.ndarray,
+    *,
+    methods: Sequence[str],
+    target: TargetMode = "similarity",
+    variants: Sequence[int] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> HeldOutStudy:
+    """Explain held-out faces and a reference cohort, then score localisation against nulls.
+
+    Args:
+        models: the gallery's model(s).
+        gallery: the gallery (none of ``faces`` may be in it).
+        faces: ``(n, 112, 112, 3)`` uint8 held-out faces with known regions.
+        labels, patients: ``(n,)`` their syndrome and patient ids.
+        masks: ``(n, 112, 112)`` bool their per-image regions.
+        reference_faces: ``(m, 112, 112, 3)`` uint8 unaffected faces (the ``unaffected`` null).
+        reference_patients: ``(m,)`` their patient ids.
+        methods, target, variants, batch_size: as :func:`explain_against`.
+        n_boot, seed: of the bootstrap.
+        progress: called with a short message before each step.
+    """
+    from gmx.aggregate.results import syndrome_masks
+    from gmx.encode import Ensemble
+
+    labels = np.asarray(labels)
+    patients = np.asarray(patients)
+    say = progress or (lambda _msg: None)
+    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
+    tta = len(gallery.variants) > 1
+    ensemble = Ensemble(model_list, flip=tta, grey=tta)
+    say(f"embedding {len(faces)} held-out and {len(reference_faces)} reference faces")
+    emb = ensemble.embed(faces)
+    ref_emb = ensemble.embed(reference_faces)
+    if emb.shape[1:] != gallery.embeddings.shape[1:]:
+        raise ValueError("the models' variants do not match the gallery's")
+    regions = syndrome_masks(labels, np.asarray(masks))
+    held = {}
+    syn = [s for s in dict.fromkeys(labels.tolist()) if s in regions and s in gallery.syndromes]
+    for i, s in enumerate(syn):
+        say(f"explaining held-out {s} ({i + 1}/{len(syn)})")
+        rows = np.flatnonzero(labels == s)
+        held[s] = explain_against(
+            models, gallery, faces[rows], emb[rows], s, methods=methods, target=target,
+            variants=variants, batch_size=batch_size,
+        )  # fmt: skip
+    ref_raw = {}
+    for i, s in enumerate(syn):
+        say(f"explaining the reference cohort against {s} ({i + 1}/{len(syn)})")
+        ref_raw[s] = explain_against(
+            models, gallery, reference_faces, ref_emb, s, methods=methods, target=target,
+            variants=variants, batch_size=batch_size,
+        )  # fmt: skip
+    parts = []
+    reference_maps = {}
+    for m in methods:
+        say(f"bootstrap of {m} ({n_boot} replicates)")
+        for s in syn:
+            arr = ref_raw[s][m]
+            if np.isfinite(arr).reshape(len(arr), -1).all(axis=1).any():
+                reference_maps[(s, m)] = np.nanmean(arr, axis=0).astype(np.float32)
+        parts.append(
+            localisation(
+                {s: template_maps(held[s][m]) for s in syn},
+                {s: patients[labels == s] for s in syn},
+                regions,
+                method=m,
+                reference={s: template_maps(ref_raw[s][m]) for s in syn},
+                reference_patients=np.asarray(reference_patients),
+                n_boot=n_boot,
+                seed=seed,
+            )
+        )
+    return HeldOutStudy(merge(parts), reference_maps, {s: regions[s] for s in syn})
 
 
 __all__ = [
     "METRICS",
     "NULLS",
     "NULL_LABELS",
+    "HeldOutStudy",
     "Localisation",
     "LocalisationScore",
     "LocalisationSummary",
     "NullComparison",
     "explain_against",
     "explain_held_out",
+    "from_json",
+    "held_out_study",
     "localisation",
     "merge",
     "score_matrix",
+    "template_maps",
+    "to_json",
 ]

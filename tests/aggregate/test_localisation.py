@@ -123,3 +123,44 @@ def test_rows_and_errors():
         localisation(maps, pats, regions, method="m", level=1.5)
     with pytest.raises(ValueError, match="reference_patients"):
         localisation(maps, pats, regions, method="m", reference={s: maps[s] for s in maps})
+
+
+def test_held_out_study_on_a_tiny_model(tiny) -> None:
+    """The real path: outside faces explained against their syndromes, then scored with nulls."""
+    from gmx.aggregate import cohort_maps
+    from gmx.aggregate.localisation import held_out_study
+    from gmx.encode import Ensemble
+
+    g = tiny.gallery
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 256, (6, 112, 112, 3), dtype=np.uint8)
+    labels = np.array(["S:1"] * 3 + ["S:2"] * 3)
+    masks = np.zeros((6, 112, 112), bool)
+    masks[:3, 30:60, 20:90] = True
+    masks[3:, 70:100, 30:80] = True
+    ref = rng.integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
+    before = faces.copy()
+    study = held_out_study(
+        tiny.model,
+        g,
+        faces,
+        labels,
+        np.array(["p1", "p1", "p2", "q1", "q2", "q3"]),
+        masks,
+        ref,
+        np.array(["r1", "r2", "r3", "r4"]),
+        methods=("gradcam", "saliency"),
+        n_boot=20,
+    )
+    np.testing.assert_array_equal(faces, before)
+    loc = study.localisation
+    assert {(s.syndrome, s.method) for s in loc.scores} == {
+        (s, m) for s in ("S:1", "S:2") for m in ("gradcam", "saliency")
+    }
+    assert all(np.isfinite(s.null("unaffected").value) for s in loc.scores if s.metric == "auroc")
+    # The reference means equal cohort_maps' (one implementation of "cohort against a syndrome").
+    emb = Ensemble([tiny.model], flip=True, grey=True).embed(ref)
+    means = cohort_maps(tiny.model, g, ref, emb, ["S:1", "S:2"], methods=("gradcam", "saliency"))
+    for key, arr in means.items():
+        np.testing.assert_allclose(study.reference_maps[key], arr, rtol=1e-5, atol=1e-6)
+    assert set(study.regions) == {"S:1", "S:2"}
