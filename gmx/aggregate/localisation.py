@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
 
 from gmx.aggregate.batch import batch_maps
 from gmx.aggregate.stats import to_template
@@ -169,6 +168,24 @@ class Localisation:
         return out
 
 
+def _ranks(m: np.ndarray) -> np.ndarray:
+    """1-based ranks along axis 1 with ties averaged (``scipy.stats.rankdata(m, axis=1)``)."""
+    order = np.argsort(m, axis=1)  # quicksort: ties are averaged below, so stability is moot
+    xs = np.take_along_axis(m, order, axis=1)
+    n = m.shape[1]
+    pos = np.arange(1, n + 1, dtype=np.float64)
+    out = np.empty(m.shape, np.float64)
+    for i in range(len(m)):
+        new = np.empty(n, bool)
+        new[0] = True
+        np.not_equal(xs[i, 1:], xs[i, :-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], n)  # exclusive
+        avg = (pos[starts] + ends) / 2.0  # mean of ranks start+1 .. end
+        out[i, order[i]] = np.repeat(avg, ends - starts)
+    return out
+
+
 def score_matrix(maps: np.ndarray, masks: np.ndarray, metric: Metric) -> np.ndarray:
     """``scores[i, j]`` = score of ``maps[i]`` against ``masks[j]``.
 
@@ -191,7 +208,7 @@ def score_matrix(maps: np.ndarray, masks: np.ndarray, metric: Metric) -> np.ndar
     if metric == "auroc":
         n_pos = k.sum(axis=1).astype(np.float64)
         n_neg = k.shape[1] - n_pos
-        ranks = rankdata(m, axis=1)
+        ranks = _ranks(m)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = (ranks @ kf - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
         out[:, (n_pos == 0) | (n_neg == 0)] = np.nan
@@ -223,26 +240,48 @@ def _null_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Own scores ``(S,)`` and null scores ``(len(NULLS), S)`` for one set of mean maps."""
     s = len(means)
-    cross = score_matrix(means, masks, metric)  # [map i, mask j]
+    loo = (means.sum(axis=0)[None] - means) / (s - 1) if s >= 2 else None
+    stack = [means] + [x for x in (ref_means, loo) if x is not None]
+    allscores = score_matrix(np.concatenate(stack), masks, metric)  # one ranking pass
+    cross = allscores[:s]  # [map i, mask j]
     own = np.diag(cross).copy()
     nulls = np.full((len(NULLS), s), np.nan)
     nulls[0] = _offdiag_median(cross, axis=0)  # other syndromes' maps on mask j
+    k = s
     if ref_means is not None:
-        nulls[1] = np.diag(score_matrix(ref_means, masks, metric))
-    if s >= 2:
-        total = means.sum(axis=0)
-        loo = (total[None] - means) / (s - 1)
-        nulls[2] = np.diag(score_matrix(loo, masks, metric))
+        nulls[1] = np.diag(allscores[k : k + s])
+        k += s
+    if loo is not None:
+        nulls[2] = np.diag(allscores[k : k + s])
     nulls[3] = _offdiag_median(cross, axis=1)  # own map on the other masks
     return own, nulls
 
 
-def _resample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices of a patient-level bootstrap sample (all rows of a drawn patient)."""
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(uniq))]
-    draw = rng.integers(0, len(uniq), len(uniq))
-    return np.concatenate([members[i] for i in draw])
+class _PatientSums:
+    """Per-patient sums of one group's maps: a bootstrap mean is one weighted sum (a matmul).
+
+    NaN maps (rows without a target) are left out, as ``nanmean`` over rows would.
+    """
+
+    def __init__(self, maps: np.ndarray, patients: np.ndarray) -> None:
+        flat = np.asarray(maps, np.float64).reshape(len(maps), -1)
+        ok = np.isfinite(flat).all(axis=1)
+        uniq, inverse = np.unique(np.asarray(patients), return_inverse=True)
+        self.n = len(uniq)
+        self.sums = np.zeros((self.n, flat.shape[1]))
+        np.add.at(self.sums, inverse[ok], flat[ok])
+        self.counts = np.bincount(inverse[ok], minlength=self.n).astype(np.float64)
+
+    def mean(self, weights: np.ndarray | None = None) -> np.ndarray:
+        w = np.ones(self.n) if weights is None else weights
+        total = w @ self.counts
+        if total <= 0:
+            return np.full(self.sums.shape[1], np.nan)
+        return (w @ self.sums) / total
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Weights of a patient-level bootstrap sample (how often each patient was drawn)."""
+        return np.bincount(rng.integers(0, self.n, self.n), minlength=self.n).astype(np.float64)
 
 
 def localisation(
@@ -306,25 +345,29 @@ def localisation(
         if any(r.shape[0] != len(rp) for r in refs):
             raise ValueError("every syndrome's reference maps must hold the same cohort")
 
-    def means(idx: list[np.ndarray] | None, ridx: np.ndarray | None):
-        m = np.stack(
-            [np.nanmean(a if idx is None else a[idx[i]], axis=0) for i, a in enumerate(arrs)]
-        )
+    groups = [_PatientSums(a, p) for a, p in zip(arrs, pats, strict=True)]
+    ref_groups = (
+        None if refs is None else [_PatientSums(a, np.asarray(reference_patients)) for a in refs]
+    )
+    flat_masks = kmask.reshape(len(syn), -1)
+
+    def means(rng: np.random.Generator | None):
+        m = np.stack([g.mean(None if rng is None else g.draw(rng)) for g in groups])
         r = None
-        if refs is not None:
-            r = np.stack([np.nanmean(a if ridx is None else a[ridx], axis=0) for a in refs])
+        if ref_groups is not None:
+            # One draw of the cohort, shared by every syndrome (they are the same faces).
+            w = None if rng is None else ref_groups[0].draw(rng)
+            r = np.stack([g.mean(w) for g in ref_groups])
         return m, r
 
-    point_m, point_r = means(None, None)
-    point = {mt: _null_scores(point_m, point_r, kmask, mt) for mt in metrics}
+    point_m, point_r = means(None)
+    point = {mt: _null_scores(point_m, point_r, flat_masks, mt) for mt in metrics}
     boots: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {mt: [] for mt in metrics}
     rng = np.random.default_rng(seed)
     for _ in range(n_boot):
-        idx = [_resample(p, rng) for p in pats]
-        ridx = _resample(np.asarray(reference_patients), rng) if refs is not None else None
-        bm, br = means(idx, ridx)
+        bm, br = means(rng)
         for mt in metrics:
-            boots[mt].append(_null_scores(bm, br, kmask, mt))
+            boots[mt].append(_null_scores(bm, br, flat_masks, mt))
 
     alpha = (1 - level) / 2
     scores: list[LocalisationScore] = []
