@@ -138,6 +138,11 @@ def cmd_batch_summarize(args: argparse.Namespace) -> int:
         localisation=loc,
     )
     save_results(results, args.results)
+    if loc is not None:
+        from gmx.aggregate.localisation import summary_markdown
+
+        sys.stderr.write("Localisation on held-out images (AUROC), own minus null [95 % CI]:\n")
+        sys.stderr.write(summary_markdown(loc))
     if loc is not None and args.localisation_out is not None:
         from gmx.aggregate.localisation import to_json
 

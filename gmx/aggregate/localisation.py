@@ -481,6 +481,31 @@ def from_json(data: Mapping[str, Any]) -> Localisation:
         raise ValueError(f"not a localisation record: {exc}") from exc
 
 
+def summary_markdown(loc: Localisation, metric: Metric = "auroc") -> str:
+    """A markdown table: per method, the mean own score and ``own - null`` [interval] per null,
+    and how many syndromes localise beyond that null (their own interval above 0)."""
+    methods = list(dict.fromkeys(s.method for s in loc.summaries if s.metric == metric))
+    head = ["method", f"mean {metric}"] + [f"minus {NULL_LABELS[n]}" for n in NULLS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = [m]
+        first = True
+        for n in NULLS:
+            s = loc.summary(m, metric, n)
+            if first:
+                cells.append(f"{s.mean_own:.3f}")
+                first = False
+            if not np.isfinite(s.mean_difference):
+                cells.append("n/a")
+                continue
+            cells.append(
+                f"{s.mean_difference:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}] "
+                f"({s.n_above}/{s.n_syndromes})"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def explain_against(
     models: Any,
     gallery: Gallery,
@@ -692,6 +717,7 @@ __all__ = [
     "localisation",
     "merge",
     "score_matrix",
+    "summary_markdown",
     "template_maps",
     "to_json",
 ]

@@ -164,3 +164,17 @@ def test_held_out_study_on_a_tiny_model(tiny) -> None:
     for key, arr in means.items():
         np.testing.assert_allclose(study.reference_maps[key], arr, rtol=1e-5, atol=1e-6)
     assert set(study.regions) == {"S:1", "S:2"}
+
+
+def test_summary_markdown_lists_every_method_and_null():
+    from gmx.aggregate.localisation import merge, summary_markdown
+
+    rng = np.random.default_rng(6)
+    regions = _regions(3)
+    maps, pats = _maps(regions, 2.0, rng)
+    parts = [localisation(maps, pats, regions, method=m, n_boot=30) for m in ("a", "b")]
+    text = summary_markdown(merge(parts))
+    lines = text.strip().splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| a |") and lines[3].startswith("| b |")
+    assert "(3/3)" in lines[2]  # every syndrome beyond the other maps' null
+    assert "n/a" in lines[2]  # no reference cohort given
