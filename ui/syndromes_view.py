@@ -19,7 +19,9 @@ from gmx.aggregate import (
     summarize,
     to_template,
 )
+from gmx.aggregate.localisation import NULL_LABELS, NullComparison
 from gmx.config import DEMO_DIR, GmxConfig
+from gmx.explain import get_method
 from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
 from gmx.viz import Scale, overlay
 
@@ -130,21 +132,57 @@ def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.nd
 
 
 def summary_rows(results: SyndromeResults, syndrome: str) -> list[dict[str, Any]]:
-    """Per method: images, patients, split-half stability, causal-region agreement (if known)."""
+    """Per method: images, patients, split-half stability (gallery maps)."""
     rows = []
     for r in results.table():
         if r["syndrome"] != syndrome:
             continue
-        row = {
-            "method": r["method"],
-            "images": r["images"],
-            "patients": r["patients"],
-            "split-half r": None if not np.isfinite(r["stability"]) else round(r["stability"], 3),
+        rows.append(
+            {
+                "method": get_method(r["method"]).display_name,
+                "images": r["images"],
+                "patients": r["patients"],
+                "split-half r": None
+                if not np.isfinite(r["stability"])
+                else round(r["stability"], 3),
+            }
+        )
+    return rows
+
+
+def _interval(c: NullComparison) -> str:
+    if not np.isfinite(c.difference):
+        return "n/a"
+    if not np.isfinite(c.ci_low):
+        return f"{c.difference:+.3f}"
+    return f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+
+
+def localisation_rows(
+    results: SyndromeResults, syndrome: str, metric: str = "auroc"
+) -> list[dict[str, Any]]:
+    """Per method: held-out AUROC vs the region, its difference to every null with its interval,
+    and a verdict that says only what survives the nulls. Empty without a localisation study."""
+    loc = results.localisation
+    if loc is None:
+        return []
+    rows = []
+    for sc in loc.scores:
+        if sc.syndrome != syndrome or sc.metric != metric:
+            continue
+        row: dict[str, Any] = {
+            "method": get_method(sc.method).display_name,
+            "held-out images": sc.n_images,
+            "AUROC vs region": round(sc.own, 3) if np.isfinite(sc.own) else None,
         }
-        if "auroc" in r:
-            row["mass in region"] = round(r["mass_inside"], 3)
-            row["region area"] = round(r["area"], 3)
-            row["AUROC vs region"] = round(r["auroc"], 3) if np.isfinite(r["auroc"]) else None
+        failed = []
+        for c in sc.nulls:
+            row[f"minus {NULL_LABELS[c.null]}"] = _interval(c)
+            if not c.above:
+                failed.append(NULL_LABELS[c.null])
+        row["finds its region?"] = (
+            "yes: beyond every null" if not failed else "not shown beyond " + ", ".join(failed)
+        )
         rows.append(row)
     return rows
 
@@ -169,6 +207,7 @@ __all__ = [
     "composite_difference_image",
     "compute_results",
     "hpo_features",
+    "localisation_rows",
     "overlay_image",
     "results_path",
     "summary_rows",

@@ -12,6 +12,8 @@
   :func:`composite_face_warped`; plain composites follow the one gallery-picture policy,
   :func:`gmx.gallery.composite_face`) and summaries (:func:`summarize`,
   :func:`cohort_maps`, :class:`SyndromeResults`, :func:`save_results`, :func:`load_results`).
+* Localisation against nulls on held-out images (:func:`localisation`, :class:`Localisation`,
+  :func:`explain_held_out`, :mod:`~gmx.aggregate.localisation`).
 
 See ``docs/aggregate.md``.
 """
@@ -19,6 +21,15 @@ See ``docs/aggregate.md``.
 from __future__ import annotations
 
 from gmx.aggregate.batch import BATCHED_METHODS, batch_maps
+from gmx.aggregate.localisation import (
+    NULLS,
+    Localisation,
+    LocalisationScore,
+    LocalisationSummary,
+    NullComparison,
+    explain_held_out,
+    localisation,
+)
 from gmx.aggregate.results import (
     ResultsError,
     SyndromeResults,
@@ -59,12 +70,17 @@ from gmx.aggregate.targets import (
 __all__ = [
     "BATCHED_METHODS",
     "DEFAULT_METHODS",
+    "NULLS",
     "TARGET_MODES",
     "BatchMaps",
     "BatchRun",
     "BatchStore",
     "BatchStoreError",
+    "Localisation",
+    "LocalisationScore",
+    "LocalisationSummary",
     "MaskAgreement",
+    "NullComparison",
     "ResultsError",
     "RowTargets",
     "Shard",
@@ -75,8 +91,10 @@ __all__ = [
     "batch_maps",
     "cohort_maps",
     "composite_face_warped",
+    "explain_held_out",
     "load_batch",
     "load_results",
+    "localisation",
     "mask_agreement",
     "own_syndrome_targets",
     "pearson",
