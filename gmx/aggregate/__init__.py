@@ -9,8 +9,11 @@
 * Runs (:func:`run_batch`, :func:`load_batch`): resumable, shardable folders of atomic npz chunks
   (:class:`BatchStore`, :class:`Shard`).
 * Statistics (:func:`syndrome_map`, :func:`split_half`, :func:`mask_agreement`,
-  :func:`composite_face`, :func:`composite_face_warped`) and summaries (:func:`summarize`,
+  :func:`composite_face_warped`; plain composites follow the one gallery-picture policy,
+  :func:`gmx.gallery.composite_face`) and summaries (:func:`summarize`,
   :func:`cohort_maps`, :class:`SyndromeResults`, :func:`save_results`, :func:`load_results`).
+* Localisation against nulls on held-out images (:func:`localisation`, :class:`Localisation`,
+  :func:`explain_held_out`, :mod:`~gmx.aggregate.localisation`).
 
 See ``docs/aggregate.md``.
 """
@@ -18,6 +21,15 @@ See ``docs/aggregate.md``.
 from __future__ import annotations
 
 from gmx.aggregate.batch import BATCHED_METHODS, batch_maps
+from gmx.aggregate.localisation import (
+    NULLS,
+    Localisation,
+    LocalisationScore,
+    LocalisationSummary,
+    NullComparison,
+    explain_held_out,
+    localisation,
+)
 from gmx.aggregate.results import (
     ResultsError,
     SyndromeResults,
@@ -39,7 +51,6 @@ from gmx.aggregate.stats import (
     MaskAgreement,
     SyndromeMap,
     auroc,
-    composite_face,
     composite_face_warped,
     mask_agreement,
     pearson,
@@ -59,12 +70,17 @@ from gmx.aggregate.targets import (
 __all__ = [
     "BATCHED_METHODS",
     "DEFAULT_METHODS",
+    "NULLS",
     "TARGET_MODES",
     "BatchMaps",
     "BatchRun",
     "BatchStore",
     "BatchStoreError",
+    "Localisation",
+    "LocalisationScore",
+    "LocalisationSummary",
     "MaskAgreement",
+    "NullComparison",
     "ResultsError",
     "RowTargets",
     "Shard",
@@ -74,10 +90,11 @@ __all__ = [
     "auroc",
     "batch_maps",
     "cohort_maps",
-    "composite_face",
     "composite_face_warped",
+    "explain_held_out",
     "load_batch",
     "load_results",
+    "localisation",
     "mask_agreement",
     "own_syndrome_targets",
     "pearson",

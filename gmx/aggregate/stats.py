@@ -202,19 +202,6 @@ def mask_agreement(values: np.ndarray, mask: np.ndarray) -> MaskAgreement:
     return MaskAgreement(inside, area, inside / area, auroc(v, m))
 
 
-def composite_face(photos: np.ndarray) -> np.ndarray:
-    """Mean aligned face ``(112, 112, 3)`` uint8 of ``(n, 112, 112, 3)`` uint8 photos.
-
-    Alignment (similarity transform to the ArcFace template) already normalises position, scale
-    and roll, so the plain mean is a composite face; :func:`composite_face_warped` also removes
-    shape differences.
-    """
-    arr = np.asarray(photos)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
-        raise ValueError(f"photos must be (n, H, W, 3) with n >= 1, got {arr.shape}")
-    return np.clip(np.rint(arr.mean(0, dtype=np.float64)), 0, 255).astype(np.uint8)
-
-
 def composite_face_warped(photos: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Shape-normalised composite: warp every face onto the mean landmark shape, then average.
 
@@ -268,7 +255,6 @@ __all__ = [
     "MaskAgreement",
     "SyndromeMap",
     "auroc",
-    "composite_face",
     "composite_face_warped",
     "mask_agreement",
     "pearson",

@@ -17,12 +17,20 @@ handling.
   :func:`cam_from_activations`, :func:`correspondence_map`.
 * Placement on the faces (:mod:`gmx.similarity.placement`): :func:`variant_grids`,
   :func:`place_terms` (sum-preserving), :func:`place_values`, :func:`correspondence_at`.
-* Privacy-aware pictures of the gallery side: :func:`gallery_face` -> :class:`GalleryFace`,
-  :func:`composite_face`, :func:`template_face`.
+* Privacy-aware pictures of the gallery side (the gallery-picture policy of :mod:`gmx.gallery`,
+  re-exported): :func:`gallery_face` -> :class:`GalleryFace`, :func:`composite_face`,
+  :func:`template_face`.
 """
 
 from __future__ import annotations
 
+from gmx.gallery import (  # the one gallery-picture policy, re-exported for the pair views
+    MIN_COMPOSITE_SUBJECTS,
+    GalleryFace,
+    composite_face,
+    gallery_face,
+    template_face,
+)
 from gmx.similarity.activations import (
     ACTIVATION_PREFIX,
     ActivationStore,
@@ -42,13 +50,6 @@ from gmx.similarity.decompose import (
     cell_label,
     decompose_pairs,
     mirror_permutation,
-)
-from gmx.similarity.faces import (
-    MIN_COMPOSITE_SUBJECTS,
-    GalleryFace,
-    composite_face,
-    gallery_face,
-    template_face,
 )
 from gmx.similarity.head import AffineHead, fold_head
 from gmx.similarity.pairs import (
