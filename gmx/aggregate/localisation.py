@@ -518,7 +518,7 @@ def explain_against(
     variants: Sequence[int] | None = None,
     batch_size: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Raw maps of outside faces explained against one syndrome's target.
+    """Template maps of outside faces explained against one syndrome's target.
 
     Args:
         models: the gallery's model(s).
@@ -529,8 +529,8 @@ def explain_against(
         methods, target, variants, batch_size: as :func:`~gmx.aggregate.run.run_batch`.
 
     Returns:
-        method -> ``(n, h, w)`` float32 raw maps at the method's native resolution (rows without a
-        target are NaN); :func:`template_maps` places them on the template.
+        method -> ``(n, 112, 112)`` float32 maps placed on the template with the backbone's
+        measured cell grid (:func:`gmx.aggregate.batch_maps`); rows without a target are NaN.
     """
     first = models[0] if isinstance(models, (list, tuple)) else models
     classes = tuple(getattr(getattr(first, "card", None), "classes", ()) or ())
@@ -547,7 +547,7 @@ def explain_against(
 
 
 def template_maps(raw: np.ndarray) -> np.ndarray:
-    """``(n, h, w)`` raw maps -> ``(n, 112, 112)`` float32 template maps (one placement rule)."""
+    """``(n, h, w)`` maps -> ``(n, 112, 112)`` float32 template maps (placed maps are copied)."""
     return np.stack([to_template(r) for r in np.asarray(raw)])
 
 
@@ -605,7 +605,7 @@ class HeldOutStudy:
 
     Attributes:
         localisation: scores against nulls for every method.
-        reference_maps: ``(syndrome, method)`` -> ``(h, w)`` raw mean map of the reference cohort
+        reference_maps: ``(syndrome, method)`` -> ``(112, 112)`` mean map of the reference cohort
             explained against that syndrome (as :func:`gmx.aggregate.cohort_maps`), for contrasts.
         regions: syndrome -> ``(112, 112)`` bool region scored (majority of its held-out masks).
     """
