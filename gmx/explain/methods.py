@@ -254,7 +254,9 @@ def _prelu_rule(base: str, p: Mapping[str, Any]) -> str:
     try:
         return base + PRELU_RULES[p["prelu"]]
     except KeyError:
-        raise ValueError(f"prelu must be one of {sorted(PRELU_RULES)}, got {p['prelu']!r}") from None
+        raise ValueError(
+            f"prelu must be one of {sorted(PRELU_RULES)}, got {p['prelu']!r}"
+        ) from None
 
 
 @register_method(

@@ -296,7 +296,9 @@ def occluded_embeddings(
     return embed_incremental
 
 
-def window_boxes(hw: tuple[int, int], window: tuple[int, int], stride: tuple[int, int]) -> list[Box]:
+def window_boxes(
+    hw: tuple[int, int], window: tuple[int, int], stride: tuple[int, int]
+) -> list[Box]:
     """Half-open ``(y0, y1, x0, x1)`` boxes of every window, row-major (captum's geometry)."""
     H, W = hw
     return [

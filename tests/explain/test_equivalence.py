@@ -105,9 +105,9 @@ def test_fullgrad_per_channel_matches_pytorch_grad_cam(face) -> None:
     target = SimilarityTarget(gallery(64, seed=4))
     params = {"fullgrad": {"rescale": "channel"}}
     eng = explain(model, face, target, methods=["fullgrad"], params=params)["fullgrad"]
-    ref = explain(
-        model, face, target, methods=["fullgrad"], params=params, backend="reference"
-    )["fullgrad"]
+    ref = explain(model, face, target, methods=["fullgrad"], params=params, backend="reference")[
+        "fullgrad"
+    ]
     _compare("gradcam", _minmax(eng.values), ref.values)  # both min-max scaled
 
 
