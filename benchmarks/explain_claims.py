@@ -57,7 +57,7 @@ def main() -> None:
     from gmx.config import DEMO_DIR, DEMO_MODEL
     from gmx.encode import Ensemble
     from gmx.encode.load import load_model
-    from gmx.explain import SimilarityTarget, explain, variant_input
+    from gmx.explain import SimilarityTarget, agreement, explain, variant_input
     from gmx.explain.occlusion import mirror_boxes, occluded_embeddings, window_boxes
     from gmx.explain.prepared import engine_model
     from gmx.gallery import load_gallery, rank
@@ -156,7 +156,7 @@ def main() -> None:
     lay = maps["fullgrad"].values
     ch = explain(loaded, face, target, variants, methods=["fullgrad"],
                  params={"fullgrad": {"rescale": "channel"}})["fullgrad"].values  # fmt: skip
-    print(f"FullGrad per layer vs per channel: r {_pearson(lay, ch):.3f}")
+    print(f"FullGrad per layer vs per channel: r {_pearson(lay, ch):.4f}, top-10 % pixel IoU {agreement(lay, ch).top_iou:.3f}")
     for name in ("deeplift", "integrated_gradients"):
         s = float(maps[name].raw.sum(dtype=np.float64))
         print(f"{name}: sum {s:.6f} vs f(x) - f(black) {delta:.6f}: "
