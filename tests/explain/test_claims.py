@@ -25,7 +25,7 @@ from gmx.explain import (
     list_methods,
     variant_input,
 )
-from gmx.explain.occlusion import window_boxes
+from gmx.explain.occlusion import window_starts
 from gmx.explain.prepared import engine_model
 from gmx.explain.targets import Target
 from gmx.explain.workspace import Progress, Workspace
@@ -214,7 +214,9 @@ def _brute_force_reranked(model, face, syndrome, variants, window: int, stride: 
     total = np.zeros((112, 112))
     count = np.zeros((112, 112))
     changed = 0
-    for y0, y1, x0, x1 in window_boxes((112, 112), (window, window), (stride, stride)):
+    starts = window_starts(112, window, stride)  # captum's grid (tested in test_occlusion.py)
+    boxes = [(y, min(y + window, 112), x, min(x + window, 112)) for y in starts for x in starts]
+    for y0, y1, x0, x1 in boxes:
         occ = face.copy()
         occ[y0:y1, x0:x1] = 0  # black: -1 in model units
         s, g = score(occ)
