@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import numpy as np
@@ -33,17 +32,13 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def _scaled(model: nn.Module, s: float) -> nn.Module:
-    clone = copy.deepcopy(model)
-    with torch.no_grad():
-        for m in clone.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                if m.bias is not None:
-                    m.bias.mul_(s)
-                m.running_mean.mul_(s)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                m.bias.mul_(s)
-    return clone
+def _bias_scaled(model: nn.Module, s: float):
+    """``x -> model(x)`` with every explicit and BatchNorm-implicit bias multiplied by ``s``."""
+    state = {
+        name: t * s if name.rsplit(".", 1)[-1] in ("bias", "running_mean") else t
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+    }
+    return lambda x: torch.func.functional_call(model, state, (x,))
 
 
 def main() -> None:
@@ -125,7 +120,7 @@ def main() -> None:
     )  # fmt: skip
 
     # The score as a differentiable function of the (colour) face tensor: mean over variants.
-    def mean_score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def mean_score(model, x: torch.Tensor) -> torch.Tensor:
         luma = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
         total = 0.0
         for vi, v in enumerate(variants):
@@ -144,8 +139,8 @@ def main() -> None:
     with torch.no_grad():
         x0 = variant_input(face, variants[0])
         f = float(mean_score(backbone, x0))
-        fp = float(mean_score(_scaled(backbone, 1.001), 1.001 * x0))
-        fm = float(mean_score(_scaled(backbone, 0.999), 0.999 * x0))
+        fp = float(mean_score(_bias_scaled(backbone, 1.001), 1.001 * x0))
+        fm = float(mean_score(_bias_scaled(backbone, 0.999), 0.999 * x0))
         deltas = []
         for vi, v in enumerate(variants):
             xv = variant_input(face, v)
@@ -156,7 +151,9 @@ def main() -> None:
     lay = maps["fullgrad"].values
     ch = explain(loaded, face, target, variants, methods=["fullgrad"],
                  params={"fullgrad": {"rescale": "channel"}})["fullgrad"].values  # fmt: skip
-    print(f"FullGrad per layer vs per channel: r {_pearson(lay, ch):.4f}, top-10 % pixel IoU {agreement(lay, ch).top_iou:.3f}")
+    print(
+        f"FullGrad per layer vs per channel: r {_pearson(lay, ch):.4f}, top-10 % pixel IoU {agreement(lay, ch).top_iou:.3f}"
+    )
     for name in ("deeplift", "integrated_gradients"):
         s = float(maps[name].raw.sum(dtype=np.float64))
         print(f"{name}: sum {s:.6f} vs f(x) - f(black) {delta:.6f}: "

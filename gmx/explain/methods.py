@@ -10,7 +10,7 @@ maximum absolute gradient (Simonyan et al.). Reference adapters over captum / py
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -214,7 +214,9 @@ def occlusion_reranked(
         )
 
 
-def _in_precision(embed, device: torch.device, precision: str):
+def _in_precision(
+    embed: Callable[[int, int], torch.Tensor], device: torch.device, precision: str
+) -> Callable[[int, int], torch.Tensor]:
     def run(start: int, stop: int) -> torch.Tensor:
         with precision_context(device, precision):
             return embed(start, stop)
