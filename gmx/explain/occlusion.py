@@ -10,6 +10,10 @@ stem and the early residual blocks are recomputed only on that rectangle (plus t
 block needs) and pasted into the clean activations; the network runs in full from the block where the
 changed rectangle stops being small. This is exact up to float rounding (tested against full
 recomputation).
+
+:func:`occlusion_map` averages the drops; it takes one embedding function per variant, so a score
+that couples the variants (GestaltMatcher's re-ranked syndrome score, ``rerank=True``) sees window
+``i`` on the same face region in every variant (:func:`mirror_boxes` for mirrored ones).
 """
 
 from __future__ import annotations

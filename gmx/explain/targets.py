@@ -6,7 +6,9 @@ their maps, so a target is first *bound* to a variant (its gallery row, its mode
 
     fn = target.bind(variant_index, classifier)   # fn: (N, D) embedding -> (N,) scores
 
-Scores are differentiable torch functions; nothing here normalises or detaches.
+Scores are differentiable torch functions; nothing here normalises or detaches. A score that needs
+every variant at once (the syndrome's re-ranked score, a maximum over its images of the mean over
+variants) is :meth:`Target.ranking_score`.
 """
 
 from __future__ import annotations

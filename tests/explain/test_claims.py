@@ -238,15 +238,18 @@ def test_reranked_occlusion_equals_brute_force(tiny_model, face, incremental: bo
     assert changed > 0  # the nearest image does change under some windows: the case that matters
     target = SimilarityTarget(syndrome[nearest], "s", syndrome_embeddings=syndrome)
     params = {"window": 28, "stride": 14, "precision": "fp32", "incremental": incremental}
+    calls: list[tuple[int, int]] = []
     maps = explain(
         tiny_model,
         face,
         target,
         variants,
         methods=["occlusion"],
-        params={"occlusion": {**params, "rerank": True}},
+        params={"occlusion": {**params, "rerank": True, "batch_size": 16}},
+        progress=lambda done, total: calls.append((done, total)),
     )
     np.testing.assert_allclose(maps["occlusion"].values, expected, rtol=0, atol=2e-5)
+    assert calls[-1] == (12, 12)  # ceil(49 / 16) batches x 3 variants
     fixed = explain(
         tiny_model, face, target, variants, methods=["occlusion"], params={"occlusion": params}
     )["occlusion"]
