@@ -3,8 +3,11 @@
 ``explain(models, face, target, variants)`` returns one :class:`~gmx.explain.result.AttributionMap`
 per method. For every variant (model x flip x grey, GestaltMatcher-Arc's TTA) the face is transformed
 like the encoder transforms it, explained against that variant's row of the target, mirrored back if
-it was flipped, and the maps are averaged: the explanation of the mean similarity over variants, which
-is GestaltMatcher-Arc's score.
+it was flipped, and the maps are averaged. For methods positively homogeneous in the target (signed
+gradient rules, DeepLIFT, IG, occlusion, signed CAMs) that is the explanation of the mean similarity
+over variants, GestaltMatcher-Arc's score; for the others (Saliency, FullGrad, ReLU'd CAMs) it is the
+mean of per-variant maps (docs/explain.md, "Model/TTA variants"). Re-ranked occlusion sees all
+variants at once (``MethodSpec.joint``).
 
 Methods that read the shared pass (Saliency, Deconvolution, Guided Backprop, DeepLIFT and the CAM
 family) run first, variant by variant, from one forward pass; batched methods (Integrated Gradients,

@@ -99,7 +99,8 @@ class SimilarityTarget(Target):
     GestaltMatcher-Arc ranks by the cosine distance averaged over model/TTA variants, and a syndrome's
     score is its nearest gallery image. Pass that image's embeddings, one row per variant *in the
     order of the ``variants`` given to the engine*; the engine explains each variant against its own
-    row and averages the maps, which explains the mean similarity (``1 - mean distance``).
+    row and averages the maps; for the methods whose maps are positively homogeneous in the target
+    that explains the mean similarity (``1 - mean distance``), see docs/explain.md.
 
     The nearest image is fixed at the unperturbed input. Under a large perturbation (an occlusion
     window) another image of the same syndrome may become the nearest, and GestaltMatcher's answer,
