@@ -43,15 +43,7 @@ log = logging.getLogger("bench")
 #: Forward pass of iResNet-50 at 112x112, GFLOP (2 x multiply-accumulates).
 FORWARD_GFLOP = 12.6
 #: Methods without occlusion and integrated gradients (the "interactive" set).
-FAST = (
-    "saliency",
-    "deconvolution",
-    "guided_backprop",
-    "deeplift",
-    "gradcam",
-    "hirescam",
-    "fullgrad",
-)
+FAST = tuple(m for m in THESIS_PANEL if m not in ("occlusion", "integrated_gradients"))
 PARAMS = {
     "occlusion": {"window": 10, "stride": 5, "fill": "black"},
     "integrated_gradients": {"steps": 32, "baseline": "black"},

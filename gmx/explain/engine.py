@@ -4,8 +4,11 @@
 per method. For every variant (model x flip x grey, GestaltMatcher-Arc's TTA) the face is transformed
 like the encoder transforms it and explained against that variant's row of the target; its map is
 placed on the face with its backbone's cell grid (:func:`gmx.encode.geometry.cell_grid`) in the frame
-it was computed in, mirrored back at pixel level if it was flipped, and the placed maps are averaged:
-the explanation of the mean similarity over variants, which is GestaltMatcher-Arc's score.
+it was computed in, mirrored back at pixel level if it was flipped, and the placed maps are averaged.
+For methods positively homogeneous in the target (signed gradient rules, DeepLIFT, IG, occlusion,
+signed CAMs) that is the explanation of the mean similarity over variants, GestaltMatcher-Arc's score;
+for the others (Saliency, FullGrad, ReLU'd CAMs) it is the mean of per-variant maps (docs/explain.md,
+"Model/TTA variants"). Re-ranked occlusion sees all variants at once (``MethodSpec.joint``).
 
 Methods that read the shared pass (Saliency, Deconvolution, Guided Backprop, DeepLIFT and the CAM
 family) run first, variant by variant, from one forward pass; batched methods (Integrated Gradients,
@@ -43,7 +46,10 @@ from gmx.explain.targets import Target
 from gmx.explain.workspace import Progress, Workspace
 from gmx.variants import Variant
 
-#: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order.
+#: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order. The thesis
+#: uses *unfiltered* layer maps (3.3.1: "this work uses unfiltered heat maps, which consists of
+#: negatively correlated regions as well"), so the panel shows signed Grad-CAM and HiResCAM; the
+#: ReLU'd ``gradcam`` / ``hirescam`` stay available by name.
 THESIS_PANEL: tuple[str, ...] = (
     "occlusion",
     "saliency",
@@ -51,8 +57,8 @@ THESIS_PANEL: tuple[str, ...] = (
     "guided_backprop",
     "deeplift",
     "integrated_gradients",
-    "gradcam",
-    "hirescam",
+    "gradcam_signed",
+    "hirescam_signed",
     "fullgrad",
 )
 
@@ -219,6 +225,7 @@ class _Job:
     placed: torch.Tensor | None = None
     frames: set[tuple[Any, bool]] | None = None
     elapsed: float = 0.0
+    averaged: bool = False  # acc is already the variant average (a joint method)
 
 
 def _resolve_jobs(
@@ -288,6 +295,11 @@ def iter_explain(
     for job in jobs:
         if backend == "reference" and job.spec.reference is None:
             raise ValueError(f"method {job.spec.name!r} has no reference implementation")
+        if backend == "reference" and job.spec.joint_fn(job.params) is not None:
+            raise ValueError(
+                f"method {job.spec.name!r} with {dict(job.params)} couples the variants and has "
+                "no reference implementation: use backend='engine'"
+            )
     face = _check_face(face)
     return _run(pairs, face, targets, variants, jobs, backend, progress, should_stop)
 
@@ -315,13 +327,20 @@ def _run(
     tracker.check()
 
     def finish(job: _Job) -> Iterator[tuple[int, AttributionMap]]:
-        assert job.acc is not None and job.placed is not None and job.frames is not None
-        values = job.placed / len(variants)
-        # ``raw`` stays at native resolution only where one cell grid holds every variant: all
-        # unflipped on one grid (or pixel maps, whose mirror is exact); otherwise it is ``values``.
-        (grid, flipped), *others = job.frames
-        one_frame = not others and (not flipped or grid.shape == hw)
-        raw = job.acc / len(variants) if one_frame else values
+        assert job.acc is not None
+        if job.averaged:
+            # A joint method: already the variant average, in the face's own orientation.
+            if tuple(job.acc.shape[-2:]) != hw:
+                raise RuntimeError(f"joint method {job.spec.name!r} must return {hw} pixel maps")
+            raw = values = job.acc
+        else:
+            assert job.placed is not None and job.frames is not None
+            values = job.placed / len(variants)
+            # ``raw`` stays at native resolution only where one cell grid holds every variant: all
+            # unflipped on one grid (or pixel maps, whose mirror is exact); otherwise ``values``.
+            (grid, flipped), *others = job.frames
+            one_frame = not others and (not flipped or grid.shape == hw)
+            raw = job.acc / len(variants) if one_frame else values
         for ti, target in enumerate(targets):
             amap = AttributionMap(
                 method=job.spec.name,
@@ -417,6 +436,19 @@ def _run(
             yield from finish(job)
 
     for job in others:
+        joint = job.spec.joint_fn(job.params)
+        if joint is not None:  # the score couples the variants: one call sees them all
+            spaces = [workspace(vi, variant, job) for vi, variant in enumerate(variants)]
+            start = time.perf_counter()
+            try:
+                raw = joint(spaces, targets, [v.flip for v in variants], job.params)
+            finally:
+                for space in spaces:
+                    space.release()
+            job.acc, job.averaged = raw.detach().float().cpu(), True
+            job.elapsed += time.perf_counter() - start
+            yield from finish(job)
+            continue
         for vi, variant in enumerate(variants):
             space = workspace(vi, variant, job)
             start = time.perf_counter()

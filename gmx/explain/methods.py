@@ -10,7 +10,7 @@ maximum absolute gradient (Simonyan et al.). Reference adapters over captum / py
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,15 @@ import torch.nn.functional as F
 from gmx.encode.geometry import stride_grid
 from gmx.explain import reference as ref
 from gmx.explain._trace import Trace, tracing
-from gmx.explain.occlusion import occluded_embeddings, window_starts
-from gmx.explain.registry import register_method
+from gmx.explain.occlusion import (
+    mirror_boxes,
+    occluded_embeddings,
+    occlusion_map,
+    window_boxes,
+    window_starts,
+)
+from gmx.explain.registry import JointFn, register_method
+from gmx.explain.targets import Target
 from gmx.explain.workspace import (
     MAPS_LAYER,
     Workspace,
@@ -116,6 +123,10 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
 # -- input attribution -------------------------------------------------------------------------
 
 
+def _occlusion_joint(p: Mapping[str, Any]) -> JointFn | None:
+    return occlusion_reranked if p["rerank"] else None
+
+
 @register_method(
     "occlusion",
     "Occlusion",
@@ -128,42 +139,90 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
         "batch_size": 0,
         "precision": "auto",
         "incremental": True,
+        "rerank": False,
     },
     reference=ref.occlusion,
     units=lambda p, hw, device: _occlusion_units(p, hw, device),
+    joint=_occlusion_joint,
     citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
 )
 def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel."""
-    wh, ww = int_pair(p["window"], "window")
-    sh, sw = int_pair(p["stride"], "stride")
-    fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
-    batch = batch_size(p["batch_size"], "occlusion", ws.device)
-    precision = resolve_precision(p["precision"], ws.device)
+    """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel.
+
+    The target is the per-variant score (the nearest gallery image fixed); ``rerank=True`` explains
+    the re-ranked score instead (:func:`occlusion_reranked`, all variants at once).
+    """
     x = ws.x[:1].contiguous(memory_format=torch.channels_last)
-    H, W = x.shape[-2:]
-    windows = [
-        (y, min(y + wh, H), xx, min(xx + ww, W))
-        for y in window_starts(H, wh, sh)
-        for xx in window_starts(W, ww, sw)
-    ]
-    total = torch.zeros((ws.n_targets, H, W), dtype=torch.float64, device=ws.device)
-    count = torch.zeros((H, W), dtype=torch.float64, device=ws.device)
+    boxes = window_boxes(
+        tuple(x.shape[-2:]), int_pair(p["window"], "window"), int_pair(p["stride"], "stride")
+    )
+    fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
+    precision = resolve_precision(p["precision"], ws.device)
     with torch.inference_mode(), tracing(Trace()), precision_context(ws.device, precision):
-        embed = occluded_embeddings(
-            ws.backbone, x, windows, fill, incremental=bool(p["incremental"])
+        embed = occluded_embeddings(ws.backbone, x, boxes, fill, incremental=bool(p["incremental"]))
+        return occlusion_map(
+            [embed],
+            boxes,
+            lambda embs: torch.stack([t(embs[0]) for t in ws.targets], dim=1),
+            tuple(x.shape[-2:]),
+            batch_size(p["batch_size"], "occlusion", ws.device),
+            ws.progress.step,
         )
-        clean = torch.stack([t(embed(-1, 0).float()) for t in ws.targets], dim=1)[0]  # (T,)
-        for start in range(0, len(windows), batch):
-            stop = min(start + batch, len(windows))
-            emb = embed(start, stop).float()
-            scores = torch.stack([t(emb) for t in ws.targets], dim=1)  # (b, T)
-            drop = (clean[None, :] - scores).double()
-            for i, (y0, y1, x0, x1) in enumerate(windows[start:stop]):
-                total[:, y0:y1, x0:x1] += drop[i][:, None, None]
-                count[y0:y1, x0:x1] += 1
-            ws.progress.step()
-    return (total / count.clamp_min(1)).float()
+
+
+def occlusion_reranked(
+    spaces: Sequence[Workspace],
+    targets: Sequence[Target],
+    flips: Sequence[bool],
+    p: Mapping[str, Any],
+) -> torch.Tensor:
+    """Occlusion of the score as GestaltMatcher computes it for each occluded face, all variants at
+    once: window ``i`` occludes the same face region in every variant (mirrored in flipped ones),
+    and the drop is that of :meth:`~gmx.explain.targets.Target.ranking_score`, e.g. the syndrome's
+    re-ranked score ``max_g mean_v cos(e_v, g_v)``."""
+    first = spaces[0]
+    hw = tuple(first.x.shape[-2:])
+    boxes = window_boxes(hw, int_pair(p["window"], "window"), int_pair(p["stride"], "stride"))
+    device = first.device
+    classifiers = [ws.model.classifier for ws in spaces]
+    embedders = []
+    with torch.inference_mode(), tracing(Trace()):
+        for ws, flip in zip(spaces, flips, strict=True):
+            x = ws.x[:1].contiguous(memory_format=torch.channels_last)
+            if tuple(x.shape[-2:]) != hw:
+                raise ValueError(f"variants differ in input size: {tuple(x.shape[-2:])} vs {hw}")
+            fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
+            precision = resolve_precision(p["precision"], ws.device)
+            with precision_context(ws.device, precision):
+                embed = occluded_embeddings(
+                    ws.backbone,
+                    x,
+                    mirror_boxes(boxes, hw[1]) if flip else boxes,
+                    fill,
+                    incremental=bool(p["incremental"]),
+                )
+            embedders.append(_in_precision(embed, ws.device, precision))
+
+        def score(embs: list[torch.Tensor]) -> torch.Tensor:
+            embs = [e.to(device) for e in embs]
+            return torch.stack([t.ranking_score(embs, classifiers) for t in targets], dim=1)
+
+        def step() -> None:
+            first.progress.step(len(spaces))
+
+        return occlusion_map(
+            embedders, boxes, score, hw, batch_size(p["batch_size"], "occlusion", device), step
+        )
+
+
+def _in_precision(
+    embed: Callable[[int, int], torch.Tensor], device: torch.device, precision: str
+) -> Callable[[int, int], torch.Tensor]:
+    def run(start: int, stop: int) -> torch.Tensor:
+        with precision_context(device, precision):
+            return embed(start, stop)
+
+    return run
 
 
 def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
@@ -188,6 +247,21 @@ def saliency(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1).mean(dim=0))
 
 
+#: ``prelu`` parameter of Guided Backprop / Deconvolution -> suffix of the backward rule: the rule
+#: applied to each ReLU of ``relu(x) - a relu(-x)`` (default), or the PReLU treated as the ReLU the
+#: papers define (only its positive part passes a signal). See docs/explain.md, "The PReLU fix".
+PRELU_RULES: Mapping[str, str] = {"decomposed": "", "as_relu": "_relu"}
+
+
+def _prelu_rule(base: str, p: Mapping[str, Any]) -> str:
+    try:
+        return base + PRELU_RULES[p["prelu"]]
+    except KeyError:
+        raise ValueError(
+            f"prelu must be one of {sorted(PRELU_RULES)}, got {p['prelu']!r}"
+        ) from None
+
+
 @register_method(
     "deconvolution",
     "Deconvolution",
@@ -195,12 +269,15 @@ def saliency(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     signed=True,
     shared=True,
     smoothable=True,
+    defaults={"prelu": "decomposed"},
     reference=ref.deconvolution,
     citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
 )
 def deconvolution(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Input 'gradient' with every ReLU passing ``relu(grad_out)`` (PReLU decomposed)."""
-    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("deconv", t)))
+    """Input 'gradient' with every ReLU passing ``relu(grad_out)``; on a PReLU (``prelu``):
+    ``relu(g) - relu(-a g)`` ("decomposed", the PReLU applied to the signal) or ``relu(g)``."""
+    rule = _prelu_rule("deconv", p)
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient(rule, t)))
 
 
 @register_method(
@@ -210,27 +287,34 @@ def deconvolution(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     signed=True,
     shared=True,
     smoothable=True,
+    defaults={"prelu": "decomposed"},
     reference=ref.guided_backprop,
     citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR-W 2015",
 )
 def guided_backprop(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Input gradient with every ReLU passing only positive gradients of positive inputs."""
-    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("guided", t)))
+    """Input gradient with every ReLU passing only positive gradients of positive inputs; on a PReLU
+    (``prelu``): ``relu(g)`` where x > 0 and ``-relu(-a g)`` where x < 0 ("decomposed") or
+    ``relu(g)`` where x > 0 and nothing where x < 0 ("as_relu", Springenberg's mask)."""
+    rule = _prelu_rule("guided", p)
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient(rule, t)))
 
 
 @register_method(
     "deeplift",
-    "DeepLIFT",
+    "DeepLIFT hybrid (IG head)",
     family="input",
     signed=True,
     shared=True,
     defaults={"baseline": "black"},
     reference=ref.deeplift,
     citation="Shrikumar, Greenside & Kundaje, Learning Important Features Through Propagating "
-    "Activation Differences, ICML 2017",
+    "Activation Differences, ICML 2017 (Rescale rule); target head integrated along the embedding "
+    "path as in Sundararajan, Taly & Yan, ICML 2017",
 )
 def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """DeepLIFT rescale rule; the map sums to ``f(x) - f(baseline)``."""
+    """A DeepLIFT / Integrated Gradients hybrid: the Rescale rule through the backbone (no
+    RevealCancel), and the target head (e.g. the cosine) treated as one unit whose multipliers are
+    its gradient integrated along the embedding path. The map sums to ``f(x) - f(baseline)``."""
     value = input_value(p["baseline"], "baseline", ws.norm)
     baseline = value.to(ws.device).expand_as(ws.x[:1])
     key = repr(value.flatten().tolist())
@@ -375,6 +459,22 @@ def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 
 
 @register_method(
+    "hirescam_signed",
+    "HiResCAM (signed)",
+    family="layer",
+    signed=True,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.hirescam_signed,
+    citation="Draelos & Carin, arXiv:2011.08891; unfiltered map as in the gmx thesis (3.3.1-3.3.2)",
+)
+def hirescam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """HiResCAM without the ReLU (``hirescam`` with ``relu=False``), as the thesis panel shows it."""
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=False).mean(0))
+
+
+@register_method(
     "gradcam_plusplus",
     "Grad-CAM++",
     family="layer",
@@ -427,6 +527,17 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return stride_grid((h, w), size[0]).place(maps)
 
 
+def minmax_per_layer(v: torch.Tensor) -> torch.Tensor:
+    """``(v - min) / (1e-6 + max - min)`` over channels and space of each row of ``(n, C, h, w)``
+    (``_postProcess`` of the FullGrad reference code, idiap/fullgrad-saliency)."""
+    v = v - v.amin(dim=(1, 2, 3), keepdim=True)
+    return v / (1e-6 + v.amax(dim=(1, 2, 3), keepdim=True))
+
+
+#: FullGrad's ``rescale`` parameter -> the post-processing ``psi`` applied to each layer's terms.
+FULLGRAD_RESCALE: Mapping[str, Any] = {"layer": minmax_per_layer, "channel": minmax_per_channel}
+
+
 def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
     ws.want_bias()
 
@@ -437,29 +548,37 @@ def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
     family="layer",
     signed=False,
     shared=True,
+    defaults={"rescale": "layer"},
     plan=_plan_fullgrad,
     reference=ref.fullgrad,
     citation="Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, "
     "NeurIPS 2019",
 )
 def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """``psi(|x * grad_x|) + sum over bias layers and channels of psi(|b * grad_b|)``.
+    """``psi(|x * grad_x|) + sum over bias layers of psi(|b * grad_b|)``, summed over channels.
 
-    ``psi`` = per-channel min-max rescaling then placement on the input (:func:`upsample`: cell
-    ``j`` at pixel ``s * j``, the layer's receptive-field centre; pytorch-grad-cam resizes with
-    half-pixel centres ``s * j + (s - 1) / 2`` instead). Since placement is linear, channels and layers of equal resolution are summed first and upsampled
-    once.
+    ``psi`` = min-max rescaling, per layer (``rescale="layer"``, the authors' reference code) or per
+    channel (``"channel"``, pytorch-grad-cam), then placement on the input (:func:`upsample`: cell
+    ``j`` at pixel ``s * j``, the layer's receptive-field centre; pytorch-grad-cam and the reference
+    code resize with half-pixel or corner-aligned centres instead). Since placement is linear, layers
+    of equal resolution are summed first and placed once.
     """
+    try:
+        psi = FULLGRAD_RESCALE[p["rescale"]]
+    except KeyError:
+        raise ValueError(
+            f"rescale must be one of {sorted(FULLGRAD_RESCALE)}, got {p['rescale']!r}"
+        ) from None
     ws.want_bias()
     size = tuple(ws.x.shape[-2:])
 
     def one(t: int) -> torch.Tensor:
         grads = ws.gradients(t)
-        total = minmax_per_channel((ws.x * grads.input).abs()).sum(dim=1)  # (n, H, W)
+        total = psi((ws.x * grads.input).abs()).sum(dim=1)  # (n, H, W)
         by_size: dict[tuple[int, int], torch.Tensor] = {}
         for name, g in grads.biases.items():
             b = ws.model.biases[name].to(g.dtype)[None, :, None, None]
-            term = minmax_per_channel((b * g).abs()).sum(dim=1)
+            term = psi((b * g).abs()).sum(dim=1)
             key = tuple(term.shape[-2:])
             by_size[key] = by_size[key] + term if key in by_size else term
         for key in sorted(by_size):
@@ -536,6 +655,7 @@ __all__ = [
     "layercam_map",
     "luma",
     "minmax_per_channel",
+    "minmax_per_layer",
     "sobel_magnitude",
     "sum_channels",
     "upsample",

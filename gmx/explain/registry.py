@@ -14,7 +14,7 @@ targets and the shared passes) and its parameters, and returns ``(T, h, w)`` raw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +23,7 @@ import torch
 
 if TYPE_CHECKING:
     from gmx.explain.reference import ReferenceContext
+    from gmx.explain.targets import Target
     from gmx.explain.workspace import Workspace
 
 Family = Literal["input", "layer", "baseline"]
@@ -30,6 +31,12 @@ ComputeFn = Callable[["Workspace", Mapping[str, Any]], torch.Tensor]
 ReferenceFn = Callable[["ReferenceContext", Mapping[str, Any]], torch.Tensor]
 PlanFn = Callable[["Workspace", Mapping[str, Any]], None]
 UnitsFn = Callable[[Mapping[str, Any], tuple[int, int], torch.device], int]
+JointFn = Callable[
+    [Sequence["Workspace"], Sequence["Target"], Sequence[bool], Mapping[str, Any]], torch.Tensor
+]
+"""All variants at once: ``(workspaces, targets, flips, params) -> (T, h, w)`` final maps (already
+averaged over variants, in the face's orientation)."""
+JointSelector = Callable[[Mapping[str, Any]], "JointFn | None"]
 
 #: Parameters every gradient method accepts for SmoothGrad (Smilkov et al. 2017).
 SMOOTHGRAD_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -54,6 +61,8 @@ class MethodSpec:
         smoothable: accepts the SmoothGrad parameters.
         citation: paper reference.
         units: progress units of one variant (batches), from parameters, input size and device.
+        joint: for parameters whose score couples the variants (re-ranked occlusion), returns the
+            implementation that sees every variant at once (``None``: per variant, then averaged).
     """
 
     name: str
@@ -68,6 +77,7 @@ class MethodSpec:
     smoothable: bool = False
     citation: str = ""
     units: UnitsFn | None = None
+    joint: JointSelector | None = None
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         """Defaults merged with ``overrides``; unknown names raise ``ValueError``."""
@@ -83,6 +93,10 @@ class MethodSpec:
     def is_signed(self, params: Mapping[str, Any]) -> bool:
         """Whether maps made with ``params`` are signed."""
         return bool(self.signed(params)) if callable(self.signed) else bool(self.signed)
+
+    def joint_fn(self, params: Mapping[str, Any]) -> JointFn | None:
+        """The all-variants implementation for ``params``, or ``None`` (per variant)."""
+        return None if self.joint is None else self.joint(params)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -101,6 +115,7 @@ def register_method(
     smoothable: bool = False,
     citation: str = "",
     units: UnitsFn | None = None,
+    joint: JointSelector | None = None,
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Decorator registering an engine implementation under ``name``.
 
@@ -129,6 +144,7 @@ def register_method(
             smoothable=smoothable,
             citation=citation,
             units=units,
+            joint=joint,
         )
         return fn
 
@@ -168,6 +184,7 @@ def _ensure_builtin() -> None:
 
 __all__ = [
     "SMOOTHGRAD_DEFAULTS",
+    "JointFn",
     "MethodSpec",
     "get_method",
     "list_methods",

@@ -6,13 +6,15 @@ their maps, so a target is first *bound* to a variant (its gallery row, its mode
 
     fn = target.bind(variant_index, classifier)   # fn: (N, D) embedding -> (N,) scores
 
-Scores are differentiable torch functions; nothing here normalises or detaches.
+Scores are differentiable torch functions; nothing here normalises or detaches. A score that needs
+every variant at once (the syndrome's re-ranked score, a maximum over its images of the mean over
+variants) is :meth:`Target.ranking_score`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +27,21 @@ TargetFn = Callable[[torch.Tensor], torch.Tensor]
 
 #: ``eps`` of the cosine similarity (as ``torch.nn.functional.cosine_similarity``).
 COSINE_EPS = 1e-8
+
+
+def _embedding_array(value: npt.ArrayLike | torch.Tensor, name: str) -> np.ndarray:
+    """A private float32 copy of embeddings, checked for NaN/inf and zero rows."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.array(value, dtype=np.float32)  # private copy
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty, shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contain NaN or inf")
+    norms = np.linalg.norm(arr, axis=-1)
+    if np.any(norms == 0):
+        raise ValueError(f"{name} rows {np.argwhere(norms == 0).tolist()} are zero")
+    return arr
 
 
 class Target(ABC):
@@ -44,6 +61,31 @@ class Target(ABC):
             classifier: the classifier of that variant's model, if it has one.
         """
 
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """The score of inputs from *every* variant's embeddings at once: ``(N,)``.
+
+        By default the mean over variants of the bound scores (what the engine's variant average
+        explains). :class:`SimilarityTarget` with ``syndrome_embeddings`` overrides it with
+        GestaltMatcher's re-ranked syndrome score; re-ranked occlusion (``rerank=True``) explains
+        this function.
+
+        Args:
+            embeddings: ``(N, D)`` embeddings of the same ``N`` inputs, one tensor per variant in the
+                order of the ``variants`` given to the engine.
+            classifiers: the classifier of each variant's model (``None`` entries allowed).
+        """
+        if not embeddings:
+            raise ValueError("need the embeddings of at least one variant")
+        clfs = list(classifiers) if classifiers is not None else [None] * len(embeddings)
+        if len(clfs) != len(embeddings):
+            raise ValueError(f"{len(clfs)} classifiers for {len(embeddings)} variants")
+        scores = [self.bind(v, c)(e) for v, (e, c) in enumerate(zip(embeddings, clfs, strict=True))]
+        return torch.stack(scores).mean(dim=0)
+
     def __call__(
         self, embedding: torch.Tensor, variant: int = 0, classifier: nn.Module | None = None
     ) -> torch.Tensor:
@@ -57,39 +99,87 @@ class SimilarityTarget(Target):
     GestaltMatcher-Arc ranks by the cosine distance averaged over model/TTA variants, and a syndrome's
     score is its nearest gallery image. Pass that image's embeddings, one row per variant *in the
     order of the ``variants`` given to the engine*; the engine explains each variant against its own
-    row and averages the maps, which explains the mean similarity (``1 - mean distance``).
+    row and averages the maps; for the methods whose maps are positively homogeneous in the target
+    that explains the mean similarity (``1 - mean distance``), see docs/explain.md.
+
+    The nearest image is fixed at the unperturbed input. Under a large perturbation (an occlusion
+    window) another image of the same syndrome may become the nearest, and GestaltMatcher's answer,
+    the syndrome's score, is then the *maximum* over the syndrome's images of the mean similarity.
+    Pass all of the syndrome's images as ``syndrome_embeddings`` to make :meth:`ranking_score` that
+    re-ranked score (used by occlusion with ``rerank=True``); gradient methods are unaffected (the
+    maximum is locally the nearest image).
 
     Args:
         gallery_embeddings: ``(V, D)`` float embeddings of the nearest gallery image of the syndrome
             (raw or L2-normalised; cosine makes that irrelevant), or ``(D,)`` for a single variant.
         label: what the image stands for, e.g. ``"Cornelia de Lange (nearest image 1234)"``.
+        syndrome_embeddings: ``(G, V, D)`` embeddings of every gallery image of the syndrome (the
+            nearest one included), variants as in ``gallery_embeddings``; ``None``: no re-ranking.
     """
 
-    def __init__(self, gallery_embeddings: npt.ArrayLike | torch.Tensor, label: str = "") -> None:
-        if isinstance(gallery_embeddings, torch.Tensor):
-            arr = gallery_embeddings.detach().cpu().numpy()
-        else:
-            arr = np.asarray(gallery_embeddings)
-        arr = np.array(arr, dtype=np.float32)  # private copy
+    def __init__(
+        self,
+        gallery_embeddings: npt.ArrayLike | torch.Tensor,
+        label: str = "",
+        *,
+        syndrome_embeddings: npt.ArrayLike | torch.Tensor | None = None,
+    ) -> None:
+        arr = _embedding_array(gallery_embeddings, "gallery_embeddings")
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
             raise ValueError(f"gallery_embeddings must be (V, D) or (D,), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("gallery_embeddings contain NaN or inf")
-        norms = np.linalg.norm(arr, axis=1)
-        if np.any(norms == 0):
-            raise ValueError(
-                f"gallery_embeddings rows {np.flatnonzero(norms == 0).tolist()} are zero"
-            )
         arr.setflags(write=False)
         self._gallery = arr
         self._label = label
+        self._syndrome: np.ndarray | None = None
+        if syndrome_embeddings is not None:
+            syn = _embedding_array(syndrome_embeddings, "syndrome_embeddings")
+            if syn.ndim == 2 and arr.shape[0] == 1:
+                syn = syn[:, None, :]
+            if syn.ndim != 3 or syn.shape[0] < 1 or syn.shape[1:] != arr.shape:
+                raise ValueError(
+                    f"syndrome_embeddings must be (G, {arr.shape[0]}, {arr.shape[1]}) like the "
+                    f"gallery rows, got shape {syn.shape}"
+                )
+            syn.setflags(write=False)
+            self._syndrome = syn
 
     @property
     def gallery_embeddings(self) -> np.ndarray:
         """Read-only ``(V, D)`` float32 copy of the gallery rows."""
         return self._gallery
+
+    @property
+    def syndrome_embeddings(self) -> np.ndarray | None:
+        """Read-only ``(G, V, D)`` float32 copy of the syndrome's images, or ``None``."""
+        return self._syndrome
+
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """Without ``syndrome_embeddings`` the mean similarity over variants; with them the
+        re-ranked syndrome score ``max_g mean_v cos(e_v, g_v)`` (GestaltMatcher-Arc's answer)."""
+        if self._syndrome is None:
+            return super().ranking_score(embeddings, classifiers)
+        if len(embeddings) != self._syndrome.shape[1]:
+            raise ValueError(
+                f"{len(embeddings)} variants' embeddings for a target with "
+                f"{self._syndrome.shape[1]} variant row(s)"
+            )
+        total = None
+        for v, e in enumerate(embeddings):
+            g = torch.from_numpy(self._syndrome[:, v].copy()).to(device=e.device, dtype=e.dtype)
+            if e.shape[-1] != g.shape[-1]:
+                raise ValueError(
+                    f"embedding dimension {e.shape[-1]} != gallery dimension {g.shape[-1]}"
+                )
+            sim = F.cosine_similarity(e[:, None, :], g[None, :, :], dim=2, eps=COSINE_EPS)
+            total = sim if total is None else total + sim
+        assert total is not None
+        return (total / len(embeddings)).amax(dim=1)
 
     @property
     def description(self) -> str:
@@ -185,6 +275,16 @@ class ContrastTarget(Target):
             return fa(embedding) - fb(embedding)
 
         return score
+
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """``a.ranking_score - b.ranking_score`` (each re-ranked if it can be)."""
+        return self.a.ranking_score(embeddings, classifiers) - self.b.ranking_score(
+            embeddings, classifiers
+        )
 
     def __repr__(self) -> str:
         return f"ContrastTarget({self.a!r}, {self.b!r})"

@@ -32,6 +32,9 @@ from gmx.explain.targets import TargetFn
 #: Name of the ``forward_maps`` output as a CAM layer (``bn2`` after ``layer4`` on iResNets).
 MAPS_LAYER = "maps"
 
+#: Modified backward rules :meth:`Workspace.rule_gradient` accepts.
+RULE_GRADIENTS = ("guided", "deconv", "guided_relu", "deconv_relu")
+
 #: Gauss-Legendre nodes used to integrate a target's gradient along the embedding path (DeepLIFT).
 HEAD_PATH_STEPS = 64
 
@@ -310,10 +313,11 @@ class Workspace:
         """``(n, 3, H, W)`` input gradient of target ``t`` with a modified ReLU rule.
 
         Args:
-            rule: ``"guided"`` (guided backprop) or ``"deconv"`` (deconvnet).
+            rule: ``"guided"`` (guided backprop), ``"deconv"`` (deconvnet), or ``"guided_relu"`` /
+                ``"deconv_relu"`` (the same with PReLUs treated as ReLUs, see :mod:`~gmx.explain.prelu`).
         """
-        if rule not in ("guided", "deconv"):
-            raise ValueError(f"rule must be 'guided' or 'deconv', got {rule!r}")
+        if rule not in RULE_GRADIENTS:
+            raise ValueError(f"rule must be one of {RULE_GRADIENTS}, got {rule!r}")
         key = (rule, t)
         cached = self._rule_cache.get(key)
         if cached is not None:

@@ -20,9 +20,11 @@ PARAMS = {
     "occlusion": {"window": 12, "stride": 12, "precision": "fp32"},
     "integrated_gradients": {"steps": 8, "precision": "fp32"},
 }
-#: pytorch-grad-cam returns min-max scaled maps; compare after the same scaling.
-SCALED = {"gradcam", "hirescam", "gradcam_plusplus", "layercam", "fullgrad"}
-#: FullGrad places its bias terms at the layers' receptive-field centres, pytorch-grad-cam resizes
+#: pytorch-grad-cam returns min-max scaled maps; compare after the same scaling. FullGrad's default
+#: (per-layer rescaling) has a naive reference on the engine's scale; ``rescale="channel"`` is
+#: pytorch-grad-cam's (``test_fullgrad_per_channel_matches_pytorch_grad_cam``).
+SCALED = {"gradcam", "hirescam", "gradcam_plusplus", "layercam"}
+#: FullGrad places its bias terms at the layers' receptive-field centres, the references resize
 #: them with half-pixel centres: compared with the engine's placement swapped for that resize.
 PLACED_DIFFERENTLY = {"fullgrad"}
 
@@ -119,3 +121,27 @@ def test_bf16_paths_stay_within_tolerance(real_face) -> None:
     for name in names:
         agree = agreement(b[name].values, a[name].values)
         assert agree.pearson >= 0.99 and agree.top_iou >= 0.9, (name, agree)
+
+
+def test_fullgrad_per_channel_matches_pytorch_grad_cam(face, monkeypatch) -> None:
+    model = tiny_iresnet(3)
+    target = SimilarityTarget(gallery(64, seed=4))
+    params = {"fullgrad": {"rescale": "channel"}}
+    monkeypatch.setattr(methods, "upsample", _half_pixel_upsample)  # pytorch-grad-cam's resize
+    eng = explain(model, face, target, methods=["fullgrad"], params=params)["fullgrad"]
+    ref = explain(model, face, target, methods=["fullgrad"], params=params, backend="reference")[
+        "fullgrad"
+    ]
+    _compare("gradcam", _minmax(eng.values), ref.values)  # both min-max scaled
+
+
+@pytest.mark.parametrize("name", ["guided_backprop", "deconvolution"])
+def test_prelu_as_relu_rule_matches_captum(face, name: str) -> None:
+    model = tiny_iresnet(5)
+    target = SimilarityTarget(gallery(64, seed=7))
+    params = {name: {"prelu": "as_relu"}}
+    eng = explain(model, face, target, methods=[name], params=params)[name]
+    ref = explain(model, face, target, methods=[name], params=params, backend="reference")[name]
+    _compare(name, eng.values, ref.values)
+    default = explain(model, face, target, methods=[name])[name]
+    assert agreement(default.values, eng.values).pearson < 0.999  # the rule matters here
