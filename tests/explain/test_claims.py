@@ -348,9 +348,17 @@ class _MeanSimilarity(Target):
         return score
 
 
-def test_docs_state_when_the_variant_average_is_the_attribution_of_the_mean_score(face) -> None:
+def test_docs_state_when_the_variant_average_is_the_attribution_of_the_mean_score(
+    face, monkeypatch
+) -> None:
     # The engine averages per-variant maps; the attribution of the mean score is computed here on
     # one network that holds both variants (two models on one input, so no mirroring is involved).
+    # A property of the methods, compared at cell level: every network gets one fixed cell grid so
+    # the two models' maps share a frame and ``raw`` stays at native resolution.
+    from gmx.encode.geometry import stride_grid
+    from gmx.explain import engine
+
+    monkeypatch.setattr(engine, "cell_grid", lambda _backbone, shape: stride_grid(shape))
     a, b = tiny_iresnet(11), tiny_iresnet(12)
     rows = gallery(64, rows=2, seed=9)
     names = [n for n in list_methods() if get_method(n).family != "baseline"]
