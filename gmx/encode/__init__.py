@@ -5,7 +5,7 @@ Public surface (see ``docs/architecture.md``, section gmx.encode, and ``docs/mod
 * backbones: :class:`IResNet` (insightface layout), :func:`iresnet50`, :func:`iresnet100`,
   :func:`iresnet`; :class:`FaceRecogNet` (original GestaltMatcher);
 * :class:`GestaltModel` (backbone + optional classifier), :class:`ModelCard`, :class:`LoadedModel`,
-  :func:`preprocess`;
+  :func:`preprocess` (the one place faces become model input; :func:`normalize`, :func:`input_norm`);
 * :func:`load_model` (any supported format), :func:`save_model` (gmx format);
 * :class:`Ensemble` (models x TTA variants -> ``(N, V, D)`` embeddings).
 """
@@ -17,12 +17,16 @@ from gmx.encode.facerecognet import FaceRecogNet
 from gmx.encode.iresnet import IResNet, iresnet, iresnet50, iresnet100
 from gmx.encode.load import UnsafePickleWarning, card_path_for, load_model, save_model
 from gmx.encode.model import (
+    IRESNET_NORM,
     GestaltModel,
     LoadedModel,
     ModelCard,
     build_backbone,
     default_card,
+    denormalize,
+    input_norm,
     iresnet_architecture,
+    normalize,
     preprocess,
     rgb_to_grey,
     weights_fingerprint,
@@ -30,6 +34,7 @@ from gmx.encode.model import (
 from gmx.variants import Variant
 
 __all__ = [
+    "IRESNET_NORM",
     "Ensemble",
     "FaceRecogNet",
     "GestaltModel",
@@ -41,12 +46,15 @@ __all__ = [
     "build_backbone",
     "card_path_for",
     "default_card",
+    "denormalize",
     "derive_gm_image",
+    "input_norm",
     "iresnet",
     "iresnet50",
     "iresnet100",
     "iresnet_architecture",
     "load_model",
+    "normalize",
     "preprocess",
     "rgb_to_grey",
     "save_model",

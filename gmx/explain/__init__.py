@@ -18,12 +18,14 @@ from gmx.explain.display import (
     robust_limit,
 )
 from gmx.explain.engine import (
+    AUTO_BATCH_FACES,
     THESIS_PANEL,
     ExplainModel,
     ExplanationCancelled,
+    batch_faces,
     explain,
+    explain_batch,
     explain_targets,
-    face_tensor,
     iter_explain,
     variant_input,
 )
@@ -31,9 +33,13 @@ from gmx.explain.prelu import DecomposedPReLU, decompose_prelu
 from gmx.explain.prepared import clear_cache
 from gmx.explain.registry import MethodSpec, get_method, list_methods, register_method
 from gmx.explain.result import AttributionMap
-from gmx.explain.targets import ContrastTarget, LogitTarget, SimilarityTarget, Target
+from gmx.explain.targets import ContrastTarget, LogitTarget, RowTarget, SimilarityTarget, Target
+
+# The built-in methods register themselves on import (timm-style); nothing else imports them.
+from gmx.explain import methods as _builtin_methods  # noqa: F401  # isort: skip
 
 __all__ = [
+    "AUTO_BATCH_FACES",
     "THESIS_PANEL",
     "Agreement",
     "AttributionMap",
@@ -44,15 +50,17 @@ __all__ = [
     "ExplanationCancelled",
     "LogitTarget",
     "MethodSpec",
+    "RowTarget",
     "SimilarityTarget",
     "Target",
     "agreement",
+    "batch_faces",
     "clear_cache",
     "decompose_prelu",
     "display_ranges",
     "explain",
+    "explain_batch",
     "explain_targets",
-    "face_tensor",
     "get_method",
     "iter_explain",
     "list_methods",

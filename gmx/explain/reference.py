@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gmx.encode.model import IRESNET_NORM
+from gmx.explain._params import input_value, int_pair
 from gmx.explain.prepared import ReferenceModel
 from gmx.explain.targets import TargetFn
-
-#: Name of the ``forward_maps`` output as a CAM layer.
-_MAPS = "maps"
+from gmx.explain.workspace import MAPS_LAYER
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ReferenceContext:
     x: torch.Tensor
     targets: Sequence[TargetFn]
     colour_order: str = "RGB"
-    norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3)
+    norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM
 
 
 class _Embed(nn.Module):
@@ -87,7 +87,7 @@ class _Linearised(nn.Module):
 
 def _layer(module: nn.Module, name: str) -> nn.Module:
     embed = module.embed if isinstance(module, _Score) else module
-    if name == _MAPS:
+    if name == MAPS_LAYER:
         return embed.maps_tap
     try:
         return embed.backbone.get_submodule(name)
@@ -125,8 +125,6 @@ def _per_target_row(
 
 def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor:
     """A fill/baseline image like ``like``, from a name or a number (see ``input_value``)."""
-    from gmx.explain.methods import input_value
-
     return input_value(v, "baseline", ctx.norm).to(like.device).expand_as(like).contiguous()
 
 
@@ -136,8 +134,6 @@ def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor
 def occlusion(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     """captum ``Occlusion`` (one window per forward pass), channel mean."""
     from captum.attr import Occlusion
-
-    from gmx.explain.methods import int_pair
 
     wh, ww = int_pair(p["window"], "window")
     sh, sw = int_pair(p["stride"], "stride")

@@ -5,7 +5,8 @@
   (fingerprint-checked), :func:`gallery_info` (metadata only), :func:`roundtrip_photos` (the pixels a
   photo codec stores).
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
-  :func:`to_service_json` (the GestaltMatcher service's answer).
+  :func:`to_service_json` (the GestaltMatcher service's answer), :func:`cosine_distances` (the
+  per-variant distance every ranking and target uses).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -27,7 +28,15 @@ from gmx.gallery._encodings import (
 from gmx.gallery._evaluate import DEFAULT_KS, Evaluation, SyndromeAccuracy, evaluate
 from gmx.gallery._gmdb import GmdbRecord, GmdbTables, import_gmdb, read_lookup_table
 from gmx.gallery._model import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
-from gmx.gallery._rank import GeneMatch, PatientMatch, Ranking, SyndromeMatch, rank, to_service_json
+from gmx.gallery._rank import (
+    GeneMatch,
+    PatientMatch,
+    Ranking,
+    SyndromeMatch,
+    cosine_distances,
+    rank,
+    to_service_json,
+)
 from gmx.gallery._storage import (
     PHOTO_CODECS,
     SCHEMA_VERSION,
@@ -60,6 +69,7 @@ __all__ = [
     "SyndromeAccuracy",
     "SyndromeMatch",
     "build_gallery",
+    "cosine_distances",
     "evaluate",
     "gallery_from_encodings",
     "gallery_info",
