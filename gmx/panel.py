@@ -89,8 +89,7 @@ def logit_rows(
 def contrast_rows(rows: Sequence[PanelRow]) -> list[PanelRow]:
     """ "Syndrome s rather than the next-ranked one" for each row but the last."""
     return [
-        PanelRow(a.match, ContrastTarget(a.target, b.target))
-        for a, b in itertools.pairwise(rows)
+        PanelRow(a.match, ContrastTarget(a.target, b.target)) for a, b in itertools.pairwise(rows)
     ]
 
 
@@ -104,7 +103,7 @@ def display_maps(
         )
     ranges = display_ranges(list(maps), share=scale_mode)  # type: ignore[arg-type]
     values = [sign_filter(m.values, sign_mode) if m.signed else np.asarray(m.values) for m in maps]
-    return values, [Scale(r.vmin, r.vmax) for r in ranges]
+    return values, ranges
 
 
 def grid_png(

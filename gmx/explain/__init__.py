@@ -9,7 +9,7 @@ for the screen. See ``docs/explain.md``.
 
 from __future__ import annotations
 
-from gmx.explain.compare import Agreement, agreement
+from gmx.explain.compare import Agreement, agreement, pearson
 from gmx.explain.display import (
     DisplayRange,
     display_ranges,
@@ -66,6 +66,7 @@ __all__ = [
     "list_methods",
     "normalize_for_display",
     "normalize_maps",
+    "pearson",
     "register_method",
     "robust_limit",
     "variant_input",

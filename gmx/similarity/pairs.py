@@ -28,7 +28,7 @@ import numpy as np
 from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.encode import Ensemble
 from gmx.errors import GalleryError
-from gmx.gallery import Gallery, PatientMatch, Ranking
+from gmx.gallery import Gallery, PatientMatch, Ranking, cosine_distances
 from gmx.similarity.activations import ActivationStore, QueryActivations, query_activations
 from gmx.similarity.cam import cam_from_activations
 from gmx.similarity.decompose import PairDecomposition, Split, decompose_pairs
@@ -357,12 +357,11 @@ class PairExplainer:
             gallery_side = [(_display(c), c, "activations") for c in cams]
             if progress is not None:
                 progress(total, total)
-        q_emb = query.embeddings.astype(np.float64)
+        # Similarity averaged over variants: 1 - GestaltMatcher-Arc's distance.
+        sims = 1.0 - cosine_distances(query.embeddings[None], self.gallery.embeddings[idx])[0]
         each = (time.perf_counter() - start) / len(idx)
         out = []
         for j, i in enumerate(idx):
-            g = self.gallery.embeddings[i].astype(np.float64)
-            cos = (q_emb * g).sum(1) / (np.linalg.norm(q_emb, axis=1) * np.linalg.norm(g, axis=1))
             qa = q_maps[j][name]
             g_values, g_raw, backend = gallery_side[j]
             out.append(
@@ -370,7 +369,7 @@ class PairExplainer:
                     method=method,
                     display_name=PAIR_METHODS[method],
                     image_index=i,
-                    score=float(cos.mean()),
+                    score=float(sims[j].mean()),
                     query=qa.values,
                     gallery=g_values,
                     query_raw=qa.raw,
