@@ -18,7 +18,6 @@ from gmx.explain.display import (
     robust_limit,
 )
 from gmx.explain.engine import (
-    AUTO_BATCH_FACES,
     THESIS_PANEL,
     ExplainModel,
     ExplanationCancelled,
@@ -39,7 +38,6 @@ from gmx.explain.targets import ContrastTarget, LogitTarget, RowTarget, Similari
 from gmx.explain import methods as _builtin_methods  # noqa: F401  # isort: skip
 
 __all__ = [
-    "AUTO_BATCH_FACES",
     "THESIS_PANEL",
     "Agreement",
     "AttributionMap",

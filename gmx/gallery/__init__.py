@@ -21,7 +21,6 @@ from gmx.gallery._build import EmbedFn, build_gallery, gallery_from_encodings
 from gmx.gallery._encodings import (
     EncodingTable,
     image_id_from_name,
-    parse_float_list,
     read_encodings,
     write_encodings,
 )
@@ -76,7 +75,6 @@ __all__ = [
     "image_id_from_name",
     "import_gmdb",
     "load_gallery",
-    "parse_float_list",
     "rank",
     "read_encodings",
     "read_lookup_table",
