@@ -1,8 +1,10 @@
 """Attribution maps for GestaltMatcher: what in a face drives its similarity to a syndrome.
 
-One verb: :func:`explain` (or :func:`explain_targets` for the top-k syndromes at once). Methods are
-registered by name (:func:`list_methods`, :func:`get_method`, :func:`register_method`); targets say
-what to explain (:class:`SimilarityTarget`, :class:`LogitTarget`, :class:`ContrastTarget`). Results are
+One verb: :func:`explain` (or :func:`explain_targets` for the top-k syndromes at once, and
+:func:`explain_batch` for many faces through the same kernel). Methods are registered by name
+(:func:`list_methods`, :func:`get_method`, :func:`register_method`); the built-ins in
+:mod:`gmx.explain.methods` register when this package is imported. Targets say what to explain
+(:class:`SimilarityTarget`, :class:`LogitTarget`, :class:`ContrastTarget`, :class:`RowTarget`). Results are
 frozen :class:`AttributionMap` values that keep sign and scale; :mod:`gmx.explain.display` scales them
 for the screen. See ``docs/explain.md``.
 """

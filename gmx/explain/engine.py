@@ -265,6 +265,27 @@ def _setup(
     return pairs, variants
 
 
+def _tracker(
+    pairs: list[ExplainModel],
+    jobs: list[_Job],
+    variants: tuple[Variant, ...],
+    progress: Callable[[int, int], None] | None,
+    should_stop: Any,
+    on_stop: Callable[[], BaseException],
+) -> Progress:
+    """The call's progress/cancellation counter (checked once before any work)."""
+    hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
+    devices = [device_of(p.backbone) for p in pairs]
+    tracker = Progress(
+        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
+        callback=progress,
+        should_stop=_stop_checker(should_stop),
+        on_stop=on_stop,
+    )
+    tracker.check()
+    return tracker
+
+
 def _accumulate(
     job: _Job, raw: torch.Tensor, variant: Variant, elapsed: float, n_targets: int, mean_rows: bool
 ) -> None:
@@ -400,15 +421,10 @@ def _run(
 ) -> Iterator[tuple[int, AttributionMap]]:
     hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
     devices = [device_of(p.backbone) for p in pairs]
-
     completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
-    tracker = Progress(
-        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
-        callback=progress,
-        should_stop=_stop_checker(should_stop),
-        on_stop=lambda: ExplanationCancelled(completed),
+    tracker = _tracker(
+        pairs, jobs, variants, progress, should_stop, lambda: ExplanationCancelled(completed)
     )
-    tracker.check()
 
     def finish(job: _Job) -> Iterator[tuple[int, AttributionMap]]:
         assert job.acc is not None
@@ -540,15 +556,7 @@ def explain_batch(
             )
         if _smooth_key(job.spec, job.params) is not None:
             raise ValueError(f"SmoothGrad is not supported in a batch ({job.spec.name})")
-    hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
-    devices = [device_of(p.backbone) for p in pairs]
-    tracker = Progress(
-        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
-        callback=progress,
-        should_stop=_stop_checker(should_stop),
-        on_stop=ExplanationCancelled,
-    )
-    tracker.check()
+    tracker = _tracker(pairs, jobs, variants, progress, should_stop, ExplanationCancelled)
     out: dict[str, np.ndarray] = {}
     for job in _variant_maps(pairs, arr, (target,), variants, jobs, tracker, mean_rows=False):
         assert job.acc is not None
