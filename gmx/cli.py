@@ -18,31 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from gmx import __version__
-from gmx.config import GmxConfig, load_config
+from gmx.config import GmxConfig, from_cli_args
 
 log = logging.getLogger("gmx")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def _config(args: argparse.Namespace) -> GmxConfig:
-    cfg = load_config()
-    changes: dict[str, object] = {}
-    if getattr(args, "models", None):
-        changes["model_paths"] = args.models
-        changes["source"] = "command line"
-    if getattr(args, "gallery", None):
-        changes["gallery_path"] = args.gallery
-        changes["source"] = "command line"
-    if getattr(args, "no_flip", False):
-        changes["flip"] = False
-    if getattr(args, "no_grey", False):
-        changes["grey"] = False
-    if getattr(args, "device", None):
-        changes["device"] = args.device
-    if getattr(args, "precision", None):
-        changes["precision"] = args.precision
-    return cfg.with_overrides(**changes) if changes else cfg
 
 
 def _ensemble(cfg: GmxConfig):
@@ -128,7 +108,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from gmx.align import FaceAligner
     from gmx.gallery import EncodingTable, image_id_from_name, write_encodings
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
     photos = list(_photos(args.photos))
@@ -166,7 +146,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.gallery import to_service_json
     from gmx.pipeline import Diagnoser
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
         results = []
         status = 0
@@ -245,7 +225,7 @@ def _align_listed(images, directory: Path, desc: str):
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
     kept, faces, problems = _align_listed(images, Path(args.images), "align gallery")
@@ -296,7 +276,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
 def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
     if tuple(table.variants) != tuple(ensemble.variants):
@@ -346,7 +326,7 @@ def _verify_gallery(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     """Re-embed a sample of the stored photos with the configured models (``info --verify``)."""
     from gmx.gallery import CONSISTENT_COSINE, check_compatible, load_gallery, verify_embeddings
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(args.gallery_file)
     check_compatible(ensemble, gallery)
@@ -386,7 +366,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gmx.gallery import evaluate as evaluate_ranking
     from gmx.gallery import import_gmdb, load_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(cfg.gallery_path, expected_fingerprint=ensemble.fingerprint)
     tables = import_gmdb(args.gmdb, args.version, split="all", kind=args.kind)
@@ -544,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+    # Imported here: gmx.aggregate loads torch, which `gmx --help` does not need.
     from gmx.aggregate.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)

@@ -107,7 +107,7 @@ def display_maps(
         )
     ranges = display_ranges(list(maps), share=scale_mode)  # type: ignore[arg-type]
     values = [sign_filter(m.values, sign_mode) if m.signed else np.asarray(m.values) for m in maps]
-    return values, [Scale(r.vmin, r.vmax) for r in ranges]
+    return values, ranges
 
 
 def grid_png(

@@ -45,3 +45,19 @@ def test_missing_or_bad_config_file_is_a_clear_error(tmp_path: Path):
 def test_with_overrides_converts_paths():
     cfg = GmxConfig().with_overrides(model_paths=["m.pt"], gallery_path="g.sqlite")
     assert cfg.model_paths == (Path("m.pt"),) and cfg.gallery_path == Path("g.sqlite")
+
+
+def test_command_line_overrides_the_environment(tmp_path: Path):
+    import argparse
+
+    from gmx.config import from_cli_args
+
+    env = {"GMX_MODELS": str(tmp_path / "env.pt"), "GMX_DEVICE": "cuda"}
+    args = argparse.Namespace(
+        models=[tmp_path / "cli.pt"], gallery=None, no_grey=True, device="cpu"
+    )
+    cfg = from_cli_args(args, env)
+    assert cfg.model_paths == (tmp_path / "cli.pt",) and cfg.source == "command line"
+    assert cfg.device == "cpu" and cfg.grey is False and cfg.flip is True
+    untouched = from_cli_args(argparse.Namespace(), env)
+    assert untouched == load_config(env)

@@ -3,8 +3,8 @@
 * Targets (:mod:`~gmx.aggregate.targets`): each image against its own syndrome
   (:func:`own_syndrome_targets`: similarity to the nearest other patient of the syndrome, its logit,
   or ``auto``), or an outside cohort against one syndrome (:func:`syndrome_targets`).
-* Batch maps (:func:`batch_maps`): one shared forward/backward per batch serves the whole
-  Grad-CAM family, Saliency and the rule-based gradients; per-image maps equal
+* Batch maps (:func:`batch_maps`): :func:`gmx.explain.explain_batch` runs every batchable
+  registered method from one shared forward/backward per batch; per-image maps equal
   :func:`gmx.explain.explain`'s.
 * Runs (:func:`run_batch`, :func:`load_batch`): resumable, shardable folders of atomic npz chunks
   (:class:`BatchStore`, :class:`Shard`).
@@ -20,7 +20,7 @@ See ``docs/aggregate.md``.
 
 from __future__ import annotations
 
-from gmx.aggregate.batch import BATCHED_METHODS, batch_maps
+from gmx.aggregate.batch import batch_maps
 from gmx.aggregate.localisation import (
     NULLS,
     Localisation,
@@ -53,7 +53,6 @@ from gmx.aggregate.stats import (
     auroc,
     composite_face_warped,
     mask_agreement,
-    pearson,
     split_half,
     syndrome_map,
     to_template,
@@ -68,7 +67,6 @@ from gmx.aggregate.targets import (
 )
 
 __all__ = [
-    "BATCHED_METHODS",
     "DEFAULT_METHODS",
     "NULLS",
     "TARGET_MODES",
@@ -97,7 +95,6 @@ __all__ = [
     "localisation",
     "mask_agreement",
     "own_syndrome_targets",
-    "pearson",
     "run_batch",
     "save_results",
     "select_indices",

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from gmx.config import from_cli_args
+
 log = logging.getLogger("gmx")
 
 
 def _models_and_gallery(args: argparse.Namespace):
-    from gmx.cli import _config
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     return models, load_gallery(cfg.gallery_path)
 

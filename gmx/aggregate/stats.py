@@ -16,6 +16,7 @@ import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
 from gmx.encode.geometry import CellGrid, stride_grid
+from gmx.explain.compare import pearson
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,16 +44,6 @@ class SyndromeMap:
     n_patients: int
     stability: float
     stability_sb: float
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of two maps (flattened); NaN if either is constant."""
-    x = np.asarray(a, np.float64).ravel()
-    y = np.asarray(b, np.float64).ravel()
-    x = x - x.mean()
-    y = y - y.mean()
-    den = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def split_half(
@@ -257,7 +248,6 @@ __all__ = [
     "auroc",
     "composite_face_warped",
     "mask_agreement",
-    "pearson",
     "split_half",
     "syndrome_map",
     "to_template",

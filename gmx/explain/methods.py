@@ -1,7 +1,10 @@
 """The built-in explanation methods (engine implementations), registered by name.
 
-Every method returns raw maps ``(T, h, w)``, one per target, averaged over the workspace's rows
-(``n > 1`` only for SmoothGrad). Input-attribution maps are reduced over colour channels by summing
+Every method returns raw maps ``(n, T, h, w)``: one per input row of the workspace and target. The
+engine averages the rows of one face (SmoothGrad's noisy copies) or keeps them apart (a batch of
+faces, for methods registered ``batchable=True``: their row ``i`` depends only on input row ``i``).
+The array maths lives in :mod:`gmx.explain.kernels`, parameter coercion in
+:mod:`gmx.explain._params`. Input-attribution maps are reduced over colour channels by summing
 (signed methods: the sum of a completeness method's map is the score change) or, for Saliency, by the
 maximum absolute gradient (Simonyan et al.). Reference adapters over captum / pytorch-grad-cam live in
 :mod:`gmx.explain.reference`.
@@ -15,11 +18,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from gmx.encode.geometry import stride_grid
 from gmx.explain import reference as ref
+from gmx.explain._params import batch_size, input_value, int_pair, positive_int
 from gmx.explain._trace import Trace, tracing
+from gmx.explain.kernels import (
+    gradcam_map,
+    gradcam_pp_map,
+    hirescam_map,
+    layercam_map,
+    minmax_per_channel,
+    minmax_per_layer,
+    sobel_magnitude,
+    sum_channels,
+    upsample,
+)
 from gmx.explain.occlusion import (
     mirror_boxes,
     occluded_embeddings,
@@ -37,83 +50,10 @@ from gmx.explain.workspace import (
     resolve_precision,
 )
 
-#: Named baselines / fills as pixel levels in ``[0, 1]``; in model units (iResNet
-#: normalisation) "black" is -1, "grey" 0 and "white" 1.
-NAMED_LEVELS: Mapping[str, float] = {"black": 0.0, "grey": 0.5, "gray": 0.5, "white": 1.0}
-
-#: The iResNet normalisation ``(x / 255 - mean) / std`` (RGB or BGR, the same for all channels).
-DEFAULT_NORM: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def input_value(
-    value: Any,
-    name: str,
-    norm: tuple[Sequence[float], Sequence[float]] = DEFAULT_NORM,
-) -> torch.Tensor:
-    """A fill/baseline value ``(1, 3, 1, 1)`` in model-input units.
-
-    Args:
-        value: a name (``"black"``, ``"grey"``, ``"white"``: a pixel level, normalised with the
-            model's ``norm``) or a number (already in model units, e.g. -1.0).
-        name: parameter name for error messages.
-        norm: the model's ``(mean, std)`` per channel, in the input's channel order.
-    """
-    if isinstance(value, str):
-        try:
-            level = NAMED_LEVELS[value]
-        except KeyError:
-            raise ValueError(
-                f"{name} must be one of {sorted(NAMED_LEVELS)} or a number, got {value!r}"
-            ) from None
-        mean = torch.tensor([float(m) for m in norm[0]], dtype=torch.float32)
-        std = torch.tensor([float(s) for s in norm[1]], dtype=torch.float32)
-        return ((level - mean) / std).reshape(1, -1, 1, 1)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number or a name, got {value!r}")
-    return torch.full((1, 3, 1, 1), float(value))
-
-
-def int_pair(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-#: ``batch_size=0`` means: this many images per batch on (CPU, CUDA). CPU sizes bound peak memory
-#: (an iResNet-50 graph holds ~100 MB per image in bf16); GPUs want large batches.
-AUTO_BATCH: Mapping[str, tuple[int, int]] = {
-    "occlusion": (32, 256),
-    "integrated_gradients": (4, 32),
-}
-
-
-def batch_size(value: Any, method: str, device: torch.device | None) -> int:
-    """Resolve a ``batch_size`` parameter (``0`` = automatic for the device)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0:
-        cpu, cuda = AUTO_BATCH[method]
-        return cuda if device is not None and device.type == "cuda" else cpu
-    return _positive_int(value, "batch_size")
-
-
-def sum_channels(attr: torch.Tensor) -> torch.Tensor:
-    """``(n, 3, H, W) -> (H, W)``: channel sum, mean over rows."""
-    return attr.sum(dim=1).mean(dim=0)
-
 
 def _per_target(ws: Workspace, fn) -> torch.Tensor:
-    return torch.stack([fn(t) for t in range(ws.n_targets)])
+    """``(n, T, h, w)`` from ``fn(t) -> (n, h, w)`` for every target ``t``."""
+    return torch.stack([fn(t) for t in range(ws.n_targets)], dim=1)
 
 
 def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
@@ -167,7 +107,7 @@ def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
             tuple(x.shape[-2:]),
             batch_size(p["batch_size"], "occlusion", ws.device),
             ws.progress.step,
-        )
+        )[None]  # one row: the face
 
 
 def occlusion_reranked(
@@ -236,6 +176,7 @@ def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.de
     "saliency",
     "Saliency",
     family="input",
+    batchable=True,
     signed=False,
     shared=True,
     smoothable=True,
@@ -244,7 +185,7 @@ def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.de
 )
 def saliency(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Maximum absolute input gradient over colour channels."""
-    return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1).mean(dim=0))
+    return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1))
 
 
 #: ``prelu`` parameter of Guided Backprop / Deconvolution -> suffix of the backward rule: the rule
@@ -266,6 +207,7 @@ def _prelu_rule(base: str, p: Mapping[str, Any]) -> str:
     "deconvolution",
     "Deconvolution",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     smoothable=True,
@@ -284,6 +226,7 @@ def deconvolution(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     "guided_backprop",
     "Guided Backprop",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     smoothable=True,
@@ -303,6 +246,7 @@ def guided_backprop(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     "deeplift",
     "DeepLIFT hybrid (IG head)",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     defaults={"baseline": "black"},
@@ -334,14 +278,14 @@ def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """``(x - x0) * mean gradient`` on the straight path (Gauss-Legendre, captum's default rule)."""
-    steps = _positive_int(p["steps"], "steps")
+    steps = positive_int(p["steps"], "steps")
     batch = batch_size(p["batch_size"], "integrated_gradients", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
     x0 = input_value(p["baseline"], "baseline", ws.norm).to(ws.device).expand_as(ws.x[:1])
     alphas, weights = gauss_legendre(steps)
     a_all = torch.as_tensor(alphas, dtype=torch.float32, device=ws.device)
     w_all = torch.as_tensor(weights, dtype=torch.float32, device=ws.device)
-    out = torch.zeros((ws.n_targets, *ws.x.shape[-2:]), device=ws.device)
+    out = []
     for row in ws.x:
         grad_sum = torch.zeros((ws.n_targets, *row.shape), device=ws.device)
         for start in range(0, steps, batch):
@@ -358,14 +302,14 @@ def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
                 )
                 grad_sum[t] += g.float().sum(dim=0)
             ws.progress.step()
-        out += ((row[None] - x0) * grad_sum).sum(dim=1)
-    return out / ws.x.shape[0]
+        out.append(((row[None] - x0) * grad_sum).sum(dim=1))
+    return torch.stack(out)
 
 
 def _ig_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
     rows = max(1, int(p.get("smooth_samples", 0) or 1))
     batch = batch_size(p["batch_size"], "integrated_gradients", device)
-    return rows * math.ceil(_positive_int(p["steps"], "steps") / batch)
+    return rows * math.ceil(positive_int(p["steps"], "steps") / batch)
 
 
 # -- layer attribution (CAM family) -------------------------------------------------------------
@@ -376,34 +320,6 @@ def _cam(ws: Workspace, layer: str, t: int) -> tuple[torch.Tensor, torch.Tensor]
     return ws.gradients(t).layers[layer]
 
 
-def gradcam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
-    """Grad-CAM ``sum_c mean_hw(grad_c) * A_c`` per row ``(n, h, w)`` (ReLU'd if asked)."""
-    cam = (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1)
-    return F.relu(cam) if relu else cam
-
-
-def hirescam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
-    """HiResCAM ``sum_c grad_c * A_c`` per row ``(n, h, w)``."""
-    cam = (grads * acts).sum(dim=1)
-    return F.relu(cam) if relu else cam
-
-
-def gradcam_pp_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM++ (eq. 19 of Chattopadhay et al.) per row ``(n, h, w)``, ReLU'd."""
-    g2 = grads**2
-    g3 = g2 * grads
-    sum_a = acts.sum(dim=(2, 3), keepdim=True)
-    aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
-    aij = torch.where(grads != 0, aij, torch.zeros_like(aij))
-    weights = (F.relu(grads) * aij).sum(dim=(2, 3), keepdim=True)
-    return F.relu((weights * acts).sum(dim=1))
-
-
-def layercam_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """LayerCAM ``relu(sum_c relu(grad_c) * A_c)`` per row ``(n, h, w)``."""
-    return F.relu((F.relu(grads) * acts).sum(dim=1))
-
-
 _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module name"
 
 
@@ -411,6 +327,7 @@ _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module
     "gradcam",
     "Grad-CAM",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -421,13 +338,14 @@ _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module
 )
 def gradcam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM with the usual ReLU (positive evidence only)."""
-    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=True).mean(0))
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=True))
 
 
 @register_method(
     "gradcam_signed",
     "Grad-CAM (signed)",
     family="layer",
+    batchable=True,
     signed=True,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -437,13 +355,14 @@ def gradcam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def gradcam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM without the ReLU: negative regions count against the target."""
-    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=False).mean(0))
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=False))
 
 
 @register_method(
     "hirescam",
     "HiResCAM",
     family="layer",
+    batchable=True,
     signed=lambda p: not p["relu"],
     shared=True,
     defaults={"layer": MAPS_LAYER, "relu": True},
@@ -455,13 +374,14 @@ def gradcam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Element-wise gradient x activation summed over channels (no spatial averaging)."""
     relu = bool(p["relu"])
-    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=relu).mean(0))
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=relu))
 
 
 @register_method(
     "hirescam_signed",
     "HiResCAM (signed)",
     family="layer",
+    batchable=True,
     signed=True,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -471,13 +391,14 @@ def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def hirescam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """HiResCAM without the ReLU (``hirescam`` with ``relu=False``), as the thesis panel shows it."""
-    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=False).mean(0))
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=False))
 
 
 @register_method(
     "gradcam_plusplus",
     "Grad-CAM++",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -487,13 +408,14 @@ def hirescam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def gradcam_plusplus(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM++ weights (positive gradients, higher-order terms)."""
-    return _per_target(ws, lambda t: gradcam_pp_map(*_cam(ws, p["layer"], t)).mean(0))
+    return _per_target(ws, lambda t: gradcam_pp_map(*_cam(ws, p["layer"], t)))
 
 
 @register_method(
     "layercam",
     "LayerCAM",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -504,34 +426,7 @@ def gradcam_plusplus(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def layercam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Positive gradients weight each activation element-wise."""
-    return _per_target(ws, lambda t: layercam_map(*_cam(ws, p["layer"], t)).mean(0))
-
-
-def minmax_per_channel(v: torch.Tensor) -> torch.Tensor:
-    """``(v - min) / (1e-7 + max - min)`` over the spatial axes of ``(n, C, h, w)``."""
-    v = v - v.amin(dim=(2, 3), keepdim=True)
-    return v / (1e-7 + v.amax(dim=(2, 3), keepdim=True))
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Place ``(..., h, w)`` stride-``size / h`` maps on a ``size`` image: cell ``j`` at pixel ``s * j``.
-
-    The analytic receptive-field centres of iResNet layers (:func:`gmx.encode.geometry.stride_grid`;
-    the last stage's own maps are placed by the engine with the measured grid instead).
-    """
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    h, w = maps.shape[-2:]
-    if size[0] != size[1] or size[0] % h or size[1] % w:
-        raise ValueError(f"cannot place a {h}x{w} map on {size}: not a stride of it")
-    return stride_grid((h, w), size[0]).place(maps)
-
-
-def minmax_per_layer(v: torch.Tensor) -> torch.Tensor:
-    """``(v - min) / (1e-6 + max - min)`` over channels and space of each row of ``(n, C, h, w)``
-    (``_postProcess`` of the FullGrad reference code, idiap/fullgrad-saliency)."""
-    v = v - v.amin(dim=(1, 2, 3), keepdim=True)
-    return v / (1e-6 + v.amax(dim=(1, 2, 3), keepdim=True))
+    return _per_target(ws, lambda t: layercam_map(*_cam(ws, p["layer"], t)))
 
 
 #: FullGrad's ``rescale`` parameter -> the post-processing ``psi`` applied to each layer's terms.
@@ -546,6 +441,7 @@ def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
     "fullgrad",
     "FullGrad",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"rescale": "layer"},
@@ -583,7 +479,7 @@ def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
             by_size[key] = by_size[key] + term if key in by_size else term
         for key in sorted(by_size):
             total = total + upsample(by_size[key], size)
-        return total.mean(0)
+        return total
 
     return _per_target(ws, one)
 
@@ -595,6 +491,7 @@ def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     "random",
     "Random (baseline)",
     family="baseline",
+    batchable=True,
     signed=False,
     defaults={"seed": 0},
     reference=ref.random_map,
@@ -604,35 +501,14 @@ def random_map(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Uniform noise in ``[0, 1)`` from a seeded generator; ignores model and face."""
     rng = np.random.default_rng(int(p["seed"]))
     noise = rng.random(tuple(ws.x.shape[-2:]), dtype=np.float32)
-    return torch.from_numpy(noise)[None].expand(ws.n_targets, -1, -1).to(ws.device).clone()
-
-
-#: Sobel kernel for d/dx (rows: y, columns: x), as OpenCV's ``Sobel(ksize=3)``.
-SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
-def luma(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
-    """ITU-R BT.601 luma ``(n, H, W)`` of ``(n, 3, H, W)`` RGB (or BGR) input."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
-    if colour_order == "BGR":
-        w = w.flip(0)
-    return (x * w[None, :, None, None]).sum(dim=1)
-
-
-def sobel_magnitude(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
-    """Sobel gradient magnitude ``(n, H, W)`` of the luma, reflect-101 borders (OpenCV's default)."""
-    y = luma(x, colour_order)[:, None]
-    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
-    kx = SOBEL_X.to(x.device, x.dtype)[None, None]
-    gx = F.conv2d(y, kx)
-    gy = F.conv2d(y, kx.transpose(-1, -2))
-    return torch.sqrt(gx**2 + gy**2)[:, 0]
+    return torch.from_numpy(noise).expand(ws.x.shape[0], ws.n_targets, -1, -1).to(ws.device).clone()
 
 
 @register_method(
     "edges",
     "Edge detector (baseline)",
     family="baseline",
+    batchable=True,
     signed=False,
     reference=ref.edges,
     citation="Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018 (edge-detector "
@@ -640,23 +516,9 @@ def sobel_magnitude(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
 )
 def edges(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Sobel magnitude of the face's luma: what a map looks like that ignores the model."""
-    edges_ = sobel_magnitude(ws.x, ws.colour_order).mean(0)
-    return edges_[None].expand(ws.n_targets, -1, -1).clone()
+    edges_ = sobel_magnitude(ws.x, ws.colour_order)  # (n, H, W)
+    return edges_[:, None].expand(-1, ws.n_targets, -1, -1).clone()
 
 
-__all__ = [
-    "DEFAULT_NORM",
-    "NAMED_LEVELS",
-    "gradcam_map",
-    "gradcam_pp_map",
-    "hirescam_map",
-    "input_value",
-    "int_pair",
-    "layercam_map",
-    "luma",
-    "minmax_per_channel",
-    "minmax_per_layer",
-    "sobel_magnitude",
-    "sum_channels",
-    "upsample",
-]
+#: Nothing to import: the methods are reached through the registry (:func:`~gmx.explain.get_method`).
+__all__: list[str] = []

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gmx.encode.model import IRESNET_NORM
+from gmx.explain._params import input_value, int_pair
 from gmx.explain.prelu import DecomposedPReLU
 from gmx.explain.prepared import ReferenceModel, effective_bias
 from gmx.explain.targets import TargetFn
-
-#: Name of the ``forward_maps`` output as a CAM layer.
-_MAPS = "maps"
+from gmx.explain.workspace import MAPS_LAYER
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ReferenceContext:
     x: torch.Tensor
     targets: Sequence[TargetFn]
     colour_order: str = "RGB"
-    norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3)
+    norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM
 
 
 class _Embed(nn.Module):
@@ -90,7 +90,7 @@ class _Linearised(nn.Module):
 
 def _layer(module: nn.Module, name: str) -> nn.Module:
     embed = module.embed if isinstance(module, _Score) else module
-    if name == _MAPS:
+    if name == MAPS_LAYER:
         return embed.maps_tap
     try:
         return embed.backbone.get_submodule(name)
@@ -128,8 +128,6 @@ def _per_target_row(
 
 def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor:
     """A fill/baseline image like ``like``, from a name or a number (see ``input_value``)."""
-    from gmx.explain.methods import input_value
-
     return input_value(v, "baseline", ctx.norm).to(like.device).expand_as(like).contiguous()
 
 
@@ -139,8 +137,6 @@ def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor
 def occlusion(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     """captum ``Occlusion`` (one window per forward pass), channel mean."""
     from captum.attr import Occlusion
-
-    from gmx.explain.methods import int_pair
 
     if p["rerank"]:
         raise ValueError("re-ranked occlusion couples the variants; captum has no equivalent")

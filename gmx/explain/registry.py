@@ -5,11 +5,17 @@ Adding a method is one decorated function (~15 lines)::
     @register_method("inputxgrad", "Input x Gradient", family="input", signed=True,
                      citation="Shrikumar et al. 2016, arXiv:1605.01713")
     def _input_x_gradient(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-        return torch.stack([(ws.x * ws.gradients(t).input).sum(1).mean(0)
-                            for t in range(ws.n_targets)])
+        return torch.stack([(ws.x * ws.gradients(t).input).sum(1)
+                            for t in range(ws.n_targets)], dim=1)
 
-A method receives a :class:`~gmx.explain.workspace.Workspace` (one face variant, its model, its bound
-targets and the shared passes) and its parameters, and returns ``(T, h, w)`` raw maps, one per target.
+A method receives a :class:`~gmx.explain.workspace.Workspace` (one variant of ``n`` input rows, its
+model, its bound targets and the shared passes) and its parameters, and returns ``(n, T, h, w)`` raw
+maps, one per input row and target. The rows are SmoothGrad's noisy copies of one face (the engine
+averages them) or, for methods registered ``batchable=True``, ``n`` different faces explained at once
+(:func:`gmx.explain.explain_batch` keeps them apart).
+
+The built-in methods (:mod:`gmx.explain.methods`) register themselves when :mod:`gmx.explain` is
+imported.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ class MethodSpec:
         reference: adapter over captum / pytorch-grad-cam (``None`` if no library has it).
         plan: optional hook declaring what the method needs from the shared pass (layers, biases).
         shared: the method reads the per-variant shared forward/backward pass (cheap once it exists).
+        batchable: row ``i`` of the method's output depends only on input row ``i`` and target row
+            ``i``, so a batch of different faces can share one workspace
+            (:func:`gmx.explain.explain_batch`).
         smoothable: accepts the SmoothGrad parameters.
         citation: paper reference.
         units: progress units of one variant (batches), from parameters, input size and device.
@@ -74,6 +83,7 @@ class MethodSpec:
     reference: ReferenceFn | None = None
     plan: PlanFn | None = None
     shared: bool = False
+    batchable: bool = False
     smoothable: bool = False
     citation: str = ""
     units: UnitsFn | None = None
@@ -112,6 +122,7 @@ def register_method(
     reference: ReferenceFn | None = None,
     plan: PlanFn | None = None,
     shared: bool = False,
+    batchable: bool = False,
     smoothable: bool = False,
     citation: str = "",
     units: UnitsFn | None = None,
@@ -141,6 +152,7 @@ def register_method(
             reference=reference,
             plan=plan,
             shared=shared,
+            batchable=batchable,
             smoothable=smoothable,
             citation=citation,
             units=units,
@@ -160,7 +172,6 @@ def unregister_method(name: str) -> None:
 
 def list_methods(family: Family | None = None) -> tuple[str, ...]:
     """Registered method names in registration order, optionally of one family."""
-    _ensure_builtin()
     return tuple(n for n, s in _REGISTRY.items() if family is None or s.family == family)
 
 
@@ -170,16 +181,10 @@ def get_method(name: str) -> MethodSpec:
     Raises:
         ValueError: if unknown (the message lists the known names).
     """
-    _ensure_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; known: {list(_REGISTRY)}") from None
-
-
-def _ensure_builtin() -> None:
-    # The built-in methods register themselves on import.
-    import gmx.explain.methods  # noqa: F401
 
 
 __all__ = [

@@ -11,7 +11,8 @@
   :func:`may_show_photos`, :func:`composite_face` (at least :data:`MIN_COMPOSITE_SUBJECTS`
   patients), :func:`template_face`.
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
-  :func:`to_service_json` (the GestaltMatcher service's answer).
+  :func:`to_service_json` (the GestaltMatcher service's answer), :func:`cosine_distances` (the
+  per-variant distance every ranking and target uses).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -32,7 +33,6 @@ from gmx.gallery._consistency import (
 from gmx.gallery._encodings import (
     EncodingTable,
     image_id_from_name,
-    parse_float_list,
     read_encodings,
     write_encodings,
 )
@@ -57,7 +57,15 @@ from gmx.gallery._pictures import (
     mean_face,
     template_face,
 )
-from gmx.gallery._rank import GeneMatch, PatientMatch, Ranking, SyndromeMatch, rank, to_service_json
+from gmx.gallery._rank import (
+    GeneMatch,
+    PatientMatch,
+    Ranking,
+    SyndromeMatch,
+    cosine_distances,
+    rank,
+    to_service_json,
+)
 from gmx.gallery._storage import (
     SCHEMA_VERSION,
     GalleryInfo,
@@ -96,6 +104,7 @@ __all__ = [
     "build_gallery",
     "check_compatible",
     "composite_face",
+    "cosine_distances",
     "encode_photos",
     "evaluate",
     "gallery_face",
@@ -106,7 +115,6 @@ __all__ = [
     "load_gallery",
     "may_show_photos",
     "mean_face",
-    "parse_float_list",
     "rank",
     "read_encodings",
     "read_lookup_table",

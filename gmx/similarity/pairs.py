@@ -29,7 +29,7 @@ from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.encode import Ensemble
 from gmx.encode.geometry import CellGrid, cell_grid
 from gmx.errors import GalleryError
-from gmx.gallery import Gallery, PatientMatch, Ranking
+from gmx.gallery import Gallery, PatientMatch, Ranking, cosine_distances
 from gmx.similarity.activations import ActivationStore, QueryActivations, query_activations
 from gmx.similarity.cam import cams_by_variant
 from gmx.similarity.decompose import PairDecomposition, Split, decompose_pairs
@@ -405,12 +405,11 @@ class PairExplainer:
             gallery_side = [(p, r, "activations") for p, r in zip(placed, raws, strict=True)]
             if progress is not None:
                 progress(total, total)
-        q_emb = query.embeddings.astype(np.float64)
+        # Similarity averaged over variants: 1 - GestaltMatcher-Arc's distance.
+        sims = 1.0 - cosine_distances(query.embeddings[None], self.gallery.embeddings[idx])[0]
         each = (time.perf_counter() - start) / len(idx)
         out = []
         for j, i in enumerate(idx):
-            g = self.gallery.embeddings[i].astype(np.float64)
-            cos = (q_emb * g).sum(1) / (np.linalg.norm(q_emb, axis=1) * np.linalg.norm(g, axis=1))
             qa = q_maps[j][name]
             g_values, g_raw, backend = gallery_side[j]
             out.append(
@@ -418,7 +417,7 @@ class PairExplainer:
                     method=method,
                     display_name=PAIR_METHODS[method],
                     image_index=i,
-                    score=float(cos.mean()),
+                    score=float(sims[j].mean()),
                     query=qa.values,
                     gallery=g_values,
                     query_raw=qa.raw,
