@@ -29,6 +29,7 @@ from gmx.aggregate.localisation import (
     NullComparison,
     explain_held_out,
     localisation,
+    syndrome_masks,
 )
 from gmx.aggregate.results import (
     ResultsError,
@@ -37,7 +38,6 @@ from gmx.aggregate.results import (
     load_results,
     save_results,
     summarize,
-    syndrome_masks,
 )
 from gmx.aggregate.run import (
     DEFAULT_METHODS,

@@ -186,6 +186,16 @@ def _ranks(m: np.ndarray) -> np.ndarray:
     return out
 
 
+def syndrome_masks(labels: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per syndrome, the pixels inside the masks of at least half of its images (empty: dropped)."""
+    out = {}
+    for s in np.unique(labels):
+        m = np.asarray(masks[labels == s], np.float32).mean(0) >= 0.5
+        if m.any():
+            out[str(s)] = m
+    return out
+
+
 def score_matrix(maps: np.ndarray, masks: np.ndarray, metric: Metric) -> np.ndarray:
     """``scores[i, j]`` = score of ``maps[i]`` against ``masks[j]``.
 
@@ -647,7 +657,6 @@ def held_out_study(
         n_boot, seed: of the bootstrap.
         progress: called with a short message before each step.
     """
-    from gmx.aggregate.results import syndrome_masks
     from gmx.aggregate.run import gallery_ensemble
 
     labels = np.asarray(labels)
@@ -714,6 +723,7 @@ __all__ = [
     "merge",
     "score_matrix",
     "summary_markdown",
+    "syndrome_masks",
     "template_maps",
     "to_json",
 ]

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from gmx.aggregate.localisation import Localisation, explain_against, from_json, to_json
+from gmx.aggregate.localisation import (
+    Localisation,
+    explain_against,
+    from_json,
+    syndrome_masks,
+    to_json,
+)
 from gmx.aggregate.run import BatchMaps
 from gmx.aggregate.stats import SyndromeMap, syndrome_map
 from gmx.aggregate.store import atomic_save_npz
@@ -116,16 +122,6 @@ class SyndromeResults:
                 }
                 rows.append(row)
         return rows
-
-
-def syndrome_masks(labels: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
-    """Per syndrome, the pixels inside the masks of at least half of its images (empty: dropped)."""
-    out = {}
-    for s in np.unique(labels):
-        m = np.asarray(masks[labels == s], np.float32).mean(0) >= 0.5
-        if m.any():
-            out[str(s)] = m
-    return out
 
 
 def cohort_maps(
@@ -371,5 +367,4 @@ __all__ = [
     "load_results",
     "save_results",
     "summarize",
-    "syndrome_masks",
 ]

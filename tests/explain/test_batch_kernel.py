@@ -71,9 +71,9 @@ def test_batch_rows_equal_one_face_calls_for_every_batchable_method(
     for i in range(3):
         one = explain(tiny_model, faces[i], SimilarityTarget(refs[i]), variants, methods=BATCHABLE)
         for m in BATCHABLE:
-            scale = float(np.abs(one[m].raw).max()) or 1.0
+            scale = float(np.abs(one[m].values).max()) or 1.0
             np.testing.assert_allclose(
-                maps[m][i], one[m].raw, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{m} row {i}"
+                maps[m][i], one[m].values, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{m} row {i}"
             )
 
 

@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gmx.encode import preprocess
 from gmx.explain import (
     THESIS_PANEL,
     ContrastTarget,
     LogitTarget,
     SimilarityTarget,
     explain,
-    face_tensor,
     get_method,
     list_methods,
     variant_input,
@@ -132,7 +132,7 @@ def _fullgrad_toy(rescale: str) -> tuple[np.ndarray, np.ndarray]:
     spec = get_method("fullgrad")
     params = spec.resolve({"rescale": rescale})
     spec.plan(ws, params)
-    engine = spec.compute(ws, params)[0].numpy()
+    engine = spec.compute(ws, params)[0, 0].numpy()  # row 0, target 0
 
     # By hand: d logit / d conv output = w; d logit / d x_i = sum_c W[c, i] w_c.
     W = backbone.conv.weight.detach().numpy()[:, :, 0, 0]  # (2, 3)
@@ -185,7 +185,7 @@ def test_fullgrad_completeness_is_vacuous_for_a_cosine_target(tiny_model, face) 
     # derivative along s of f(s x, s b) at s = 1) is 0, not f(x): FullGrad's completeness says
     # nothing about a similarity target (docs/explain.md).
     fn = SimilarityTarget(gallery(64, seed=3)).bind(0)
-    x = face_tensor(face)
+    x = preprocess(face[None])
     with torch.no_grad():
         e = tiny_model(x)
         e_scaled = _scaled(tiny_model, 1.01)(1.01 * x)

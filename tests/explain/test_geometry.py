@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from gmx.config import DEMO_DIR
-from gmx.encode import iresnet, load_model
+from gmx.encode import iresnet, load_model, preprocess
 from gmx.encode.geometry import (
     CellGrid,
     cell_grid,
@@ -27,7 +27,6 @@ from gmx.encode.geometry import (
     stride_grid,
 )
 from gmx.explain import SimilarityTarget, explain
-from gmx.explain.engine import face_tensor
 from gmx.variants import Variant
 
 from .helpers import gallery
@@ -122,7 +121,7 @@ def test_bad_grids_and_shapes_raise() -> None:
 
 
 def _reference_centres(backbone, faces: np.ndarray, cells: list[tuple[int, int]]):
-    x = torch.cat([face_tensor(f) for f in faces]).repeat_interleave(len(cells), 0)
+    x = preprocess(np.stack(faces)).repeat_interleave(len(cells), 0)
     cy, cx = gradient_centroids(backbone, x, np.array(cells * len(faces)))
     k = len(cells)
     return cy.reshape(-1, k).mean(0), cx.reshape(-1, k).mean(0)
