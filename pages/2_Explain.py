@@ -168,7 +168,7 @@ big.plotly_chart(
     width="stretch",
 )
 raw.plotly_chart(explain_view.raw_figure(amap, scales[j]), width="stretch")
-raw.caption(f"native resolution {amap.raw.shape[0]}×{amap.raw.shape[1]}")
+raw.caption(explain_view.raw_caption(amap))
 meta.markdown(f"**{amap.display_name}**  \n{amap.target_description}")
 meta.json(
     {

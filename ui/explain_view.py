@@ -106,7 +106,7 @@ def cell_figure(
 
 
 def raw_figure(amap: AttributionMap, scale: Scale) -> go.Figure:
-    """The map at its native resolution (e.g. 7x7 cells for CAMs), as a heatmap."""
+    """``amap.raw`` as a heatmap (7x7 cells for CAMs; see :func:`raw_caption`)."""
     fig = go.Figure(
         go.Heatmap(
             z=amap.raw,
@@ -120,6 +120,19 @@ def raw_figure(amap: AttributionMap, scale: Scale) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     return fig
+
+
+def raw_caption(amap: AttributionMap) -> str:
+    """What the raw panel shows: the cell map, or why it is the placed average."""
+    h, w = amap.raw.shape
+    if (h, w) != amap.values.shape:
+        return f"native resolution {h}×{w} cells, before placement on the face"
+    if get_method(amap.method).family == "layer" and any(v.flip for v in amap.variants):
+        return (
+            f"{h}×{w}: a flipped variant's cells sit on a mirrored grid, so no cell map is the "
+            "variants' average; this is the average placed on the face"
+        )
+    return f"native resolution {h}×{w} pixels"
 
 
 def method_label(name: str) -> str:
