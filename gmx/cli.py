@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from tqdm import tqdm
 
 from gmx import __version__
 from gmx.config import GmxConfig, load_config
+from gmx.errors import OutputError
 
 log = logging.getLogger("gmx")
 
@@ -53,11 +57,95 @@ def _ensemble(cfg: GmxConfig):
 
 
 def _photos(paths: Sequence[Path]) -> Iterator[Path]:
+    """Photos named on the command line, folders expanded (sorted); each file once."""
+    seen: set[str] = set()
     for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield p
+        found = (
+            sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if p.is_dir()
+            else [p]
+        )
+        for q in found:
+            key = os.path.abspath(q)
+            if key not in seen:
+                seen.add(key)
+                yield q
+
+
+# -------------------------------------------------------------------------------- output paths
+def output_stems(photos: Sequence[Path]) -> list[str]:
+    """Unique, stable names (relative POSIX paths without extension) for per-photo outputs.
+
+    A photo's name is its path relative to the deepest folder that holds all the photos, without
+    the extension: photos of one folder keep their plain stem, ``a/photo.jpg`` and ``b/photo.jpg``
+    become ``a/photo`` and ``b/photo``. Names that still clash (compared case-insensitively, as on
+    macOS and Windows disks), e.g. ``x.jpg`` and ``x.png``, keep their extension (``x-jpg``,
+    ``x-png``); anything still clashing gets ``-2``, ``-3``, ... in input order. The same photos in
+    the same order always get the same names.
+    """
+    if not photos:
+        return []
+    absolute = [Path(os.path.abspath(p)) for p in photos]
+    root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    relative = [p.relative_to(root) for p in absolute]
+    stems = [r.with_suffix("").as_posix() for r in relative]
+    counts = Counter(s.lower() for s in stems)
+    stems = [
+        f"{s}-{r.suffix[1:]}" if counts[s.lower()] > 1 and r.suffix else s
+        for s, r in zip(stems, relative, strict=True)
+    ]
+    used: set[str] = set()
+    out = []
+    for stem in stems:
+        name, n = stem, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name.lower())
+        out.append(name)
+    return out
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _probe_writable(folder: Path, flag: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{flag} {folder}: cannot write into this folder ({_os_reason(exc)})."
+        ) from exc
+
+
+def output_folder(out: Path, flag: str = "--out") -> Path:
+    """Check (before any work) that ``out`` is a folder gmx can write into; create it if needed.
+
+    Raises:
+        OutputError: ``out`` is an existing file, cannot be created, or is not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{flag} {out} is a file, not a folder; give a folder for the outputs.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{flag} {out}: cannot create this folder ({_os_reason(exc)}).") from exc
+    _probe_writable(out, flag)
+    return out
+
+
+def output_file(out: Path, flag: str = "--out") -> Path:
+    """Check (before any work) that the file ``out`` can be written; create its folder if needed.
+
+    Raises:
+        OutputError: ``out`` is a folder, its folder cannot be created, or is not writable.
+    """
+    if out.is_dir():
+        raise OutputError(f"{flag} {out} is a folder; give the name of the file to write in it.")
+    output_folder(out.parent, flag=f"{flag} {out.name}: the folder")
+    return out
 
 
 def _progress(total: int, desc: str) -> tqdm:
@@ -90,12 +178,14 @@ def cmd_align(args: argparse.Namespace) -> int:
     from gmx.errors import ImageLoadError
     from gmx.viz import to_png_bytes
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(args.out))
     photos = list(_photos(args.photos))
+    stems = output_stems(photos)
     summary = []
+    replaced = 0
     with FaceAligner(max_faces=args.max_faces) as aligner:
-        for path in tqdm(photos, desc="align", unit="img", file=sys.stderr, disable=None):
+        jobs = list(zip(photos, stems, strict=True))
+        for path, stem in tqdm(jobs, desc="align", unit="img", file=sys.stderr, disable=None):
             try:
                 result = aligner.align(load_image(path))
             except ImageLoadError as exc:
@@ -103,8 +193,11 @@ def cmd_align(args: argparse.Namespace) -> int:
                 continue
             faces = []
             for i, face in enumerate(result.faces):
-                name = f"{path.stem}_face{i}.png"
-                (out / name).write_bytes(to_png_bytes(face.image))
+                name = f"{stem}_face{i}.png"
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                replaced += target.exists()
+                target.write_bytes(to_png_bytes(face.image))
                 faces.append(
                     {
                         "aligned": name,
@@ -118,6 +211,10 @@ def cmd_align(args: argparse.Namespace) -> int:
                     }
                 )
             summary.append({"photo": str(path), "faces": faces, "message": result.message})
+    if replaced:
+        log.warning(
+            "replaced %d aligned face(s) already in %s (from an earlier run)", replaced, out
+        )
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if all("error" not in s for s in summary) else 1
@@ -128,10 +225,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from gmx.align import FaceAligner
     from gmx.gallery import EncodingTable, image_id_from_name, write_encodings
 
+    out = output_file(Path(args.out))
+    photos = list(_photos(args.photos))
+    _check_unique_image_ids(photos, image_id_from_name)
     cfg = _config(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
-    photos = list(_photos(args.photos))
     with FaceAligner() as aligner:
         for path in tqdm(photos, desc="encode", unit="img", file=sys.stderr, disable=None):
             face, why = _primary_face(aligner, path)
@@ -153,11 +252,27 @@ def cmd_encode(args: argparse.Namespace) -> int:
         embeddings=emb,
         class_conf=tuple(np.zeros((len(ids), 1), np.float32) for _ in ensemble.variants),
     )
-    write_encodings(table, args.out)
+    write_encodings(table, out)
     for line in failed:
         log.warning("skipped %s", line)
-    log.info("wrote %d encodings (%d variants) to %s", len(ids), len(ensemble.variants), args.out)
+    log.info("wrote %d encodings (%d variants) to %s", len(ids), len(ensemble.variants), out)
     return 0 if not failed else 1
+
+
+def _check_unique_image_ids(photos: Sequence[Path], image_id: Callable[[str], str]) -> None:
+    """Refuse photos whose encodings rows would share an image id (before any work)."""
+    by_id: dict[str, list[str]] = {}
+    for path in photos:
+        by_id.setdefault(image_id(path.name), []).append(str(path))
+    clashes = {k: v for k, v in by_id.items() if len(v) > 1}
+    if clashes:
+        key, paths = next(iter(clashes.items()))
+        more = f" (and {len(clashes) - 1} more ids)" if len(clashes) > 1 else ""
+        raise OutputError(
+            f"{len(paths)} photos would get the same image id {key!r} in the encodings file: "
+            f"{', '.join(paths[:4])}{more}. The id is the file name up to its first '_' (as in "
+            "GestaltMatcher's encodings); rename the photos so that their ids differ."
+        )
 
 
 # ------------------------------------------------------------------------------------- predict
@@ -167,25 +282,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.pipeline import Diagnoser
 
     cfg = _config(args)
+    photos = list(_photos(args.photos))
+    case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
         results = []
         status = 0
-        for path in _photos(args.photos):
+        for path, case_id in zip(photos, case_ids, strict=True):
             try:
                 d = diagnoser.diagnose(
                     path.read_bytes(), face_index=args.face, min_distance=args.min_distance
                 )
-            except (GmxError, OSError) as exc:
-                results.append({"case_id": str(path), "error": str(exc)})
+            except GmxError as exc:
+                results.append({"case_id": case_id, "photo": str(path), "error": str(exc)})
+                status = 1
+                continue
+            except OSError as exc:
+                results.append(
+                    {
+                        "case_id": case_id,
+                        "photo": str(path),
+                        "error": f"cannot read {path}: {_os_reason(exc)}",
+                    }
+                )
                 status = 1
                 continue
             if not d.ok:
-                results.append({"case_id": str(path), "error": d.message})
+                results.append({"case_id": case_id, "photo": str(path), "error": d.message})
                 status = 1
                 continue
             out = to_service_json(
                 d.ranking,
-                case_id=path.stem,
+                case_id=case_id,
                 model_version=",".join(m.card.name for m in diagnoser.models),
                 gallery_version=diagnoser.gallery.version,
                 top_k=args.top_k,
@@ -198,6 +325,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     "quality_warnings": list(d.face.quality.warnings),
                     "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
                     "demo": cfg.is_demo,
+                    "photo": str(path),
                 }
             )
             results.append(out)
@@ -245,6 +373,7 @@ def _align_listed(images, directory: Path, desc: str):
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
+    output_file(Path(args.out))
     cfg = _config(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
@@ -302,6 +431,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
 def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
+    output_file(Path(args.out))
     cfg = _config(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
@@ -351,6 +481,7 @@ def cmd_gallery_info(args: argparse.Namespace) -> int:
 def cmd_gallery_export(args: argparse.Namespace) -> int:
     from gmx.gallery import load_gallery, write_encodings
 
+    output_file(Path(args.out))
     write_encodings(load_gallery(args.gallery_file), args.out)
     log.info("wrote %s", args.out)
     return 0
@@ -516,8 +647,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (GmxError, FileNotFoundError, ValueError) as exc:
+    except (GmxError, ValueError) as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:  # e.g. the disk filled up while writing
+        log.debug("OS error", exc_info=True)
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error("cannot read or write%s: %s", where, _os_reason(exc))
         return 2
 
 

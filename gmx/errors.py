@@ -27,8 +27,12 @@ class ConfigError(GmxError, ValueError):
     """
 
 
+class OutputError(GmxError):
+    """A file or folder gmx was asked to write cannot be written (not a folder, no permission)."""
+
+
 class GalleryError(GmxError):
     """A gallery is missing, inconsistent, or was built with another model."""
 
 
-__all__ = ["ConfigError", "GalleryError", "GmxError", "ImageLoadError", "ModelLoadError"]
+__all__ = ["ConfigError", "GalleryError", "GmxError", "ImageLoadError", "ModelLoadError", "OutputError"]

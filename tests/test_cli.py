@@ -233,3 +233,105 @@ def test_encode_writes_upstream_csv(tmp_path, gmdb, tiny_setup):
     assert table.image_ids == ("501",)  # upstream: the id is the name up to the first '_'
     assert table.file_names == ("501_crop_square.jpg",)
     assert table.embeddings.shape == (1, 2, 32)
+
+
+# ------------------------------------------------------------------------------- output paths
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, format="JPEG", quality=92)
+    return path
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a command starts aligning or loading models."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started working before checking its output")
+
+    monkeypatch.setattr("gmx.align.FaceAligner", refuse)
+    monkeypatch.setattr("gmx.cli._ensemble", refuse)
+    monkeypatch.setattr("gmx.pipeline.Diagnoser.from_config", refuse)
+
+
+def test_align_same_file_name_in_two_folders_keeps_both(tmp_path, capsys):
+    """a/photo.jpg and b/photo.jpg used to both become photo_face0.png (A's record showed B)."""
+    face = np.ascontiguousarray(data.astronaut())
+    a = _write_jpeg(tmp_path / "in" / "a" / "photo.jpg", face)
+    b = _write_jpeg(tmp_path / "in" / "b" / "photo.jpg", np.ascontiguousarray(face[:, ::-1]))
+    out = tmp_path / "out"
+    assert main(["align", str(a), str(b), "--out", str(out)]) == 0
+    records = json.loads(capsys.readouterr().out)
+    names = [r["faces"][0]["aligned"] for r in records]
+    assert names == ["a/photo_face0.png", "b/photo_face0.png"]
+    pixels = [np.asarray(Image.open(out / n)) for n in names]
+    assert not np.array_equal(pixels[0], pixels[1])  # each record points at its own face
+    # the mirrored photo gives (nearly) the mirrored aligned face: B's file is B's face
+    assert np.abs(pixels[1].astype(int) - pixels[0][:, ::-1].astype(int)).mean() < 20
+
+
+def test_output_stems_are_unique_and_stable(tmp_path):
+    from gmx.cli import output_stems
+
+    photos = [
+        tmp_path / "x.jpg",
+        tmp_path / "X.png",
+        tmp_path / "sub" / "y.jpg",
+        tmp_path / "sub" / "x.jpg",
+        tmp_path / "x-jpg.jpg",
+    ]
+    stems = output_stems(photos)
+    assert stems == ["x-jpg", "X-png", "sub/y", "sub/x", "x-jpg-2"]
+    assert len({s.lower() for s in stems}) == len(stems)
+    assert output_stems(photos) == stems
+    assert output_stems([tmp_path / "only" / "500_crop.jpg"]) == ["500_crop"]
+    assert output_stems([Path("a/../../x.jpg"), Path("b/x.jpg")])[0].count("..") == 0
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file"])
+def test_align_checks_out_before_any_work(tmp_path, caplog, no_work, plain_message, kind):
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("not a folder")
+    out = blocker if kind == "file" else blocker / "faces"
+    photo = _write_jpeg(tmp_path / "p.jpg", np.ascontiguousarray(data.astronaut()))
+    assert main(["align", str(photo), "--out", str(out)]) == 2
+    message = plain_message(caplog.text)
+    assert str(out) in message
+    assert blocker.read_text() == "not a folder"
+
+
+def test_encode_checks_out_and_ids_before_any_work(tmp_path, caplog, no_work, plain_message):
+    face = np.ascontiguousarray(data.astronaut())
+    a = _write_jpeg(tmp_path / "a" / "photo.jpg", face)
+    b = _write_jpeg(tmp_path / "b" / "photo.jpg", face)
+    folder = tmp_path / "encodings"
+    folder.mkdir()
+    assert main(["encode", str(a), "--out", str(folder)]) == 2
+    assert "is a folder" in plain_message(caplog.text)
+    caplog.clear()
+    assert main(["encode", str(a), str(b), "--out", str(tmp_path / "e.csv")]) == 2
+    assert "same image id 'photo'" in plain_message(caplog.text)
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_gallery_export_checks_out(tmp_path, tiny_setup, caplog, plain_message):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    status = main(["gallery", "export", str(tiny_setup.gallery_path), "--out", str(folder)])
+    assert status == 2
+    assert "is a folder" in plain_message(caplog.text)
+
+
+def test_predict_case_ids_are_unique(tmp_path, tiny_setup, capsys):
+    a = tmp_path / "a" / "photo.jpg"
+    b = tmp_path / "b" / "photo.jpg"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(tiny_setup.photo_jpeg)
+    args = ["--device", "cpu", "predict", str(a), str(b), "--models", str(tiny_setup.model_path)]
+    assert main([*args, "--gallery", str(tiny_setup.gallery_path), "--top-k", "1"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["case_id"] for r in results] == ["a/photo", "b/photo"]
+    assert [r["gmx"]["photo"] for r in results] == [str(a), str(b)]
