@@ -11,10 +11,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -545,7 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--precision", choices=["fp32", "bf16"], help="encoder arithmetic (default fp32)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug messages, and the start-up lines of MediaPipe/LiteRT (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("align", help="align photos to the 112x112 ArcFace template (PNG + JSON)")
@@ -634,15 +642,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Lines that native libraries (MediaPipe's glog/absl, LiteRT, TFLite) write to file descriptor 2
+#: and that stay visible without ``-v``: errors and fatal messages. Their start-up chatter
+#: ("INFO: Created TensorFlow Lite XNNPACK delegate", "W0000 ... Feedback manager ...") is dropped.
+_NATIVE_ERROR_LINE = re.compile(
+    rb"^(?:[EF]\d{4} |E\d{4}|F\d{4}|ERROR|FATAL|Check failed|terminate called)"
+)
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Drop what native libraries write to file descriptor 2, except error lines, in this block.
+
+    MediaPipe's C++ code logs through glog/absl and LiteRT straight to fd 2, ignoring Python's
+    logging and the usual environment variables (measured: ``GLOG_minloglevel``,
+    ``GOOGLE_STDERRTHRESHOLD`` and ``TF_CPP_MIN_LOG_LEVEL`` change nothing with mediapipe's
+    bundled build), from its own threads and also after landmarker creation (first inference,
+    close). So fd 2 is pointed at a pipe for the whole block; a thread forwards the lines matching
+    :data:`_NATIVE_ERROR_LINE` at once (so a crash still shows its reason), and ``sys.stderr`` is
+    moved to a copy of the original descriptor so Python's own messages (logging, progress bars,
+    warnings) are unaffected. Process-wide: meant for the command line, not a server.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    python_stderr = open(  # noqa: SIM115 - closed in the finally below
+        os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace"
+    )
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if _NATIVE_ERROR_LINE.match(line):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=forward, name="gmx-native-stderr", daemon=True)
+    thread.start()
+    original = sys.stderr
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = python_stderr
+    try:
+        yield
+    finally:
+        python_stderr.flush()
+        sys.stderr = original
+        os.dup2(saved, 2)  # drops the pipe's last write end: the thread reads EOF and ends
+        thread.join(timeout=5)
+        python_stderr.close()
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gmx`` command."""
+    """Entry point of the ``gmx`` command.
+
+    Without ``-v`` the start-up lines of MediaPipe/LiteRT are hidden (see
+    :func:`quiet_native_stderr`); ``-v`` shows them and gmx's debug messages.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    with ExitStack() as stack:
+        if not args.verbose:
+            stack.enter_context(quiet_native_stderr())
+        root = logging.getLogger()
+        if not root.handlers:  # as logging.basicConfig, but removed again on return
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
+            stack.callback(root.removeHandler, handler)
+        if args.verbose:  # gmx's own debug messages, not every library's
+            previous = log.level
+            log.setLevel(logging.DEBUG)
+            stack.callback(log.setLevel, previous)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from gmx.errors import GmxError
 
     try:

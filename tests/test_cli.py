@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+import gmx
 from gmx.cli import main
 from gmx.gallery import load_gallery, read_encodings
 
@@ -335,3 +340,49 @@ def test_predict_case_ids_are_unique(tmp_path, tiny_setup, capsys):
     results = json.loads(capsys.readouterr().out)
     assert [r["case_id"] for r in results] == ["a/photo", "b/photo"]
     assert [r["gmx"]["photo"] for r in results] == [str(a), str(b)]
+
+
+# ------------------------------------------------------------------------------ native chatter
+
+#: Start-up lines MediaPipe / LiteRT / TFLite print from native code (glog "W0000 ...", LiteRT
+#: "INFO: [file.cc:N]", TFLite "INFO: Created TensorFlow Lite XNNPACK delegate").
+_NATIVE_CHATTER = re.compile(r"^(?:INFO: |WARNING: Logging before|[IW]\d{4} )", re.MULTILINE)
+
+
+def _run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    root = Path(gmx.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "gmx.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def test_cli_hides_native_startup_lines_unless_verbose(tmp_path):
+    photo = Path(gmx.__file__).resolve().parents[1] / "models/demo/examples/syndrome_A_1008.jpg"
+    quiet = _run_cli("align", str(photo), "--out", str(tmp_path / "q"), tmp_path=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)[0]["faces"], "the demo photo has a face"
+    assert _NATIVE_CHATTER.search(quiet.stderr) is None, quiet.stderr
+    loud = _run_cli("-v", "align", str(photo), "--out", str(tmp_path / "v"), tmp_path=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert _NATIVE_CHATTER.search(loud.stderr) is not None, loud.stderr
+
+
+def test_quiet_cli_still_shows_its_own_messages(tmp_path):
+    result = _run_cli(
+        "align", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"), tmp_path=tmp_path
+    )
+    assert result.returncode == 1
+    assert "No image file" in result.stdout
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _run_cli(
+        "align", str(tmp_path / "missing.jpg"), "--out", str(blocker), tmp_path=tmp_path
+    )
+    assert result.returncode == 2
+    assert "is a file, not a folder" in result.stderr
