@@ -674,7 +674,10 @@ def quiet_native_stderr() -> Iterator[None]:
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
                 if _NATIVE_ERROR_LINE.match(line):
-                    os.write(saved, line)
+                    try:
+                        os.write(saved, line)
+                    except OSError:  # the block has ended and closed the descriptor
+                        return
 
     thread = threading.Thread(target=forward, name="gmx-native-stderr", daemon=True)
     thread.start()

@@ -386,3 +386,17 @@ def test_quiet_cli_still_shows_its_own_messages(tmp_path):
     )
     assert result.returncode == 2
     assert "is a file, not a folder" in result.stderr
+
+
+def test_quiet_native_stderr_keeps_error_lines_and_python_messages(capfd):
+    from gmx.cli import quiet_native_stderr
+
+    with quiet_native_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"W0000 00:00:1.0   12 graph.cc:1] Feedback manager chatter\n")
+        os.write(2, b"E0000 00:00:1.0   12 graph.cc:2] something broke\n")
+        print("python message", file=sys.stderr)
+    os.write(2, b"after the block\n")
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err and "chatter" not in err
+    assert "something broke" in err and "python message" in err and "after the block" in err
