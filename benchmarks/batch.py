@@ -6,7 +6,8 @@ Grad-CAM++ and LayerCAM at the same layer (the ``forward_maps`` output):
 
 * naive: one pytorch-grad-cam call per image and method (gmx.explain.reference's adapters: a forward
   and a backward pass each, library hooks, min-max scaled 112x112 output);
-* batched: :func:`gmx.aggregate.batch_maps`: one forward and one backward per batch serve all four.
+* batched: :func:`gmx.aggregate.batch_maps` (:func:`gmx.explain.explain_batch`, the registered
+  methods): one forward and one backward per batch serve all four.
 
 Both run in the same process, interleaved (naive, batched, naive, ...) ``--repeats`` times on the same
 fixed random subset (the naive loop over all 1150 images is too slow on a shared 2-core box); medians
@@ -61,7 +62,7 @@ def naive(model, faces, targets) -> dict[str, np.ndarray]:
     with rmodel.lock:
         for i, face in enumerate(faces):
             x = variant_input(face, Variant(0), model.card).to(rmodel.device)
-            fn = targets.take([i]).bind(0, rmodel.classifier, rmodel.device)
+            fn = targets.take([i]).target().bind(0, rmodel.classifier)
             ctx = ReferenceContext(model=rmodel, x=x, targets=(fn,))
             for m in CAMS:
                 out[m][i] = ADAPTERS[m](ctx, PARAMS)[0].numpy()

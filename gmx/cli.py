@@ -24,32 +24,12 @@ import numpy as np
 from tqdm import tqdm
 
 from gmx import __version__
-from gmx.config import GmxConfig, load_config
+from gmx.config import GmxConfig, from_cli_args
 from gmx.errors import OutputError
 
 log = logging.getLogger("gmx")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def _config(args: argparse.Namespace) -> GmxConfig:
-    cfg = load_config()
-    changes: dict[str, object] = {}
-    if getattr(args, "models", None):
-        changes["model_paths"] = args.models
-        changes["source"] = "command line"
-    if getattr(args, "gallery", None):
-        changes["gallery_path"] = args.gallery
-        changes["source"] = "command line"
-    if getattr(args, "no_flip", False):
-        changes["flip"] = False
-    if getattr(args, "no_grey", False):
-        changes["grey"] = False
-    if getattr(args, "device", None):
-        changes["device"] = args.device
-    if getattr(args, "precision", None):
-        changes["precision"] = args.precision
-    return cfg.with_overrides(**changes) if changes else cfg
 
 
 def _ensemble(cfg: GmxConfig):
@@ -231,7 +211,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = output_file(Path(args.out))
     photos = list(_photos(args.photos))
     _check_unique_image_ids(photos, image_id_from_name)
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
     with FaceAligner() as aligner:
@@ -284,7 +264,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.gallery import to_service_json
     from gmx.pipeline import Diagnoser
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     photos = list(_photos(args.photos))
     case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
@@ -377,7 +357,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
     output_file(Path(args.out))
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
     kept, faces, problems = _align_listed(images, Path(args.images), "align gallery")
@@ -386,30 +366,24 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         return 1
     ensemble = _ensemble(cfg)
     bar = _progress(len(kept), "embed gallery")
-    photos = np.stack([f.image for f in faces])
-    offset = 0
-
-    def embed(batch: np.ndarray) -> np.ndarray:
-        # build_gallery hands the photos over in order; embed the matching AlignedFaces so that
-        # FaceRecogNet members get their own 100x100 crop, exactly as queries do.
-        nonlocal offset
-        chunk = faces[offset : offset + len(batch)]
-        offset += len(batch)
-        return ensemble.embed(chunk)
-
+    # build_gallery encodes the photos with the chosen codec and embeds the decoded pixels, so the
+    # stored embeddings are those of exactly the stored photos (FaceRecogNet members read the grey
+    # crop derived from them, as the similarity maps do).
     gallery = build_gallery(
         args.name or f"GMDB {tables.version or 'gallery'} ({args.kind})",
         tables.version or "unversioned",
         kept,
         tables.syndromes_of(kept),
-        embed,
-        photos,
+        ensemble.embed,
+        np.stack([f.image for f in faces]),
         ensemble.variants,
         ensemble.fingerprint,
         progress=_bar_callback(bar),
         keep_photos=not args.no_photos,
         photos_visible=args.photos_visible,
         provenance=f"gmx {__version__} gallery build from {args.gmdb}",
+        photo_codec=args.photo_codec,
+        photo_quality=args.photo_quality,
     )
     bar.close()
     if args.activations:
@@ -435,7 +409,7 @@ def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
     output_file(Path(args.out))
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
     if tuple(table.variants) != tuple(ensemble.variants):
@@ -469,16 +443,47 @@ def cmd_gallery_info(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_info
 
     info = gallery_info(args.gallery_file)
-    json.dump(
-        {
-            k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
-            for k, v in info.__dict__.items()
-        },
-        sys.stdout,
-        indent=2,
-    )
+    report: dict[str, object] = {
+        k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+        for k, v in info.__dict__.items()
+    }
+    status = 0
+    if args.verify:
+        report["verify"], status = _verify_gallery(args)
+    json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 0
+    return status
+
+
+def _verify_gallery(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    """Re-embed a sample of the stored photos with the configured models (``info --verify``)."""
+    from gmx.gallery import CONSISTENT_COSINE, check_compatible, load_gallery, verify_embeddings
+
+    cfg = from_cli_args(args)
+    ensemble = _ensemble(cfg)
+    gallery = load_gallery(args.gallery_file)
+    check_compatible(ensemble, gallery)
+    sample = None if args.sample == 0 else args.sample
+    check = verify_embeddings(gallery, ensemble.embed, sample=sample, seed=args.seed)
+    ok = check.consistent()
+    result = {
+        "images_checked": len(check.indices),
+        "worst_cosine": check.worst_cosine,
+        "worst_image_id": check.worst_image_id,
+        "threshold": CONSISTENT_COSINE,
+        "consistent": ok,
+    }
+    say = log.info if ok else log.error
+    say(
+        "re-embedded %d stored photos: worst cosine %.7f (image %s), %s",
+        len(check.indices),
+        check.worst_cosine,
+        check.worst_image_id,
+        "consistent"
+        if ok
+        else f"below {CONSISTENT_COSINE}: the stored photos are not the embedded pixels",
+    )
+    return result, 0 if ok else 1
 
 
 def cmd_gallery_export(args: argparse.Namespace) -> int:
@@ -495,7 +500,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gmx.gallery import evaluate as evaluate_ranking
     from gmx.gallery import import_gmdb, load_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(cfg.gallery_path, expected_fingerprint=ensemble.fingerprint)
     tables = import_gmdb(args.gmdb, args.version, split="all", kind=args.kind)
@@ -593,6 +598,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-photos", action="store_true", help="do not store the aligned photos")
     p.add_argument("--photos-visible", action="store_true", help="allow the app to show photos")
     p.add_argument(
+        "--photo-codec",
+        choices=["raw", "png", "webp"],
+        default="raw",
+        help="how photos are stored (embeddings are always of the stored pixels; default raw)",
+    )
+    p.add_argument(
+        "--photo-quality", type=int, default=95, help="WebP quality 0-100 (100 = lossless)"
+    )
+    p.add_argument(
         "--activations",
         action="store_true",
         help="store every variant's last feature maps (float16) so similarity maps need no "
@@ -620,8 +634,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_import)
-    p = gsub.add_parser("info", help="what a gallery file holds (reads metadata only)")
+    p = gsub.add_parser(
+        "info", help="what a gallery file holds (metadata only; --verify re-embeds stored photos)"
+    )
     p.add_argument("gallery_file", type=Path)
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-embed a sample of the stored photos with --models and report the worst cosine "
+        "with the stored embeddings (exit 1 below 0.99999)",
+    )
+    p.add_argument(
+        "--sample", type=int, default=100, help="images to re-embed with --verify (0 = all)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="of the --verify sample")
+    _add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_info)
     p = gsub.add_parser("export", help="write a gallery's embeddings as a GestaltMatcher-Arc CSV")
     p.add_argument("gallery_file", type=Path)
@@ -636,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+    # Imported here: gmx.aggregate loads torch, which `gmx --help` does not need.
     from gmx.aggregate.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)

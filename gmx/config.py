@@ -268,6 +268,31 @@ def load_config(environ: Mapping[str, str] | None = None) -> GmxConfig:
     return GmxConfig(**fields)
 
 
+def from_cli_args(args: Any, environ: Mapping[str, str] | None = None) -> GmxConfig:
+    """:func:`load_config`, overridden by command-line options (``gmx`` and ``gmx batch``).
+
+    Reads the attributes ``models``, ``gallery``, ``no_flip``, ``no_grey``, ``device`` and
+    ``precision`` of ``args`` (an ``argparse.Namespace``) where present and set.
+    """
+    cfg = load_config(environ)
+    changes: dict[str, object] = {}
+    if getattr(args, "models", None):
+        changes["model_paths"] = args.models
+        changes["source"] = "command line"
+    if getattr(args, "gallery", None):
+        changes["gallery_path"] = args.gallery
+        changes["source"] = "command line"
+    if getattr(args, "no_flip", False):
+        changes["flip"] = False
+    if getattr(args, "no_grey", False):
+        changes["grey"] = False
+    if getattr(args, "device", None):
+        changes["device"] = args.device
+    if getattr(args, "precision", None):
+        changes["precision"] = args.precision
+    return cfg.with_overrides(**changes) if changes else cfg
+
+
 __all__ = [
     "CONFIG_ENV",
     "CONFIG_SCHEMA",
@@ -278,6 +303,7 @@ __all__ = [
     "MODELS_ENV",
     "PROJECT_ROOT",
     "GmxConfig",
+    "from_cli_args",
     "load_config",
     "validate_config_data",
 ]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gmx import __version__
+from gmx._io import atomic_write_text
 from gmx.encode import (
     Ensemble,
     GestaltModel,
@@ -38,6 +39,7 @@ from gmx.encode import save_model as save_encoder
 from gmx.gallery import (
     Gallery,
     GalleryImage,
+    PhotoCodec,
     Syndrome,
     build_gallery,
     evaluate,
@@ -56,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "gmx-demo-iresnet"
 GALLERY_NAME = "gmx synthetic demo gallery"
-PHOTO_CODEC = "webp"
+PHOTO_CODEC: PhotoCodec = "webp"
 PHOTO_QUALITY = 92
 CLINICAL_STATEMENT = (
     "Synthetic demo, not for clinical use: trained and evaluated only on synthetic phenotypes."
@@ -178,14 +180,16 @@ def build_demo_gallery(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> Gallery:
-    """Gallery = frequent syndromes' train+val images and the rare syndromes' gallery images."""
+    """Gallery = frequent syndromes' train+val images and the rare syndromes' gallery images.
+
+    The photos are stored as WebP (quality :data:`PHOTO_QUALITY`) and embedded after the WebP round
+    trip (:func:`~gmx.gallery.build_gallery`'s ``photo_codec``), so the stored embeddings are those
+    of exactly the stored pixels.
+    """
     rare_ids = rare_split_ids(directory, "gallery")
     keep = np.isin(data.splits, FREQUENT_GALLERY_SPLITS) | np.isin(data.image_ids, list(rare_ids))
     keep &= data.labels != UNAFFECTED
     sel = data.select(keep)
-    from gmx.gallery import roundtrip_photos
-
-    photos = roundtrip_photos(sel.images, PHOTO_CODEC, PHOTO_QUALITY)
     images = [
         GalleryImage(image_id=str(i), subject_id=str(s), syndrome_id=str(lab), split=None)
         for i, s, lab in zip(sel.image_ids, sel.subject_ids, sel.labels, strict=True)
@@ -196,7 +200,7 @@ def build_demo_gallery(
         images,
         _syndrome_table(data),
         ensemble.embed,
-        photos,
+        sel.images,
         ensemble.variants,
         ensemble.fingerprint,
         progress=progress,
@@ -206,6 +210,8 @@ def build_demo_gallery(
         description="Synthetic patients with known causal facial regions (extras['gt_mask']). "
         "Not real people; not for clinical use.",
         provenance=f"gmx.demo {__version__}; data {directory}",
+        photo_codec=PHOTO_CODEC,
+        photo_quality=PHOTO_QUALITY,
     )
 
 
@@ -264,7 +270,7 @@ def build_demo_gallery_and_metrics(
     say("Embedding the gallery")
     gallery = build_demo_gallery(data, ensemble, directory)
     gallery_path = directory / "gallery.sqlite"
-    save_gallery(gallery, gallery_path, photo_codec=PHOTO_CODEC, photo_quality=PHOTO_QUALITY)
+    save_gallery(gallery, gallery_path)  # the photos' WebP bytes, verbatim
     say("Evaluating on the test splits")
     metrics: dict[str, object] = {
         "gmx": __version__,
@@ -274,7 +280,7 @@ def build_demo_gallery_and_metrics(
     }
     if training is not None:
         metrics["training"] = training
-    (directory / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=1))
     record_evaluation_in_card(model_path, metrics["evaluation"])
     return DemoBuild(model_path, gallery_path, metrics)
 
@@ -293,9 +299,7 @@ def record_evaluation_in_card(model_path: Path, evaluation: object) -> None:
         "over syndromes of per-syndrome top-k accuracy"
     )
     card["notes"] = json.dumps(notes)
-    tmp = card_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(card_file)
+    atomic_write_text(card_file, json.dumps(card, indent=2, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:

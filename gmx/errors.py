@@ -35,4 +35,11 @@ class GalleryError(GmxError):
     """A gallery is missing, inconsistent, or was built with another model."""
 
 
-__all__ = ["ConfigError", "GalleryError", "GmxError", "ImageLoadError", "ModelLoadError", "OutputError"]
+__all__ = [
+    "ConfigError",
+    "GalleryError",
+    "GmxError",
+    "ImageLoadError",
+    "ModelLoadError",
+    "OutputError",
+]

@@ -57,13 +57,17 @@ def similarity_rows(
     top_k: int,
 ) -> list[PanelRow]:
     """GestaltMatcher-Arc's score of each top-k syndrome as a target: mean cosine similarity, over
-    ``variants``, to the syndrome's nearest gallery image."""
+    ``variants``, to the syndrome's nearest gallery image (with all of the syndrome's images, for
+    re-ranked occlusion)."""
     idx = variant_indices(gallery.variants, variants)
+    syndromes = np.array([im.syndrome_id for im in gallery.images])
+    embeddings = np.asarray(gallery.embeddings)
     rows = []
     for m in ranking.syndromes[:top_k]:
-        emb = np.asarray(gallery.embeddings[m.image_index])[idx]
         label = f"{m.name} (nearest gallery image {m.image_id})"
-        rows.append(PanelRow(m, SimilarityTarget(emb, label=label)))
+        own = embeddings[syndromes == m.syndrome_id][:, idx]
+        target = SimilarityTarget(embeddings[m.image_index][idx], label, syndrome_embeddings=own)
+        rows.append(PanelRow(m, target))
     return rows
 
 
@@ -89,8 +93,7 @@ def logit_rows(
 def contrast_rows(rows: Sequence[PanelRow]) -> list[PanelRow]:
     """ "Syndrome s rather than the next-ranked one" for each row but the last."""
     return [
-        PanelRow(a.match, ContrastTarget(a.target, b.target))
-        for a, b in itertools.pairwise(rows)
+        PanelRow(a.match, ContrastTarget(a.target, b.target)) for a, b in itertools.pairwise(rows)
     ]
 
 
@@ -104,7 +107,7 @@ def display_maps(
         )
     ranges = display_ranges(list(maps), share=scale_mode)  # type: ignore[arg-type]
     values = [sign_filter(m.values, sign_mode) if m.signed else np.asarray(m.values) for m in maps]
-    return values, [Scale(r.vmin, r.vmax) for r in ranges]
+    return values, ranges
 
 
 def grid_png(

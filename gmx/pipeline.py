@@ -19,8 +19,7 @@ from gmx._typing import ImageU8
 from gmx.align import AlignedFace, AlignmentResult, FaceAligner, load_image
 from gmx.config import GmxConfig
 from gmx.encode import Ensemble, LoadedModel, load_model
-from gmx.errors import GalleryError
-from gmx.gallery import Gallery, Ranking, load_gallery, rank
+from gmx.gallery import Gallery, Ranking, check_compatible, load_gallery, rank
 
 
 @dataclass(frozen=True)
@@ -59,25 +58,6 @@ class Diagnosis:
     def message(self) -> str | None:
         """Why there is no ranking, for the user."""
         return None if self.ok else (self.alignment.message or "No face found in the photo.")
-
-
-def check_compatible(ensemble: Ensemble, gallery: Gallery) -> None:
-    """Refuse a gallery whose embeddings were made by other models or other TTA variants.
-
-    Raises:
-        GalleryError: with what differs and how to fix it.
-    """
-    if ensemble.fingerprint != gallery.model_fingerprint:
-        raise GalleryError(
-            f"gallery {gallery.name!r} was embedded with model fingerprint "
-            f"{gallery.model_fingerprint[:12]}..., but the loaded models have "
-            f"{ensemble.fingerprint[:12]}...; rebuild it with `gmx gallery build` using these models"
-        )
-    if tuple(ensemble.variants) != tuple(gallery.variants):
-        raise GalleryError(
-            f"gallery variants {[v.label for v in gallery.variants]} differ from the ensemble's "
-            f"{[v.label for v in ensemble.variants]}"
-        )
 
 
 class Diagnoser:

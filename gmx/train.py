@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmx.constants import NORM_MEAN, NORM_STD
+from gmx.encode.model import denormalize, normalize, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,11 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def to_input(images: np.ndarray) -> torch.Tensor:
-    """``(N, H, W, 3)`` uint8 RGB -> ``(N, 3, H, W)`` float32 in ``[-1, 1]``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    return (x - NORM_MEAN) / NORM_STD
-
-
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Random flip, colour jitter, grey and small similarity jitter of a normalised batch."""
     n = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
-    x = (x * NORM_STD) + NORM_MEAN  # back to [0, 1]
+    x = denormalize(x)  # back to [0, 1]
     flip = u(n) < cfg.flip_p
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if cfg.jitter > 0:
@@ -129,7 +123,7 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # Pad with black (0 in [0, 1]) like the aligner's border.
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return (x - NORM_MEAN) / NORM_STD
+    return normalize(x)
 
 
 def train_classifier(
@@ -214,7 +208,7 @@ def _train(
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = augment(to_input(images[idx]), cfg, gen).to(device)
+            x = augment(preprocess(images[idx]), cfg, gen).to(device)
             y = torch.from_numpy(labels[idx]).to(device)
             logits = classifier(backbone(x))
             loss = loss_fn(logits, y)
@@ -258,7 +252,7 @@ def embed_images(backbone: nn.Module, images: np.ndarray, batch_size: int = 128)
     backbone.eval()
     dev = next(backbone.parameters()).device
     out = [
-        backbone(to_input(images[i : i + batch_size]).to(dev)).cpu()
+        backbone(preprocess(images[i : i + batch_size]).to(dev)).cpu()
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(out).numpy().astype(np.float32)
@@ -297,6 +291,5 @@ __all__ = [
     "embed_images",
     "macro_topk_from_logits",
     "predict_logits",
-    "to_input",
     "train_classifier",
 ]

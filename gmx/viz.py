@@ -1,19 +1,25 @@
 """Pictures of faces, landmarks and maps: plotly figures for the app, RGB arrays for PNG export.
 
 Nothing here changes a map's values: scales are chosen by the caller (per map, shared across methods,
-shared across syndromes) and passed in as ``vmin``/``vmax``. Signed maps use a diverging colour map
-centred on zero (green supports, pink opposes), unsigned maps a sequential one.
+shared across syndromes) and passed in as a :class:`Scale`, the one colour-range type of gmx
+(:mod:`gmx.explain.display` builds the same type). Signed maps use a diverging colour map centred on
+zero (green supports, pink opposes) over ``[-L, L]``, unsigned maps a sequential one over ``[0, L]``,
+``L`` a robust maximum of ``|values|`` (:func:`robust_limit`). plotly is imported only by the figure
+functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
 
 from gmx._typing import ImageU8
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 #: Anchor colours (RGB 0-255) of the colour maps, evenly spaced from low to high.
 COLORMAPS: dict[str, tuple[tuple[int, int, int], ...]] = {
@@ -59,34 +65,50 @@ COLORMAPS: dict[str, tuple[tuple[int, int, int], ...]] = {
 DIVERGING = ("PiYG", "RdBu")
 
 
+def robust_limit(values: np.ndarray | Sequence[np.ndarray], percentile: float = 99.5) -> float:
+    """``percentile`` of ``|values|`` (over all arrays given, finite values only).
+
+    Robust to single hot pixels; 1.0 when that is 0 or not finite (an all-zero map).
+
+    Raises:
+        ValueError: for a percentile outside ``(0, 100]`` or no arrays.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    arrays = [values] if isinstance(values, np.ndarray) else list(values)
+    if not arrays:
+        raise ValueError("no values given")
+    flat = np.concatenate([np.abs(np.asarray(a, dtype=np.float64)).ravel() for a in arrays])
+    flat = flat[np.isfinite(flat)]
+    limit = float(np.percentile(flat, percentile)) if flat.size else 0.0
+    return limit if limit > 0 and np.isfinite(limit) else 1.0
+
+
 @dataclass(frozen=True)
 class Scale:
-    """A colour scale: the values mapped to the two ends of the colour map."""
+    """A colour range: the values mapped to the two ends of the colour map.
+
+    Attributes:
+        vmin: value at the low end (``-L`` for signed maps, 0 for unsigned ones).
+        vmax: value at the high end (``L``).
+        diverging: a diverging colour scale centred on 0 (signed maps).
+    """
 
     vmin: float
     vmax: float
+    diverging: bool = False
 
     @staticmethod
     def for_maps(maps: Sequence[np.ndarray], *, signed: bool, percentile: float = 99.5) -> Scale:
-        """One scale shared by several maps (robust to single hot pixels).
+        """One scale shared by several maps: ``[-L, L]`` if signed, else ``[0, L]``.
 
-        Signed maps get a symmetric scale ``[-m, m]``; unsigned maps ``[min, max]`` of the robust range.
+        ``L`` is :func:`robust_limit` of the maps (zero keeps the neutral colour of signed maps
+        and the bottom colour of unsigned ones, so "no attribution" always looks the same).
         """
         if not maps:
             raise ValueError("need at least one map to choose a scale")
-        values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in maps])
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return Scale(-1.0, 1.0) if signed else Scale(0.0, 1.0)
-        if signed:
-            m = float(np.percentile(np.abs(values), percentile))
-            m = m if m > 0 else 1.0
-            return Scale(-m, m)
-        lo = float(np.percentile(values, 100 - percentile))
-        hi = float(np.percentile(values, percentile))
-        if hi <= lo:
-            hi = lo + 1.0
-        return Scale(lo, hi)
+        limit = robust_limit(list(maps), percentile)
+        return Scale(-limit, limit, True) if signed else Scale(0.0, limit, False)
 
 
 def colormap_lut(name: str, n: int = 256) -> np.ndarray:
@@ -131,7 +153,12 @@ def sign_filter(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 def resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` map to ``size = (H, W)`` (cell centres aligned)."""
+    """Display resize of a map already on the template to a picture's ``size = (H, W)``.
+
+    Bilinear with half-pixel centres (OpenCV ``INTER_LINEAR``): right for pixel maps. Coarse cell
+    maps of a network must be placed first (:func:`gmx.encode.geometry.place_map`): this resize
+    assumes cells that tile the picture.
+    """
     import cv2
 
     v = np.asarray(values, dtype=np.float32)
@@ -178,6 +205,8 @@ def image_figure(
     title: str | None = None,
 ) -> go.Figure:
     """An image with optional ``(x, y)`` landmark points and face boxes."""
+    import plotly.graph_objects as go
+
     img = np.asarray(image)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
@@ -229,6 +258,8 @@ def map_figure(
     value_label: str = "attribution",
 ) -> go.Figure:
     """A map over a face with hover values of the map (raw, not normalised)."""
+    import plotly.graph_objects as go
+
     img = overlay(face, values, scale, cmap=cmap, opacity=opacity)
     v = resize_map(values, img.shape[:2])
     fig = go.Figure(
@@ -291,6 +322,7 @@ __all__ = [
     "overlay",
     "plotly_colorscale",
     "resize_map",
+    "robust_limit",
     "sign_filter",
     "to_data_uri",
     "to_png_bytes",

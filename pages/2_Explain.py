@@ -63,6 +63,11 @@ with st.sidebar:
     with st.expander("Method parameters"):
         window = st.slider("Occlusion window (px)", 4, 32, 10)
         stride = st.slider("Occlusion stride (px)", 2, 16, 5)
+        rerank = st.toggle(
+            "Occlusion: re-rank the syndrome's gallery images",
+            help="Score each occluded face as GestaltMatcher does (its nearest image of the syndrome "
+            "may change) instead of keeping the unoccluded face's nearest image.",
+        )
         ig_steps = st.slider("Integrated gradients steps", 8, 128, 32, step=8)
         smooth = st.slider("SmoothGrad samples (gradient methods; 0 = off)", 0, 32, 0)
     st.header("Display")
@@ -76,7 +81,7 @@ if not methods and not slow_on:
     st.stop()
 
 params = {
-    "occlusion": {"window": window, "stride": stride},
+    "occlusion": {"window": window, "stride": stride, "rerank": rerank},
     "integrated_gradients": {"steps": ig_steps, "smooth_samples": 0},
     **{m: {"smooth_samples": smooth} for m in ("saliency", "deconvolution", "guided_backprop")},
 }

@@ -90,11 +90,16 @@ def test_gallery_build_info_export_evaluate_predict(tmp_path, gmdb, tiny_setup, 
                 "--models",
                 model,
                 "--activations",
+                "--photo-codec",
+                "webp",
+                "--photo-quality",
+                "80",
             ]
         )
         == 0
     )
     g = load_gallery(out)
+    assert (g.photo_codec, g.photo_quality) == ("webp", 80)
     assert len(g.images) == 6  # the corrupt listed image was skipped, not fatal
     assert g.embeddings.shape == (6, 4, 32)
     acts = [k for k in g.extras if k.startswith("simmaps.")]
@@ -104,6 +109,9 @@ def test_gallery_build_info_export_evaluate_predict(tmp_path, gmdb, tiny_setup, 
     capsys.readouterr()
     assert main(["gallery", "info", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)
+    # lossy photos, yet every stored embedding is the embedding of the stored pixels
+    assert main(["gallery", "info", str(out), "--verify", "--sample", "0", "--models", model]) == 0
+    assert json.loads(capsys.readouterr().out)["verify"]["worst_cosine"] >= 0.99999
 
     csv = tmp_path / "enc.csv"
     assert main(["gallery", "export", str(out), "--out", str(csv)]) == 0

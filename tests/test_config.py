@@ -141,3 +141,19 @@ def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
     cfg = load_config(env)
     assert (cfg.flip, cfg.grey, cfg.photos_visible) == (True, False, True)
     assert (cfg.device, cfg.precision) == ("cuda:1", "bf16")
+
+
+def test_command_line_overrides_the_environment(tmp_path: Path):
+    import argparse
+
+    from gmx.config import from_cli_args
+
+    env = {"GMX_MODELS": str(tmp_path / "env.pt"), "GMX_DEVICE": "cuda"}
+    args = argparse.Namespace(
+        models=[tmp_path / "cli.pt"], gallery=None, no_grey=True, device="cpu"
+    )
+    cfg = from_cli_args(args, env)
+    assert cfg.model_paths == (tmp_path / "cli.pt",) and cfg.source == "command line"
+    assert cfg.device == "cpu" and cfg.grey is False and cfg.flip is True
+    untouched = from_cli_args(argparse.Namespace(), env)
+    assert untouched == load_config(env)

@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gmx.encode import preprocess
 from gmx.encode.iresnet import iresnet
 from gmx.train import (
     TrainConfig,
     augment,
     class_weights,
     macro_topk_from_logits,
-    to_input,
     train_classifier,
 )
 
@@ -23,7 +23,7 @@ def test_class_weights_inverse_frequency_mean_one():
 
 
 def test_augment_is_seeded_and_keeps_range_and_shape():
-    x = to_input(np.random.default_rng(0).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8))
+    x = preprocess(np.random.default_rng(0).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8))
     before = x.clone()
     cfg = TrainConfig()
     a = augment(x, cfg, torch.Generator().manual_seed(1))

@@ -11,7 +11,13 @@ import streamlit as st
 
 from gmx._typing import ImageU8
 from gmx.gallery import Gallery, PatientMatch, Ranking
-from gmx.similarity import GalleryFace, PairMaps, cell_label, gallery_face
+from gmx.similarity import (
+    GalleryFace,
+    PairMaps,
+    cell_label,
+    correspondence_map,
+    gallery_face,
+)
 from gmx.viz import Scale, map_figure, montage, overlay, plotly_colorscale, to_png_bytes
 
 CELL_KEY = "gmx.similarity.cell"
@@ -80,26 +86,27 @@ def pair_figures(
     return fq, fp
 
 
-def _grid_shapes(fig: go.Figure, cell: int | None, colour: str) -> None:
-    for k in range(1, 7):
-        for axis in ("x", "y"):
-            pos = k * 16 - 0.5
-            fig.add_shape(
-                type="line",
-                x0=pos if axis == "x" else -0.5,
-                x1=pos if axis == "x" else 111.5,
-                y0=-0.5 if axis == "x" else pos,
-                y1=111.5 if axis == "x" else pos,
-                line={"color": "rgba(255,255,255,0.35)", "width": 1},
-            )
+def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) -> None:
+    """The pair's cell grid (boundaries midway between gmx's cell centres) and one framed cell."""
+    grid = pair.grid
+    if grid is None:
+        return
+    edges_y, edges_x = grid.edges()
+    lo, hi = -0.5, grid.size - 0.5
+    for pos in edges_x[1:-1]:
+        fig.add_shape(type="line", x0=pos, x1=pos, y0=lo, y1=hi,
+                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
+    for pos in edges_y[1:-1]:
+        fig.add_shape(type="line", x0=lo, x1=hi, y0=pos, y1=pos,
+                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
     if cell is not None:
-        r, c = divmod(cell, 7)
+        r, c = divmod(cell, len(grid.centres_x))
         fig.add_shape(
             type="rect",
-            x0=c * 16 - 0.5,
-            x1=c * 16 + 15.5,
-            y0=r * 16 - 0.5,
-            y1=r * 16 + 15.5,
+            x0=edges_x[c],
+            x1=edges_x[c + 1],
+            y0=edges_y[r],
+            y1=edges_y[r + 1],
             line={"color": colour, "width": 3},
         )
 
@@ -110,8 +117,10 @@ def cell_picker_figure(
     """The query map with its 7x7 grid; a click on a cell selects it."""
     fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=340,
                      title="Query: click a cell", value_label="similarity share")  # fmt: skip
-    centres = np.arange(7) * 16 + 7.5
-    xs, ys = np.meshgrid(centres, centres)
+    grid = pair.grid
+    if grid is None:
+        raise ValueError(f"{pair.method} maps have no cell grid")
+    xs, ys = np.meshgrid(grid.centres_x, grid.centres_y)
     raw = np.asarray(pair.query_raw)
     text = [
         cell_label(g) + (f": {raw.ravel()[g]:+.4g}" if raw.shape == (7, 7) else "")
@@ -128,7 +137,7 @@ def cell_picker_figure(
             showlegend=False,
         )
     )
-    _grid_shapes(fig, cell, "#ffb000")
+    _grid_shapes(fig, pair, cell, "#ffb000")
     fig.update_layout(clickmode="event+select", dragmode=False)
     return fig
 
@@ -136,23 +145,21 @@ def cell_picker_figure(
 def correspondence_figure(
     gface: GalleryFace, pair: PairMaps, cell: int, *, opacity: float
 ) -> go.Figure:
-    """Where on the gallery face the selected query cell matches (row ``K[cell, :]``)."""
-    if pair.decomposition is None:
-        raise ValueError(f"{pair.method} maps have no cell correspondence")
-    row = pair.decomposition.matches(cell)
-    scale = Scale.for_maps([pair.decomposition.correspondence], signed=True, percentile=100)
-    best = int(np.argmax(row))
+    """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
+    corr = correspondence_map(pair, cell)
+    scale = Scale.for_maps([corr.values], signed=True, percentile=100)
     fig = map_figure(
         gface.image,
-        np.kron(row, np.ones((16, 16))),
+        corr.values,
         scale,
         opacity=opacity,
         height=340,
         title=f"Gallery: matches of query {cell_label(cell)}",
-        value_label="cell-pair term",
+        value_label="cell-pair term per pixel",
     )
     _add_landmarks(fig, gface)
-    _grid_shapes(fig, best, "#00e676")
+    assert pair.grid is not None  # correspondence_map raised otherwise
+    _grid_shapes(fig, pair, pair.grid.cell_at(*corr.best_xy), "#00e676")
     return fig
 
 
@@ -192,9 +199,9 @@ def selected_cell(pair: PairMaps) -> int:
     event: Any = st.session_state.get(CLICK_KEY)
     clicked = None
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
+    if points and pair.grid is not None:
         p = points[0]
-        clicked = int(min(6, max(0, p["y"] // 16)) * 7 + min(6, max(0, p["x"] // 16)))
+        clicked = pair.grid.cell_at(p["x"], p["y"])
     if clicked is not None and clicked != st.session_state.get(_LAST_CLICK):
         st.session_state[CELL_KEY] = clicked
         st.session_state[_LAST_CLICK] = clicked

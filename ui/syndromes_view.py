@@ -19,7 +19,10 @@ from gmx.aggregate import (
     summarize,
     to_template,
 )
+from gmx.aggregate.localisation import NULL_LABELS, NullComparison
 from gmx.config import DEMO_DIR, GmxConfig
+from gmx.explain import get_method
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
 from gmx.viz import Scale, overlay
 
 #: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
@@ -84,7 +87,7 @@ def _display(results: SyndromeResults, syndrome: str, method: str, kind: str) ->
 def overlay_image(
     results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
 ) -> np.ndarray | None:
-    """The map of ``kind`` over the syndrome's composite face, or ``None`` if it does not exist.
+    """The map of ``kind`` over the syndrome's :func:`background`, or ``None`` if it does not exist.
 
     Each map gets its own robust scale: signed for contrasts and signed methods' means.
     """
@@ -93,10 +96,31 @@ def overlay_image(
         return None
     signed = kind == "contrast" or bool(np.nanmin(values) < 0)
     scale = Scale.for_maps([values], signed=signed)
+    return overlay(
+        background(results, syndrome),
+        values,
+        scale,
+        cmap=cmap if signed else "viridis",
+        opacity=opacity,
+    )
+
+
+def background(results: SyndromeResults, syndrome: str) -> np.ndarray:
+    """What syndrome maps are drawn on: the composite face where the gallery-picture policy allows
+    one (:func:`gmx.gallery.composite_face`: at least ``MIN_COMPOSITE_SUBJECTS`` patients), else the
+    neutral template face (no patient data)."""
     face = results.composites.get(syndrome)
-    if face is None:
-        face = np.full((112, 112, 3), 128, np.uint8)
-    return overlay(face, values, scale, cmap=cmap if signed else "viridis", opacity=opacity)
+    return template_face() if face is None else face
+
+
+def composite_caption(results: SyndromeResults, syndrome: str) -> str | None:
+    """Why there is no composite face (``None`` when there is one)."""
+    if syndrome in results.composites:
+        return None
+    return (
+        f"No composite face: it needs photos of at least {MIN_COMPOSITE_SUBJECTS} patients, so "
+        "that no single patient shows through. Maps are drawn on a template face."
+    )
 
 
 def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.ndarray | None:
@@ -108,21 +132,57 @@ def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.nd
 
 
 def summary_rows(results: SyndromeResults, syndrome: str) -> list[dict[str, Any]]:
-    """Per method: images, patients, split-half stability, causal-region agreement (if known)."""
+    """Per method: images, patients, split-half stability (gallery maps)."""
     rows = []
     for r in results.table():
         if r["syndrome"] != syndrome:
             continue
-        row = {
-            "method": r["method"],
-            "images": r["images"],
-            "patients": r["patients"],
-            "split-half r": None if not np.isfinite(r["stability"]) else round(r["stability"], 3),
+        rows.append(
+            {
+                "method": get_method(r["method"]).display_name,
+                "images": r["images"],
+                "patients": r["patients"],
+                "split-half r": None
+                if not np.isfinite(r["stability"])
+                else round(r["stability"], 3),
+            }
+        )
+    return rows
+
+
+def _interval(c: NullComparison) -> str:
+    if not np.isfinite(c.difference):
+        return "n/a"
+    if not np.isfinite(c.ci_low):
+        return f"{c.difference:+.3f}"
+    return f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+
+
+def localisation_rows(
+    results: SyndromeResults, syndrome: str, metric: str = "auroc"
+) -> list[dict[str, Any]]:
+    """Per method: held-out AUROC vs the region, its difference to every null with its interval,
+    and a verdict that says only what survives the nulls. Empty without a localisation study."""
+    loc = results.localisation
+    if loc is None:
+        return []
+    rows = []
+    for sc in loc.scores:
+        if sc.syndrome != syndrome or sc.metric != metric:
+            continue
+        row: dict[str, Any] = {
+            "method": get_method(sc.method).display_name,
+            "held-out images": sc.n_images,
+            "AUROC vs region": round(sc.own, 3) if np.isfinite(sc.own) else None,
         }
-        if "auroc" in r:
-            row["mass in region"] = round(r["mass_inside"], 3)
-            row["region area"] = round(r["area"], 3)
-            row["AUROC vs region"] = round(r["auroc"], 3) if np.isfinite(r["auroc"]) else None
+        failed = []
+        for c in sc.nulls:
+            row[f"minus {NULL_LABELS[c.null]}"] = _interval(c)
+            if not c.above:
+                failed.append(NULL_LABELS[c.null])
+        row["finds its region?"] = (
+            "yes: beyond every null" if not failed else "not shown beyond " + ", ".join(failed)
+        )
         rows.append(row)
     return rows
 
@@ -141,10 +201,13 @@ def hpo_features(syndrome_id: str, gallery_hpo: Sequence[str]) -> list[str]:
 __all__ = [
     "DEMO_RESULTS",
     "KINDS",
+    "background",
     "cache_root",
+    "composite_caption",
     "composite_difference_image",
     "compute_results",
     "hpo_features",
+    "localisation_rows",
     "overlay_image",
     "results_path",
     "summary_rows",

@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from gmx.config import GmxConfig
-from gmx.gallery import Gallery, Ranking
+from gmx.gallery import Gallery, Ranking, may_show_photos
 from gmx.viz import to_data_uri
 
 SYNDROME_COLUMNS = {
@@ -24,10 +24,9 @@ SYNDROME_COLUMNS = {
 
 
 def photos_allowed(cfg: GmxConfig, gallery: Gallery) -> bool:
-    """Gallery photos are shown only when the gallery allows it and the configuration does not forbid it."""
-    if gallery.photos is None or not gallery.photos_visible:
-        return False
-    return cfg.photos_visible is not False
+    """Gallery photos are shown only when the gallery allows it and the configuration does not forbid
+    it (the gallery-picture policy, :func:`gmx.gallery.may_show_photos`)."""
+    return may_show_photos(gallery, cfg.photos_visible)
 
 
 def syndrome_table(

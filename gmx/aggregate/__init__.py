@@ -3,21 +3,33 @@
 * Targets (:mod:`~gmx.aggregate.targets`): each image against its own syndrome
   (:func:`own_syndrome_targets`: similarity to the nearest other patient of the syndrome, its logit,
   or ``auto``), or an outside cohort against one syndrome (:func:`syndrome_targets`).
-* Batch maps (:func:`batch_maps`): one shared forward/backward per batch serves the whole
-  Grad-CAM family, Saliency and the rule-based gradients; per-image maps equal
+* Batch maps (:func:`batch_maps`): :func:`gmx.explain.explain_batch` runs every batchable
+  registered method from one shared forward/backward per batch; per-image maps equal
   :func:`gmx.explain.explain`'s.
 * Runs (:func:`run_batch`, :func:`load_batch`): resumable, shardable folders of atomic npz chunks
   (:class:`BatchStore`, :class:`Shard`).
 * Statistics (:func:`syndrome_map`, :func:`split_half`, :func:`mask_agreement`,
-  :func:`composite_face`, :func:`composite_face_warped`) and summaries (:func:`summarize`,
+  :func:`composite_face_warped`; plain composites follow the one gallery-picture policy,
+  :func:`gmx.gallery.composite_face`) and summaries (:func:`summarize`,
   :func:`cohort_maps`, :class:`SyndromeResults`, :func:`save_results`, :func:`load_results`).
+* Localisation against nulls on held-out images (:func:`localisation`, :class:`Localisation`,
+  :func:`explain_held_out`, :mod:`~gmx.aggregate.localisation`).
 
 See ``docs/aggregate.md``.
 """
 
 from __future__ import annotations
 
-from gmx.aggregate.batch import BATCHED_METHODS, batch_maps
+from gmx.aggregate.batch import batch_maps
+from gmx.aggregate.localisation import (
+    NULLS,
+    Localisation,
+    LocalisationScore,
+    LocalisationSummary,
+    NullComparison,
+    explain_held_out,
+    localisation,
+)
 from gmx.aggregate.results import (
     ResultsError,
     SyndromeResults,
@@ -39,10 +51,8 @@ from gmx.aggregate.stats import (
     MaskAgreement,
     SyndromeMap,
     auroc,
-    composite_face,
     composite_face_warped,
     mask_agreement,
-    pearson,
     split_half,
     syndrome_map,
     to_template,
@@ -57,14 +67,18 @@ from gmx.aggregate.targets import (
 )
 
 __all__ = [
-    "BATCHED_METHODS",
     "DEFAULT_METHODS",
+    "NULLS",
     "TARGET_MODES",
     "BatchMaps",
     "BatchRun",
     "BatchStore",
     "BatchStoreError",
+    "Localisation",
+    "LocalisationScore",
+    "LocalisationSummary",
     "MaskAgreement",
+    "NullComparison",
     "ResultsError",
     "RowTargets",
     "Shard",
@@ -74,13 +88,13 @@ __all__ = [
     "auroc",
     "batch_maps",
     "cohort_maps",
-    "composite_face",
     "composite_face_warped",
+    "explain_held_out",
     "load_batch",
     "load_results",
+    "localisation",
     "mask_agreement",
     "own_syndrome_targets",
-    "pearson",
     "run_batch",
     "save_results",
     "select_indices",

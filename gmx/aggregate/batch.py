@@ -1,16 +1,18 @@
 """Per-image attribution maps for many faces at once: one forward/backward per batch, every method.
 
 :func:`batch_maps` explains ``n`` faces, each against its own row-wise target
-(:class:`~gmx.aggregate.targets.RowTargets`), in batches. For the methods in :data:`BATCHED_METHODS`
-one forward pass and one ordinary backward pass per batch and variant serve all of them (the
-Grad-CAM family only differs in how it weights the same activations and gradients); Guided Backprop
-and Deconvolution add one rule backward each. Other registered methods (occlusion, integrated
-gradients, DeepLIFT, FullGrad, ...) fall back to :func:`gmx.explain.explain` one face at a time.
+(:class:`~gmx.aggregate.targets.RowTargets`), in batches. Methods registered ``batchable=True``
+(:attr:`gmx.explain.MethodSpec.batchable`: the Grad-CAM family, Saliency, Guided Backprop,
+Deconvolution, DeepLIFT, FullGrad, the baselines) run through :func:`gmx.explain.explain_batch`: the
+engine's own per-variant loop over the registered methods, where one forward pass and one ordinary
+backward pass per batch and variant serve all of them. The others (occlusion, integrated gradients)
+run through :func:`gmx.explain.explain` one face at a time.
 
-Maps are *raw* (the engine's units and native resolution: ``(7, 7)`` for the CAM family at the
-``forward_maps`` layer, ``(112, 112)`` for input methods), averaged over the explained variants after
-mirroring flipped variants back, like :func:`gmx.explain.explain` does. Template coordinates: the
-faces are aligned, so pixel ``(x, y)`` means the same facial location in every map.
+Maps are in the engine's units and placed on the 112x112 template like :func:`gmx.explain.explain`
+places them: each variant's map (``(7, 7)`` for the CAM family) is placed with its backbone's cell
+grid (:func:`gmx.encode.geometry.cell_grid`) in the frame it was computed in, mirrored back at pixel
+level if flipped, then averaged over variants. Template coordinates: the faces are aligned, so pixel
+``(x, y)`` means the same facial location in every map.
 """
 
 from __future__ import annotations
@@ -19,71 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from gmx.aggregate.targets import RowTargets
 from gmx.constants import TEMPLATE_SIZE
-from gmx.explain import LogitTarget, SimilarityTarget, explain, get_method, variant_input
-from gmx.explain.engine import as_explain_model
-from gmx.explain.methods import gradcam_map, gradcam_pp_map, hirescam_map, layercam_map
-from gmx.explain.prepared import engine_model
-from gmx.explain.workspace import MAPS_LAYER, Progress, Workspace
+from gmx.explain import batch_faces, explain, explain_batch, get_method
 from gmx.variants import Variant
-
-RowReducer = Callable[[Workspace, Mapping[str, Any]], torch.Tensor]
-"""``(workspace of n faces, params) -> (n, h, w)`` per-row raw maps of target 0."""
-
-
-def _cam(fn: Callable[..., torch.Tensor], **kw: Any) -> RowReducer:
-    def reduce(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-        ws.want_layer(p["layer"])
-        acts, grads = ws.gradients(0).layers[p["layer"]]
-        extra = {k: (p[v] if isinstance(v, str) else v) for k, v in kw.items()}
-        return fn(acts, grads, **extra)
-
-    return reduce
-
-
-#: Methods computed per row from the shared batch pass (same definitions as the engine's methods,
-#: before their mean over rows).
-BATCHED_METHODS: Mapping[str, RowReducer] = {
-    "gradcam": _cam(gradcam_map, relu=True),
-    "gradcam_signed": _cam(gradcam_map, relu=False),
-    "hirescam": _cam(hirescam_map, relu="relu"),
-    "gradcam_plusplus": _cam(gradcam_pp_map),
-    "layercam": _cam(layercam_map),
-    "saliency": lambda ws, p: ws.gradients(0).input.abs().amax(dim=1),
-    "guided_backprop": lambda ws, p: ws.rule_gradient("guided", 0).sum(dim=1),
-    "deconvolution": lambda ws, p: ws.rule_gradient("deconv", 0).sum(dim=1),
-}
-
-#: Default rows per batch on CPU / CUDA.
-AUTO_BATCH = (32, 256)
-
-
-def _resolve(
-    methods: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None
-) -> dict[str, dict[str, Any]]:
-    if isinstance(methods, str) or not methods:
-        raise ValueError(f"methods must be a non-empty sequence of names, got {methods!r}")
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods listed twice: {list(methods)}")
-    params = params or {}
-    out = {}
-    for name in methods:
-        spec = get_method(name)
-        resolved = dict(spec.resolve(params.get(name)))
-        if resolved.get("smooth_samples", 0):
-            raise ValueError(f"SmoothGrad is not supported in batch mode ({name})")
-        out[name] = resolved
-    return out
-
-
-def _faces(faces: np.ndarray) -> np.ndarray:
-    arr = np.asarray(faces)
-    if arr.ndim != 4 or arr.shape[1:] != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3) or arr.dtype != np.uint8:
-        raise ValueError(f"faces must be (n, 112, 112, 3) uint8, got {arr.shape} {arr.dtype}")
-    return arr
 
 
 def batch_maps(
@@ -104,112 +46,82 @@ def batch_maps(
             never modified.
         faces: ``(n, 112, 112, 3)`` uint8 RGB aligned faces; not modified.
         targets: ``n`` row targets; their reference rows follow ``variants``' order.
-        methods: registry names; those in :data:`BATCHED_METHODS` share the batch passes.
+        methods: registry names; the batchable ones share the batch passes.
         variants: explained variants (default: model 0, no flip, colour); maps are averaged over them.
         params: per-method parameter overrides (as :func:`gmx.explain.explain`).
-        batch_size: rows per forward pass (``0``: 32 on CPU, 256 on CUDA).
+        batch_size: rows per forward pass (``0``: :func:`gmx.explain.batch_faces`, 32 on CPU, 256
+            on CUDA).
         progress: ``progress(done_rows, n)`` after each batch.
 
     Returns:
-        method -> ``(n, h, w)`` float32 raw maps; rows whose target is invalid are NaN.
+        method -> ``(n, 112, 112)`` float32 maps placed on the template; rows whose target is
+        invalid are NaN.
 
     Raises:
         ValueError: for bad faces, methods, variants, or targets that do not fit.
     """
-    arr = _faces(faces)
+    arr = np.asarray(faces)
+    if arr.ndim != 4 or arr.shape[1:] != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3) or arr.dtype != np.uint8:
+        raise ValueError(f"faces must be (n, 112, 112, 3) uint8, got {arr.shape} {arr.dtype}")
     n = len(arr)
     if len(targets) != n:
         raise ValueError(f"{len(targets)} targets for {n} faces")
-    resolved = _resolve(methods, params)
-    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
-    pairs = [as_explain_model(m) for m in model_list]
-    variants = tuple(variants) if variants is not None else (Variant(0),)
-    if not variants:
-        raise ValueError("variants must not be empty")
-    for v in variants:
-        if not isinstance(v, Variant) or not 0 <= v.model < len(pairs):
-            raise ValueError(f"variant {v!r} names no model (have {len(pairs)})")
-    if targets.reference.shape[1] != len(variants):
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods must be a non-empty sequence of names, got {methods!r}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods listed twice: {list(methods)}")
+    n_variants = len(variants) if variants is not None else 1
+    if targets.reference.shape[1] != n_variants:
         raise ValueError(
             f"targets hold {targets.reference.shape[1]} reference row(s) per face for "
-            f"{len(variants)} variant(s)"
+            f"{n_variants} variant(s)"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
-        raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
-    emodels = [engine_model(p.backbone, p.classifier) for p in pairs]
-    if batch_size == 0:
-        batch_size = AUTO_BATCH[1] if emodels[0].device.type == "cuda" else AUTO_BATCH[0]
+    batch_size = batch_faces(models, batch_size)
+    params = params or {}
+    # Batchable methods share the batch passes (SmoothGrad, which adds rows, runs per face).
+    fast = [
+        m
+        for m in methods  # unknown names raise here
+        if get_method(m).batchable
+        and not get_method(m).resolve(params.get(m)).get("smooth_samples")
+    ]
+    slow = [m for m in methods if m not in fast]
 
-    fast = [m for m in resolved if m in BATCHED_METHODS]
-    slow = [m for m in resolved if m not in BATCHED_METHODS]
-    out: dict[str, np.ndarray] = {}
-    acc: dict[str, list[np.ndarray]] = {m: [] for m in fast}
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     rows_valid = np.flatnonzero(targets.valid)
     done = 0
     for start in range(0, len(rows_valid), batch_size):
         rows = rows_valid[start : start + batch_size]
-        sub = targets.take(rows)
-        sums: dict[str, torch.Tensor] = {}
-        for vi, variant in enumerate(variants):
-            pair, emodel = pairs[variant.model], emodels[variant.model]
-            x = torch.cat([variant_input(arr[r], variant, pair.card) for r in rows])
-            fn = sub.bind(vi, emodel.classifier, emodel.device)
-            tracker = Progress(1, None, None, lambda: RuntimeError("not cancellable"))
-            order = "RGB" if pair.card is None else str(getattr(pair.card, "colour_order", "RGB"))
-            ws = Workspace(emodel, x, (fn,), tracker, order)
-            try:
-                for m in fast:
-                    layer = resolved[m].get("layer")
-                    if layer is not None and layer != MAPS_LAYER:
-                        ws.want_layer(layer)
-                for m in fast:
-                    raw = BATCHED_METHODS[m](ws, resolved[m]).detach().float().cpu()
-                    if variant.flip:
-                        raw = torch.flip(raw, dims=[-1])
-                    sums[m] = raw if m not in sums else sums[m] + raw
-            finally:
-                ws.release()
-        for m in fast:
-            acc[m].append((sums[m] / len(variants)).numpy())
-        if slow:
+        if fast:
+            maps = explain_batch(
+                models,
+                arr[rows],
+                targets.take(rows).target(),
+                variants,
+                methods=fast,
+                params=params,
+            )
+            for m in fast:
+                parts[m].append(maps[m])
+        for r in rows if slow else ():
+            one = explain(
+                models, arr[r], targets.take([r]).target(), variants, methods=slow, params=params
+            )
             for m in slow:
-                acc.setdefault(m, [])
-            for r in rows:
-                target = _single_target(targets, int(r))
-                maps = explain(
-                    [p for p in pairs],
-                    arr[r],
-                    target,
-                    variants,
-                    methods=slow,
-                    params={m: resolved[m] for m in slow},
-                )
-                for m in slow:
-                    acc[m].append(maps[m].raw[None].astype(np.float32))
+                parts[m].append(one[m].values[None].astype(np.float32))
         done += len(rows)
         if progress is not None:
             progress(done, len(rows_valid))
-    for m in resolved:
-        parts = acc.get(m, [])
-        if parts:
-            stacked = np.concatenate(parts)
+    out: dict[str, np.ndarray] = {}
+    for m in methods:
+        if parts[m]:
+            stacked = np.concatenate(parts[m])
             full = np.full((n, *stacked.shape[1:]), np.nan, np.float32)
             full[rows_valid] = stacked
         else:
-            h = w = _native_size(m)
-            full = np.full((n, h, w), np.nan, np.float32)
+            full = np.full((n, TEMPLATE_SIZE, TEMPLATE_SIZE), np.nan, np.float32)
         out[m] = full
     return out
 
 
-def _native_size(method: str) -> int:
-    return 7 if get_method(method).family == "layer" else TEMPLATE_SIZE
-
-
-def _single_target(targets: RowTargets, row: int):
-    if targets.class_index[row] >= 0:
-        return LogitTarget(int(targets.class_index[row]))
-    return SimilarityTarget(targets.reference[row])
-
-
-__all__ = ["AUTO_BATCH", "BATCHED_METHODS", "RowReducer", "batch_maps"]
+__all__ = ["batch_maps"]

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from gmx.config import from_cli_args
+
 log = logging.getLogger("gmx")
 
 
 def _models_and_gallery(args: argparse.Namespace):
-    from gmx.cli import _config
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
 
-    cfg = _config(args)
+    cfg = from_cli_args(args)
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     return models, load_gallery(cfg.gallery_path)
 
@@ -81,7 +82,7 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
 
 def cmd_batch_summarize(args: argparse.Namespace) -> int:
     """Syndrome-level results from a run folder into ``--results`` (and a JSON table on stdout)."""
-    from gmx.aggregate import cohort_maps, load_batch, save_results, summarize
+    from gmx.aggregate import load_batch, save_results, summarize
 
     models, gallery = _models_and_gallery(args)
     batch = load_batch(args.out, gallery)
@@ -92,9 +93,9 @@ def cmd_batch_summarize(args: argparse.Namespace) -> int:
             batch.finished.sum(),
             len(batch.keys),
         )
-    ref_faces = ref_maps = None
+    ref_faces = ref_maps = loc = None
     if args.reference_demo is not None:
-        from gmx.encode import Ensemble
+        from gmx.aggregate.localisation import held_out_study
         from gmx.synth import load_demo_data
 
         data = load_demo_data(args.reference_demo)
@@ -104,27 +105,49 @@ def cmd_batch_summarize(args: argparse.Namespace) -> int:
         pick = np.sort(
             rng.choice(len(cohort), min(args.reference_count, len(cohort)), replace=False)
         )
-        variants = batch.manifest["variants"]
-        emb = Ensemble(
-            models, flip=len(gallery.variants) > 1, grey=len(gallery.variants) > 1
-        ).embed(cohort.images[pick])
-        if emb.shape[1:] != gallery.embeddings.shape[1:]:
-            raise ValueError("the models' variants do not match the gallery's")
-        ref_maps = cohort_maps(
+        # Held out: never trained on (test split, rare syndromes) and not in the gallery.
+        in_gallery = {im.image_id for im in gallery.images}
+        held = data.select(
+            np.isin(data.splits, ["test", "rare"])
+            & ~np.isin(data.image_ids, sorted(in_gallery))
+            & np.isin(data.labels, sorted(set(batch.syndromes.tolist())))
+        )
+        study = held_out_study(
             models,
             gallery,
+            held.images,
+            held.labels,
+            held.subject_ids,
+            held.masks,
             cohort.images[pick],
-            emb,
-            sorted(set(batch.syndromes.tolist())),
+            cohort.subject_ids[pick],
             methods=batch.manifest["methods"],
             target=batch.manifest["target"],
-            variants=variants,
+            variants=batch.manifest["variants"],
+            n_boot=args.boot,
+            seed=args.seed,
+            progress=lambda msg: print(msg, file=sys.stderr),
         )
+        ref_maps, loc = study.reference_maps, study.localisation
     masks = gallery.extras.get("gt_mask")
     results = summarize(
-        batch, gallery, masks=masks, reference_faces=ref_faces, reference_maps=ref_maps
+        batch,
+        gallery,
+        masks=masks,
+        reference_faces=ref_faces,
+        reference_maps=ref_maps,
+        localisation=loc,
     )
     save_results(results, args.results)
+    if loc is not None:
+        from gmx.aggregate.localisation import summary_markdown
+
+        sys.stderr.write("Localisation on held-out images (AUROC), own minus null [95 % CI]:\n")
+        sys.stderr.write(summary_markdown(loc))
+    if loc is not None and args.localisation_out is not None:
+        from gmx.aggregate.localisation import to_json
+
+        args.localisation_out.write_text(json.dumps(to_json(loc), indent=1, allow_nan=True))
     json.dump(results.table(), sys.stdout, indent=1, default=float)
     sys.stdout.write("\n")
     return 0
@@ -165,9 +188,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reference-demo",
         type=Path,
-        help="synthetic demo folder whose unaffected cohort serves the contrasts",
+        help="synthetic demo folder: its unaffected cohort serves the contrasts, its held-out "
+        "images (test split, rare test) the localisation against nulls",
     )
     p.add_argument("--reference-count", type=int, default=48, help="cohort faces explained")
+    p.add_argument(
+        "--boot", type=int, default=1000, help="bootstrap replicates of the localisation nulls"
+    )
+    p.add_argument(
+        "--localisation-out", type=Path, help="also write the localisation table (JSON) here"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_batch_summarize)
 

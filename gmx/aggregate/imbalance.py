@@ -119,7 +119,8 @@ def analyse(
     data_dir: Path, models_dir: Path, full_model: Path, out: Path, methods: tuple[str, ...]
 ) -> dict:
     """Maps of every variant vs the full model and the causal regions; writes table, JSON, plot."""
-    from gmx.aggregate.stats import mask_agreement, pearson
+    from gmx.aggregate.stats import mask_agreement
+    from gmx.explain.compare import pearson
 
     data = load_demo_data(data_dir)
     train = data.splits == "train"

@@ -3,7 +3,8 @@
 :func:`summarize` turns per-image maps (:class:`~gmx.aggregate.run.BatchMaps`) into
 :class:`SyndromeResults`: per syndrome and method the mean and spread maps, counts and stability; per
 syndrome the composite face; optionally contrasts against a reference cohort (the unaffected) and
-agreement with known causal regions. :func:`save_results` / :func:`load_results` store them as a
+the localisation of known causal regions on held-out images, against nulls
+(:mod:`gmx.aggregate.localisation`). :func:`save_results` / :func:`load_results` store them as a
 compressed npz (maps as float16 at native resolution) plus JSON metadata.
 """
 
@@ -17,21 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from gmx.aggregate.batch import batch_maps
+from gmx.aggregate.localisation import Localisation, explain_against, from_json, to_json
 from gmx.aggregate.run import BatchMaps
-from gmx.aggregate.stats import (
-    MaskAgreement,
-    SyndromeMap,
-    composite_face,
-    mask_agreement,
-    syndrome_map,
-)
+from gmx.aggregate.stats import SyndromeMap, syndrome_map
 from gmx.aggregate.store import atomic_save_npz
-from gmx.aggregate.targets import TargetMode, syndrome_targets
+from gmx.aggregate.targets import TargetMode
 from gmx.errors import GmxError
-from gmx.gallery import Gallery
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS, Gallery, composite_face, mean_face
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 
 
 class ResultsError(GmxError):
@@ -47,14 +42,19 @@ class SyndromeResults:
         names: syndrome id -> display name.
         methods: registry names.
         maps: ``(syndrome, method)`` -> :class:`SyndromeMap`.
-        composites: syndrome -> ``(112, 112, 3)`` uint8 mean aligned face.
+        composites: syndrome -> ``(112, 112, 3)`` uint8 mean aligned face, only for syndromes whose
+            maps come from at least :data:`~gmx.gallery.MIN_COMPOSITE_SUBJECTS` patients (the
+            gallery-picture policy; enforced here too, so results files written by older versions
+            cannot show a composite of too few patients).
         reference_composite: the reference cohort's composite, or ``None``.
         reference_maps: ``(syndrome, method)`` -> ``(h, w)`` mean map of the reference cohort
             explained against that syndrome's target (same target mode); the contrast is
             ``maps[...].mean - reference_maps[...]``.
         masks: syndrome -> ``(112, 112)`` bool known causal region (majority of its images'
             masks), if known.
-        agreement: ``(syndrome, method)`` -> :class:`MaskAgreement` of the mean map with the mask.
+        localisation: how well each syndrome's mean map over *held-out* images finds its region,
+            against nulls (:class:`~gmx.aggregate.localisation.Localisation`), if computed. The
+            gallery images' maps are never scored against the region: most are training images.
         info: metadata (target mode, model fingerprint, gallery, reference cohort size, ...).
     """
 
@@ -66,8 +66,19 @@ class SyndromeResults:
     reference_composite: np.ndarray | None = None
     reference_maps: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     masks: Mapping[str, np.ndarray] = field(default_factory=dict)
-    agreement: Mapping[tuple[str, str], MaskAgreement] = field(default_factory=dict)
+    localisation: Localisation | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        patients: dict[str, int] = {}
+        for (s, _), sm in self.maps.items():
+            patients[s] = max(patients.get(s, 0), sm.n_patients)
+        allowed = {
+            s: face
+            for s, face in self.composites.items()
+            if patients.get(s, 0) >= MIN_COMPOSITE_SUBJECTS
+        }
+        object.__setattr__(self, "composites", allowed)
 
     def contrast(self, syndrome: str, method: str) -> np.ndarray | None:
         """``(h, w)`` syndrome mean map minus the reference cohort's, or ``None`` without one."""
@@ -77,15 +88,19 @@ class SyndromeResults:
         return (self.maps[(syndrome, method)].mean - ref).astype(np.float32)
 
     def composite_difference(self, syndrome: str) -> np.ndarray | None:
-        """``(112, 112, 3)`` float32 composite minus the reference composite (``[-255, 255]``)."""
-        if self.reference_composite is None:
+        """``(112, 112, 3)`` float32 composite minus the reference composite (``[-255, 255]``), or
+        ``None`` without either."""
+        if self.reference_composite is None or syndrome not in self.composites:
             return None
         return self.composites[syndrome].astype(np.float32) - self.reference_composite.astype(
             np.float32
         )
 
     def table(self) -> list[dict[str, Any]]:
-        """One row per syndrome and method: counts, stability, agreement (for display/docs)."""
+        """One row per syndrome and method: counts and stability (for display/docs).
+
+        The localisation table is :meth:`Localisation.rows` of :attr:`localisation`.
+        """
         rows = []
         for s in self.syndromes:
             for m in self.methods:
@@ -99,14 +114,6 @@ class SyndromeResults:
                     "patients": sm.n_patients,
                     "stability": sm.stability,
                 }
-                ag = self.agreement.get((s, m))
-                if ag is not None:
-                    row |= {
-                        "mass_inside": ag.mass_inside,
-                        "area": ag.area_fraction,
-                        "enrichment": ag.enrichment,
-                        "auroc": ag.auroc,
-                    }
                 rows.append(row)
         return rows
 
@@ -148,27 +155,33 @@ def cohort_maps(
     Returns:
         ``(syndrome, method)`` -> ``(h, w)`` float32 mean map (NaN rows ignored).
     """
-    first = models[0] if isinstance(models, (list, tuple)) else models
-    classes = tuple(getattr(getattr(first, "card", None), "classes", ()) or ())
-    var = [0] if variants is None else list(variants)
     out = {}
     for i, s in enumerate(syndromes):
-        t = syndrome_targets(gallery, embeddings, s, target, classes=classes, variants=var)
-        if not t.valid.any():
-            continue
-        maps = batch_maps(
+        maps = explain_against(
             models,
+            gallery,
             faces,
-            t,
+            embeddings,
+            s,
             methods=methods,
-            variants=[gallery.variants[v] for v in var],
+            target=target,
+            variants=variants,
             batch_size=batch_size,
         )
         for m, arr in maps.items():
-            out[(s, m)] = np.nanmean(arr, axis=0).astype(np.float32)
+            if np.isfinite(arr).reshape(len(arr), -1).all(axis=1).any():
+                out[(s, m)] = np.nanmean(arr, axis=0).astype(np.float32)
         if progress is not None:
             progress(i + 1, len(syndromes))
     return out
+
+
+def _reference_composite(faces: np.ndarray | None) -> np.ndarray | None:
+    """The reference cohort's composite; its faces carry no patient ids, so each counts as one
+    patient (:data:`~gmx.gallery.MIN_COMPOSITE_SUBJECTS` faces at least)."""
+    if faces is None or len(faces) == 0:
+        return None
+    return mean_face(faces, [str(i) for i in range(len(faces))])
 
 
 def summarize(
@@ -178,6 +191,7 @@ def summarize(
     masks: np.ndarray | None = None,
     reference_faces: np.ndarray | None = None,
     reference_maps: Mapping[tuple[str, str], np.ndarray] | None = None,
+    localisation: Localisation | None = None,
     repeats: int = 20,
     seed: int = 0,
 ) -> SyndromeResults:
@@ -186,9 +200,12 @@ def summarize(
     Args:
         batch: a (complete or partial) batch run; unfinished and target-less rows are ignored.
         gallery: the gallery it ran on (names, photos for composites).
-        masks: ``(N_gallery, 112, 112)`` bool known causal regions (demo: ``extras["gt_mask"]``).
+        masks: ``(N_gallery, 112, 112)`` bool known causal regions (demo: ``extras["gt_mask"]``),
+            kept per syndrome for display (the majority region).
         reference_faces: ``(n, 112, 112, 3)`` uint8 reference cohort for the composite contrast.
         reference_maps: from :func:`cohort_maps`.
+        localisation: held-out localisation against nulls
+            (:func:`gmx.aggregate.localisation.localisation`), stored as given.
         repeats, seed: of the split-half stability.
 
     Raises:
@@ -210,13 +227,13 @@ def summarize(
             if not np.isfinite(arr).reshape(len(arr), -1).all(axis=1).any():
                 continue
             maps[(s, m)] = syndrome_map(arr, batch.subjects[rows], s, m, repeats=repeats, seed=seed)
-        if gallery.photos is not None:
-            composites[s] = composite_face(gallery.photos[batch.indices[rows]])
+        face = composite_face(gallery, s, indices=batch.indices[rows])
+        if face is not None:
+            composites[s] = face
     kept = tuple(s for s in order if any((s, m) in maps for m in methods))
     if not kept:
         raise ValueError("no syndrome has finished maps yet")
     smasks: dict[str, np.ndarray] = {}
-    agreement = {}
     if masks is not None:
         labels = batch.syndromes
         smasks = {
@@ -224,9 +241,6 @@ def summarize(
             for s, v in syndrome_masks(labels, np.asarray(masks)[batch.indices]).items()
             if s in kept
         }
-        for (s, m), sm in maps.items():
-            if s in smasks:
-                agreement[(s, m)] = mask_agreement(sm.mean, smasks[s])
     info = {
         "target": batch.manifest.get("target"),
         "variants": batch.manifest.get("variants"),
@@ -242,10 +256,10 @@ def summarize(
         methods=methods,
         maps=maps,
         composites=composites,
-        reference_composite=None if reference_faces is None else composite_face(reference_faces),
+        reference_composite=_reference_composite(reference_faces),
         reference_maps=dict(reference_maps or {}),
         masks=smasks,
-        agreement=agreement,
+        localisation=localisation,
         info=info,
     )
 
@@ -261,7 +275,7 @@ def save_results(results: SyndromeResults, path: str | Path) -> Path:
         "methods": list(results.methods),
         "info": dict(results.info),
         "maps": [],
-        "agreement": [],
+        "localisation": None if results.localisation is None else to_json(results.localisation),
     }
     for i, ((s, m), sm) in enumerate(results.maps.items()):
         arrays[f"mean_{i}"] = sm.mean.astype(np.float16)
@@ -279,8 +293,6 @@ def save_results(results: SyndromeResults, path: str | Path) -> Path:
                 "stability_sb": sm.stability_sb,
             }
         )
-    for (s, m), ag in results.agreement.items():
-        meta["agreement"].append({"syndrome": s, "method": m, **ag.__dict__})
     for j, s in enumerate(results.syndromes):
         if s in results.composites:
             arrays[f"face_{j}"] = results.composites[s]
@@ -333,12 +345,10 @@ def load_results(path: str | Path) -> SyndromeResults:
             composites[s] = data[f"face_{j}"]
         if f"mask_{j}" in data:
             masks[s] = np.unpackbits(data[f"mask_{j}"])[: 112 * 112].reshape(112, 112).astype(bool)
-    agreement = {
-        (e["syndrome"], e["method"]): MaskAgreement(
-            e["mass_inside"], e["area_fraction"], e["enrichment"], e["auroc"]
-        )
-        for e in meta["agreement"]
-    }
+    try:
+        loc = None if meta.get("localisation") is None else from_json(meta["localisation"])
+    except ValueError as exc:
+        raise ResultsError(f"{path}: {exc}") from exc
     return SyndromeResults(
         syndromes=syndromes,
         names=meta["names"],
@@ -348,7 +358,7 @@ def load_results(path: str | Path) -> SyndromeResults:
         reference_composite=data.get("reference_face"),
         reference_maps=refs,
         masks=masks,
-        agreement=agreement,
+        localisation=loc,
         info=meta["info"],
     )
 

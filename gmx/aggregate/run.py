@@ -17,7 +17,8 @@ import numpy as np
 from gmx.aggregate.batch import batch_maps
 from gmx.aggregate.store import MANIFEST, BatchStore, BatchStoreError, Shard
 from gmx.aggregate.targets import TargetMode, own_syndrome_targets
-from gmx.gallery import Gallery
+from gmx.encode import Ensemble
+from gmx.gallery import Gallery, check_compatible
 
 #: Methods of the precomputed demo results and the CLI default.
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "hirescam", "gradcam_signed", "saliency")
@@ -99,6 +100,26 @@ def _classes(models: Any) -> tuple[str, ...]:
     return tuple(getattr(card, "classes", ()) or ())
 
 
+def gallery_ensemble(models: Any, gallery: Gallery) -> Ensemble:
+    """The ensemble of ``models`` with the gallery's TTA, checked to have embedded the gallery.
+
+    Args:
+        models: a ``LoadedModel`` or a sequence of them, in ensemble order.
+        gallery: the gallery.
+
+    Raises:
+        GalleryError: other models or TTA variants than the gallery's (:func:`check_compatible`).
+    """
+    members = list(models) if isinstance(models, (list, tuple)) else [models]
+    ensemble = Ensemble(
+        members,
+        flip=any(v.flip for v in gallery.variants),
+        grey=any(v.grey for v in gallery.variants),
+    )
+    check_compatible(ensemble, gallery)
+    return ensemble
+
+
 def run_batch(
     models: Any,
     gallery: Gallery,
@@ -113,7 +134,6 @@ def run_batch(
     chunk: int = 64,
     shard: Shard | None = None,
     progress: Callable[[int, int], None] | None = None,
-    fingerprint: str = "",
 ) -> BatchRun:
     """Explain gallery images against their own syndrome and store the maps in ``out_dir``.
 
@@ -133,17 +153,18 @@ def run_batch(
         chunk: rows per stored chunk.
         shard: which part of the work this process does (default all).
         progress: ``progress(done_rows, shard_rows)`` as batches finish.
-        fingerprint: model fingerprint recorded in (and checked against) the manifest; default the
-            gallery's ``model_fingerprint``.
 
     Raises:
         ValueError: for bad arguments or a gallery without photos.
+        GalleryError: if the models did not embed the gallery (:func:`gmx.gallery.check_compatible`;
+            checked before anything is computed or written).
         BatchStoreError: if ``out_dir`` holds a different run.
     """
     import time
 
     if gallery.photos is None:
         raise ValueError(f"gallery {gallery.name!r} has no photos to explain")
+    ensemble = gallery_ensemble(models, gallery)
     idx = np.arange(len(gallery.images)) if indices is None else np.asarray(indices, np.int64)
     var = [0] if variants is None else [int(v) for v in variants]
     classes = _classes(models)
@@ -153,7 +174,7 @@ def run_batch(
         "params": {k: dict(v) for k, v in (params or {}).items()},
         "target": target,
         "variants": var,
-        "model_fingerprint": fingerprint or gallery.model_fingerprint,
+        "model_fingerprint": ensemble.fingerprint,
         "gallery": gallery.name,
         "gallery_version": gallery.version,
     }
@@ -227,4 +248,12 @@ def load_batch(out_dir: str | Path, gallery: Gallery) -> BatchMaps:
     return BatchMaps(store.keys, indices, syn, subj, maps, finished, manifest)
 
 
-__all__ = ["DEFAULT_METHODS", "BatchMaps", "BatchRun", "load_batch", "run_batch", "select_indices"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "BatchMaps",
+    "BatchRun",
+    "gallery_ensemble",
+    "load_batch",
+    "run_batch",
+    "select_indices",
+]

@@ -1,10 +1,10 @@
 """Syndrome-level statistics of per-image maps: mean, spread, stability, ground-truth agreement.
 
 All functions are pure NumPy on maps in template coordinates (aligned faces, so one pixel is one facial
-location for every image). Statistics are computed at the maps' native resolution (``7x7`` for the CAM
-family, ``112x112`` for input methods); :func:`to_template` upsamples for display and for comparison
-with ``112x112`` masks (bilinear, half-pixel centres: the mean commutes with it exactly, the standard
-deviation map is the upsampled native one).
+location for every image). Statistics are computed at the maps' resolution: ``112x112`` for maps from
+:func:`~gmx.aggregate.batch.batch_maps`, which places coarse maps on the template with the backbone's
+cell grid. :func:`to_template` places any remaining coarse map (e.g. results saved before maps were
+placed) for display and for comparison with ``112x112`` masks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
+from gmx.encode.geometry import CellGrid, stride_grid
+from gmx.explain.compare import pearson
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,16 +44,6 @@ class SyndromeMap:
     n_patients: int
     stability: float
     stability_sb: float
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of two maps (flattened); NaN if either is constant."""
-    x = np.asarray(a, np.float64).ravel()
-    y = np.asarray(b, np.float64).ravel()
-    x = x - x.mean()
-    y = y - y.mean()
-    den = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def split_half(
@@ -120,14 +112,25 @@ def syndrome_map(
     )
 
 
-def to_template(values: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """``(h, w)`` -> ``(size, size)`` float32, bilinear with half-pixel centres (OpenCV INTER_LINEAR)."""
+def to_template(
+    values: np.ndarray, size: int = TEMPLATE_SIZE, grid: CellGrid | None = None
+) -> np.ndarray:
+    """``(h, w)`` -> ``(size, size)`` float32 map on the template.
+
+    Args:
+        values: a map already at ``size`` (returned as a copy) or a coarse cell map.
+        size: template side.
+        grid: where the coarse map's cells sit (:func:`gmx.encode.geometry.cell_grid` of the
+            backbone that made it). Default: the analytic iResNet centres
+            (:func:`~gmx.encode.geometry.stride_grid`, cell ``j`` at ``j * size / h``), which
+            ignores the border pull on the outer cells.
+    """
     arr = np.asarray(values, np.float32)
     if arr.shape == (size, size):
         return arr.copy()
-    import cv2
-
-    return cv2.resize(arr, (size, size), interpolation=cv2.INTER_LINEAR)
+    if grid is None:
+        grid = stride_grid(arr.shape, size)  # type: ignore[arg-type]
+    return grid.place(arr)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def mask_agreement(values: np.ndarray, mask: np.ndarray) -> MaskAgreement:
-    """Agreement of a map (any resolution; upsampled to the mask's) with a boolean mask.
+    """Agreement of a map (the mask's resolution, or a coarse map placed by :func:`to_template`) with a boolean mask.
 
     Args:
         values: ``(h, w)`` map; only positive values count as attribution mass.
@@ -188,19 +191,6 @@ def mask_agreement(values: np.ndarray, mask: np.ndarray) -> MaskAgreement:
     inside = float(pos[m].sum() / total) if total > 0 else float("nan")
     area = float(m.mean())
     return MaskAgreement(inside, area, inside / area, auroc(v, m))
-
-
-def composite_face(photos: np.ndarray) -> np.ndarray:
-    """Mean aligned face ``(112, 112, 3)`` uint8 of ``(n, 112, 112, 3)`` uint8 photos.
-
-    Alignment (similarity transform to the ArcFace template) already normalises position, scale
-    and roll, so the plain mean is a composite face; :func:`composite_face_warped` also removes
-    shape differences.
-    """
-    arr = np.asarray(photos)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
-        raise ValueError(f"photos must be (n, H, W, 3) with n >= 1, got {arr.shape}")
-    return np.clip(np.rint(arr.mean(0, dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
 def composite_face_warped(photos: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -256,10 +246,8 @@ __all__ = [
     "MaskAgreement",
     "SyndromeMap",
     "auroc",
-    "composite_face",
     "composite_face_warped",
     "mask_agreement",
-    "pearson",
     "split_half",
     "syndrome_map",
     "to_template",

@@ -8,16 +8,16 @@ Layout of a run folder::
 
 Rows are cut into fixed chunks; chunk ``k`` belongs to shard ``k % n`` of ``--shard i/n``, so several
 processes (or machines sharing or later merging the folder) never write the same file. A chunk file
-is written to a temporary name in the same folder and renamed into place (``os.replace``, atomic on
-POSIX), so an interrupted run leaves only whole chunks; rerunning skips them. The manifest pins the
-configuration: reopening a folder with different settings raises instead of mixing results.
+is written atomically (:func:`gmx._io.atomic_write`: a unique temporary name in the same folder,
+fsynced and renamed into place), so an interrupted run leaves only whole chunks; rerunning skips
+them. The manifest pins the configuration: reopening a folder with different settings raises instead of mixing results.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from gmx._io import atomic_write_bytes
 from gmx.errors import GmxError
 
 MANIFEST = "manifest.json"
@@ -64,24 +65,8 @@ class Shard:
         return chunk % self.count == self.index
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` to ``path`` atomically."""
-    import io
-
+    """``np.savez_compressed`` to ``path`` atomically (:func:`gmx._io.atomic_write`)."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -190,4 +175,4 @@ class BatchStore:
         return out, finished
 
 
-__all__ = ["BatchStore", "BatchStoreError", "Shard", "atomic_save_npz", "atomic_write_bytes"]
+__all__ = ["BatchStore", "BatchStoreError", "Shard", "atomic_save_npz"]

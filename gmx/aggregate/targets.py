@@ -1,7 +1,8 @@
 """Per-row targets for batch explanation: each image explained against its own syndrome.
 
 A batch holds many *different* faces, each with its own target, so the target is a row-wise score
-``(n, D) embeddings -> (n,)`` where row ``i`` uses row ``i``'s reference. Because the engine's model is
+``(n, D) embeddings -> (n,)`` where row ``i`` uses row ``i``'s reference: :meth:`RowTargets.target`
+gives the engine's :class:`gmx.explain.RowTarget`. Because the engine's model is
 in eval mode (BatchNorm uses running statistics), rows never interact: the gradient of the summed
 scores with respect to row ``i`` is the gradient of row ``i``'s own score, so one backward pass over
 the batch gives every image's map exactly as a one-image call would.
@@ -27,17 +28,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from gmx.gallery import Gallery
+from gmx.explain.targets import RowTarget
+from gmx.gallery import Gallery, cosine_distances
 
 TargetMode = Literal["similarity", "logit", "auto"]
 TARGET_MODES: tuple[str, ...] = ("similarity", "logit", "auto")
-
-#: ``eps`` of the cosine (as :mod:`gmx.explain.targets`).
-_EPS = 1e-8
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,40 +81,25 @@ class RowTargets:
             tuple(self.descriptions[i] for i in idx),
         )
 
-    def bind(self, variant: int, classifier: nn.Module | None, device: torch.device):
-        """Row-wise score ``(n, D) -> (n,)`` for explained variant number ``variant``.
+    def target(self) -> RowTarget:
+        """These rows as one :class:`gmx.explain.RowTarget` (row ``i`` against its own target).
 
         Raises:
-            ValueError: if a row needs a classifier and ``classifier`` is ``None``.
+            ValueError: if a row is invalid (take the valid rows first).
         """
-        cls = torch.tensor(self.class_index, device=device)
-        is_logit = cls >= 0
-        if bool(is_logit.any()) and classifier is None:
-            raise ValueError("logit targets need a model with a classifier")
-        ref = torch.tensor(np.array(self.reference[:, variant]), device=device)
-
-        def score(emb: torch.Tensor) -> torch.Tensor:
-            if emb.shape[0] != ref.shape[0]:
-                raise ValueError(f"{emb.shape[0]} embeddings for {ref.shape[0]} target rows")
-            sim = F.cosine_similarity(emb, ref.to(emb.dtype), dim=1, eps=_EPS)
-            if not bool(is_logit.any()):
-                return sim
-            logits = classifier(emb)  # type: ignore[misc]
-            picked = logits.gather(1, cls.clamp_min(0)[:, None])[:, 0]
-            return torch.where(is_logit, picked, sim)
-
-        return score
+        if not self.valid.all():
+            raise ValueError(
+                f"rows {np.flatnonzero(~self.valid).tolist()} have no target; take the valid rows"
+            )
+        return RowTarget(self.reference, self.class_index, self.descriptions)
 
 
-def _unit(emb: np.ndarray) -> np.ndarray:
-    e = np.asarray(emb, dtype=np.float64)
-    return e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+def _mean_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n, m)`` cosine distance averaged over variants of ``a (n, V, D)`` and ``b (m, V, D)``.
 
-
-def mean_cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(n, m)`` cosine distance averaged over variants of ``a (n, V, D)`` and ``b (m, V, D)``."""
-    ua, ub = _unit(a), _unit(b)
-    return 1.0 - np.einsum("nvd,mvd->nm", ua, ub) / a.shape[1]
+    :func:`gmx.gallery.cosine_distances` (float64, as :func:`gmx.gallery.rank` averages it).
+    """
+    return cosine_distances(np.asarray(a, np.float64), np.asarray(b, np.float64)).mean(axis=-1)
 
 
 def _class_lookup(classes: Sequence[str] | None) -> dict[str, int]:
@@ -176,7 +157,7 @@ def own_syndrome_targets(
                 class_index[rows] = lookup[syn]
                 valid[rows] = True
             continue
-        dist = mean_cosine_distance(emb[idx[rows]], emb[members])
+        dist = _mean_distance(emb[idx[rows]], emb[members])
         same_subject = subjects[idx[rows]][:, None] == subjects[members][None, :]
         dist[same_subject] = np.inf
         best = np.argmin(dist, axis=1)
@@ -242,7 +223,7 @@ def syndrome_targets(
             valid[:] = True
         desc = f"logit of {syndrome_id}"
     else:
-        best = members[np.argmin(mean_cosine_distance(emb, gallery.embeddings[members]), axis=1)]
+        best = members[np.argmin(_mean_distance(emb, gallery.embeddings[members]), axis=1)]
         ref_index[:] = best
         reference[:] = gallery.embeddings[best][:, var]
         valid[:] = True
@@ -254,7 +235,6 @@ __all__ = [
     "TARGET_MODES",
     "RowTargets",
     "TargetMode",
-    "mean_cosine_distance",
     "own_syndrome_targets",
     "syndrome_targets",
 ]

@@ -14,7 +14,6 @@ from gmx.align.aligner import (
     DEFAULT_MODEL_PATH,
     FaceAligner,
     align_image,
-    build_aligned_face,
     five_points_from_mesh,
 )
 from gmx.align.geometry import (
@@ -66,7 +65,6 @@ __all__ = [
     "FaceAligner",
     "FaceQuality",
     "align_image",
-    "build_aligned_face",
     "estimate_similarity",
     "five_points_from_mesh",
     "gm_transform",

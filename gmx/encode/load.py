@@ -16,9 +16,7 @@ import io
 import json
 import logging
 import math
-import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gmx._io import atomic_write_bytes
 from gmx.device import select_device
 from gmx.encode.facerecognet import FACERECOGNET_INPUT_SIZE, FaceRecogNet
 from gmx.encode.formats import (
@@ -478,22 +477,11 @@ def save_model(model: LoadedModel | GestaltModel, card: ModelCard | None, path: 
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _atomic_write(path, buffer.getvalue())
-    _atomic_write(
+    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(
         card_path_for(path), (json.dumps(card_data, indent=2, ensure_ascii=False) + "\n").encode()
     )
     return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = [

@@ -83,6 +83,12 @@ def parse_architecture(architecture: str) -> tuple[tuple[int, ...], tuple[int, .
     )
 
 
+#: The iResNet input normalisation ``(x / 255 - mean) / std`` per channel (GestaltMatcher-Arc's and
+#: insightface's: ``[0, 255]`` -> ``[-1, 1]``); the default ``ModelCard.mean``/``std``, and what
+#: :func:`preprocess` uses without a card.
+IRESNET_NORM: tuple[tuple[float, ...], tuple[float, ...]] = ((NORM_MEAN,) * 3, (NORM_STD,) * 3)
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a model is and how to feed it: everything needed to rebuild and use its weights.
@@ -115,8 +121,8 @@ class ModelCard:
     input_size: int = TEMPLATE_SIZE
     channels: int = 3
     colour_order: str = "RGB"
-    mean: tuple[float, ...] = (NORM_MEAN, NORM_MEAN, NORM_MEAN)
-    std: tuple[float, ...] = (NORM_STD, NORM_STD, NORM_STD)
+    mean: tuple[float, ...] = IRESNET_NORM[0]
+    std: tuple[float, ...] = IRESNET_NORM[1]
     embedding_dim: int = 512
     classes: tuple[str, ...] | None = None
     version: str = "unversioned"
@@ -362,19 +368,54 @@ def rgb_to_grey(images: np.ndarray) -> np.ndarray:
     return (luma >> _LUMA_SHIFT).astype(np.uint8)
 
 
+def input_norm(card: ModelCard | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The model's ``(mean, std)`` per channel, in its input's channel order (``x / 255`` units).
+
+    Args:
+        card: the model's card; ``None`` for the iResNet default (:data:`IRESNET_NORM`).
+    """
+    if card is None:
+        return IRESNET_NORM
+    return tuple(float(m) for m in card.mean), tuple(float(s) for s in card.std)
+
+
+def normalize(x: torch.Tensor, card: ModelCard | None = None) -> torch.Tensor:
+    """``(x - mean) / std`` of ``(N, C, H, W)`` pixels in ``[0, 1]`` (a new tensor).
+
+    Args:
+        x: pixels scaled to ``[0, 1]``, channels in the model's order.
+        card: the model's card; ``None`` for the iResNet default.
+    """
+    mean, std = input_norm(card)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def denormalize(x: torch.Tensor, card: ModelCard | None = None) -> torch.Tensor:
+    """Inverse of :func:`normalize`: model input back to pixels in ``[0, 1]`` (a new tensor)."""
+    mean, std = input_norm(card)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return x * s + m
+
+
 def preprocess(
-    images: np.ndarray, card: ModelCard, *, flip: bool = False, grey: bool = False
+    images: np.ndarray, card: ModelCard | None = None, *, flip: bool = False, grey: bool = False
 ) -> torch.Tensor:
     """Turn aligned faces into the model's input tensor, with optional TTA.
 
+    The one place where faces become model input (encoders, the explanation engine, training).
     Steps, in GestaltMatcher-Arc's order: grey (BT.601 luma, see :func:`rgb_to_grey`, replicated to
     3 channels, or kept as 1 channel for 1-channel models, which are always grey), mirror
-    left-right, reorder channels to ``card.colour_order``, then ``(x / 255 - mean) / std``.
+    left-right, reorder channels to ``card.colour_order``, then :func:`normalize`
+    (``(x / 255 - mean) / std``).
 
     Args:
         images: ``(N, S, S, 3)`` uint8 RGB, ``S = card.input_size``; 1-channel models also accept
             ``(N, S, S)`` uint8 grey. Not modified.
-        card: the model's card.
+        card: the model's card; ``None`` for the iResNet default (3x112x112 RGB,
+            :data:`IRESNET_NORM`).
         flip: mirror the faces left-right.
         grey: convert to grey before encoding (no-op for 1-channel models).
 
@@ -389,13 +430,15 @@ def preprocess(
             f"images must be a uint8 numpy array, got {type(images).__name__} "
             f"{getattr(images, 'dtype', '')}"
         )
-    size = card.input_size
-    is_grey_input = images.ndim == 3 and card.channels == 1
+    size = TEMPLATE_SIZE if card is None else card.input_size
+    channels = 3 if card is None else card.channels
+    name = "the iResNet default" if card is None else card.name
+    is_grey_input = images.ndim == 3 and channels == 1
     if not is_grey_input and (images.ndim != 4 or images.shape[-1] != 3):
         raise ValueError(f"images must be (N, {size}, {size}, 3) uint8 RGB, got {images.shape}")
     if images.shape[1:3] != (size, size):
-        raise ValueError(f"images must be {size}x{size} for {card.name}, got {images.shape}")
-    if card.channels == 1:
+        raise ValueError(f"images must be {size}x{size} for {name}, got {images.shape}")
+    if channels == 1:
         pixels = images if is_grey_input else rgb_to_grey(images)
         pixels = pixels[..., None]
     elif grey:
@@ -404,23 +447,25 @@ def preprocess(
         pixels = images
     if flip:
         pixels = pixels[:, :, ::-1]
-    if card.colour_order == "BGR" and card.channels == 3:
+    if card is not None and card.colour_order == "BGR" and channels == 3:
         pixels = pixels[..., ::-1]
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))).to(torch.float32)
-    mean = torch.tensor(card.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(card.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return ((x / 255.0 - mean) / std).contiguous()
+    return normalize(x / 255.0, card).contiguous()
 
 
 __all__ = [
     "COLOUR_ORDERS",
     "FACERECOGNET",
+    "IRESNET_NORM",
     "GestaltModel",
     "LoadedModel",
     "ModelCard",
     "build_backbone",
     "default_card",
+    "denormalize",
+    "input_norm",
     "iresnet_architecture",
+    "normalize",
     "parse_architecture",
     "preprocess",
     "rgb_to_grey",

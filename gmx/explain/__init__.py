@@ -1,15 +1,17 @@
 """Attribution maps for GestaltMatcher: what in a face drives its similarity to a syndrome.
 
-One verb: :func:`explain` (or :func:`explain_targets` for the top-k syndromes at once). Methods are
-registered by name (:func:`list_methods`, :func:`get_method`, :func:`register_method`); targets say
-what to explain (:class:`SimilarityTarget`, :class:`LogitTarget`, :class:`ContrastTarget`). Results are
+One verb: :func:`explain` (or :func:`explain_targets` for the top-k syndromes at once, and
+:func:`explain_batch` for many faces through the same kernel). Methods are registered by name
+(:func:`list_methods`, :func:`get_method`, :func:`register_method`); the built-ins in
+:mod:`gmx.explain.methods` register when this package is imported. Targets say what to explain
+(:class:`SimilarityTarget`, :class:`LogitTarget`, :class:`ContrastTarget`, :class:`RowTarget`). Results are
 frozen :class:`AttributionMap` values that keep sign and scale; :mod:`gmx.explain.display` scales them
 for the screen. See ``docs/explain.md``.
 """
 
 from __future__ import annotations
 
-from gmx.explain.compare import Agreement, agreement
+from gmx.explain.compare import Agreement, agreement, pearson
 from gmx.explain.display import (
     DisplayRange,
     display_ranges,
@@ -21,9 +23,10 @@ from gmx.explain.engine import (
     THESIS_PANEL,
     ExplainModel,
     ExplanationCancelled,
+    batch_faces,
     explain,
+    explain_batch,
     explain_targets,
-    face_tensor,
     iter_explain,
     variant_input,
 )
@@ -31,7 +34,10 @@ from gmx.explain.prelu import DecomposedPReLU, decompose_prelu
 from gmx.explain.prepared import clear_cache
 from gmx.explain.registry import MethodSpec, get_method, list_methods, register_method
 from gmx.explain.result import AttributionMap
-from gmx.explain.targets import ContrastTarget, LogitTarget, SimilarityTarget, Target
+from gmx.explain.targets import ContrastTarget, LogitTarget, RowTarget, SimilarityTarget, Target
+
+# The built-in methods register themselves on import (timm-style); nothing else imports them.
+from gmx.explain import methods as _builtin_methods  # noqa: F401  # isort: skip
 
 __all__ = [
     "THESIS_PANEL",
@@ -44,20 +50,23 @@ __all__ = [
     "ExplanationCancelled",
     "LogitTarget",
     "MethodSpec",
+    "RowTarget",
     "SimilarityTarget",
     "Target",
     "agreement",
+    "batch_faces",
     "clear_cache",
     "decompose_prelu",
     "display_ranges",
     "explain",
+    "explain_batch",
     "explain_targets",
-    "face_tensor",
     "get_method",
     "iter_explain",
     "list_methods",
     "normalize_for_display",
     "normalize_maps",
+    "pearson",
     "register_method",
     "robust_limit",
     "variant_input",

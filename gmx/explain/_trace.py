@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 #: Backward rules understood by :class:`gmx.explain.prelu._ModalPReLU`.
-BACKWARD_RULES = ("gradient", "guided", "deconv", "rescale")
+BACKWARD_RULES = ("gradient", "guided", "deconv", "guided_relu", "deconv_relu", "rescale")
 
 
 @dataclass(eq=False)

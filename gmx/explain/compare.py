@@ -12,7 +12,8 @@ class Agreement:
     """How closely two maps agree.
 
     Attributes:
-        pearson: Pearson correlation of the values (scale- and offset-free).
+        pearson: Pearson correlation of the values (scale- and offset-free), NaN if either map
+            is constant (see :func:`pearson`; ``max_abs_diff`` still says whether they agree).
         top_iou: intersection over union of the top ``top_fraction`` pixels of each map.
         max_abs_diff: maximum absolute difference relative to ``max |reference|``.
     """
@@ -20,6 +21,27 @@ class Agreement:
     pearson: float
     top_iou: float
     max_abs_diff: float
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two maps of the same size (flattened, float64).
+
+    The one implementation in gmx (method agreement here, split-half stability in
+    :mod:`gmx.aggregate.stats`). A constant map has no correlation with anything: the result is NaN
+    if either map is constant (zero variance), never a made-up 0 or 1, so averages must skip it
+    (``np.nanmean``) and reports can show it as undefined.
+
+    Raises:
+        ValueError: if the maps differ in size.
+    """
+    x = np.asarray(a, np.float64).ravel()
+    y = np.asarray(b, np.float64).ravel()
+    if x.size != y.size:
+        raise ValueError(f"maps differ in size: {x.size} vs {y.size} values")
+    x = x - x.mean()
+    y = y - y.mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def top_mask(values: np.ndarray, fraction: float) -> np.ndarray:
@@ -33,23 +55,16 @@ def top_mask(values: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def agreement(candidate: np.ndarray, reference: np.ndarray, top_fraction: float = 0.1) -> Agreement:
-    """Compare ``candidate`` with ``reference`` (same shape).
-
-    A constant map correlates perfectly only with a constant map.
-    """
+    """Compare ``candidate`` with ``reference`` (same shape); ``pearson`` is NaN for a constant map."""
     a = np.asarray(candidate, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    sa, sb = a.std(), b.std()
-    if sa == 0 or sb == 0:
-        pearson = 1.0 if sa == sb and np.allclose(a, b) else 0.0
-    else:
-        pearson = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+    r = pearson(a, b)
     ma, mb = top_mask(a, top_fraction), top_mask(b, top_fraction)
     iou = float((ma & mb).sum() / max(1, (ma | mb).sum()))
     scale = float(np.abs(b).max()) or 1.0
-    return Agreement(pearson, iou, float(np.abs(a - b).max()) / scale)
+    return Agreement(r, iou, float(np.abs(a - b).max()) / scale)
 
 
-__all__ = ["Agreement", "agreement", "top_mask"]
+__all__ = ["Agreement", "agreement", "pearson", "top_mask"]

@@ -2,14 +2,22 @@
 
 ``explain(models, face, target, variants)`` returns one :class:`~gmx.explain.result.AttributionMap`
 per method. For every variant (model x flip x grey, GestaltMatcher-Arc's TTA) the face is transformed
-like the encoder transforms it, explained against that variant's row of the target, mirrored back if
-it was flipped, and the maps are averaged: the explanation of the mean similarity over variants, which
-is GestaltMatcher-Arc's score.
+like the encoder transforms it and explained against that variant's row of the target; its map is
+placed on the face with its backbone's cell grid (:func:`gmx.encode.geometry.cell_grid`) in the frame
+it was computed in, mirrored back at pixel level if it was flipped, and the placed maps are averaged.
+For methods positively homogeneous in the target (signed gradient rules, DeepLIFT, IG, occlusion,
+signed CAMs) that is the explanation of the mean similarity over variants, GestaltMatcher-Arc's score;
+for the others (Saliency, FullGrad, ReLU'd CAMs) it is the mean of per-variant maps (docs/explain.md,
+"Model/TTA variants"). Re-ranked occlusion sees all variants at once (``MethodSpec.joint``).
 
 Methods that read the shared pass (Saliency, Deconvolution, Guided Backprop, DeepLIFT and the CAM
 family) run first, variant by variant, from one forward pass; batched methods (Integrated Gradients,
 Occlusion) follow. ``iter_explain`` yields maps as they finish so a UI can render fast results first;
 ``progress(done, total)`` and ``should_stop()`` are called between batches.
+
+:func:`explain_batch` runs the same per-variant loop (:func:`_variant_maps`) on ``n`` different faces
+at once, for the methods registered ``batchable=True``, and keeps one map per face. Both paths put a
+variant's maps back into the face's frame in one place, :func:`variant_to_face`.
 """
 
 from __future__ import annotations
@@ -24,10 +32,10 @@ import torch
 from torch import nn
 
 from gmx._typing import ImageU8
-from gmx.constants import NORM_MEAN, NORM_STD, TEMPLATE_SIZE
-from gmx.encode import preprocess, rgb_to_grey
+from gmx.constants import TEMPLATE_SIZE
+from gmx.encode.geometry import CellGrid, cell_grid, place_map
+from gmx.encode.model import input_norm, preprocess
 from gmx.errors import GmxError
-from gmx.explain.methods import upsample
 from gmx.explain.prepared import (
     EngineModel,
     check_backbone,
@@ -36,13 +44,16 @@ from gmx.explain.prepared import (
     reference_model,
 )
 from gmx.explain.reference import ReferenceContext
-from gmx.explain.registry import MethodSpec, get_method
+from gmx.explain.registry import MethodSpec, get_method, list_methods
 from gmx.explain.result import AttributionMap
-from gmx.explain.targets import Target
+from gmx.explain.targets import RowTarget, Target
 from gmx.explain.workspace import Progress, Workspace
 from gmx.variants import Variant
 
-#: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order.
+#: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order. The thesis
+#: uses *unfiltered* layer maps (3.3.1: "this work uses unfiltered heat maps, which consists of
+#: negatively correlated regions as well"), so the panel shows signed Grad-CAM and HiResCAM; the
+#: ReLU'd ``gradcam`` / ``hirescam`` stay available by name.
 THESIS_PANEL: tuple[str, ...] = (
     "occlusion",
     "saliency",
@@ -50,8 +61,8 @@ THESIS_PANEL: tuple[str, ...] = (
     "guided_backprop",
     "deeplift",
     "integrated_gradients",
-    "gradcam",
-    "hirescam",
+    "gradcam_signed",
+    "hirescam_signed",
     "fullgrad",
 )
 
@@ -112,6 +123,15 @@ def as_explain_model(model: Any, classifier: nn.Module | None = None) -> Explain
     )
 
 
+def _check_faces(faces: np.ndarray) -> np.ndarray:
+    arr = np.asarray(faces)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
+        raise ValueError(
+            f"faces must be (n, 112, 112, 3) uint8 RGB aligned faces, got {arr.shape} {arr.dtype}"
+        )
+    return arr
+
+
 def _check_face(face: ImageU8) -> np.ndarray:
     arr = np.asarray(face)
     if arr.dtype != np.uint8 or arr.shape != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
@@ -121,58 +141,47 @@ def _check_face(face: ImageU8) -> np.ndarray:
     return arr
 
 
-def face_tensor(face: ImageU8) -> torch.Tensor:
-    """``(112, 112, 3)`` uint8 RGB -> ``(1, 3, 112, 112)`` float32 in ``[-1, 1]`` (iResNet input).
+def variant_rows(faces: np.ndarray, variant: Variant, card: Any = None) -> torch.Tensor:
+    """The encoder's input for one TTA variant of ``faces``: ``(n, 3, 112, 112)`` float32.
 
-    Raises:
-        ValueError: for any other shape or dtype.
-    """
-    arr = _check_face(face)
-    x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).permute(2, 0, 1)[None]
-    return ((x / 255.0 - NORM_MEAN) / NORM_STD).contiguous()
-
-
-def variant_input(face: ImageU8, variant: Variant, card: Any = None) -> torch.Tensor:
-    """The encoder's input for one TTA variant of ``face``: ``(1, 3, 112, 112)`` float32.
-
-    Exactly what :mod:`gmx.encode` feeds the model (:func:`gmx.encode.preprocess`): grey is
-    OpenCV-exact BT.601 luma of the uint8 face on all three channels, then the mirror, then the
-    card's channel order and normalisation.
+    Exactly what :mod:`gmx.encode` feeds the model, :func:`gmx.encode.preprocess` (grey, then the
+    mirror, then the card's channel order and normalisation).
 
     Args:
-        face: ``(112, 112, 3)`` uint8 RGB aligned face; not modified.
+        faces: ``(n, 112, 112, 3)`` uint8 RGB aligned faces; not modified.
         variant: which flip/grey (its ``model`` index is not used here).
         card: the model's ``ModelCard``; ``None`` for the iResNet default.
 
     Raises:
-        ValueError: for a bad face, or a card the engine cannot explain (not 3x112x112).
+        ValueError: for bad faces, or a card the engine cannot explain (not 3x112x112).
     """
-    arr = _check_face(face)
-    if card is None:
-        pixels = arr
-        if variant.grey:
-            pixels = np.repeat(rgb_to_grey(arr)[..., None], 3, axis=-1)
-        if variant.flip:
-            pixels = pixels[:, ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32)
-        return ((x[None] / 255.0 - NORM_MEAN) / NORM_STD).contiguous()
-    if getattr(card, "channels", 3) != 3 or getattr(card, "input_size", 112) != TEMPLATE_SIZE:
+    arr = _check_faces(faces)
+    if card is not None and (card.channels != 3 or card.input_size != TEMPLATE_SIZE):
         raise ValueError(
-            f"the engine explains 3x112x112 models; card {getattr(card, 'name', card)!r} has "
+            f"the engine explains 3x112x112 models; card {card.name!r} has "
             f"{card.channels} channel(s) at {card.input_size}px"
         )
-    return preprocess(arr[None], card, flip=variant.flip, grey=variant.grey)
+    return preprocess(arr, card, flip=variant.flip, grey=variant.grey)
+
+
+def variant_input(face: ImageU8, variant: Variant, card: Any = None) -> torch.Tensor:
+    """:func:`variant_rows` of one ``(112, 112, 3)`` face: ``(1, 3, 112, 112)`` float32."""
+    return variant_rows(_check_face(face)[None], variant, card)
+
+
+def variant_to_face(raw: torch.Tensor, variant: Variant, grid: CellGrid) -> torch.Tensor:
+    """Place maps ``(..., h, w)`` of one variant's input on the face: ``(..., 112, 112)``.
+
+    The single place where the engine (one face) and :func:`explain_batch` (many faces) undo a
+    variant's transform before averaging variants: the map is placed with its backbone's cell grid
+    (:func:`gmx.encode.geometry.cell_grid`) in the frame it was computed in, then a flipped
+    variant's pixels are mirrored back (docs/explain.md, "Map geometry").
+    """
+    return place_map(raw, grid, flip=variant.flip)
 
 
 def _colour_order(pair: ExplainModel) -> str:
-    return "RGB" if pair.card is None else str(getattr(pair.card, "colour_order", "RGB"))
-
-
-def _norm(pair: ExplainModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The model's ``(mean, std)`` in the input's channel order."""
-    if pair.card is None:
-        return (NORM_MEAN,) * 3, (NORM_STD,) * 3
-    return tuple(pair.card.mean), tuple(pair.card.std)
+    return "RGB" if pair.card is None else str(pair.card.colour_order)
 
 
 def _stop_checker(should_stop: Any) -> Callable[[], bool] | None:
@@ -215,7 +224,10 @@ class _Job:
     spec: MethodSpec
     params: Mapping[str, Any]
     acc: torch.Tensor | None = None
+    placed: torch.Tensor | None = None
+    frames: set[tuple[CellGrid, bool]] | None = None
     elapsed: float = 0.0
+    averaged: bool = False  # acc is already the variant average on the face (a joint method)
 
 
 def _resolve_jobs(
@@ -243,6 +255,182 @@ def _units(job: _Job, hw: tuple[int, int], device: torch.device) -> int:
     return int(job.spec.units(job.params, hw, device)) if job.spec.units is not None else 1
 
 
+def _setup(
+    models: Any, variants: Sequence[Variant] | None, classifiers: Sequence[nn.Module | None] | None
+) -> tuple[list[ExplainModel], tuple[Variant, ...]]:
+    """The models as :class:`ExplainModel` and the checked variants (default: model 0 as is)."""
+    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not model_list:
+        raise ValueError("need at least one model")
+    if classifiers is not None and len(classifiers) != len(model_list):
+        raise ValueError(f"{len(classifiers)} classifiers for {len(model_list)} models")
+    pairs = [
+        as_explain_model(m, None if classifiers is None else classifiers[i])
+        for i, m in enumerate(model_list)
+    ]
+    variants = tuple(variants) if variants is not None else (Variant(0),)
+    if not variants:
+        raise ValueError("variants must not be empty")
+    for v in variants:
+        if not isinstance(v, Variant) or not 0 <= v.model < len(pairs):
+            raise ValueError(f"variant {v!r} names no model (have {len(pairs)})")
+    return pairs, variants
+
+
+def _tracker(
+    pairs: list[ExplainModel],
+    jobs: list[_Job],
+    variants: tuple[Variant, ...],
+    progress: Callable[[int, int], None] | None,
+    should_stop: Any,
+    on_stop: Callable[[], BaseException],
+) -> Progress:
+    """The call's progress/cancellation counter (checked once before any work)."""
+    hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
+    devices = [device_of(p.backbone) for p in pairs]
+    tracker = Progress(
+        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
+        callback=progress,
+        should_stop=_stop_checker(should_stop),
+        on_stop=on_stop,
+    )
+    tracker.check()
+    return tracker
+
+
+def _accumulate(
+    job: _Job,
+    raw: torch.Tensor,
+    variant: Variant,
+    backbone: nn.Module,
+    elapsed: float,
+    n_targets: int,
+    mean_rows: bool,
+) -> None:
+    """Add one variant's ``(n, T, h, w)`` maps to ``job.acc`` (as computed, flips mirrored only for
+    pixel maps) and, placed on the face (:func:`variant_to_face`), to ``job.placed``."""
+    if raw.dim() != 4 or raw.shape[1] != n_targets:
+        raise RuntimeError(
+            f"method {job.spec.name!r} returned shape {tuple(raw.shape)}, expected (n, T, h, w)"
+        )
+    raw = raw.detach().float()
+    if mean_rows:  # one face: average SmoothGrad's rows
+        raw = raw.mean(dim=0, keepdim=True)
+    raw = raw.cpu()
+    grid = cell_grid(backbone, tuple(raw.shape[-2:]))
+    placed = variant_to_face(raw, variant, grid)
+    if tuple(raw.shape[-2:]) == (TEMPLATE_SIZE, TEMPLATE_SIZE) and variant.flip:
+        raw = placed  # pixel maps: the mirror is exact
+    job.acc = raw if job.acc is None else job.acc + raw
+    job.placed = placed if job.placed is None else job.placed + placed
+    job.frames = (job.frames or set()) | {(grid, variant.flip)}
+    job.elapsed += elapsed
+
+
+def _native(job: _Job, n_variants: int) -> torch.Tensor:
+    """The variant average at native resolution where one cell grid holds every variant (all
+    unflipped on one grid, or pixel maps whose mirror is exact); otherwise the placed average."""
+    assert job.acc is not None and job.placed is not None and job.frames is not None
+    (grid, flipped), *others = job.frames
+    one_frame = not others and (not flipped or grid.shape == (TEMPLATE_SIZE, TEMPLATE_SIZE))
+    return (job.acc if one_frame else job.placed) / n_variants
+
+
+def _variant_maps(
+    pairs: list[ExplainModel],
+    faces: np.ndarray,
+    targets: tuple[Target, ...],
+    variants: tuple[Variant, ...],
+    jobs: list[_Job],
+    tracker: Progress,
+    *,
+    mean_rows: bool,
+) -> Iterator[_Job]:
+    """Run every job on every variant (engine backend); yield each job once it has all variants.
+
+    ``faces`` is ``(n, 112, 112, 3)``: one face (``mean_rows``: SmoothGrad's rows are averaged) or a
+    batch (rows kept, one per face). A finished job's ``acc`` is the sum over variants of its
+    ``(rows, T, h, w)`` maps in the face's frame. Methods that read the shared pass go first, all
+    from one workspace per variant; the others follow, one workspace per variant each.
+    """
+    hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
+    emodels: dict[int, EngineModel] = {}
+
+    def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
+        """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
+        pair = pairs[variant.model]
+        if variant.model not in emodels:
+            emodels[variant.model] = engine_model(pair.backbone, pair.classifier)
+        emodel = emodels[variant.model]
+        return Workspace(
+            emodel,
+            _rows(job, variant_rows(faces, variant, pair.card)),
+            tuple(t.bind(vi, emodel.classifier) for t in targets),
+            tracker,
+            _colour_order(pair),
+            input_norm(pair.card),
+        )
+
+    def run(job: _Job, space: Workspace, variant: Variant) -> None:
+        start = time.perf_counter()
+        raw = job.spec.compute(space, job.params)
+        backbone = pairs[variant.model].backbone
+        _accumulate(
+            job, raw, variant, backbone, time.perf_counter() - start, len(targets), mean_rows
+        )
+
+    shared = [j for j in jobs if j.spec.shared or j.spec.family == "baseline"]
+    others = [j for j in jobs if not (j.spec.shared or j.spec.family == "baseline")]
+
+    if shared:
+        for vi, variant in enumerate(variants):
+            # One workspace (one shared forward pass) per variant and SmoothGrad setting.
+            spaces: dict[tuple[int, float, int] | None, Workspace] = {}
+            for job in shared:
+                key = _smooth_key(job.spec, job.params)
+                if key not in spaces:
+                    spaces[key] = workspace(vi, variant, job)
+                if job.spec.plan is not None:
+                    job.spec.plan(spaces[key], job.params)
+            try:
+                for job in shared:
+                    run(job, spaces[_smooth_key(job.spec, job.params)], variant)
+                    device = spaces[_smooth_key(job.spec, job.params)].device
+                    tracker.step(_units(job, hw, device))
+            finally:
+                for space in spaces.values():
+                    space.release()
+        yield from shared
+
+    for job in others:
+        joint = job.spec.joint_fn(job.params)
+        if joint is not None:  # the score couples the variants: one call sees them all
+            spaces = [workspace(vi, variant, job) for vi, variant in enumerate(variants)]
+            start = time.perf_counter()
+            try:
+                raw = joint(spaces, targets, [v.flip for v in variants], job.params)
+            finally:
+                for space in spaces:
+                    space.release()
+            raw = raw.detach().float().cpu()
+            if tuple(raw.shape[-2:]) != hw:
+                raise RuntimeError(f"joint method {job.spec.name!r} must return {hw} pixel maps")
+            job.acc = job.placed = raw[None] if raw.dim() == 3 else raw
+            job.averaged = True
+            job.elapsed += time.perf_counter() - start
+            yield job
+            continue
+        for vi, variant in enumerate(variants):
+            space = workspace(vi, variant, job)
+            try:
+                run(job, space, variant)
+            finally:
+                space.release()
+            if job.spec.units is None:  # methods without batches count one unit per variant
+                tracker.step()
+        yield job
+
+
 def iter_explain(
     models: Any,
     face: ImageU8,
@@ -261,30 +449,21 @@ def iter_explain(
     Arguments as :func:`explain_targets`; they are validated before the first item is requested
     (``ValueError`` at call time). Raises :class:`ExplanationCancelled` when stopped.
     """
-    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
-    if not model_list:
-        raise ValueError("need at least one model")
-    if classifiers is not None and len(classifiers) != len(model_list):
-        raise ValueError(f"{len(classifiers)} classifiers for {len(model_list)} models")
-    pairs = [
-        as_explain_model(m, None if classifiers is None else classifiers[i])
-        for i, m in enumerate(model_list)
-    ]
+    pairs, variants = _setup(models, variants, classifiers)
     targets = tuple(targets)
     if not targets or not all(isinstance(t, Target) for t in targets):
         raise ValueError(f"targets must be a non-empty sequence of Target, got {targets!r}")
-    variants = tuple(variants) if variants is not None else (Variant(0),)
-    if not variants:
-        raise ValueError("variants must not be empty")
-    for v in variants:
-        if not isinstance(v, Variant) or not 0 <= v.model < len(pairs):
-            raise ValueError(f"variant {v!r} names no model (have {len(pairs)})")
     if backend not in ("engine", "reference"):
         raise ValueError(f"backend must be 'engine' or 'reference', got {backend!r}")
     jobs = _resolve_jobs(methods, params)
     for job in jobs:
         if backend == "reference" and job.spec.reference is None:
             raise ValueError(f"method {job.spec.name!r} has no reference implementation")
+        if backend == "reference" and job.spec.joint_fn(job.params) is not None:
+            raise ValueError(
+                f"method {job.spec.name!r} with {dict(job.params)} couples the variants and has "
+                "no reference implementation: use backend='engine'"
+            )
     face = _check_face(face)
     return _run(pairs, face, targets, variants, jobs, backend, progress, should_stop)
 
@@ -301,20 +480,18 @@ def _run(
 ) -> Iterator[tuple[int, AttributionMap]]:
     hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
     devices = [device_of(p.backbone) for p in pairs]
-
     completed: list[dict[str, AttributionMap]] = [{} for _ in targets]
-    tracker = Progress(
-        total=sum(_units(j, hw, devices[v.model]) for j in jobs for v in variants),
-        callback=progress,
-        should_stop=_stop_checker(should_stop),
-        on_stop=lambda: ExplanationCancelled(completed),
+    tracker = _tracker(
+        pairs, jobs, variants, progress, should_stop, lambda: ExplanationCancelled(completed)
     )
-    tracker.check()
 
     def finish(job: _Job) -> Iterator[tuple[int, AttributionMap]]:
-        assert job.acc is not None
-        raw = job.acc / len(variants)
-        values = upsample(raw, hw)
+        assert job.acc is not None and job.placed is not None
+        if job.averaged:  # a joint method: already the variant average on the face's pixels
+            raw = values = job.acc[0]
+        else:
+            values = job.placed[0] / len(variants)
+            raw = _native(job, len(variants))[0]
         for ti, target in enumerate(targets):
             amap = AttributionMap(
                 method=job.spec.name,
@@ -331,96 +508,125 @@ def _run(
             completed[ti][job.spec.name] = amap
             yield ti, amap
 
-    def accumulate(job: _Job, raw: torch.Tensor, variant: Variant, elapsed: float) -> None:
-        if raw.dim() != 3 or raw.shape[0] != len(targets):
-            raise RuntimeError(
-                f"method {job.spec.name!r} returned shape {tuple(raw.shape)}, expected (T, h, w)"
-            )
-        raw = raw.detach().float().cpu()
-        if variant.flip:
-            raw = torch.flip(raw, dims=[-1])
-        job.acc = raw if job.acc is None else job.acc + raw
-        job.elapsed += elapsed
-
-    if backend == "reference":
-        for job in jobs:
-            for vi, variant in enumerate(variants):
-                pair = pairs[variant.model]
-                rmodel = reference_model(pair.backbone, pair.classifier)
-                start = time.perf_counter()
-                with rmodel.lock:
-                    ctx = ReferenceContext(
-                        model=rmodel,
-                        x=_rows(job, variant_input(face, variant, pair.card)).to(rmodel.device),
-                        targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
-                        colour_order=_colour_order(pair),
-                        norm=_norm(pair),
-                    )
-                    raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
-                accumulate(job, raw, variant, time.perf_counter() - start)
-                tracker.step(_units(job, hw, devices[variant.model]))
+    if backend == "engine":
+        for job in _variant_maps(
+            pairs, face[None], targets, variants, jobs, tracker, mean_rows=True
+        ):
             yield from finish(job)
         return
 
-    emodels: dict[int, EngineModel] = {}
-
-    def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
-        """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
-        pair = pairs[variant.model]
-        if variant.model not in emodels:
-            emodels[variant.model] = engine_model(pair.backbone, pair.classifier)
-        emodel = emodels[variant.model]
-        return Workspace(
-            emodel,
-            _rows(job, variant_input(face, variant, pair.card)),
-            tuple(t.bind(vi, emodel.classifier) for t in targets),
-            tracker,
-            _colour_order(pair),
-            _norm(pair),
-        )
-
-    shared = [j for j in jobs if j.spec.shared or j.spec.family == "baseline"]
-    others = [j for j in jobs if not (j.spec.shared or j.spec.family == "baseline")]
-
-    if shared:
+    for job in jobs:
         for vi, variant in enumerate(variants):
-            # One workspace (one shared forward pass) per variant and SmoothGrad setting.
-            spaces: dict[tuple[int, float, int] | None, Workspace] = {}
-            for job in shared:
-                key = _smooth_key(job.spec, job.params)
-                if key not in spaces:
-                    spaces[key] = workspace(vi, variant, job)
-                if job.spec.plan is not None:
-                    job.spec.plan(spaces[key], job.params)
-            try:
-                for job in shared:
-                    start = time.perf_counter()
-                    raw = job.spec.compute(spaces[_smooth_key(job.spec, job.params)], job.params)
-                    accumulate(job, raw, variant, time.perf_counter() - start)
-                    tracker.step(_units(job, hw, devices[variant.model]))
-            finally:
-                for space in spaces.values():
-                    space.release()
-        for job in shared:
-            yield from finish(job)
-
-    for job in others:
-        for vi, variant in enumerate(variants):
-            space = workspace(vi, variant, job)
+            pair = pairs[variant.model]
+            rmodel = reference_model(pair.backbone, pair.classifier)
             start = time.perf_counter()
-            try:
-                raw = job.spec.compute(space, job.params)
-            finally:
-                space.release()
-            accumulate(job, raw, variant, time.perf_counter() - start)
-            if job.spec.units is None:  # methods without batches count one unit per variant
-                tracker.step()
+            with rmodel.lock:
+                ctx = ReferenceContext(
+                    model=rmodel,
+                    x=_rows(job, variant_input(face, variant, pair.card)).to(rmodel.device),
+                    targets=tuple(t.bind(vi, rmodel.classifier) for t in targets),
+                    colour_order=_colour_order(pair),
+                    norm=input_norm(pair.card),
+                )
+                raw = job.spec.reference(ctx, job.params)  # type: ignore[misc]
+            # Reference adapters return the mean over their rows, (T, h, w).
+            elapsed = time.perf_counter() - start
+            _accumulate(
+                job, raw[None], variant, pair.backbone, elapsed, len(targets), mean_rows=True
+            )
+            tracker.step(_units(job, hw, devices[variant.model]))
         yield from finish(job)
 
 
 def _rows(job: _Job, x_v: torch.Tensor) -> torch.Tensor:
     key = _smooth_key(job.spec, job.params)
     return x_v if key is None else smoothgrad_rows(x_v, *key)
+
+
+#: Faces per :func:`explain_batch` call on (CPU, CUDA) when the caller asks for automatic batches.
+AUTO_BATCH_FACES: tuple[int, int] = (32, 256)
+
+
+def batch_faces(models: Any, batch_size: int = 0) -> int:
+    """Faces per :func:`explain_batch` call: ``batch_size``, or for ``0`` :data:`AUTO_BATCH_FACES`
+    on the first model's device.
+
+    Raises:
+        ValueError: for a negative or non-int ``batch_size``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
+    if batch_size:
+        return batch_size
+    pairs, _ = _setup(models, None, None)
+    cpu, cuda = AUTO_BATCH_FACES
+    return cuda if device_of(pairs[0].backbone).type == "cuda" else cpu
+
+
+def explain_batch(
+    models: Any,
+    faces: np.ndarray,
+    target: Target,
+    variants: Sequence[Variant] | None = None,
+    *,
+    methods: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    classifiers: Sequence[nn.Module | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | Any | None = None,
+) -> dict[str, np.ndarray]:
+    """Explain ``n`` faces at once: one forward and backward pass per variant serves every face.
+
+    Row ``i`` of every map is what :func:`explain` gives face ``i`` (its ``values`` map, up to
+    float rounding): the same registered methods on the same per-variant loop, with the rows kept apart
+    instead of averaged. Only methods registered ``batchable=True`` qualify (their row ``i``
+    depends only on face ``i``); SmoothGrad is not supported here.
+
+    Args:
+        models: as :func:`explain_targets`; never modified.
+        faces: ``(n, 112, 112, 3)`` uint8 RGB aligned faces; not modified.
+        target: a :class:`~gmx.explain.targets.RowTarget` (face ``i`` against its row ``i``) or any
+            target that every face is explained against.
+        variants: model/TTA variants to average (default: model 0, no flip, colour).
+        methods: batchable registry names.
+        params: per-method parameter overrides.
+        classifiers: per-model classifiers, overriding those found on ``models``.
+        progress: called as ``progress(done, total)`` after each method and variant.
+        should_stop: callable or ``threading.Event``; checked between passes.
+
+    Returns:
+        method -> ``(n, 112, 112)`` float32 maps in engine units, each variant placed on the face
+        with its backbone's cell grid (mirrored back at pixel level if flipped), then averaged.
+
+    Raises:
+        ExplanationCancelled: if ``should_stop`` fired.
+        ValueError: for bad faces, a method that is unknown or not batchable, SmoothGrad, or a
+            target that does not fit.
+    """
+    pairs, variants = _setup(models, variants, classifiers)
+    arr = _check_faces(faces)
+    if len(arr) == 0:
+        raise ValueError("no faces given")
+    if not isinstance(target, Target):
+        raise ValueError(f"target must be a Target, got {target!r}")
+    if isinstance(target, RowTarget) and len(target) not in (1, len(arr)):
+        raise ValueError(f"RowTarget has {len(target)} rows for {len(arr)} faces")
+    jobs = _resolve_jobs(methods, params)
+    for job in jobs:
+        if not job.spec.batchable:
+            raise ValueError(
+                f"method {job.spec.name!r} is not batchable (batchable: "
+                f"{[m for m in list_methods() if get_method(m).batchable]}); use explain per face"
+            )
+        if _smooth_key(job.spec, job.params) is not None:
+            raise ValueError(f"SmoothGrad is not supported in a batch ({job.spec.name})")
+    tracker = _tracker(pairs, jobs, variants, progress, should_stop, ExplanationCancelled)
+    out: dict[str, np.ndarray] = {}
+    for job in _variant_maps(pairs, arr, (target,), variants, jobs, tracker, mean_rows=False):
+        assert job.acc is not None
+        assert job.placed is not None
+        out[job.spec.name] = (job.placed[:, 0] / len(variants)).numpy().astype(np.float32)
+    return {job.spec.name: out[job.spec.name] for job in jobs}
 
 
 def explain_targets(
@@ -508,14 +714,18 @@ def explain(
 
 
 __all__ = [
+    "AUTO_BATCH_FACES",
     "THESIS_PANEL",
     "ExplainModel",
     "ExplanationCancelled",
     "as_explain_model",
+    "batch_faces",
     "explain",
+    "explain_batch",
     "explain_targets",
-    "face_tensor",
     "iter_explain",
     "smoothgrad_rows",
     "variant_input",
+    "variant_rows",
+    "variant_to_face",
 ]

@@ -1,7 +1,10 @@
 """The built-in explanation methods (engine implementations), registered by name.
 
-Every method returns raw maps ``(T, h, w)``, one per target, averaged over the workspace's rows
-(``n > 1`` only for SmoothGrad). Input-attribution maps are reduced over colour channels by summing
+Every method returns raw maps ``(n, T, h, w)``: one per input row of the workspace and target. The
+engine averages the rows of one face (SmoothGrad's noisy copies) or keeps them apart (a batch of
+faces, for methods registered ``batchable=True``: their row ``i`` depends only on input row ``i``).
+The array maths lives in :mod:`gmx.explain.kernels`, parameter coercion in
+:mod:`gmx.explain._params`. Input-attribution maps are reduced over colour channels by summing
 (signed methods: the sum of a completeness method's map is the score change) or, for Saliency, by the
 maximum absolute gradient (Simonyan et al.). Reference adapters over captum / pytorch-grad-cam live in
 :mod:`gmx.explain.reference`.
@@ -10,17 +13,35 @@ maximum absolute gradient (Simonyan et al.). Reference adapters over captum / py
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gmx.explain import reference as ref
+from gmx.explain._params import batch_size, input_value, int_pair, positive_int
 from gmx.explain._trace import Trace, tracing
-from gmx.explain.occlusion import occluded_embeddings, window_starts
-from gmx.explain.registry import register_method
+from gmx.explain.kernels import (
+    gradcam_map,
+    gradcam_pp_map,
+    hirescam_map,
+    layercam_map,
+    minmax_per_channel,
+    minmax_per_layer,
+    sobel_magnitude,
+    sum_channels,
+    upsample,
+)
+from gmx.explain.occlusion import (
+    mirror_boxes,
+    occluded_embeddings,
+    occlusion_map,
+    window_boxes,
+    window_starts,
+)
+from gmx.explain.registry import JointFn, register_method
+from gmx.explain.targets import Target
 from gmx.explain.workspace import (
     MAPS_LAYER,
     Workspace,
@@ -29,83 +50,10 @@ from gmx.explain.workspace import (
     resolve_precision,
 )
 
-#: Named baselines / fills as pixel levels in ``[0, 1]``; in model units (iResNet
-#: normalisation) "black" is -1, "grey" 0 and "white" 1.
-NAMED_LEVELS: Mapping[str, float] = {"black": 0.0, "grey": 0.5, "gray": 0.5, "white": 1.0}
-
-#: The iResNet normalisation ``(x / 255 - mean) / std`` (RGB or BGR, the same for all channels).
-DEFAULT_NORM: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def input_value(
-    value: Any,
-    name: str,
-    norm: tuple[Sequence[float], Sequence[float]] = DEFAULT_NORM,
-) -> torch.Tensor:
-    """A fill/baseline value ``(1, 3, 1, 1)`` in model-input units.
-
-    Args:
-        value: a name (``"black"``, ``"grey"``, ``"white"``: a pixel level, normalised with the
-            model's ``norm``) or a number (already in model units, e.g. -1.0).
-        name: parameter name for error messages.
-        norm: the model's ``(mean, std)`` per channel, in the input's channel order.
-    """
-    if isinstance(value, str):
-        try:
-            level = NAMED_LEVELS[value]
-        except KeyError:
-            raise ValueError(
-                f"{name} must be one of {sorted(NAMED_LEVELS)} or a number, got {value!r}"
-            ) from None
-        mean = torch.tensor([float(m) for m in norm[0]], dtype=torch.float32)
-        std = torch.tensor([float(s) for s in norm[1]], dtype=torch.float32)
-        return ((level - mean) / std).reshape(1, -1, 1, 1)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number or a name, got {value!r}")
-    return torch.full((1, 3, 1, 1), float(value))
-
-
-def int_pair(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-#: ``batch_size=0`` means: this many images per batch on (CPU, CUDA). CPU sizes bound peak memory
-#: (an iResNet-50 graph holds ~100 MB per image in bf16); GPUs want large batches.
-AUTO_BATCH: Mapping[str, tuple[int, int]] = {
-    "occlusion": (32, 256),
-    "integrated_gradients": (4, 32),
-}
-
-
-def batch_size(value: Any, method: str, device: torch.device | None) -> int:
-    """Resolve a ``batch_size`` parameter (``0`` = automatic for the device)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0:
-        cpu, cuda = AUTO_BATCH[method]
-        return cuda if device is not None and device.type == "cuda" else cpu
-    return _positive_int(value, "batch_size")
-
-
-def sum_channels(attr: torch.Tensor) -> torch.Tensor:
-    """``(n, 3, H, W) -> (H, W)``: channel sum, mean over rows."""
-    return attr.sum(dim=1).mean(dim=0)
-
 
 def _per_target(ws: Workspace, fn) -> torch.Tensor:
-    return torch.stack([fn(t) for t in range(ws.n_targets)])
+    """``(n, T, h, w)`` from ``fn(t) -> (n, h, w)`` for every target ``t``."""
+    return torch.stack([fn(t) for t in range(ws.n_targets)], dim=1)
 
 
 def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
@@ -113,6 +61,10 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
 
 
 # -- input attribution -------------------------------------------------------------------------
+
+
+def _occlusion_joint(p: Mapping[str, Any]) -> JointFn | None:
+    return occlusion_reranked if p["rerank"] else None
 
 
 @register_method(
@@ -127,42 +79,90 @@ def _plan_layer(ws: Workspace, p: Mapping[str, Any]) -> None:
         "batch_size": 0,
         "precision": "auto",
         "incremental": True,
+        "rerank": False,
     },
     reference=ref.occlusion,
     units=lambda p, hw, device: _occlusion_units(p, hw, device),
+    joint=_occlusion_joint,
     citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
 )
 def occlusion(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel."""
-    wh, ww = int_pair(p["window"], "window")
-    sh, sw = int_pair(p["stride"], "stride")
-    fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
-    batch = batch_size(p["batch_size"], "occlusion", ws.device)
-    precision = resolve_precision(p["precision"], ws.device)
+    """Mean score drop ``f(x) - f(x occluded)`` over the windows covering each pixel.
+
+    The target is the per-variant score (the nearest gallery image fixed); ``rerank=True`` explains
+    the re-ranked score instead (:func:`occlusion_reranked`, all variants at once).
+    """
     x = ws.x[:1].contiguous(memory_format=torch.channels_last)
-    H, W = x.shape[-2:]
-    windows = [
-        (y, min(y + wh, H), xx, min(xx + ww, W))
-        for y in window_starts(H, wh, sh)
-        for xx in window_starts(W, ww, sw)
-    ]
-    total = torch.zeros((ws.n_targets, H, W), dtype=torch.float64, device=ws.device)
-    count = torch.zeros((H, W), dtype=torch.float64, device=ws.device)
+    boxes = window_boxes(
+        tuple(x.shape[-2:]), int_pair(p["window"], "window"), int_pair(p["stride"], "stride")
+    )
+    fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
+    precision = resolve_precision(p["precision"], ws.device)
     with torch.inference_mode(), tracing(Trace()), precision_context(ws.device, precision):
-        embed = occluded_embeddings(
-            ws.backbone, x, windows, fill, incremental=bool(p["incremental"])
+        embed = occluded_embeddings(ws.backbone, x, boxes, fill, incremental=bool(p["incremental"]))
+        return occlusion_map(
+            [embed],
+            boxes,
+            lambda embs: torch.stack([t(embs[0]) for t in ws.targets], dim=1),
+            tuple(x.shape[-2:]),
+            batch_size(p["batch_size"], "occlusion", ws.device),
+            ws.progress.step,
+        )[None]  # one row: the face
+
+
+def occlusion_reranked(
+    spaces: Sequence[Workspace],
+    targets: Sequence[Target],
+    flips: Sequence[bool],
+    p: Mapping[str, Any],
+) -> torch.Tensor:
+    """Occlusion of the score as GestaltMatcher computes it for each occluded face, all variants at
+    once: window ``i`` occludes the same face region in every variant (mirrored in flipped ones),
+    and the drop is that of :meth:`~gmx.explain.targets.Target.ranking_score`, e.g. the syndrome's
+    re-ranked score ``max_g mean_v cos(e_v, g_v)``."""
+    first = spaces[0]
+    hw = tuple(first.x.shape[-2:])
+    boxes = window_boxes(hw, int_pair(p["window"], "window"), int_pair(p["stride"], "stride"))
+    device = first.device
+    classifiers = [ws.model.classifier for ws in spaces]
+    embedders = []
+    with torch.inference_mode(), tracing(Trace()):
+        for ws, flip in zip(spaces, flips, strict=True):
+            x = ws.x[:1].contiguous(memory_format=torch.channels_last)
+            if tuple(x.shape[-2:]) != hw:
+                raise ValueError(f"variants differ in input size: {tuple(x.shape[-2:])} vs {hw}")
+            fill = input_value(p["fill"], "fill", ws.norm).to(ws.device)[0]
+            precision = resolve_precision(p["precision"], ws.device)
+            with precision_context(ws.device, precision):
+                embed = occluded_embeddings(
+                    ws.backbone,
+                    x,
+                    mirror_boxes(boxes, hw[1]) if flip else boxes,
+                    fill,
+                    incremental=bool(p["incremental"]),
+                )
+            embedders.append(_in_precision(embed, ws.device, precision))
+
+        def score(embs: list[torch.Tensor]) -> torch.Tensor:
+            embs = [e.to(device) for e in embs]
+            return torch.stack([t.ranking_score(embs, classifiers) for t in targets], dim=1)
+
+        def step() -> None:
+            first.progress.step(len(spaces))
+
+        return occlusion_map(
+            embedders, boxes, score, hw, batch_size(p["batch_size"], "occlusion", device), step
         )
-        clean = torch.stack([t(embed(-1, 0).float()) for t in ws.targets], dim=1)[0]  # (T,)
-        for start in range(0, len(windows), batch):
-            stop = min(start + batch, len(windows))
-            emb = embed(start, stop).float()
-            scores = torch.stack([t(emb) for t in ws.targets], dim=1)  # (b, T)
-            drop = (clean[None, :] - scores).double()
-            for i, (y0, y1, x0, x1) in enumerate(windows[start:stop]):
-                total[:, y0:y1, x0:x1] += drop[i][:, None, None]
-                count[y0:y1, x0:x1] += 1
-            ws.progress.step()
-    return (total / count.clamp_min(1)).float()
+
+
+def _in_precision(
+    embed: Callable[[int, int], torch.Tensor], device: torch.device, precision: str
+) -> Callable[[int, int], torch.Tensor]:
+    def run(start: int, stop: int) -> torch.Tensor:
+        with precision_context(device, precision):
+            return embed(start, stop)
+
+    return run
 
 
 def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
@@ -176,6 +176,7 @@ def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.de
     "saliency",
     "Saliency",
     family="input",
+    batchable=True,
     signed=False,
     shared=True,
     smoothable=True,
@@ -184,52 +185,80 @@ def _occlusion_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.de
 )
 def saliency(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Maximum absolute input gradient over colour channels."""
-    return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1).mean(dim=0))
+    return _per_target(ws, lambda t: ws.gradients(t).input.abs().amax(dim=1))
+
+
+#: ``prelu`` parameter of Guided Backprop / Deconvolution -> suffix of the backward rule: the rule
+#: applied to each ReLU of ``relu(x) - a relu(-x)`` (default), or the PReLU treated as the ReLU the
+#: papers define (only its positive part passes a signal). See docs/explain.md, "The PReLU fix".
+PRELU_RULES: Mapping[str, str] = {"decomposed": "", "as_relu": "_relu"}
+
+
+def _prelu_rule(base: str, p: Mapping[str, Any]) -> str:
+    try:
+        return base + PRELU_RULES[p["prelu"]]
+    except KeyError:
+        raise ValueError(
+            f"prelu must be one of {sorted(PRELU_RULES)}, got {p['prelu']!r}"
+        ) from None
 
 
 @register_method(
     "deconvolution",
     "Deconvolution",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     smoothable=True,
+    defaults={"prelu": "decomposed"},
     reference=ref.deconvolution,
     citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
 )
 def deconvolution(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Input 'gradient' with every ReLU passing ``relu(grad_out)`` (PReLU decomposed)."""
-    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("deconv", t)))
+    """Input 'gradient' with every ReLU passing ``relu(grad_out)``; on a PReLU (``prelu``):
+    ``relu(g) - relu(-a g)`` ("decomposed", the PReLU applied to the signal) or ``relu(g)``."""
+    rule = _prelu_rule("deconv", p)
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient(rule, t)))
 
 
 @register_method(
     "guided_backprop",
     "Guided Backprop",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     smoothable=True,
+    defaults={"prelu": "decomposed"},
     reference=ref.guided_backprop,
     citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR-W 2015",
 )
 def guided_backprop(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """Input gradient with every ReLU passing only positive gradients of positive inputs."""
-    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient("guided", t)))
+    """Input gradient with every ReLU passing only positive gradients of positive inputs; on a PReLU
+    (``prelu``): ``relu(g)`` where x > 0 and ``-relu(-a g)`` where x < 0 ("decomposed") or
+    ``relu(g)`` where x > 0 and nothing where x < 0 ("as_relu", Springenberg's mask)."""
+    rule = _prelu_rule("guided", p)
+    return _per_target(ws, lambda t: sum_channels(ws.rule_gradient(rule, t)))
 
 
 @register_method(
     "deeplift",
-    "DeepLIFT",
+    "DeepLIFT hybrid (IG head)",
     family="input",
+    batchable=True,
     signed=True,
     shared=True,
     defaults={"baseline": "black"},
     reference=ref.deeplift,
     citation="Shrikumar, Greenside & Kundaje, Learning Important Features Through Propagating "
-    "Activation Differences, ICML 2017",
+    "Activation Differences, ICML 2017 (Rescale rule); target head integrated along the embedding "
+    "path as in Sundararajan, Taly & Yan, ICML 2017",
 )
 def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """DeepLIFT rescale rule; the map sums to ``f(x) - f(baseline)``."""
+    """A DeepLIFT / Integrated Gradients hybrid: the Rescale rule through the backbone (no
+    RevealCancel), and the target head (e.g. the cosine) treated as one unit whose multipliers are
+    its gradient integrated along the embedding path. The map sums to ``f(x) - f(baseline)``."""
     value = input_value(p["baseline"], "baseline", ws.norm)
     baseline = value.to(ws.device).expand_as(ws.x[:1])
     key = repr(value.flatten().tolist())
@@ -249,14 +278,14 @@ def deeplift(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """``(x - x0) * mean gradient`` on the straight path (Gauss-Legendre, captum's default rule)."""
-    steps = _positive_int(p["steps"], "steps")
+    steps = positive_int(p["steps"], "steps")
     batch = batch_size(p["batch_size"], "integrated_gradients", ws.device)
     precision = resolve_precision(p["precision"], ws.device)
     x0 = input_value(p["baseline"], "baseline", ws.norm).to(ws.device).expand_as(ws.x[:1])
     alphas, weights = gauss_legendre(steps)
     a_all = torch.as_tensor(alphas, dtype=torch.float32, device=ws.device)
     w_all = torch.as_tensor(weights, dtype=torch.float32, device=ws.device)
-    out = torch.zeros((ws.n_targets, *ws.x.shape[-2:]), device=ws.device)
+    out = []
     for row in ws.x:
         grad_sum = torch.zeros((ws.n_targets, *row.shape), device=ws.device)
         for start in range(0, steps, batch):
@@ -273,14 +302,14 @@ def integrated_gradients(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
                 )
                 grad_sum[t] += g.float().sum(dim=0)
             ws.progress.step()
-        out += ((row[None] - x0) * grad_sum).sum(dim=1)
-    return out / ws.x.shape[0]
+        out.append(((row[None] - x0) * grad_sum).sum(dim=1))
+    return torch.stack(out)
 
 
 def _ig_units(p: Mapping[str, Any], hw: tuple[int, int], device: torch.device) -> int:
     rows = max(1, int(p.get("smooth_samples", 0) or 1))
     batch = batch_size(p["batch_size"], "integrated_gradients", device)
-    return rows * math.ceil(_positive_int(p["steps"], "steps") / batch)
+    return rows * math.ceil(positive_int(p["steps"], "steps") / batch)
 
 
 # -- layer attribution (CAM family) -------------------------------------------------------------
@@ -291,34 +320,6 @@ def _cam(ws: Workspace, layer: str, t: int) -> tuple[torch.Tensor, torch.Tensor]
     return ws.gradients(t).layers[layer]
 
 
-def gradcam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
-    """Grad-CAM ``sum_c mean_hw(grad_c) * A_c`` per row ``(n, h, w)`` (ReLU'd if asked)."""
-    cam = (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1)
-    return F.relu(cam) if relu else cam
-
-
-def hirescam_map(acts: torch.Tensor, grads: torch.Tensor, relu: bool) -> torch.Tensor:
-    """HiResCAM ``sum_c grad_c * A_c`` per row ``(n, h, w)``."""
-    cam = (grads * acts).sum(dim=1)
-    return F.relu(cam) if relu else cam
-
-
-def gradcam_pp_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM++ (eq. 19 of Chattopadhay et al.) per row ``(n, h, w)``, ReLU'd."""
-    g2 = grads**2
-    g3 = g2 * grads
-    sum_a = acts.sum(dim=(2, 3), keepdim=True)
-    aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
-    aij = torch.where(grads != 0, aij, torch.zeros_like(aij))
-    weights = (F.relu(grads) * aij).sum(dim=(2, 3), keepdim=True)
-    return F.relu((weights * acts).sum(dim=1))
-
-
-def layercam_map(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """LayerCAM ``relu(sum_c relu(grad_c) * A_c)`` per row ``(n, h, w)``."""
-    return F.relu((F.relu(grads) * acts).sum(dim=1))
-
-
 _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module name"
 
 
@@ -326,6 +327,7 @@ _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module
     "gradcam",
     "Grad-CAM",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -336,13 +338,14 @@ _LAYER_DOC = "layer: 'maps' (forward_maps output = bn2 after layer4) or a module
 )
 def gradcam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM with the usual ReLU (positive evidence only)."""
-    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=True).mean(0))
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=True))
 
 
 @register_method(
     "gradcam_signed",
     "Grad-CAM (signed)",
     family="layer",
+    batchable=True,
     signed=True,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -352,13 +355,14 @@ def gradcam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def gradcam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM without the ReLU: negative regions count against the target."""
-    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=False).mean(0))
+    return _per_target(ws, lambda t: gradcam_map(*_cam(ws, p["layer"], t), relu=False))
 
 
 @register_method(
     "hirescam",
     "HiResCAM",
     family="layer",
+    batchable=True,
     signed=lambda p: not p["relu"],
     shared=True,
     defaults={"layer": MAPS_LAYER, "relu": True},
@@ -370,13 +374,31 @@ def gradcam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Element-wise gradient x activation summed over channels (no spatial averaging)."""
     relu = bool(p["relu"])
-    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=relu).mean(0))
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=relu))
+
+
+@register_method(
+    "hirescam_signed",
+    "HiResCAM (signed)",
+    family="layer",
+    batchable=True,
+    signed=True,
+    shared=True,
+    defaults={"layer": MAPS_LAYER},
+    plan=_plan_layer,
+    reference=ref.hirescam_signed,
+    citation="Draelos & Carin, arXiv:2011.08891; unfiltered map as in the gmx thesis (3.3.1-3.3.2)",
+)
+def hirescam_signed(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
+    """HiResCAM without the ReLU (``hirescam`` with ``relu=False``), as the thesis panel shows it."""
+    return _per_target(ws, lambda t: hirescam_map(*_cam(ws, p["layer"], t), relu=False))
 
 
 @register_method(
     "gradcam_plusplus",
     "Grad-CAM++",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -386,13 +408,14 @@ def hirescam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def gradcam_plusplus(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Grad-CAM++ weights (positive gradients, higher-order terms)."""
-    return _per_target(ws, lambda t: gradcam_pp_map(*_cam(ws, p["layer"], t)).mean(0))
+    return _per_target(ws, lambda t: gradcam_pp_map(*_cam(ws, p["layer"], t)))
 
 
 @register_method(
     "layercam",
     "LayerCAM",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
     defaults={"layer": MAPS_LAYER},
@@ -403,25 +426,11 @@ def gradcam_plusplus(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
 )
 def layercam(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Positive gradients weight each activation element-wise."""
-    return _per_target(ws, lambda t: layercam_map(*_cam(ws, p["layer"], t)).mean(0))
+    return _per_target(ws, lambda t: layercam_map(*_cam(ws, p["layer"], t)))
 
 
-def minmax_per_channel(v: torch.Tensor) -> torch.Tensor:
-    """``(v - min) / (1e-7 + max - min)`` over the spatial axes of ``(n, C, h, w)``."""
-    v = v - v.amin(dim=(2, 3), keepdim=True)
-    return v / (1e-7 + v.amax(dim=(2, 3), keepdim=True))
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, half-pixel centres (``align_corners=False``; equals OpenCV's INTER_LINEAR)."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    squeeze = maps.dim() == 2
-    m = maps[None, None] if squeeze else maps[:, None] if maps.dim() == 3 else maps
-    out = F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)
-    if squeeze:
-        return out[0, 0]
-    return out[:, 0] if maps.dim() == 3 else out
+#: FullGrad's ``rescale`` parameter -> the post-processing ``psi`` applied to each layer's terms.
+FULLGRAD_RESCALE: Mapping[str, Any] = {"layer": minmax_per_layer, "channel": minmax_per_channel}
 
 
 def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
@@ -432,35 +441,45 @@ def _plan_fullgrad(ws: Workspace, p: Mapping[str, Any]) -> None:
     "fullgrad",
     "FullGrad",
     family="layer",
+    batchable=True,
     signed=False,
     shared=True,
+    defaults={"rescale": "layer"},
     plan=_plan_fullgrad,
     reference=ref.fullgrad,
     citation="Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, "
     "NeurIPS 2019",
 )
 def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-    """``psi(|x * grad_x|) + sum over bias layers and channels of psi(|b * grad_b|)``.
+    """``psi(|x * grad_x|) + sum over bias layers of psi(|b * grad_b|)``, summed over channels.
 
-    ``psi`` = per-channel min-max rescaling then bilinear upsampling (as pytorch-grad-cam). Since
-    upsampling is linear, channels and layers of equal resolution are summed first and upsampled
-    once.
+    ``psi`` = min-max rescaling, per layer (``rescale="layer"``, the authors' reference code) or per
+    channel (``"channel"``, pytorch-grad-cam), then placement on the input (:func:`upsample`: cell
+    ``j`` at pixel ``s * j``, the layer's receptive-field centre; pytorch-grad-cam and the reference
+    code resize with half-pixel or corner-aligned centres instead). Since placement is linear, layers
+    of equal resolution are summed first and placed once.
     """
+    try:
+        psi = FULLGRAD_RESCALE[p["rescale"]]
+    except KeyError:
+        raise ValueError(
+            f"rescale must be one of {sorted(FULLGRAD_RESCALE)}, got {p['rescale']!r}"
+        ) from None
     ws.want_bias()
     size = tuple(ws.x.shape[-2:])
 
     def one(t: int) -> torch.Tensor:
         grads = ws.gradients(t)
-        total = minmax_per_channel((ws.x * grads.input).abs()).sum(dim=1)  # (n, H, W)
+        total = psi((ws.x * grads.input).abs()).sum(dim=1)  # (n, H, W)
         by_size: dict[tuple[int, int], torch.Tensor] = {}
         for name, g in grads.biases.items():
             b = ws.model.biases[name].to(g.dtype)[None, :, None, None]
-            term = minmax_per_channel((b * g).abs()).sum(dim=1)
+            term = psi((b * g).abs()).sum(dim=1)
             key = tuple(term.shape[-2:])
             by_size[key] = by_size[key] + term if key in by_size else term
         for key in sorted(by_size):
             total = total + upsample(by_size[key], size)
-        return total.mean(0)
+        return total
 
     return _per_target(ws, one)
 
@@ -472,6 +491,7 @@ def fullgrad(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     "random",
     "Random (baseline)",
     family="baseline",
+    batchable=True,
     signed=False,
     defaults={"seed": 0},
     reference=ref.random_map,
@@ -481,35 +501,14 @@ def random_map(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Uniform noise in ``[0, 1)`` from a seeded generator; ignores model and face."""
     rng = np.random.default_rng(int(p["seed"]))
     noise = rng.random(tuple(ws.x.shape[-2:]), dtype=np.float32)
-    return torch.from_numpy(noise)[None].expand(ws.n_targets, -1, -1).to(ws.device).clone()
-
-
-#: Sobel kernel for d/dx (rows: y, columns: x), as OpenCV's ``Sobel(ksize=3)``.
-SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
-def luma(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
-    """ITU-R BT.601 luma ``(n, H, W)`` of ``(n, 3, H, W)`` RGB (or BGR) input."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
-    if colour_order == "BGR":
-        w = w.flip(0)
-    return (x * w[None, :, None, None]).sum(dim=1)
-
-
-def sobel_magnitude(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
-    """Sobel gradient magnitude ``(n, H, W)`` of the luma, reflect-101 borders (OpenCV's default)."""
-    y = luma(x, colour_order)[:, None]
-    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
-    kx = SOBEL_X.to(x.device, x.dtype)[None, None]
-    gx = F.conv2d(y, kx)
-    gy = F.conv2d(y, kx.transpose(-1, -2))
-    return torch.sqrt(gx**2 + gy**2)[:, 0]
+    return torch.from_numpy(noise).expand(ws.x.shape[0], ws.n_targets, -1, -1).to(ws.device).clone()
 
 
 @register_method(
     "edges",
     "Edge detector (baseline)",
     family="baseline",
+    batchable=True,
     signed=False,
     reference=ref.edges,
     citation="Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018 (edge-detector "
@@ -517,22 +516,9 @@ def sobel_magnitude(x: torch.Tensor, colour_order: str = "RGB") -> torch.Tensor:
 )
 def edges(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
     """Sobel magnitude of the face's luma: what a map looks like that ignores the model."""
-    edges_ = sobel_magnitude(ws.x, ws.colour_order).mean(0)
-    return edges_[None].expand(ws.n_targets, -1, -1).clone()
+    edges_ = sobel_magnitude(ws.x, ws.colour_order)  # (n, H, W)
+    return edges_[:, None].expand(-1, ws.n_targets, -1, -1).clone()
 
 
-__all__ = [
-    "DEFAULT_NORM",
-    "NAMED_LEVELS",
-    "gradcam_map",
-    "gradcam_pp_map",
-    "hirescam_map",
-    "input_value",
-    "int_pair",
-    "layercam_map",
-    "luma",
-    "minmax_per_channel",
-    "sobel_magnitude",
-    "sum_channels",
-    "upsample",
-]
+#: Nothing to import: the methods are reached through the registry (:func:`~gmx.explain.get_method`).
+__all__: list[str] = []

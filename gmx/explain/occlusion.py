@@ -10,6 +10,10 @@ stem and the early residual blocks are recomputed only on that rectangle (plus t
 block needs) and pasted into the clean activations; the network runs in full from the block where the
 changed rectangle stops being small. This is exact up to float rounding (tested against full
 recomputation).
+
+:func:`occlusion_map` averages the drops; it takes one embedding function per variant, so a score
+that couples the variants (GestaltMatcher's re-ranked syndrome score, ``rerank=True``) sees window
+``i`` on the same face region in every variant (:func:`mirror_boxes` for mirrored ones).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from torch import nn
 
 #: Recompute a block only on its changed rectangle while that needs less than this area fraction.
 INCREMENTAL_MAX_AREA = 0.75
+
+Box = tuple[int, int, int, int]
+"""A half-open window ``(y0, y1, x0, x1)`` in input pixels."""
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -293,4 +300,68 @@ def occluded_embeddings(
     return embed_incremental
 
 
-__all__ = ["INCREMENTAL_MAX_AREA", "iresnet_units", "occluded_embeddings", "window_starts"]
+def window_boxes(
+    hw: tuple[int, int], window: tuple[int, int], stride: tuple[int, int]
+) -> list[Box]:
+    """Half-open ``(y0, y1, x0, x1)`` boxes of every window, row-major (captum's geometry)."""
+    H, W = hw
+    return [
+        (y, min(y + window[0], H), x, min(x + window[1], W))
+        for y in window_starts(H, window[0], stride[0])
+        for x in window_starts(W, window[1], stride[1])
+    ]
+
+
+def mirror_boxes(boxes: Sequence[Box], width: int) -> list[Box]:
+    """The same boxes in the horizontally mirrored image (column ``c`` -> ``width - 1 - c``)."""
+    return [(y0, y1, width - x1, width - x0) for y0, y1, x0, x1 in boxes]
+
+
+def occlusion_map(
+    embedders: Sequence[Callable[[int, int], torch.Tensor]],
+    boxes: Sequence[Box],
+    score: Callable[[list[torch.Tensor]], torch.Tensor],
+    hw: tuple[int, int],
+    batch: int,
+    step: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Mean score drop ``score(clean) - score(occluded)`` over the windows covering each pixel.
+
+    Args:
+        embedders: one :func:`occluded_embeddings` function per input variant, each built with that
+            variant's own copy of ``boxes`` (e.g. :func:`mirror_boxes` for a mirrored variant), so
+            that window ``i`` occludes the same face region in every variant.
+        boxes: ``(y0, y1, x0, x1)`` windows in the map's (the face's) coordinates.
+        score: the variants' embeddings ``[(b, D), ...]`` -> ``(b, T)`` scores.
+        hw: map size ``(H, W)``.
+        batch: windows per batch.
+        step: called after every batch (progress, cancellation).
+
+    Returns:
+        ``(T, H, W)`` float32 map.
+    """
+    clean = score([e(-1, 0).float() for e in embedders])[0]  # (T,)
+    total = torch.zeros((clean.shape[0], *hw), dtype=torch.float64, device=clean.device)
+    count = torch.zeros(hw, dtype=torch.float64, device=clean.device)
+    for start in range(0, len(boxes), batch):
+        stop = min(start + batch, len(boxes))
+        scores = score([e(start, stop).float() for e in embedders])  # (b, T)
+        drop = (clean[None, :] - scores).double()
+        for i, (y0, y1, x0, x1) in enumerate(boxes[start:stop]):
+            total[:, y0:y1, x0:x1] += drop[i][:, None, None]
+            count[y0:y1, x0:x1] += 1
+        if step is not None:
+            step()
+    return (total / count.clamp_min(1)).float()
+
+
+__all__ = [
+    "INCREMENTAL_MAX_AREA",
+    "Box",
+    "iresnet_units",
+    "mirror_boxes",
+    "occluded_embeddings",
+    "occlusion_map",
+    "window_boxes",
+    "window_starts",
+]

@@ -21,6 +21,8 @@ Inside the engine (a :class:`~gmx.explain._trace.Trace` is active) the same modu
 * ``guided`` (Springenberg et al. 2015): each ReLU passes ``relu(grad_in)`` (gradient masked by the
   forward sign, then negative gradients dropped), exactly like captum on the decomposed copy.
 * ``deconv`` (Zeiler & Fergus 2014): each ReLU passes ``relu(grad_out)`` (forward sign ignored).
+* ``guided_relu`` / ``deconv_relu``: the papers' ReLU rules applied to the PReLU as a whole, its
+  negative part passing nothing: ``relu(grad)`` where ``x > 0`` (guided) or everywhere (deconv).
 * ``rescale`` (DeepLIFT, Shrikumar et al. 2017): each ReLU passes ``grad_out * Δout / Δin`` against the
   reference pass, falling back to the gradient where ``|Δin| < 1e-10`` (captum's convention).
 """
@@ -72,6 +74,11 @@ class _ModalPReLU(torch.autograd.Function):
             gx = F.relu(torch.where(x > 0, grad, zero)) - F.relu(torch.where(x < 0, neg_grad, zero))
         elif rule == "deconv":
             gx = F.relu(grad) - F.relu(neg_grad)
+        elif rule == "guided_relu":
+            # The PReLU as the papers' ReLU: positive gradients of positively activated units only.
+            gx = F.relu(torch.where(x > 0, grad, zero))
+        elif rule == "deconv_relu":
+            gx = F.relu(grad)
         elif rule == "rescale":
             x0 = trace.refs.get(ctx.key)
             if x0 is None:

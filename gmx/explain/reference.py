@@ -11,6 +11,7 @@ not comparable with the engine's; comparisons use Pearson correlation and top-pi
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,13 +20,15 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from gmx.explain.prepared import ReferenceModel
+from gmx.encode.model import IRESNET_NORM
+from gmx.explain._params import input_value, int_pair
+from gmx.explain.prelu import DecomposedPReLU
+from gmx.explain.prepared import ReferenceModel, effective_bias
 from gmx.explain.targets import TargetFn
-
-#: Name of the ``forward_maps`` output as a CAM layer.
-_MAPS = "maps"
+from gmx.explain.workspace import MAPS_LAYER
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class ReferenceContext:
     x: torch.Tensor
     targets: Sequence[TargetFn]
     colour_order: str = "RGB"
-    norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3)
+    norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM
 
 
 class _Embed(nn.Module):
@@ -87,7 +90,7 @@ class _Linearised(nn.Module):
 
 def _layer(module: nn.Module, name: str) -> nn.Module:
     embed = module.embed if isinstance(module, _Score) else module
-    if name == _MAPS:
+    if name == MAPS_LAYER:
         return embed.maps_tap
     try:
         return embed.backbone.get_submodule(name)
@@ -125,8 +128,6 @@ def _per_target_row(
 
 def _constant(ctx: ReferenceContext, v: Any, like: torch.Tensor) -> torch.Tensor:
     """A fill/baseline image like ``like``, from a name or a number (see ``input_value``)."""
-    from gmx.explain.methods import input_value
-
     return input_value(v, "baseline", ctx.norm).to(like.device).expand_as(like).contiguous()
 
 
@@ -137,8 +138,8 @@ def occlusion(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     """captum ``Occlusion`` (one window per forward pass), channel mean."""
     from captum.attr import Occlusion
 
-    from gmx.explain.methods import int_pair
-
+    if p["rerank"]:
+        raise ValueError("re-ranked occlusion couples the variants; captum has no equivalent")
     wh, ww = int_pair(p["window"], "window")
     sh, sw = int_pair(p["stride"], "stride")
 
@@ -168,24 +169,59 @@ def saliency(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     return _per_target_row(ctx, one)
 
 
+class _PReLUAsReLU(nn.Module):
+    """A PReLU whose gradient flows only through its ReLU part (forward unchanged, bit for bit).
+
+    ``relu(x) + detach(prelu(x) - relu(x))``: captum's ReLU rules then treat the PReLU as the ReLU
+    the papers define, its negative part passing nothing (``prelu="as_relu"``).
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight.detach().clone())
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype)
+        return self.relu(x.clone()) + (F.prelu(x, w) - F.relu(x)).detach()
+
+
+def _rule_backbone(ctx: ReferenceContext, p: Mapping[str, Any]) -> nn.Module:
+    """The reference copy, or for ``prelu="as_relu"`` a copy with every PReLU as :class:`_PReLUAsReLU`."""
+    if p["prelu"] == "decomposed":
+        return ctx.model.backbone
+    if p["prelu"] != "as_relu":
+        raise ValueError(f"prelu must be 'decomposed' or 'as_relu', got {p['prelu']!r}")
+    clone = copy.deepcopy(ctx.model.backbone)
+    for module in list(clone.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, DecomposedPReLU):
+                setattr(module, name, _PReLUAsReLU(child.weight))
+    return clone
+
+
 def deconvolution(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
-    """captum ``Deconvolution`` on the PReLU-decomposed copy, channel sum."""
+    """captum ``Deconvolution`` on the PReLU-decomposed copy (or PReLU-as-ReLU copy), channel sum."""
     from captum.attr import Deconvolution
+
+    backbone = _rule_backbone(ctx, p)
 
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
         with _quiet():
-            return Deconvolution(_Score(ctx.model.backbone, target)).attribute(row)[0].sum(0)
+            return Deconvolution(_Score(backbone, target)).attribute(row)[0].sum(0)
 
     return _per_target_row(ctx, one)
 
 
 def guided_backprop(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
-    """captum ``GuidedBackprop`` on the PReLU-decomposed copy, channel sum."""
+    """captum ``GuidedBackprop`` on the PReLU-decomposed copy (or PReLU-as-ReLU copy), channel sum."""
     from captum.attr import GuidedBackprop
+
+    backbone = _rule_backbone(ctx, p)
 
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
         with _quiet():
-            return GuidedBackprop(_Score(ctx.model.backbone, target)).attribute(row)[0].sum(0)
+            return GuidedBackprop(_Score(backbone, target)).attribute(row)[0].sum(0)
 
     return _per_target_row(ctx, one)
 
@@ -246,7 +282,8 @@ def gradcam_signed(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     return _per_target_row(ctx, one)
 
 
-def _hirescam_signed(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
+def hirescam_signed(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
+    """captum ``LayerGradientXActivation`` summed over channels (HiResCAM without ReLU)."""
     from captum.attr import LayerGradientXActivation
 
     def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
@@ -288,7 +325,7 @@ def gradcam(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
 def hirescam(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
     """pytorch-grad-cam ``HiResCAM``; without ReLU, captum ``LayerGradientXActivation``."""
     if not p["relu"]:
-        return _hirescam_signed(ctx, p)
+        return hirescam_signed(ctx, p)
     return _grad_cam("HiResCAM", ctx, p["layer"])
 
 
@@ -303,8 +340,49 @@ def layercam(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
 
 
 def fullgrad(ctx: ReferenceContext, p: Mapping[str, Any]) -> torch.Tensor:
-    """pytorch-grad-cam ``FullGrad`` (all bias layers)."""
-    return _grad_cam("FullGrad", ctx, None)
+    """``rescale="channel"``: pytorch-grad-cam ``FullGrad`` (all bias layers). ``"layer"``: the
+    definition with the authors' per-layer rescaling, written out naively (one gradient call per
+    target and row, every layer upsampled on its own; no library implements it)."""
+    if p["rescale"] == "channel":
+        return _grad_cam("FullGrad", ctx, None)
+    if p["rescale"] != "layer":
+        raise ValueError(f"rescale must be 'layer' or 'channel', got {p['rescale']!r}")
+    backbone = ctx.model.backbone
+    layers = [(m, b) for m in backbone.modules() if (b := effective_bias(m)) is not None]
+
+    def one(target: TargetFn, row: torch.Tensor) -> torch.Tensor:
+        outputs: dict[int, torch.Tensor] = {}
+
+        def keep(i: int):
+            return lambda _m, _i, out: outputs.__setitem__(i, out)
+
+        handles = [m.register_forward_hook(keep(i)) for i, (m, _) in enumerate(layers)]
+        try:
+            x = row.detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                score = target(_Embed(backbone)(x)).sum()
+            used = sorted(outputs)
+            grads = torch.autograd.grad(score, [x, *(outputs[i] for i in used)], allow_unused=True)
+        finally:
+            for h in handles:
+                h.remove()
+        size = tuple(row.shape[-2:])
+        total = _minmax_layer((x * grads[0]).abs()).sum(1)[0]
+        for i, g in zip(used, grads[1:], strict=True):
+            b = layers[i][1]
+            if g is None:
+                continue
+            term = _minmax_layer((b[None, :, None, None] * g).abs()).sum(1, keepdim=True)
+            total = total + F.interpolate(term, size=size, mode="bilinear")[0, 0]
+        return total.detach()
+
+    return _per_target_row(ctx, one)
+
+
+def _minmax_layer(v: torch.Tensor) -> torch.Tensor:
+    flat = v.flatten(1)
+    v = v - flat.min(dim=1).values[:, None, None, None]
+    return v / (1e-6 + v.flatten(1).max(dim=1).values[:, None, None, None])
 
 
 # -- baselines -------------------------------------------------------------------------------------
@@ -343,6 +421,7 @@ __all__ = [
     "gradcam_signed",
     "guided_backprop",
     "hirescam",
+    "hirescam_signed",
     "integrated_gradients",
     "layercam",
     "occlusion",

@@ -5,16 +5,22 @@ Adding a method is one decorated function (~15 lines)::
     @register_method("inputxgrad", "Input x Gradient", family="input", signed=True,
                      citation="Shrikumar et al. 2016, arXiv:1605.01713")
     def _input_x_gradient(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
-        return torch.stack([(ws.x * ws.gradients(t).input).sum(1).mean(0)
-                            for t in range(ws.n_targets)])
+        return torch.stack([(ws.x * ws.gradients(t).input).sum(1)
+                            for t in range(ws.n_targets)], dim=1)
 
-A method receives a :class:`~gmx.explain.workspace.Workspace` (one face variant, its model, its bound
-targets and the shared passes) and its parameters, and returns ``(T, h, w)`` raw maps, one per target.
+A method receives a :class:`~gmx.explain.workspace.Workspace` (one variant of ``n`` input rows, its
+model, its bound targets and the shared passes) and its parameters, and returns ``(n, T, h, w)`` raw
+maps, one per input row and target. The rows are SmoothGrad's noisy copies of one face (the engine
+averages them) or, for methods registered ``batchable=True``, ``n`` different faces explained at once
+(:func:`gmx.explain.explain_batch` keeps them apart).
+
+The built-in methods (:mod:`gmx.explain.methods`) register themselves when :mod:`gmx.explain` is
+imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +29,7 @@ import torch
 
 if TYPE_CHECKING:
     from gmx.explain.reference import ReferenceContext
+    from gmx.explain.targets import Target
     from gmx.explain.workspace import Workspace
 
 Family = Literal["input", "layer", "baseline"]
@@ -30,6 +37,12 @@ ComputeFn = Callable[["Workspace", Mapping[str, Any]], torch.Tensor]
 ReferenceFn = Callable[["ReferenceContext", Mapping[str, Any]], torch.Tensor]
 PlanFn = Callable[["Workspace", Mapping[str, Any]], None]
 UnitsFn = Callable[[Mapping[str, Any], tuple[int, int], torch.device], int]
+JointFn = Callable[
+    [Sequence["Workspace"], Sequence["Target"], Sequence[bool], Mapping[str, Any]], torch.Tensor
+]
+"""All variants at once: ``(workspaces, targets, flips, params) -> (T, h, w)`` final maps (already
+averaged over variants, in the face's orientation)."""
+JointSelector = Callable[[Mapping[str, Any]], "JointFn | None"]
 
 #: Parameters every gradient method accepts for SmoothGrad (Smilkov et al. 2017).
 SMOOTHGRAD_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -51,9 +64,14 @@ class MethodSpec:
         reference: adapter over captum / pytorch-grad-cam (``None`` if no library has it).
         plan: optional hook declaring what the method needs from the shared pass (layers, biases).
         shared: the method reads the per-variant shared forward/backward pass (cheap once it exists).
+        batchable: row ``i`` of the method's output depends only on input row ``i`` and target row
+            ``i``, so a batch of different faces can share one workspace
+            (:func:`gmx.explain.explain_batch`).
         smoothable: accepts the SmoothGrad parameters.
         citation: paper reference.
         units: progress units of one variant (batches), from parameters, input size and device.
+        joint: for parameters whose score couples the variants (re-ranked occlusion), returns the
+            implementation that sees every variant at once (``None``: per variant, then averaged).
     """
 
     name: str
@@ -65,9 +83,11 @@ class MethodSpec:
     reference: ReferenceFn | None = None
     plan: PlanFn | None = None
     shared: bool = False
+    batchable: bool = False
     smoothable: bool = False
     citation: str = ""
     units: UnitsFn | None = None
+    joint: JointSelector | None = None
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         """Defaults merged with ``overrides``; unknown names raise ``ValueError``."""
@@ -84,6 +104,10 @@ class MethodSpec:
         """Whether maps made with ``params`` are signed."""
         return bool(self.signed(params)) if callable(self.signed) else bool(self.signed)
 
+    def joint_fn(self, params: Mapping[str, Any]) -> JointFn | None:
+        """The all-variants implementation for ``params``, or ``None`` (per variant)."""
+        return None if self.joint is None else self.joint(params)
+
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
@@ -98,9 +122,11 @@ def register_method(
     reference: ReferenceFn | None = None,
     plan: PlanFn | None = None,
     shared: bool = False,
+    batchable: bool = False,
     smoothable: bool = False,
     citation: str = "",
     units: UnitsFn | None = None,
+    joint: JointSelector | None = None,
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Decorator registering an engine implementation under ``name``.
 
@@ -126,9 +152,11 @@ def register_method(
             reference=reference,
             plan=plan,
             shared=shared,
+            batchable=batchable,
             smoothable=smoothable,
             citation=citation,
             units=units,
+            joint=joint,
         )
         return fn
 
@@ -144,7 +172,6 @@ def unregister_method(name: str) -> None:
 
 def list_methods(family: Family | None = None) -> tuple[str, ...]:
     """Registered method names in registration order, optionally of one family."""
-    _ensure_builtin()
     return tuple(n for n, s in _REGISTRY.items() if family is None or s.family == family)
 
 
@@ -154,20 +181,15 @@ def get_method(name: str) -> MethodSpec:
     Raises:
         ValueError: if unknown (the message lists the known names).
     """
-    _ensure_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; known: {list(_REGISTRY)}") from None
 
 
-def _ensure_builtin() -> None:
-    # The built-in methods register themselves on import.
-    import gmx.explain.methods  # noqa: F401
-
-
 __all__ = [
     "SMOOTHGRAD_DEFAULTS",
+    "JointFn",
     "MethodSpec",
     "get_method",
     "list_methods",

@@ -33,10 +33,13 @@ class AttributionMap:
         method: registry name, e.g. ``"gradcam"``.
         display_name: name for the UI, e.g. ``"Grad-CAM"``.
         target_description: what was explained, e.g. ``"cosine similarity to CdLS"``.
-        values: ``(112, 112)`` float32, read-only, upsampled to the template (bilinear, half-pixel
-            centres) and averaged over variants (mirrored variants mirrored back first).
+        values: ``(112, 112)`` float32, read-only: each variant's map placed on the template with
+            its backbone's cell grid (:mod:`gmx.encode.geometry`), mirrored back at pixel level if
+            the variant was flipped, then averaged over variants.
         raw: the map at the method's native resolution, read-only (``(7, 7)`` for CAMs on the last
-            stage, ``(112, 112)`` for input attributions), averaged over variants the same way.
+            stage, ``(112, 112)`` for input attributions), averaged over variants, where one cell
+            grid holds every variant (no flipped variant and one backbone geometry, or pixel maps);
+            otherwise no cell map is the average and ``raw`` equals ``values``.
         signed: whether the values carry a meaningful sign (use a diverging colour scale).
         params: the full parameter set used (defaults merged with overrides), read-only.
         elapsed_s: wall time of this method for all variants, including any shared pass it started.

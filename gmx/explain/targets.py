@@ -6,13 +6,17 @@ their maps, so a target is first *bound* to a variant (its gallery row, its mode
 
     fn = target.bind(variant_index, classifier)   # fn: (N, D) embedding -> (N,) scores
 
-Scores are differentiable torch functions; nothing here normalises or detaches.
+Scores are differentiable torch functions; nothing here normalises or detaches. A bound target scores
+rows independently (the engine's models are in eval mode), so one backward pass over a batch of faces
+gives every face's own gradient: :class:`RowTarget` scores row ``i`` against its own reference, for
+:func:`gmx.explain.explain_batch`. A score that needs every variant at once (the syndrome's re-ranked
+score, a maximum over its images of the mean over variants) is :meth:`Target.ranking_score`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +29,56 @@ TargetFn = Callable[[torch.Tensor], torch.Tensor]
 
 #: ``eps`` of the cosine similarity (as ``torch.nn.functional.cosine_similarity``).
 COSINE_EPS = 1e-8
+
+
+def _embedding_array(value: npt.ArrayLike | torch.Tensor, name: str) -> np.ndarray:
+    """A private float32 copy of embeddings, checked for NaN/inf and zero rows."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.array(value, dtype=np.float32)  # private copy
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty, shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contain NaN or inf")
+    norms = np.linalg.norm(arr, axis=-1)
+    if np.any(norms == 0):
+        raise ValueError(f"{name} rows {np.argwhere(norms == 0).tolist()} are zero")
+    return arr
+
+
+def cosine_score(embedding: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Differentiable cosine similarity ``(N,)`` of ``(N, D)`` embeddings to ``(N, D)`` or ``(1, D)``.
+
+    The score every similarity target explains (GestaltMatcher-Arc ranks by ``1 - cosine``; the
+    NumPy distances of a whole gallery are :func:`gmx.gallery.cosine_distances`).
+
+    Raises:
+        ValueError: if the embedding dimensions differ.
+    """
+    ref = reference.to(device=embedding.device, dtype=embedding.dtype)
+    if embedding.shape[-1] != ref.shape[-1]:
+        raise ValueError(
+            f"embedding dimension {embedding.shape[-1]} != gallery dimension {ref.shape[-1]}"
+        )
+    return F.cosine_similarity(embedding, ref, dim=1, eps=COSINE_EPS)
+
+
+def logit_score(
+    classifier: nn.Module, embedding: torch.Tensor, class_index: int | torch.Tensor
+) -> torch.Tensor:
+    """Logit ``(N,)`` of class ``class_index`` (an int, or one ``(N,)`` index per row).
+
+    Raises:
+        ValueError: if an index is out of range for the classifier.
+    """
+    logits = classifier(embedding)
+    if isinstance(class_index, int):
+        k = torch.full((logits.shape[0],), class_index, dtype=torch.int64, device=logits.device)
+    else:
+        k = class_index.to(device=logits.device, dtype=torch.int64).expand(logits.shape[0])
+    if k.numel() and int(k.max()) >= logits.shape[-1]:
+        raise ValueError(f"class_index {int(k.max())} out of range for {logits.shape[-1]} classes")
+    return logits.gather(1, k[:, None])[:, 0]
 
 
 class Target(ABC):
@@ -44,6 +98,31 @@ class Target(ABC):
             classifier: the classifier of that variant's model, if it has one.
         """
 
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """The score of inputs from *every* variant's embeddings at once: ``(N,)``.
+
+        By default the mean over variants of the bound scores (what the engine's variant average
+        explains). :class:`SimilarityTarget` with ``syndrome_embeddings`` overrides it with
+        GestaltMatcher's re-ranked syndrome score; re-ranked occlusion (``rerank=True``) explains
+        this function.
+
+        Args:
+            embeddings: ``(N, D)`` embeddings of the same ``N`` inputs, one tensor per variant in the
+                order of the ``variants`` given to the engine.
+            classifiers: the classifier of each variant's model (``None`` entries allowed).
+        """
+        if not embeddings:
+            raise ValueError("need the embeddings of at least one variant")
+        clfs = list(classifiers) if classifiers is not None else [None] * len(embeddings)
+        if len(clfs) != len(embeddings):
+            raise ValueError(f"{len(clfs)} classifiers for {len(embeddings)} variants")
+        scores = [self.bind(v, c)(e) for v, (e, c) in enumerate(zip(embeddings, clfs, strict=True))]
+        return torch.stack(scores).mean(dim=0)
+
     def __call__(
         self, embedding: torch.Tensor, variant: int = 0, classifier: nn.Module | None = None
     ) -> torch.Tensor:
@@ -57,39 +136,87 @@ class SimilarityTarget(Target):
     GestaltMatcher-Arc ranks by the cosine distance averaged over model/TTA variants, and a syndrome's
     score is its nearest gallery image. Pass that image's embeddings, one row per variant *in the
     order of the ``variants`` given to the engine*; the engine explains each variant against its own
-    row and averages the maps, which explains the mean similarity (``1 - mean distance``).
+    row and averages the maps; for the methods whose maps are positively homogeneous in the target
+    that explains the mean similarity (``1 - mean distance``), see docs/explain.md.
+
+    The nearest image is fixed at the unperturbed input. Under a large perturbation (an occlusion
+    window) another image of the same syndrome may become the nearest, and GestaltMatcher's answer,
+    the syndrome's score, is then the *maximum* over the syndrome's images of the mean similarity.
+    Pass all of the syndrome's images as ``syndrome_embeddings`` to make :meth:`ranking_score` that
+    re-ranked score (used by occlusion with ``rerank=True``); gradient methods are unaffected (the
+    maximum is locally the nearest image).
 
     Args:
         gallery_embeddings: ``(V, D)`` float embeddings of the nearest gallery image of the syndrome
             (raw or L2-normalised; cosine makes that irrelevant), or ``(D,)`` for a single variant.
         label: what the image stands for, e.g. ``"Cornelia de Lange (nearest image 1234)"``.
+        syndrome_embeddings: ``(G, V, D)`` embeddings of every gallery image of the syndrome (the
+            nearest one included), variants as in ``gallery_embeddings``; ``None``: no re-ranking.
     """
 
-    def __init__(self, gallery_embeddings: npt.ArrayLike | torch.Tensor, label: str = "") -> None:
-        if isinstance(gallery_embeddings, torch.Tensor):
-            arr = gallery_embeddings.detach().cpu().numpy()
-        else:
-            arr = np.asarray(gallery_embeddings)
-        arr = np.array(arr, dtype=np.float32)  # private copy
+    def __init__(
+        self,
+        gallery_embeddings: npt.ArrayLike | torch.Tensor,
+        label: str = "",
+        *,
+        syndrome_embeddings: npt.ArrayLike | torch.Tensor | None = None,
+    ) -> None:
+        arr = _embedding_array(gallery_embeddings, "gallery_embeddings")
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
             raise ValueError(f"gallery_embeddings must be (V, D) or (D,), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("gallery_embeddings contain NaN or inf")
-        norms = np.linalg.norm(arr, axis=1)
-        if np.any(norms == 0):
-            raise ValueError(
-                f"gallery_embeddings rows {np.flatnonzero(norms == 0).tolist()} are zero"
-            )
         arr.setflags(write=False)
         self._gallery = arr
         self._label = label
+        self._syndrome: np.ndarray | None = None
+        if syndrome_embeddings is not None:
+            syn = _embedding_array(syndrome_embeddings, "syndrome_embeddings")
+            if syn.ndim == 2 and arr.shape[0] == 1:
+                syn = syn[:, None, :]
+            if syn.ndim != 3 or syn.shape[0] < 1 or syn.shape[1:] != arr.shape:
+                raise ValueError(
+                    f"syndrome_embeddings must be (G, {arr.shape[0]}, {arr.shape[1]}) like the "
+                    f"gallery rows, got shape {syn.shape}"
+                )
+            syn.setflags(write=False)
+            self._syndrome = syn
 
     @property
     def gallery_embeddings(self) -> np.ndarray:
         """Read-only ``(V, D)`` float32 copy of the gallery rows."""
         return self._gallery
+
+    @property
+    def syndrome_embeddings(self) -> np.ndarray | None:
+        """Read-only ``(G, V, D)`` float32 copy of the syndrome's images, or ``None``."""
+        return self._syndrome
+
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """Without ``syndrome_embeddings`` the mean similarity over variants; with them the
+        re-ranked syndrome score ``max_g mean_v cos(e_v, g_v)`` (GestaltMatcher-Arc's answer)."""
+        if self._syndrome is None:
+            return super().ranking_score(embeddings, classifiers)
+        if len(embeddings) != self._syndrome.shape[1]:
+            raise ValueError(
+                f"{len(embeddings)} variants' embeddings for a target with "
+                f"{self._syndrome.shape[1]} variant row(s)"
+            )
+        total = None
+        for v, e in enumerate(embeddings):
+            g = torch.from_numpy(self._syndrome[:, v].copy()).to(device=e.device, dtype=e.dtype)
+            if e.shape[-1] != g.shape[-1]:
+                raise ValueError(
+                    f"embedding dimension {e.shape[-1]} != gallery dimension {g.shape[-1]}"
+                )
+            sim = F.cosine_similarity(e[:, None, :], g[None, :, :], dim=2, eps=COSINE_EPS)
+            total = sim if total is None else total + sim
+        assert total is not None
+        return (total / len(embeddings)).amax(dim=1)
 
     @property
     def description(self) -> str:
@@ -105,12 +232,7 @@ class SimilarityTarget(Target):
         row = torch.from_numpy(self._gallery[variant].copy())
 
         def score(embedding: torch.Tensor) -> torch.Tensor:
-            g = row.to(device=embedding.device, dtype=embedding.dtype)
-            if embedding.shape[-1] != g.shape[0]:
-                raise ValueError(
-                    f"embedding dimension {embedding.shape[-1]} != gallery dimension {g.shape[0]}"
-                )
-            return F.cosine_similarity(embedding, g[None, :], dim=1, eps=COSINE_EPS)
+            return cosine_score(embedding, row[None, :])
 
         return score
 
@@ -148,10 +270,7 @@ class LogitTarget(Target):
         k = self.class_index
 
         def score(embedding: torch.Tensor) -> torch.Tensor:
-            logits = classifier(embedding)
-            if k >= logits.shape[-1]:
-                raise ValueError(f"class_index {k} out of range for {logits.shape[-1]} classes")
-            return logits[:, k]
+            return logit_score(classifier, embedding, k)
 
         return score
 
@@ -186,8 +305,122 @@ class ContrastTarget(Target):
 
         return score
 
+    def ranking_score(
+        self,
+        embeddings: Sequence[torch.Tensor],
+        classifiers: Sequence[nn.Module | None] | None = None,
+    ) -> torch.Tensor:
+        """``a.ranking_score - b.ranking_score`` (each re-ranked if it can be)."""
+        return self.a.ranking_score(embeddings, classifiers) - self.b.ranking_score(
+            embeddings, classifiers
+        )
+
     def __repr__(self) -> str:
         return f"ContrastTarget({self.a!r}, {self.b!r})"
 
 
-__all__ = ["ContrastTarget", "LogitTarget", "SimilarityTarget", "Target", "TargetFn"]
+class RowTarget(Target):
+    """One target per input row: row ``i`` is explained against its own reference or class.
+
+    For a batch of *different* faces (:func:`gmx.explain.explain_batch`): each face against the
+    nearest image of its own syndrome, say. Row ``i`` scores like ``SimilarityTarget(references[i])``
+    (``class_index[i] < 0``) or ``LogitTarget(class_index[i])``; a one-row target scores every row
+    against that row (as the two single targets do).
+
+    Args:
+        references: ``(n, V, D)`` float reference embeddings, one row per explained variant in the
+            order of the ``variants`` given to the engine (ignored, may be zero, for logit rows).
+        class_index: ``(n,)`` int classifier index per row, ``-1`` for a similarity row; default all
+            similarity.
+        descriptions: ``n`` short descriptions (default: generic ones).
+    """
+
+    def __init__(
+        self,
+        references: npt.ArrayLike,
+        class_index: npt.ArrayLike | None = None,
+        descriptions: Sequence[str] | None = None,
+    ) -> None:
+        ref = np.array(references, dtype=np.float32)  # private copy
+        if ref.ndim != 3 or min(ref.shape) < 1:
+            raise ValueError(f"references must be (n, V, D), got shape {ref.shape}")
+        n = ref.shape[0]
+        cls = np.full(n, -1, np.int64) if class_index is None else np.array(class_index, np.int64)
+        if cls.shape != (n,):
+            raise ValueError(f"class_index must be ({n},), got shape {cls.shape}")
+        sim = cls < 0
+        if not np.all(np.isfinite(ref[sim])):
+            raise ValueError("references contain NaN or inf")
+        zero = np.flatnonzero(sim & np.any(np.linalg.norm(ref, axis=2) == 0, axis=1))
+        if zero.size:
+            raise ValueError(f"similarity rows {zero.tolist()} have a zero reference")
+        if descriptions is not None and len(descriptions) != n:
+            raise ValueError(f"{len(descriptions)} descriptions for {n} rows")
+        ref.setflags(write=False)
+        cls.setflags(write=False)
+        self._references = ref
+        self._class_index = cls
+        self._descriptions = tuple(descriptions) if descriptions is not None else None
+
+    def __len__(self) -> int:
+        return self._references.shape[0]
+
+    @property
+    def references(self) -> np.ndarray:
+        """Read-only ``(n, V, D)`` float32 reference embeddings."""
+        return self._references
+
+    @property
+    def class_index(self) -> np.ndarray:
+        """Read-only ``(n,)`` int64 classifier indices (``-1``: similarity row)."""
+        return self._class_index
+
+    @property
+    def description(self) -> str:
+        if self._descriptions is not None and len(set(self._descriptions)) == 1:
+            return self._descriptions[0]
+        return f"one target per face ({len(self)} faces)"
+
+    def bind(self, variant: int, classifier: nn.Module | None = None) -> TargetFn:
+        if not 0 <= variant < self._references.shape[1]:
+            raise ValueError(
+                f"variant {variant} has no reference row: RowTarget holds "
+                f"{self._references.shape[1]} row(s) per face, one per variant explained"
+            )
+        is_logit = torch.from_numpy(self._class_index >= 0)
+        any_logit = bool(is_logit.any())
+        if any_logit and classifier is None:
+            raise ValueError(
+                f"RowTarget has logit rows but variant {variant}'s model has no classifier"
+            )
+        ref = torch.from_numpy(self._references[:, variant].copy())
+        cls = torch.from_numpy(self._class_index.clip(min=0))
+        n = len(self)
+
+        def score(embedding: torch.Tensor) -> torch.Tensor:
+            if n != 1 and embedding.shape[0] != n:
+                raise ValueError(f"{embedding.shape[0]} embeddings for {n} target rows")
+            sim = cosine_score(embedding, ref)
+            if not any_logit:
+                return sim
+            picked = logit_score(classifier, embedding, cls)  # type: ignore[arg-type]
+            return torch.where(is_logit.to(embedding.device), picked, sim)
+
+        return score
+
+    def __repr__(self) -> str:
+        n, v, d = self._references.shape
+        return f"RowTarget(n={n}, V={v}, D={d}, logit_rows={int((self._class_index >= 0).sum())})"
+
+
+__all__ = [
+    "COSINE_EPS",
+    "ContrastTarget",
+    "LogitTarget",
+    "RowTarget",
+    "SimilarityTarget",
+    "Target",
+    "TargetFn",
+    "cosine_score",
+    "logit_score",
+]

@@ -25,12 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gmx.encode.model import IRESNET_NORM
 from gmx.explain._trace import Trace, tracing
 from gmx.explain.prepared import EngineModel
 from gmx.explain.targets import TargetFn
 
 #: Name of the ``forward_maps`` output as a CAM layer (``bn2`` after ``layer4`` on iResNets).
 MAPS_LAYER = "maps"
+
+#: Modified backward rules :meth:`Workspace.rule_gradient` accepts.
+RULE_GRADIENTS = ("guided", "deconv", "guided_relu", "deconv_relu")
 
 #: Gauss-Legendre nodes used to integrate a target's gradient along the embedding path (DeepLIFT).
 HEAD_PATH_STEPS = 64
@@ -53,7 +57,7 @@ def path_gradient(
     which makes it the exact DeepLIFT multiplier of a non-linear target head.
 
     Args:
-        target: ``(N, D) -> (N,)``.
+        target: ``(n, D) -> (n,)``, called once per quadrature node with the ``n`` rows.
         start: ``(n, D)`` embeddings of the baseline.
         end: ``(n, D)`` embeddings of the input.
         steps: quadrature points.
@@ -68,7 +72,9 @@ def path_gradient(
     end = end.detach()
     with torch.enable_grad():
         path = (start[None] + a * (end - start)[None]).requires_grad_(True)
-        scores = target(path.reshape(-1, path.shape[-1]))
+        # One call per quadrature node on the n rows, so a row-wise target (row i scored against
+        # its own reference, gmx.explain.RowTarget) sees its rows in order.
+        scores = torch.stack([target(p) for p in path])
         (grad,) = torch.autograd.grad(scores.sum(), path)
     return (grad * w).sum(0)
 
@@ -168,11 +174,13 @@ class Workspace:
 
     Args:
         model: the engine's private copy.
-        x: ``(n, 3, H, W)`` float32 input rows in ``[-1, 1]`` (``n > 1`` only for SmoothGrad).
+        x: ``(n, 3, H, W)`` float32 model input rows: SmoothGrad's noisy copies of one face, or
+            ``n`` different faces for the batchable methods (:func:`gmx.explain.explain_batch`).
         targets: bound target functions, one per explained target.
         progress: progress/cancellation counter shared by the whole call.
         colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``, from the model's card).
-        norm: the model's input normalisation ``(mean, std)`` per channel (``x / 255`` units).
+        norm: the model's input normalisation ``(mean, std)`` per channel (``x / 255`` units,
+            :func:`gmx.encode.input_norm`).
     """
 
     def __init__(
@@ -182,7 +190,7 @@ class Workspace:
         targets: Sequence[TargetFn],
         progress: Progress,
         colour_order: str = "RGB",
-        norm: tuple[Sequence[float], Sequence[float]] = ((0.5,) * 3, (0.5,) * 3),
+        norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM,
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
@@ -310,10 +318,11 @@ class Workspace:
         """``(n, 3, H, W)`` input gradient of target ``t`` with a modified ReLU rule.
 
         Args:
-            rule: ``"guided"`` (guided backprop) or ``"deconv"`` (deconvnet).
+            rule: ``"guided"`` (guided backprop), ``"deconv"`` (deconvnet), or ``"guided_relu"`` /
+                ``"deconv_relu"`` (the same with PReLUs treated as ReLUs, see :mod:`~gmx.explain.prelu`).
         """
-        if rule not in ("guided", "deconv"):
-            raise ValueError(f"rule must be 'guided' or 'deconv', got {rule!r}")
+        if rule not in RULE_GRADIENTS:
+            raise ValueError(f"rule must be one of {RULE_GRADIENTS}, got {rule!r}")
         key = (rule, t)
         cached = self._rule_cache.get(key)
         if cached is not None:

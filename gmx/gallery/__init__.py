@@ -1,15 +1,22 @@
 """Galleries of labelled, embedded faces and GestaltMatcher-Arc's ranking against them.
 
 * Data model: :class:`Syndrome`, :class:`GalleryImage`, :class:`Gallery` (immutable, read-only arrays).
-* Files: :func:`save_gallery` (SQLite, atomic; zlib arrays, PNG/WebP photos), :func:`load_gallery`
-  (fingerprint-checked), :func:`gallery_info` (metadata only), :func:`roundtrip_photos` (the pixels a
-  photo codec stores).
+* Files: :func:`save_gallery` (SQLite, atomic; zlib arrays, PNG/WebP photos written verbatim),
+  :func:`load_gallery` (fingerprint-checked), :func:`gallery_info` (metadata only).
+* Photos: :func:`store_photos` / :func:`encode_photos` -> :class:`EncodedPhotos` (the one path:
+  encode once, decode, embed the decoded pixels, store the same bytes).
+* Consistency: :func:`check_compatible` (models vs gallery), :func:`verify_embeddings` (stored
+  embeddings vs a re-embedding of the stored photos).
+* Pictures: the one gallery-picture policy, :func:`gallery_face` -> :class:`GalleryFace`,
+  :func:`may_show_photos`, :func:`composite_face` (at least :data:`MIN_COMPOSITE_SUBJECTS`
+  patients), :func:`template_face`.
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
-  :func:`to_service_json` (the GestaltMatcher service's answer).
+  :func:`to_service_json` (the GestaltMatcher service's answer), :func:`cosine_distances` (the
+  per-variant distance every ranking and target uses).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
-* Building: :func:`build_gallery` embeds aligned photos with any embedding function.
+* Building: :func:`build_gallery` embeds aligned photos (as stored) with any embedding function.
 
 See ``docs/gallery.md`` for the file schema, the ranking definition and the JSON shape.
 """
@@ -17,36 +24,71 @@ See ``docs/gallery.md`` for the file schema, the ranking definition and the JSON
 from __future__ import annotations
 
 from gmx.gallery._build import EmbedFn, build_gallery, gallery_from_encodings
+from gmx.gallery._consistency import (
+    CONSISTENT_COSINE,
+    EmbeddingCheck,
+    check_compatible,
+    verify_embeddings,
+)
 from gmx.gallery._encodings import (
     EncodingTable,
     image_id_from_name,
-    parse_float_list,
     read_encodings,
     write_encodings,
 )
 from gmx.gallery._evaluate import DEFAULT_KS, Evaluation, SyndromeAccuracy, evaluate
 from gmx.gallery._gmdb import GmdbRecord, GmdbTables, import_gmdb, read_lookup_table
 from gmx.gallery._model import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
-from gmx.gallery._rank import GeneMatch, PatientMatch, Ranking, SyndromeMatch, rank, to_service_json
-from gmx.gallery._storage import (
+from gmx.gallery._photos import (
+    DEFAULT_WEBP_QUALITY,
     PHOTO_CODECS,
+    EncodedPhotos,
+    PhotoCodec,
+    encode_photos,
+    store_photos,
+)
+from gmx.gallery._pictures import (
+    MIN_COMPOSITE_SUBJECTS,
+    FaceKind,
+    GalleryFace,
+    composite_face,
+    gallery_face,
+    may_show_photos,
+    mean_face,
+    template_face,
+)
+from gmx.gallery._rank import (
+    GeneMatch,
+    PatientMatch,
+    Ranking,
+    SyndromeMatch,
+    cosine_distances,
+    rank,
+    to_service_json,
+)
+from gmx.gallery._storage import (
     SCHEMA_VERSION,
     GalleryInfo,
-    PhotoCodec,
     gallery_info,
     load_gallery,
-    roundtrip_photos,
     save_gallery,
 )
 
 __all__ = [
+    "CONSISTENT_COSINE",
     "DEFAULT_KS",
+    "DEFAULT_WEBP_QUALITY",
+    "MIN_COMPOSITE_SUBJECTS",
     "PHOTO_CODECS",
     "SCHEMA_VERSION",
     "EmbedFn",
+    "EmbeddingCheck",
+    "EncodedPhotos",
     "EncodingTable",
     "Evaluation",
+    "FaceKind",
     "Gallery",
+    "GalleryFace",
     "GalleryImage",
     "GalleryInfo",
     "GeneMatch",
@@ -60,19 +102,27 @@ __all__ = [
     "SyndromeAccuracy",
     "SyndromeMatch",
     "build_gallery",
+    "check_compatible",
+    "composite_face",
+    "cosine_distances",
+    "encode_photos",
     "evaluate",
+    "gallery_face",
     "gallery_from_encodings",
     "gallery_info",
     "image_id_from_name",
     "import_gmdb",
     "load_gallery",
-    "parse_float_list",
+    "may_show_photos",
+    "mean_face",
     "rank",
     "read_encodings",
     "read_lookup_table",
-    "roundtrip_photos",
     "save_gallery",
     "split_members",
+    "store_photos",
+    "template_face",
     "to_service_json",
+    "verify_embeddings",
     "write_encodings",
 ]

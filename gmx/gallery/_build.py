@@ -12,6 +12,12 @@ from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
 from gmx.gallery._encodings import EncodingTable
 from gmx.gallery._model import Gallery, GalleryImage, Syndrome
+from gmx.gallery._photos import (
+    DEFAULT_WEBP_QUALITY,
+    PhotoCodec,
+    check_photo_codec,
+    store_photos,
+)
 from gmx.variants import Variant
 
 logger = logging.getLogger(__name__)
@@ -37,11 +43,19 @@ def build_gallery(
     extras: Mapping[str, np.ndarray] | None = None,
     description: str = "",
     provenance: str = "",
+    photo_codec: PhotoCodec = "raw",
+    photo_quality: int = DEFAULT_WEBP_QUALITY,
 ) -> Gallery:
-    """Embed aligned gallery photos in batches and assemble a :class:`Gallery`.
+    """Encode the photos for storage, embed the decoded pixels in batches, assemble a :class:`Gallery`.
 
     Independent of any model: ``embed_fn`` is typically ``Ensemble.embed`` (whose ``variants`` and
     ``fingerprint`` are passed along), but any function with the right shapes works.
+
+    The one path from photos to a gallery: the photos are encoded once with ``photo_codec``
+    (:func:`~gmx.gallery.store_photos`), ``embed_fn`` receives the *decoded* pixels, and the gallery
+    keeps the same bytes (:attr:`Gallery.encoded_photos`), which :func:`~gmx.gallery.save_gallery`
+    writes verbatim. So every embedding is the embedding of exactly the stored pixels, even with
+    lossy WebP.
 
     Args:
         name: gallery name.
@@ -49,7 +63,8 @@ def build_gallery(
         images: the N images, in the order of ``photos``.
         syndromes: the syndromes the images refer to (mapping or sequence).
         embed_fn: ``(B, 112, 112, 3)`` uint8 RGB -> ``(B, V, D)`` float; it receives read-only batches.
-        photos: ``(N, 112, 112, 3)`` uint8 RGB aligned faces (not modified).
+        photos: ``(N, 112, 112, 3)`` uint8 RGB aligned faces (not modified; with a lossy codec the
+            gallery stores, and ``embed_fn`` sees, their decoded WebP pixels instead).
         variants: the V variants ``embed_fn`` returns, in its order.
         fingerprint: the fingerprint of the models behind ``embed_fn``.
         batch_size: photos per ``embed_fn`` call.
@@ -59,12 +74,16 @@ def build_gallery(
         extras: optional per-image arrays (first axis N).
         description: free text.
         provenance: where the photos and labels came from.
+        photo_codec: how the photos will be stored: ``"raw"``, ``"png"`` or ``"webp"``. Without
+            ``keep_photos`` the photos are embedded as given.
+        photo_quality: WebP quality 0-100 (100 = lossless); ignored by the other codecs.
 
     Returns:
         The gallery.
 
     Raises:
-        ValueError: bad photo array, batch size, or ``embed_fn`` output of the wrong shape / non-finite.
+        ValueError: bad photo array, batch size, photo codec or quality, or ``embed_fn`` output of the
+            wrong shape / non-finite.
         InvalidGalleryError: images, syndromes and embeddings do not fit together.
     """
     photos_arr = np.asarray(photos)
@@ -79,8 +98,14 @@ def build_gallery(
     variants_t = tuple(variants)
     if n == 0:
         raise ValueError("a gallery needs at least one image")
-    view = photos_arr.view()
-    view.setflags(write=False)  # a read-only view: embed_fn cannot write into the caller's photos
+    if keep_photos:
+        view, encoded = store_photos(photos_arr, photo_codec, photo_quality)
+    else:
+        check_photo_codec(photo_codec, photo_quality)
+        view, encoded = photos_arr.view(), None
+        view.setflags(
+            write=False
+        )  # a read-only view: embed_fn cannot write into the caller's photos
     if progress is not None:
         progress(0, n)
     chunks: list[np.ndarray] = []
@@ -114,11 +139,12 @@ def build_gallery(
         embeddings=embeddings,
         variants=variants_t,
         model_fingerprint=fingerprint,
-        photos=photos_arr if keep_photos else None,
+        photos=view if keep_photos else None,
         photos_visible=photos_visible if keep_photos else False,
         extras=dict(extras or {}),
         description=description,
         provenance=provenance,
+        encoded_photos=encoded,
     )
 
 

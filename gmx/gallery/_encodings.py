@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from gmx._io import atomic_write_text
 from gmx.errors import GalleryError
 from gmx.gallery._gmdb import _norm_id
 from gmx.gallery._model import Gallery
@@ -358,15 +359,7 @@ def write_encodings(
             buf.write(
                 f"{name};{mnames[v.model]};{int(v.flip)};{int(v.grey)};{conf};{_fmt(emb[i, j])}\n"
             )
-    dest = Path(path)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
+    return atomic_write_text(path, buf.getvalue())
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from gmx.gallery._model import Gallery
-from gmx.gallery._rank import _check_query, _variant_mask
+from gmx.gallery._rank import _check_query, _variant_mask, cosine_distances
 
 logger = logging.getLogger(__name__)
 
@@ -68,21 +68,12 @@ class Evaluation:
 
 def _chunk_distances(queries: np.ndarray, gallery: Gallery, mask: np.ndarray) -> np.ndarray:
     """``(m, N)`` float64 mean cosine distance over the masked variants for a chunk of queries."""
-    q = queries.astype(np.float64)
-    qn = np.sqrt(np.einsum("mvd,mvd->mv", q, q))
-    q_inv = np.zeros_like(qn)
-    np.divide(1.0, qn, out=q_inv, where=qn > 0)
-    total = np.zeros((q.shape[0], len(gallery)), dtype=np.float64)
-    for v in np.flatnonzero(mask):
-        g = gallery.embeddings[:, v, :]
-        sim = (q[:, v, :].astype(np.float32) @ g.T).astype(np.float64)
-        sim *= q_inv[:, v, None]
-        sim *= gallery._inv_norms[None, :, v]
-        dist = 1.0 - sim
-        np.clip(dist, 0.0, 2.0, out=dist)
-        total += dist
-    total /= int(mask.sum())
-    return total
+    if mask.all():
+        emb, inv, q = gallery.embeddings, gallery._inv_norms, queries
+    else:  # a copy of the masked variants
+        v = np.flatnonzero(mask)
+        emb, inv, q = gallery.embeddings[:, v], gallery._inv_norms[:, v], queries[:, v]
+    return cosine_distances(q, emb, image_inv_norms=inv).mean(axis=-1)
 
 
 def evaluate(

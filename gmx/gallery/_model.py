@@ -16,6 +16,7 @@ import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
+from gmx.gallery._photos import EncodedPhotos
 from gmx.variants import Variant
 
 #: Names allowed for :attr:`Gallery.extras` keys (they become SQLite row keys).
@@ -158,6 +159,12 @@ class Gallery:
             data such as ground-truth masks ``(N, 112, 112)`` or cached activations.
         description: free text for people.
         provenance: where the images, labels and embeddings came from.
+        encoded_photos: the PNG/WebP bytes :attr:`photos` were decoded from (what a gallery file
+            stores), or ``None`` for raw pixels. Given alone, :attr:`photos` is decoded from it;
+            given with :attr:`photos`, those must be its decoding (:func:`~gmx.gallery.build_gallery`,
+            :func:`~gmx.gallery.load_gallery` and :meth:`subset` guarantee it; the first photo is
+            checked). Keeping the bytes is what makes the stored photos exactly the embedded pixels
+            (see :mod:`gmx.gallery._photos`).
     """
 
     name: str
@@ -172,6 +179,7 @@ class Gallery:
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
     provenance: str = ""
+    encoded_photos: EncodedPhotos | None = None
     # Derived, cached once: inverse L2 norms (N, V), integer codes for fast ranking.
     _inv_norms: np.ndarray = field(init=False, repr=False, compare=False)
     _syndrome_codes: np.ndarray = field(init=False, repr=False, compare=False)
@@ -260,6 +268,7 @@ class Gallery:
                 )
         set_(self, "_index", MappingProxyType(index))
 
+        self._check_encoded_photos(n)
         if self.photos is not None:
             photos = np.asarray(self.photos)
             want = (n, TEMPLATE_SIZE, TEMPLATE_SIZE, 3)
@@ -312,6 +321,29 @@ class Gallery:
         set_(self, "_subject_order", sub_order)
         set_(self, "_subject_codes", scodes)
 
+    def _check_encoded_photos(self, n: int) -> None:
+        enc = self.encoded_photos
+        if enc is None:
+            return
+        if not isinstance(enc, EncodedPhotos):
+            raise InvalidGalleryError(
+                f"encoded_photos must be EncodedPhotos, got {type(enc).__name__}"
+            )
+        if len(enc) != n or enc.size != (TEMPLATE_SIZE, TEMPLATE_SIZE):
+            raise InvalidGalleryError(
+                f"encoded_photos hold {len(enc)} photos of {enc.size}, expected {n} of "
+                f"{(TEMPLATE_SIZE, TEMPLATE_SIZE)}"
+            )
+        if self.photos is None:
+            object.__setattr__(self, "photos", enc.decode())
+        elif not np.array_equal(
+            enc.take(np.zeros(1, np.int64)).decode()[0], np.asarray(self.photos)[0]
+        ):
+            raise InvalidGalleryError(
+                "photos are not the decoding of encoded_photos (first photo differs): the stored "
+                "photos would not be the pixels that were embedded"
+            )
+
     # --- convenience -------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.images)
@@ -322,6 +354,18 @@ class Gallery:
             f"syndromes={len(self.syndromes)}, variants={len(self.variants)}, dim={self.embedding_dim}, "
             f"photos={'yes' if self.photos is not None else 'no'}, fingerprint={self.model_fingerprint[:12]!r})"
         )
+
+    @property
+    def photo_codec(self) -> str | None:
+        """How the photos are stored: ``"raw"``, ``"png"``, ``"webp"``; ``None`` without photos."""
+        if self.photos is None:
+            return None
+        return "raw" if self.encoded_photos is None else self.encoded_photos.codec
+
+    @property
+    def photo_quality(self) -> int | None:
+        """WebP quality of the stored photos (100 = lossless), else ``None``."""
+        return None if self.encoded_photos is None else self.encoded_photos.quality
 
     @property
     def n_images(self) -> int:
@@ -391,6 +435,11 @@ class Gallery:
             extras={k: v[idx] for k, v in self.extras.items()},
             description=self.description,
             provenance=self.provenance,
+            encoded_photos=(
+                None
+                if self.encoded_photos is None or idx.size == 0
+                else self.encoded_photos.take(idx)
+            ),
         )
 
 

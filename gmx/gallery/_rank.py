@@ -192,22 +192,46 @@ def _check_query(query: Any, gallery: Gallery, *, batched: bool) -> np.ndarray:
     return q
 
 
-def _cosine_distances(query: np.ndarray, gallery: Gallery) -> np.ndarray:
-    """``(V, N)`` float64 cosine distances of one ``(V, D)`` query to every gallery image.
+def cosine_distances(
+    queries: np.ndarray, images: np.ndarray, *, image_inv_norms: np.ndarray | None = None
+) -> np.ndarray:
+    """Cosine distances ``1 - cos`` per variant: GestaltMatcher-Arc's distance, written once.
 
-    The gallery's norms are cached on the gallery; only the raw dot products are computed here
-    (one pass over the ``(N, V, D)`` float32 embeddings).
+    Args:
+        queries: ``(n, V, D)`` embeddings.
+        images: ``(m, V, D)`` embeddings (variants in the same order).
+        image_inv_norms: ``(m, V)`` cached ``1 / |images|`` (0 for zero vectors), e.g. a
+            gallery's; computed when ``None``.
+
+    Returns:
+        ``(n, m, V)`` float64 distances clipped to ``[0, 2]``; a zero vector has similarity 0
+        (distance 1). The dot products run in the images' precision (float32 for galleries, one
+        BLAS call per variant), norms and the rest in float64. Average over the variants for the
+        ranking distance.
     """
-    q32 = np.asarray(query, dtype=np.float32)
-    qn = np.sqrt(np.einsum("vd,vd->v", query, query, dtype=np.float64))
-    q_inv = np.zeros_like(qn)
-    np.divide(1.0, qn, out=q_inv, where=qn > 0)
-    # (N, V, 1, D) @ (V, D, 1) -> (N, V, 1, 1): one dot product per image and variant.
-    dots = np.matmul(gallery.embeddings[:, :, None, :], q32[:, :, None])[..., 0, 0]
-    sim = dots.astype(np.float64) * gallery._inv_norms * q_inv[None, :]
-    dist = 1.0 - sim.T
+    q = np.asarray(queries)
+    g = np.asarray(images)
+    if q.ndim != 3 or g.ndim != 3 or q.shape[1:] != g.shape[1:]:
+        raise ValueError(f"need (n, V, D) and (m, V, D) embeddings, got {q.shape} and {g.shape}")
+    dtype = g.dtype if g.dtype in (np.float32, np.float64) else np.float64
+    q_inv = _inv_norms(q)
+    g_inv = _inv_norms(g) if image_inv_norms is None else np.asarray(image_inv_norms)
+    qc = q.astype(dtype, copy=False)
+    dist = np.empty((q.shape[0], g.shape[0], q.shape[1]), dtype=np.float64)
+    for v in range(q.shape[1]):
+        dots = (g[:, v, :] @ qc[:, v, :].T).astype(np.float64)  # (m, n)
+        sim = dots * g_inv[:, v, None] * q_inv[None, :, v]
+        dist[:, :, v] = 1.0 - sim.T
     np.clip(dist, 0.0, 2.0, out=dist)
     return dist
+
+
+def _inv_norms(emb: np.ndarray) -> np.ndarray:
+    """``1 / |emb|`` over the last axis in float64, 0 for zero vectors."""
+    norms = np.sqrt(np.einsum("...d,...d->...", emb, emb, dtype=np.float64))
+    inv = np.zeros_like(norms)
+    np.divide(1.0, norms, out=inv, where=norms > 0)
+    return inv
 
 
 def _first_occurrence(codes_in_order: np.ndarray) -> np.ndarray:
@@ -254,7 +278,9 @@ def rank(
     if min_distance is not None and not np.isfinite(min_distance):
         raise ValueError(f"min_distance must be finite or None, got {min_distance}")
 
-    per_variant = _cosine_distances(q, gallery)
+    per_variant = cosine_distances(q[None], gallery.embeddings, image_inv_norms=gallery._inv_norms)[
+        0
+    ].T
     mean = per_variant.mean(axis=0) if mask.all() else per_variant[mask].mean(axis=0)
 
     kept = np.ones(len(gallery), dtype=bool)
@@ -491,4 +517,12 @@ def to_service_json(
     }
 
 
-__all__ = ["GeneMatch", "PatientMatch", "Ranking", "SyndromeMatch", "rank", "to_service_json"]
+__all__ = [
+    "GeneMatch",
+    "PatientMatch",
+    "Ranking",
+    "SyndromeMatch",
+    "cosine_distances",
+    "rank",
+    "to_service_json",
+]

@@ -22,33 +22,42 @@ ranking on garbage. Arrays: ``embeddings`` (N, V, D) float32; photos, either ``p
 (N, 112, 112, 3) uint8 (``photo_codec = 'raw'``) or, for ``png`` / ``webp``, one encoded image per
 photo concatenated in ``photos/data`` (uint8) with ``photos/offsets`` (N + 1,) int64 (photo ``i`` is
 ``data[offsets[i]:offsets[i + 1]]``); and ``extra/<name>`` for each of :attr:`Gallery.extras`.
+
+Photos are written exactly as the gallery holds them (:attr:`Gallery.encoded_photos` verbatim, or raw
+pixels) and read back with their bytes, so the stored pixels are the ones that were embedded (see
+:mod:`gmx.gallery._photos`); a lossy codec can only be chosen when the gallery is built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
 import sqlite3
-import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypeVar
 
 import numpy as np
-from PIL import Image
 
 import gmx
+from gmx._io import atomic_write
 from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
 from gmx.gallery._model import Gallery, GalleryImage, Syndrome
+from gmx.gallery._photos import (
+    DEFAULT_WEBP_QUALITY,
+    PHOTO_CODECS,
+    EncodedPhotos,
+    PhotoCodec,
+    check_photo_codec,
+    encode_photos,
+    is_lossless,
+)
 from gmx.variants import Variant
 
 logger = logging.getLogger(__name__)
@@ -68,12 +77,6 @@ _ALLOWED_DTYPES = frozenset(
     for t in ("<f2", "<f4", "<f8", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "|b1")
 )
 
-PhotoCodec = Literal["raw", "png", "webp"]
-"""How photos are stored: ``raw`` pixels, ``png`` (lossless) or ``webp`` (lossy; lossless at quality 100)."""
-
-#: Photo codecs :func:`save_gallery` writes and :func:`load_gallery` reads.
-PHOTO_CODECS: tuple[str, ...] = ("raw", "png", "webp")
-
 #: Array codecs (``arrays.codec``): raw bytes, or each chunk an independent zlib stream.
 _ARRAY_CODECS = frozenset({"raw", "zlib"})
 
@@ -88,12 +91,6 @@ _ZLIB_MAX_EXPANSION = 1100
 
 #: Compressibility is first estimated on this many evenly spaced pieces of this size.
 _SAMPLE_PIECES, _SAMPLE_BYTES = 8, 128 * 1024
-
-#: WebP encoder effort (libwebp ``method``, 0-6) and lossless effort (Pillow ``quality`` when lossless).
-_WEBP_METHOD, _WEBP_LOSSLESS_EFFORT = 4, 50
-
-#: Photos are encoded/decoded on a thread pool (Pillow releases the GIL) once there are this many.
-_PARALLEL_MIN_PHOTOS = 64
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -180,139 +177,6 @@ class GalleryInfo:
     photo_quality: int | None = None
 
 
-# --- photo codecs ---------------------------------------------------------------------------------
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-_PIL_FORMAT = {"png": "PNG", "webp": "WEBP"}
-
-
-def _map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """``[fn(x) for x in items]``, in contiguous batches on a small thread pool when there are many."""
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2 or len(items) < _PARALLEL_MIN_PHOTOS:
-        return [fn(x) for x in items]
-    step = -(-len(items) // (2 * workers))
-    batches = [items[i : i + step] for i in range(0, len(items), step)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = pool.map(lambda batch: [fn(x) for x in batch], batches)
-        return [y for batch in done for y in batch]
-
-
-def _check_photo_codec(codec: str, quality: int) -> None:
-    if codec not in PHOTO_CODECS:
-        raise ValueError(f"photo_codec must be one of {PHOTO_CODECS}, got {codec!r}")
-    if (
-        isinstance(quality, bool)
-        or not isinstance(quality, int | np.integer)
-        or not 0 <= quality <= 100
-    ):
-        raise ValueError(f"photo_quality must be an integer in [0, 100], got {quality!r}")
-
-
-def _encode_photo(photo: np.ndarray, codec: str, quality: int) -> bytes:
-    """One ``(H, W, 3)`` uint8 RGB photo -> PNG / WebP bytes (no metadata)."""
-    buf = io.BytesIO()
-    image = Image.fromarray(np.ascontiguousarray(photo), mode="RGB")
-    if codec == "png":
-        image.save(buf, format="PNG", compress_level=6)
-    elif quality >= 100:
-        image.save(
-            buf, format="WEBP", lossless=True, quality=_WEBP_LOSSLESS_EFFORT, method=_WEBP_METHOD
-        )
-    else:
-        image.save(buf, format="WEBP", quality=int(quality), method=_WEBP_METHOD)
-    return buf.getvalue()
-
-
-def _decode_photo(data: bytes, codec: str, size: tuple[int, int]) -> np.ndarray:
-    """PNG / WebP bytes -> ``(H, W, 3)`` uint8 RGB; anything but an RGB image of ``size`` is refused.
-
-    Raises:
-        ValueError: not a ``codec`` image, another size (checked before decoding), or not RGB.
-    """
-    fmt = _PIL_FORMAT[codec]
-    try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
-            if image.size != size or image.mode != "RGB":
-                raise ValueError(
-                    f"a stored photo is a {image.size[0]}x{image.size[1]} {image.mode} image, "
-                    f"expected {size[0]}x{size[1]} RGB"
-                )
-            image.load()
-            out = np.asarray(image)
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow: undecodable data
-        raise ValueError(f"a stored photo is not a readable {fmt} image: {exc}") from exc
-    if out.shape != (size[1], size[0], 3) or out.dtype != np.uint8:
-        raise ValueError(f"a stored photo decoded to {out.shape} {out.dtype}")
-    return out
-
-
-def _encode_photos(photos: np.ndarray, codec: str, quality: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, H, W, 3)`` uint8 -> (``offsets`` (N + 1,) int64, ``data`` (total,) uint8)."""
-    blobs = _map(lambda p: _encode_photo(p, codec, quality), list(photos))
-    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in blobs], out=offsets[1:])
-    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    return offsets, data
-
-
-def _decode_photos(
-    offsets: np.ndarray, data: np.ndarray, codec: str, size: tuple[int, int]
-) -> np.ndarray:
-    """Inverse of :func:`_encode_photos`: a new ``(N, H, W, 3)`` uint8 array.
-
-    Raises:
-        ValueError: offsets that do not cut ``data`` into non-empty pieces, or a bad photo.
-    """
-    if offsets.ndim != 1 or len(offsets) < 2:
-        raise ValueError(f"photo offsets must be (N + 1,) with N >= 1, got shape {offsets.shape}")
-    if offsets[0] != 0 or offsets[-1] != len(data) or bool(np.any(np.diff(offsets) <= 0)):
-        raise ValueError(
-            f"photo offsets do not cut {len(data)} bytes into non-empty pieces "
-            f"(first {int(offsets[0])}, last {int(offsets[-1])})"
-        )
-    out = np.empty((len(offsets) - 1, size[1], size[0], 3), dtype=np.uint8)
-    raw = data.tobytes()
-    bounds = offsets.tolist()
-
-    def decode_into(i: int) -> None:
-        out[i] = _decode_photo(raw[bounds[i] : bounds[i + 1]], codec, size)
-
-    _map(decode_into, range(len(out)))
-    return out
-
-
-def roundtrip_photos(photos: np.ndarray, codec: PhotoCodec, quality: int = 95) -> np.ndarray:
-    """The pixels a gallery saved with ``photo_codec=codec, photo_quality=quality`` loads back.
-
-    Lossy WebP changes pixels, and a gallery's embeddings are computed from whatever photos were given
-    to :func:`~gmx.gallery.build_gallery`. To make the stored photos exactly the pixels that were
-    embedded, embed ``roundtrip_photos(photos, "webp", q)`` and save with the same codec and quality.
-    Deterministic for one Pillow/libwebp build.
-
-    Args:
-        photos: ``(N, H, W, 3)`` uint8 RGB photos (not modified).
-        codec: ``"raw"`` (a copy), ``"png"`` or ``"webp"`` (each photo encoded and decoded exactly as
-            :func:`save_gallery` and :func:`load_gallery` do; PNG and lossless WebP give the input back).
-        quality: WebP quality 0-100; 100 selects lossless WebP. Ignored by the other codecs.
-
-    Returns:
-        A new writable ``(N, H, W, 3)`` uint8 array.
-
-    Raises:
-        ValueError: an unknown codec, a quality outside [0, 100], or photos not ``(N, H, W, 3)`` uint8.
-    """
-    _check_photo_codec(codec, quality)
-    arr = np.asarray(photos)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
-        raise ValueError(f"photos must be (N, H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
-    if codec == "raw":
-        return np.array(arr, copy=True, order="C")
-    offsets, data = _encode_photos(arr, codec, quality)
-    return _decode_photos(offsets, data, codec, (arr.shape[2], arr.shape[1]))
-
-
 # --- writing --------------------------------------------------------------------------------------
 def _variants_json(variants: tuple[Variant, ...]) -> str:
     return json.dumps([[v.model, v.flip, v.grey] for v in variants])
@@ -370,9 +234,9 @@ def _write_database(
     gallery: Gallery,
     *,
     compress: bool,
-    photo_codec: str,
-    photo_quality: int,
+    encoded: EncodedPhotos | None,
 ) -> None:
+    """Write everything; photos as ``encoded`` (verbatim) or, when ``None``, as raw pixels."""
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             con.execute(statement)
@@ -389,9 +253,9 @@ def _write_database(
         "provenance": gallery.provenance,
     }
     if gallery.photos is not None:
-        meta["photo_codec"] = photo_codec
-        if photo_codec == "webp":
-            meta["photo_quality"] = str(int(photo_quality))
+        meta["photo_codec"] = "raw" if encoded is None else encoded.codec
+        if encoded is not None and encoded.quality is not None:
+            meta["photo_quality"] = str(int(encoded.quality))
     con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
     con.executemany(
         "INSERT INTO syndromes(position, syndrome_id, name, omim, genes, hpo) VALUES (?, ?, ?, ?, ?, ?)",
@@ -409,14 +273,41 @@ def _write_database(
     )
     _write_array(con, "embeddings", gallery.embeddings, compress=compress)
     if gallery.photos is not None:
-        if photo_codec == "raw":
+        if encoded is None:
             _write_array(con, "photos", gallery.photos, compress=compress)
         else:
-            offsets, data = _encode_photos(gallery.photos, photo_codec, photo_quality)
-            _write_array(con, "photos/offsets", offsets, compress=compress)
-            _write_array(con, "photos/data", data, compress=compress)
+            _write_array(con, "photos/offsets", encoded.offsets, compress=compress)
+            _write_array(con, "photos/data", encoded.data, compress=compress)
     for key, arr in gallery.extras.items():
         _write_array(con, f"extra/{key}", arr, compress=compress)
+
+
+def _photos_to_write(
+    gallery: Gallery, codec: str | None, quality: int | None
+) -> EncodedPhotos | None:
+    """The bytes to store: the gallery's own when the codec is kept, else a lossless re-encoding.
+
+    Raises:
+        ValueError: a bad codec or quality, or a lossy codec the photos are not already stored in.
+    """
+    if gallery.photos is None or codec is None:
+        return gallery.encoded_photos
+    if quality is None:
+        quality = gallery.photo_quality if codec == gallery.photo_codec else None
+        quality = DEFAULT_WEBP_QUALITY if quality is None else quality
+    check_photo_codec(codec, quality)
+    own = gallery.encoded_photos
+    if own is not None and own.codec == codec and (codec != "webp" or own.quality == quality):
+        return own
+    if not is_lossless(codec, quality):
+        raise ValueError(
+            f"photo_codec={codec!r} at quality {quality} is lossy: saving would store pixels other "
+            f"than the ones gallery {gallery.name!r} embedded (its photos are "
+            f"{gallery.photo_codec}). Choose the codec when building (build_gallery(..., "
+            f"photo_codec={codec!r}, photo_quality={quality})) or save losslessly (raw, png, "
+            "webp at quality 100)"
+        )
+    return None if codec == "raw" else encode_photos(gallery.photos, codec, quality)
 
 
 def save_gallery(
@@ -424,86 +315,60 @@ def save_gallery(
     path: str | os.PathLike[str],
     *,
     compress: bool = True,
-    photo_codec: PhotoCodec = "raw",
-    photo_quality: int = 95,
+    photo_codec: PhotoCodec | None = None,
+    photo_quality: int | None = None,
 ) -> Path:
-    """Write a gallery to a SQLite file, atomically.
+    """Write a gallery to a SQLite file, atomically (:func:`gmx._io.atomic_write`).
 
-    The database is written to a temporary file in the same directory and moved over ``path`` with
-    :func:`os.replace` only once complete, so a crash or error mid-write leaves any previous file intact.
+    The database is written to a temporary file in the same directory and moved over ``path`` only
+    once complete, so a crash or error mid-write leaves any previous file intact.
+
+    The stored photos are exactly :attr:`Gallery.photos`, the pixels that were embedded: by default
+    they are written as the gallery holds them (its :attr:`Gallery.encoded_photos` bytes verbatim, or
+    raw pixels). Another codec is accepted only if it is lossless; a lossy codec is chosen when the
+    gallery is built (:func:`~gmx.gallery.build_gallery`'s ``photo_codec``), so that the embeddings
+    are computed from the decoded pixels.
 
     Args:
         gallery: the gallery.
         path: destination file (conventionally ``*.sqlite``); its directory must exist.
         compress: zlib-compress (level 6) every array whose compressed size is at most 90 % of its raw
             size (masks, sparse maps, raw photos; float embeddings usually stay raw). Lossless.
-        photo_codec: ``"raw"`` pixels, ``"png"`` (lossless, per photo) or ``"webp"`` (lossy, per
-            photo; lossless when ``photo_quality`` is 100). Lossy photos are display copies: the
-            embeddings are whatever was computed from the photos given to ``build_gallery`` (see
-            :func:`roundtrip_photos`). Re-saving a loaded WebP gallery as WebP encodes it again.
-        photo_quality: WebP quality 0-100 (100 = lossless); ignored by ``"raw"`` and ``"png"``.
+        photo_codec: ``None`` (keep the gallery's), ``"raw"``, ``"png"``, or ``"webp"`` (only at
+            quality 100 or the quality the photos are already stored in).
+        photo_quality: WebP quality (default: the gallery's, else 95); ignored by raw and png.
 
     Returns:
         The path written.
 
     Raises:
         GalleryError: the directory does not exist or an array cannot be stored.
-        ValueError: unknown ``photo_codec`` or ``photo_quality`` outside [0, 100].
+        ValueError: unknown ``photo_codec``, ``photo_quality`` outside [0, 100], or a lossy codec
+            the photos are not stored in.
     """
-    _check_photo_codec(photo_codec, photo_quality)
+    encoded = _photos_to_write(gallery, photo_codec, photo_quality)
     dest = Path(path)
     if not dest.parent.is_dir():
         raise GalleryError(f"cannot write gallery {dest}: directory {dest.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_write(dest) as tmp:
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode=OFF")
             con.execute("PRAGMA synchronous=OFF")
             con.execute("BEGIN")
-            _write_database(
-                con,
-                gallery,
-                compress=compress,
-                photo_codec=photo_codec,
-                photo_quality=photo_quality,
-            )
+            _write_database(con, gallery, compress=compress, encoded=encoded)
             con.execute("COMMIT")
         finally:
             con.close()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(dest.parent)
     logger.info(
         "wrote gallery %r (%d images, photos %s) to %s (%d bytes)",
         gallery.name,
         len(gallery),
-        "none" if gallery.photos is None else photo_codec,
+        "none" if gallery.photos is None else ("raw" if encoded is None else encoded.codec),
         dest,
         dest.stat().st_size,
     )
     return dest
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable where the OS allows opening directories (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some filesystems refuse fsync on directories
-        logger.debug("fsync of %s failed: %s", directory, exc)
-    finally:
-        os.close(fd)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -665,14 +530,22 @@ def _read_array(
 
 
 def _read_photos(
-    con: sqlite3.Connection, names: list[str], codec: str, src: Path, *, has_codec: bool
-) -> np.ndarray | None:
-    """The stored photos, decoded to ``(N, 112, 112, 3)`` uint8 read-only, or ``None``."""
+    con: sqlite3.Connection,
+    names: list[str],
+    codec: str,
+    quality: int | None,
+    src: Path,
+    *,
+    has_codec: bool,
+) -> tuple[np.ndarray | None, EncodedPhotos | None]:
+    """The stored photos, decoded to ``(N, 112, 112, 3)`` uint8 read-only, and their bytes."""
     encoded = [n for n in ("photos/offsets", "photos/data") if n in names]
     if codec == "raw":
         if encoded:
             raise GalleryError(f"gallery {src} has encoded photo arrays but photo_codec 'raw'")
-        return _read_array(con, "photos", src, has_codec=has_codec) if "photos" in names else None
+        if "photos" not in names:
+            return None, None
+        return _read_array(con, "photos", src, has_codec=has_codec), None
     if "photos" in names or len(encoded) != 2:
         raise GalleryError(
             f"gallery {src} has photo_codec {codec!r} but not exactly the arrays "
@@ -685,11 +558,10 @@ def _read_photos(
             f"gallery {src}: photo arrays have dtypes {offsets.dtype}/{data.dtype}, expected int64/uint8"
         )
     try:
-        photos = _decode_photos(offsets, data, codec, (TEMPLATE_SIZE, TEMPLATE_SIZE))
+        stored = EncodedPhotos(codec, quality, offsets, data, (TEMPLATE_SIZE, TEMPLATE_SIZE))
+        return stored.decode(), stored
     except ValueError as exc:
         raise GalleryError(f"gallery {src}: stored photos are damaged: {exc}") from exc
-    photos.setflags(write=False)
-    return photos
 
 
 def load_gallery(
@@ -703,8 +575,9 @@ def load_gallery(
             given, a gallery embedded with other models is refused before its arrays are read.
 
     Returns:
-        The gallery; its arrays are read-only and bit-identical to what was saved, except WebP
-        photos, which are the decoded pixels (exactly :func:`roundtrip_photos` of the saved photos).
+        The gallery; its arrays are read-only and bit-identical to what was saved. PNG/WebP photos
+        are decoded, and their bytes are kept (:attr:`Gallery.encoded_photos`), so saving the gallery
+        again writes the same bytes.
 
     Raises:
         GalleryError: missing, corrupt, not a gallery, newer schema, or embedded with other models.
@@ -731,9 +604,11 @@ def load_gallery(
         )
         names = [r[0] for r in con.execute("SELECT name FROM arrays ORDER BY name")]
         has_codec = _has_codec_column(con)
-        photo_codec, _ = _photo_codec(meta, src)
+        photo_codec, photo_quality = _photo_codec(meta, src)
         embeddings = _read_array(con, "embeddings", src, has_codec=has_codec)
-        photos = _read_photos(con, names, photo_codec, src, has_codec=has_codec)
+        photos, encoded = _read_photos(
+            con, names, photo_codec, photo_quality, src, has_codec=has_codec
+        )
         extras = {
             n.split("/", 1)[1]: _read_array(con, n, src, has_codec=has_codec)
             for n in names
@@ -753,6 +628,7 @@ def load_gallery(
             extras=extras,
             description=meta.get("description", ""),
             provenance=meta.get("provenance", ""),
+            encoded_photos=encoded,
         )
     except GalleryError as exc:
         raise GalleryError(f"gallery {src} is inconsistent: {exc}") from exc
@@ -801,12 +677,9 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
 
 
 __all__ = [
-    "PHOTO_CODECS",
     "SCHEMA_VERSION",
     "GalleryInfo",
-    "PhotoCodec",
     "gallery_info",
     "load_gallery",
-    "roundtrip_photos",
     "save_gallery",
 ]

@@ -13,13 +13,24 @@ handling.
 * Decomposition: :func:`decompose_pairs` -> :class:`PairDecomposition` (maps under :data:`SPLITS`,
   correspondence, constants, per-variant terms).
 * Pairs: :class:`PairExplainer` (``explain(face, indices, method=...)`` -> :class:`PairMaps` for
-  every method in :data:`PAIR_METHODS`), :func:`nearest_patients`, :func:`cam_from_activations`.
-* Privacy-aware pictures of the gallery side: :func:`gallery_face` -> :class:`GalleryFace`,
-  :func:`composite_face`, :func:`template_face`.
+  every method in :data:`PAIR_METHODS`), :func:`nearest_patients`, :func:`cams_by_variant`,
+  :func:`cam_from_activations`, :func:`correspondence_map`.
+* Placement on the faces (:mod:`gmx.similarity.placement`): :func:`variant_grids`,
+  :func:`place_terms` (sum-preserving), :func:`place_values`, :func:`correspondence_at`.
+* Privacy-aware pictures of the gallery side (the gallery-picture policy of :mod:`gmx.gallery`,
+  re-exported): :func:`gallery_face` -> :class:`GalleryFace`, :func:`composite_face`,
+  :func:`template_face`.
 """
 
 from __future__ import annotations
 
+from gmx.gallery import (  # the one gallery-picture policy, re-exported for the pair views
+    MIN_COMPOSITE_SUBJECTS,
+    GalleryFace,
+    composite_face,
+    gallery_face,
+    template_face,
+)
 from gmx.similarity.activations import (
     ACTIVATION_PREFIX,
     ActivationStore,
@@ -32,7 +43,7 @@ from gmx.similarity.activations import (
     sidecar_path,
     with_activations,
 )
-from gmx.similarity.cam import cam_from_activations
+from gmx.similarity.cam import cam_from_activations, cams_by_variant
 from gmx.similarity.decompose import (
     SPLITS,
     PairDecomposition,
@@ -40,15 +51,21 @@ from gmx.similarity.decompose import (
     decompose_pairs,
     mirror_permutation,
 )
-from gmx.similarity.faces import (
-    MIN_COMPOSITE_SUBJECTS,
-    GalleryFace,
-    composite_face,
-    gallery_face,
-    template_face,
-)
 from gmx.similarity.head import AffineHead, fold_head
-from gmx.similarity.pairs import PAIR_METHODS, PairExplainer, PairMaps, nearest_patients
+from gmx.similarity.pairs import (
+    PAIR_METHODS,
+    PairExplainer,
+    PairMaps,
+    correspondence_map,
+    nearest_patients,
+)
+from gmx.similarity.placement import (
+    Correspondence,
+    correspondence_at,
+    place_terms,
+    place_values,
+    variant_grids,
+)
 
 __all__ = [
     "ACTIVATION_PREFIX",
@@ -57,6 +74,7 @@ __all__ = [
     "SPLITS",
     "ActivationStore",
     "AffineHead",
+    "Correspondence",
     "GalleryFace",
     "PairDecomposition",
     "PairExplainer",
@@ -64,8 +82,11 @@ __all__ = [
     "QueryActivations",
     "activation_key",
     "cam_from_activations",
+    "cams_by_variant",
     "cell_label",
     "composite_face",
+    "correspondence_at",
+    "correspondence_map",
     "decompose_pairs",
     "fold_head",
     "gallery_activations",
@@ -73,9 +94,12 @@ __all__ = [
     "load_activations",
     "mirror_permutation",
     "nearest_patients",
+    "place_terms",
+    "place_values",
     "query_activations",
     "save_activations",
     "sidecar_path",
     "template_face",
+    "variant_grids",
     "with_activations",
 ]

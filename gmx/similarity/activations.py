@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from gmx._io import atomic_write
 from gmx.encode import Ensemble, preprocess
 from gmx.encode.ensemble import gather_faces, model_pixels
 from gmx.errors import GalleryError
-from gmx.gallery import Gallery
+from gmx.gallery import Gallery, check_compatible
 from gmx.variants import Variant
 
 #: Prefix of the gallery extras (and sidecar arrays) holding feature maps.
@@ -176,19 +177,6 @@ def query_activations(ensemble: Ensemble, face: Any, *, batch_size: int = 64) ->
     )
 
 
-def _check_pair(ensemble: Ensemble, gallery: Gallery) -> None:
-    if ensemble.fingerprint != gallery.model_fingerprint:
-        raise GalleryError(
-            f"gallery {gallery.name!r} was embedded with model fingerprint "
-            f"{gallery.model_fingerprint[:12]}..., these models have {ensemble.fingerprint[:12]}..."
-        )
-    if tuple(ensemble.variants) != tuple(gallery.variants):
-        raise GalleryError(
-            f"gallery variants {[v.label for v in gallery.variants]} differ from the ensemble's "
-            f"{[v.label for v in ensemble.variants]}"
-        )
-
-
 def _indices(indices: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray:
     if indices is None:
         return np.arange(n, dtype=np.int64)
@@ -227,7 +215,7 @@ def gallery_activations(
     Raises:
         GalleryError: if the gallery has no photos or was embedded by other models.
     """
-    _check_pair(ensemble, gallery)
+    check_compatible(ensemble, gallery)
     if gallery.photos is None:
         raise GalleryError(
             f"gallery {gallery.name!r} stores no photos, so its feature maps cannot be computed; "
@@ -304,7 +292,7 @@ def save_activations(
         "_fingerprint": np.array(gallery.model_fingerprint),
         "_images": np.array(_image_ids_digest(gallery)),
     }
-    with path.open("wb") as fh:
+    with atomic_write(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **meta, **dict(activations))
     return path
 
@@ -355,7 +343,7 @@ class ActivationStore:
         sidecar: Mapping[str, np.ndarray] | None = None,
         cache_images: int = 256,
     ) -> None:
-        _check_pair(ensemble, gallery)
+        check_compatible(ensemble, gallery)
         self.ensemble = ensemble
         self.gallery = gallery
         self._stored: dict[int, np.ndarray] = {}

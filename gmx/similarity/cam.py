@@ -57,7 +57,7 @@ def _cam_variant(
     return torch.einsum("kc,kcg->kg", weights, m.expand(k, -1, -1))
 
 
-def cam_from_activations(
+def cams_by_variant(
     maps: Sequence[np.ndarray],
     others: np.ndarray,
     heads: Sequence[AffineHead],
@@ -65,18 +65,19 @@ def cam_from_activations(
     *,
     kind: CamKind = "hirescam",
 ) -> np.ndarray:
-    """Signed CAMs of one side of K pairs, averaged over variants, in the displayed face's frame.
+    """Signed CAMs of one side of K pairs, per variant, cells in the displayed face's order.
 
     Args:
         maps: per variant, ``(C, h, w)`` (one face explained against K others) or ``(K, C, h, w)``
             (K faces, each against its own other) float maps. Not modified.
         others: ``(K, V, D)`` float embeddings of the other face of each pair, one per variant.
         heads: per variant, the folded head of its model.
-        variants: the V variants (flipped ones are mirrored back).
+        variants: the V variants (flipped ones are column-reversed into the displayed order; place
+            them on the mirrored grid, :meth:`gmx.encode.geometry.CellGrid.mirrored`).
         kind: ``"hirescam"`` or ``"gradcam"`` (both without ReLU).
 
     Returns:
-        ``(K, h, w)`` float64.
+        ``(V, K, h, w)`` float64.
     """
     if kind not in ("hirescam", "gradcam"):
         raise ValueError(f"kind must be 'hirescam' or 'gradcam', got {kind!r}")
@@ -88,7 +89,7 @@ def cam_from_activations(
     k = others.shape[0]
     grid = heads[0].grid
     perm = mirror_permutation(grid)
-    acc = np.zeros((k, grid[0] * grid[1]))
+    out = np.zeros((len(variants), k, grid[0] * grid[1]))
     with torch.inference_mode():
         for v, variant in enumerate(variants):
             m = np.asarray(maps[v], dtype=np.float32)
@@ -102,8 +103,24 @@ def cam_from_activations(
                 torch.from_numpy(np.array(others[:, v], dtype=np.float32)),
                 kind,
             ).numpy()
-            acc += cam[:, perm] if variant.flip else cam
-    return (acc / len(variants)).reshape(k, *grid)
+            out[v] = cam[:, perm] if variant.flip else cam
+    return out.reshape(len(variants), k, *grid)
 
 
-__all__ = ["CamKind", "cam_from_activations"]
+def cam_from_activations(
+    maps: Sequence[np.ndarray],
+    others: np.ndarray,
+    heads: Sequence[AffineHead],
+    variants: Sequence[Variant],
+    *,
+    kind: CamKind = "hirescam",
+) -> np.ndarray:
+    """:func:`cams_by_variant` averaged over variants at cell level: ``(K, h, w)`` float64.
+
+    With flipped variants this averages cells that sit about one cell apart on the face
+    (``docs/similarity.md``, "Geometry"); place :func:`cams_by_variant` per variant instead.
+    """
+    return cams_by_variant(maps, others, heads, variants, kind=kind).mean(axis=0)
+
+
+__all__ = ["CamKind", "cam_from_activations", "cams_by_variant"]

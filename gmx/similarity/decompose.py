@@ -21,11 +21,15 @@ Split conventions (:data:`SPLITS`) turn this into one map per face:
 
 Ensembles: GestaltMatcher-Arc's similarity is the mean over variants of the per-variant cosines, so
 every term above is averaged over variants. A flipped variant encodes the mirrored face; its cell
-``(row, col)`` covers the displayed face's cell ``(row, w - 1 - col)`` (at 112x112 input each cell is
-exactly 16x16 pixels, and mirroring a 112-pixel row maps the 16-pixel block ``col`` onto block
-``6 - col``). Its ``K`` is mirrored on both axes (the gallery embedding of that variant is of the
-mirrored gallery photo too) and its vectors on their one axis before averaging. Mirroring is a
-permutation of cells, so completeness holds whatever the grid.
+``(row, col)`` is listed as the displayed face's cell ``(row, w - 1 - col)`` (its ``K`` is mirrored on
+both axes, the gallery embedding of that variant being of the mirrored gallery photo too, and its
+vectors on their one axis) before averaging. Mirroring is a permutation of cells, so completeness
+holds whatever the geometry. Cells are not 16x16 blocks: cell ``j`` of the plain face is centred
+near pixel ``16 j`` (measured per backbone, :func:`gmx.encode.geometry.cell_grid`), and the mirrored
+cell of a flipped variant near ``111 - 16 (w - 1 - j)``, about 15 px to the right; averaging the two
+at cell level blends locations that far apart (``docs/similarity.md``, "Geometry"). The per-variant
+maps (:attr:`PairDecomposition.per_variant_query`) are kept so that each can be placed on its own
+grid (:meth:`gmx.encode.geometry.CellGrid.mirrored` for flipped variants).
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ class PairDecomposition:
         per_variant_gallery: ``(V, h, w)`` float64, the same for the gallery map.
         grid: ``(h, w)``.
         variants: the averaged variants.
+        per_variant_correspondence: ``(V, G, G)`` float64, each variant's ``K`` (cells in the
+            displayed order, as :attr:`correspondence`); their mean is :attr:`correspondence`.
+        per_variant_query_bias: ``(V, G)`` float64, each variant's ``r_q``.
+        per_variant_gallery_bias: ``(V, G)`` float64, each variant's ``r_p``.
     """
 
     image_index: int
@@ -103,6 +111,9 @@ class PairDecomposition:
     per_variant_gallery: np.ndarray
     grid: tuple[int, int]
     variants: tuple[Variant, ...]
+    per_variant_correspondence: np.ndarray
+    per_variant_query_bias: np.ndarray
+    per_variant_gallery_bias: np.ndarray
 
     @property
     def cells(self) -> int:
@@ -118,6 +129,27 @@ class PairDecomposition:
         """``(h, w)`` float64 gallery map: which cells of the image make it similar to the query."""
         cols = self.correspondence.sum(axis=0)
         return self._map(cols, self.gallery_bias, split)
+
+    def variant_query_maps(self, split: Split = "complete") -> np.ndarray:
+        """``(V, h, w)`` float64: each variant's query map; their mean is :meth:`query_map`.
+
+        Cells are in the displayed order, so a flipped variant's map is column-reversed from its
+        own frame: place it on the mirrored grid (:meth:`gmx.encode.geometry.CellGrid.mirrored`).
+        """
+        rows = self.per_variant_correspondence.sum(axis=2)
+        return np.stack(
+            [self._map(r, b, split) for r, b in zip(rows, self.per_variant_query_bias, strict=True)]
+        )
+
+    def variant_gallery_maps(self, split: Split = "complete") -> np.ndarray:
+        """``(V, h, w)`` float64: each variant's gallery map; their mean is :meth:`gallery_map`."""
+        cols = self.per_variant_correspondence.sum(axis=1)
+        return np.stack(
+            [
+                self._map(c, b, split)
+                for c, b in zip(cols, self.per_variant_gallery_bias, strict=True)
+            ]
+        )
 
     def query_constant(self, split: Split = "complete") -> float:
         """What :meth:`query_map` leaves out: ``cos - query_map(split).sum()`` for ``complete``."""
@@ -237,6 +269,9 @@ def decompose_pairs(
     cos_v = np.zeros((len(vids), k))
     q_v = np.zeros((len(vids), k, g))
     p_v = np.zeros((len(vids), k, g))
+    k_v = np.zeros((len(vids), k, g, g))
+    rq_v = np.zeros((len(vids), k, g))
+    rp_v = np.zeros((len(vids), k, g))
     for j, v in enumerate(vids):
         u32, p32 = terms[v]
         u = u32.double()  # (G, D)
@@ -262,6 +297,7 @@ def decompose_pairs(
         cos_v[j] = ((e_p @ e_q) * inv).numpy()
         q_v[j] = kk_np.sum(2) + rq_np
         p_v[j] = kk_np.sum(1) + rp_np
+        k_v[j], rq_v[j], rp_v[j] = kk_np, rq_np, rp_np
     m = float(len(vids))
     chosen = tuple(query.variants[v] for v in vids)
     out_pairs = []
@@ -279,6 +315,9 @@ def decompose_pairs(
                 per_variant_gallery=_frozen(p_v[:, i].reshape(len(vids), *grid)),
                 grid=grid,
                 variants=chosen,
+                per_variant_correspondence=_frozen(k_v[:, i].copy()),
+                per_variant_query_bias=_frozen(rq_v[:, i].copy()),
+                per_variant_gallery_bias=_frozen(rp_v[:, i].copy()),
             )
         )
     return tuple(out_pairs)

@@ -9,7 +9,7 @@ regions make it similar to gallery image P) and on P (which of P's regions make 
 * ``hirescam`` / ``gradcam``: signed HiResCAM / Grad-CAM of the similarity at the last feature map,
   computed by :func:`gmx.explain.explain` with a :class:`~gmx.explain.SimilarityTarget` on each face;
   for a gallery whose photos are not stored, the gallery side uses the equivalent closed form on its
-  stored maps (:func:`~gmx.similarity.cam.cam_from_activations`).
+  stored maps (:func:`~gmx.similarity.cam.cams_by_variant`).
 * ``occlusion``: occlude the query and watch its similarity to P, and the other way round
   (:func:`gmx.explain.explain`'s ``occlusion``; needs both faces' pixels).
 
@@ -27,14 +27,21 @@ import numpy as np
 
 from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.encode import Ensemble
+from gmx.encode.geometry import CellGrid, cell_grid
 from gmx.errors import GalleryError
-from gmx.gallery import Gallery, PatientMatch, Ranking
+from gmx.gallery import Gallery, PatientMatch, Ranking, cosine_distances
 from gmx.similarity.activations import ActivationStore, QueryActivations, query_activations
-from gmx.similarity.cam import cam_from_activations
+from gmx.similarity.cam import cams_by_variant
 from gmx.similarity.decompose import PairDecomposition, Split, decompose_pairs
 from gmx.similarity.head import AffineHead, fold_head
+from gmx.similarity.placement import (
+    Correspondence,
+    correspondence_at,
+    place_terms,
+    place_values,
+    variant_grids,
+)
 from gmx.variants import Variant
-from gmx.viz import resize_map
 
 #: Pair methods, registry name -> display name (exact decomposition first: the default).
 PAIR_METHODS: Mapping[str, str] = {
@@ -61,8 +68,11 @@ class PairMaps:
         display_name: its display name.
         image_index: the gallery image.
         score: the similarity explained, mean over variants of the cosine (``1 - distance``).
-        query: ``(112, 112)`` float32 read-only map on the query face (template frame), native maps
-            upsampled bilinearly (half-pixel centres); values keep the units of ``score``.
+        query: ``(112, 112)`` float32 read-only map on the query face (template frame). Cell maps
+            are placed per variant with :attr:`variant_grids` (:mod:`gmx.similarity.placement`):
+            ``exact`` sum-preserving (similarity per pixel; ``query.sum() + query_constant ==
+            score`` in the ``complete`` split), CAMs interpolated; values keep the units of
+            ``score``.
         gallery: ``(112, 112)`` float32 read-only map on the gallery face.
         query_raw: the query map at the method's native resolution (``(7, 7)`` cells for ``exact``
             and the CAMs, ``(112, 112)`` for occlusion), read-only.
@@ -78,6 +88,10 @@ class PairMaps:
         backend: ``"exact"``, ``"explain"`` (gmx.explain on pixels) or ``"activations"`` (closed form
             on stored maps for the gallery side).
         elapsed_s: wall time of the call that made this pair, divided by the pairs made together.
+        grid: where the cells of the ``(h, w)`` raw maps of the plain first-model variant sit on
+            the faces (the grid drawn for picking cells); ``None`` for pixel maps.
+        variant_grids: one grid per averaged variant (mirrored for flipped ones), ``()`` for
+            pixel maps; :func:`correspondence_map` places with them.
     """
 
     method: str
@@ -94,6 +108,8 @@ class PairMaps:
     split: str | None = None
     backend: str = "exact"
     elapsed_s: float = 0.0
+    grid: CellGrid | None = None
+    variant_grids: tuple[CellGrid, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("query", "gallery", "query_raw", "gallery_raw"):
@@ -109,8 +125,18 @@ class PairMaps:
         return True
 
 
-def _display(raw: np.ndarray) -> np.ndarray:
-    return resize_map(np.asarray(raw, dtype=np.float32), (112, 112))
+def correspondence_map(pair: PairMaps, query_cell: int) -> Correspondence:
+    """Where on the gallery face the query cell ``query_cell`` (of :attr:`PairMaps.grid`) matches.
+
+    Each variant contributes the ``K`` row of its cell nearest to that cell's centre on the query
+    face, placed on the gallery face with its own grid (see :func:`correspondence_at`).
+
+    Raises:
+        ValueError: for a pair without a decomposition (only ``exact`` has one) or a bad cell.
+    """
+    if pair.decomposition is None or pair.grid is None:
+        raise ValueError(f"{pair.method} maps have no cell correspondence")
+    return correspondence_at(pair.decomposition, pair.grid.centre(query_cell), pair.variant_grids)
 
 
 def nearest_patients(
@@ -192,6 +218,20 @@ class PairExplainer:
         self.variant_heads: tuple[AffineHead, ...] = tuple(
             self.heads[v.model] for v in ensemble.variants
         )
+
+    @property
+    def grid(self) -> CellGrid:
+        """Where the cells of the first model's feature maps sit on the face (measured once).
+
+        Cell maps averaged over variants are placed with it; see ``docs/similarity.md`` for what
+        that means for flipped variants and mixed-depth ensembles.
+        """
+        return cell_grid(self.ensemble.models[0].model.backbone)
+
+    def variant_grids(self, variants: Sequence[Variant] | None = None) -> tuple[CellGrid, ...]:
+        """One grid per variant (default: the ensemble's), mirrored for flipped variants."""
+        grids = [cell_grid(m.model.backbone) for m in self.ensemble.models]
+        return variant_grids(grids, self.ensemble.variants if variants is None else variants)
 
     @property
     def variants(self) -> tuple[Variant, ...]:
@@ -278,6 +318,8 @@ class PairExplainer:
             if params:
                 raise ValueError(f"the exact decomposition takes no params, got {dict(params)}")
             pairs = self.decompose(query, idx)
+            grid = self.grid
+            grids = self.variant_grids(pairs[0].variants) if pairs else ()
             each = (time.perf_counter() - start) / len(idx)
             return tuple(
                 PairMaps(
@@ -285,8 +327,8 @@ class PairExplainer:
                     display_name=PAIR_METHODS["exact"],
                     image_index=d.image_index,
                     score=d.cosine,
-                    query=_display(d.query_map(split)),
-                    gallery=_display(d.gallery_map(split)),
+                    query=place_terms(d.variant_query_maps(split), grids),
+                    gallery=place_terms(d.variant_gallery_maps(split), grids),
                     query_raw=d.query_map(split),
                     gallery_raw=d.gallery_map(split),
                     query_constant=d.query_constant(split),
@@ -295,6 +337,8 @@ class PairExplainer:
                     split=split,
                     backend="exact",
                     elapsed_s=each,
+                    grid=grid,
+                    variant_grids=grids,
                 )
                 for d in pairs
             )
@@ -353,16 +397,19 @@ class PairExplainer:
         else:  # CAMs only (occlusion was refused above): closed form on the stored maps
             g_maps = self.store.maps(idx)
             others = np.broadcast_to(query.embeddings, (len(idx), *query.embeddings.shape))
-            cams = cam_from_activations(g_maps, others, self.variant_heads, variants, kind=method)
-            gallery_side = [(_display(c), c, "activations") for c in cams]
+            by_var = cams_by_variant(g_maps, others, self.variant_heads, variants, kind=method)
+            grids = self.variant_grids(variants)
+            placed = place_values(by_var, grids)
+            # raw stays a cell map only where one grid holds every variant (as gmx.explain's raw)
+            raws = by_var.mean(axis=0) if len(set(grids)) == 1 else placed
+            gallery_side = [(p, r, "activations") for p, r in zip(placed, raws, strict=True)]
             if progress is not None:
                 progress(total, total)
-        q_emb = query.embeddings.astype(np.float64)
+        # Similarity averaged over variants: 1 - GestaltMatcher-Arc's distance.
+        sims = 1.0 - cosine_distances(query.embeddings[None], self.gallery.embeddings[idx])[0]
         each = (time.perf_counter() - start) / len(idx)
         out = []
         for j, i in enumerate(idx):
-            g = self.gallery.embeddings[i].astype(np.float64)
-            cos = (q_emb * g).sum(1) / (np.linalg.norm(q_emb, axis=1) * np.linalg.norm(g, axis=1))
             qa = q_maps[j][name]
             g_values, g_raw, backend = gallery_side[j]
             out.append(
@@ -370,16 +417,20 @@ class PairExplainer:
                     method=method,
                     display_name=PAIR_METHODS[method],
                     image_index=i,
-                    score=float(cos.mean()),
+                    score=float(sims[j].mean()),
                     query=qa.values,
                     gallery=g_values,
                     query_raw=qa.raw,
                     gallery_raw=g_raw,
                     backend=backend if backend == "activations" else "explain",
                     elapsed_s=each,
+                    grid=self.grid if qa.raw.shape == self.grid.shape else None,
+                    variant_grids=self.variant_grids(variants)
+                    if qa.raw.shape == self.grid.shape
+                    else (),
                 )
             )
         return tuple(out)
 
 
-__all__ = ["PAIR_METHODS", "PairExplainer", "PairMaps", "nearest_patients"]
+__all__ = ["PAIR_METHODS", "PairExplainer", "PairMaps", "correspondence_map", "nearest_patients"]

@@ -12,7 +12,6 @@ from gmx.aggregate import (
     BatchStoreError,
     Shard,
     auroc,
-    composite_face,
     load_batch,
     load_results,
     mask_agreement,
@@ -107,13 +106,6 @@ def test_split_half_and_syndrome_map() -> None:
     assert sm.stability_sb == pytest.approx(2 * sm.stability / (1 + sm.stability))
 
 
-def test_composite_face() -> None:
-    a = np.zeros((2, 112, 112, 3), np.uint8)
-    a[1] = 101
-    assert composite_face(a)[0, 0, 0] == 50  # rint(50.5) -> 50 (round half to even)
-    assert composite_face(a[1:])[5, 5, 2] == 101
-
-
 def test_summarize_and_roundtrip(tiny, tmp_path) -> None:
     g = tiny.gallery
     run_batch(tiny.model, g, tmp_path / "run", methods=METHODS, target="logit", chunk=6)
@@ -127,10 +119,32 @@ def test_summarize_and_roundtrip(tiny, tmp_path) -> None:
     assert back.syndromes == res.syndromes and back.methods == res.methods
     for key, sm in res.maps.items():
         np.testing.assert_allclose(back.maps[key].mean, sm.mean, rtol=2e-3, atol=1e-6)
-        np.testing.assert_equal(vars(back.agreement[key]), vars(res.agreement[key]))
     np.testing.assert_array_equal(back.masks["S:2"], res.masks["S:2"])
-    np.testing.assert_array_equal(back.composites["S:1"], res.composites["S:1"])
-    assert back.composite_difference("S:1") is not None and back.contrast("S:1", "gradcam") is None
+    # 4 and 2 patients, 4 reference faces: fewer than MIN_COMPOSITE_SUBJECTS, so no composite
+    assert res.composites == {} and back.composites == {} and res.reference_composite is None
+    assert back.composite_difference("S:1") is None and back.contrast("S:1", "gradcam") is None
+    assert res.localisation is None and back.localisation is None
+    # Gallery maps (mostly training images) are never scored against the region.
+    assert not any("auroc" in row for row in res.table())
+
+
+def test_localisation_roundtrip(tiny, tmp_path) -> None:
+    from gmx.aggregate.localisation import localisation
+
+    g = tiny.gallery
+    run_batch(tiny.model, g, tmp_path / "run", methods=METHODS, target="logit", chunk=6)
+    batch = load_batch(tmp_path / "run", g)
+    rng = np.random.default_rng(0)
+    regions = {"A": np.eye(8, dtype=bool), "B": ~np.eye(8, dtype=bool)}
+    maps = {s: rng.normal(size=(4, 8, 8)).astype(np.float32) for s in regions}
+    loc = localisation(maps, {s: np.arange(4) for s in regions}, regions, method="m", n_boot=20)
+    res = summarize(batch, g, localisation=loc)
+    back = load_results(save_results(res, tmp_path / "r.npz"))
+    assert back.localisation is not None
+    assert json.dumps(back.localisation.rows()) == json.dumps(loc.rows())
+    assert json.dumps([s.__dict__ for s in back.localisation.summaries]) == json.dumps(
+        [s.__dict__ for s in loc.summaries]
+    )
 
 
 def test_cli_run_and_summarize(tiny, tmp_path, monkeypatch, capsys) -> None:

@@ -77,3 +77,32 @@ def test_maps_npz_roundtrip(tiny_setup):
         assert z["r0_gradcam_raw"].shape == (7, 7)
         np.testing.assert_array_equal(z["r1_saliency_values"], grid[1]["saliency"].values)
         assert "syndrome" in str(z["index"])
+
+
+def test_similarity_rows_carry_the_syndromes_images_for_reranking(tiny_setup):
+    import torch
+
+    from gmx.gallery import load_gallery, rank
+    from gmx.panel import similarity_rows
+
+    gallery = load_gallery(tiny_setup.gallery_path)
+    query = np.asarray(gallery.embeddings[0])
+    ranking = rank(query, gallery)
+    rows = similarity_rows(ranking, gallery, gallery.variants, 3)
+    for row in rows:
+        own = [im.syndrome_id == row.match.syndrome_id for im in gallery.images]
+        syn = row.target.syndrome_embeddings
+        assert syn.shape == (sum(own), len(gallery.variants), query.shape[1])
+        # At the query itself the re-ranked score is the ranking's score, 1 - distance.
+        e = [torch.tensor(query[v : v + 1]) for v in range(len(gallery.variants))]
+        score = float(row.target.ranking_score(e)[0])
+        assert score == pytest.approx(1 - row.match.distance, abs=1e-5)
+
+
+def test_reranked_occlusion_toggle(explain_page):
+    at = explain_page
+    at.session_state["gmx.explain.slow"] = True
+    at.run()
+    toggle = next(t for t in at.sidebar.toggle if "re-rank" in t.label)
+    toggle.set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]

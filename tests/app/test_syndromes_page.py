@@ -51,3 +51,41 @@ def test_demo_results_load_instantly(monkeypatch) -> None:
     assert "HP:0000316" in text and "patients" in text
     at.sidebar.radio[1].set_value("contrast").run()
     assert not at.exception
+
+
+def test_restricted_one_patient_syndromes_show_no_face(tiny_setup, monkeypatch, tmp_path) -> None:
+    """Photos for computation only, one patient per syndrome: no composite, maps on a template."""
+    import dataclasses
+
+    import numpy as np
+
+    from gmx.aggregate import load_results
+    from gmx.gallery import load_gallery, save_gallery, template_face
+    from ui import syndromes_view
+
+    restricted = dataclasses.replace(load_gallery(tiny_setup.gallery_path), photos_visible=False)
+    gallery_path = save_gallery(restricted, tmp_path / "restricted.sqlite")
+    config = tmp_path / "gmx.toml"
+    config.write_text(
+        f'[models]\npaths = ["{tiny_setup.model_path}"]\n[gallery]\npath = "{gallery_path}"\n'
+        '[runtime]\ndevice = "cpu"\n'
+    )
+    monkeypatch.setenv("GMX_CONFIG", str(config))
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state[state.CONFIG] = load_config()
+    at.run()
+    at.sidebar.radio[0].set_value("logit").run()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c for image in at.image for c in image.captions]
+    assert captions and "Composite face" not in captions  # the maps are shown, no composite
+    assert any("No composite face" in c.value for c in at.caption)
+    (path,) = (tmp_path / "cache").glob("syndromes/*.npz")
+    results = load_results(path)
+    assert results.composites == {}
+    for syndrome in results.syndromes:
+        assert np.array_equal(syndromes_view.background(results, syndrome), template_face())
+        drawn = syndromes_view.overlay_image(results, syndrome, "gradcam", "mean", "RdBu_r", 0.0)
+        assert drawn is not None
+        assert not any(np.array_equal(drawn, p) for p in restricted.photos)  # type: ignore[union-attr]

@@ -69,7 +69,7 @@ def gallery(dim: int = 64, rows: int = 1, seed: int = 0) -> np.ndarray:
 
 
 def face_input(face: np.ndarray) -> torch.Tensor:
-    """(1, 3, 112, 112) float32 in [-1, 1] (independent of gmx.explain.face_tensor)."""
+    """(1, 3, 112, 112) float32 in [-1, 1] (independent of gmx.encode.preprocess)."""
     return torch.from_numpy(face.astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
 
 

@@ -18,6 +18,7 @@ from gmx.explain import (
     SimilarityTarget,
     display_ranges,
     explain,
+    explain_batch,
     get_method,
     list_methods,
     normalize_for_display,
@@ -105,11 +106,12 @@ def test_adding_a_method_takes_one_decorated_function(tiny_model, face) -> None:
         family="input",
         signed=True,
         shared=True,
+        batchable=True,
         citation="Shrikumar et al. 2016, arXiv:1605.01713",
     )
     def _input_x_gradient(ws: Workspace, p: Mapping[str, Any]) -> torch.Tensor:
         return torch.stack(
-            [(ws.x * ws.gradients(t).input).sum(1).mean(0) for t in range(ws.n_targets)]
+            [(ws.x * ws.gradients(t).input).sum(1) for t in range(ws.n_targets)], dim=1
         )
 
     try:
@@ -120,6 +122,13 @@ def test_adding_a_method_takes_one_decorated_function(tiny_model, face) -> None:
         )
         assert maps["inputxgrad"].display_name == "Input x Gradient"
         assert maps["inputxgrad"].values.shape == (112, 112)
+        # The same registration serves a batch of faces (row 0 is the face above).
+        faces = np.stack([face, face[:, ::-1]])
+        rows = explain_batch(
+            tiny_model, faces, SimilarityTarget(gallery(64)), methods=["inputxgrad"]
+        )["inputxgrad"]
+        assert rows.shape == (2, 112, 112)
+        np.testing.assert_allclose(rows[0], maps["inputxgrad"].raw, rtol=1e-4, atol=1e-6)
     finally:
         unregister_method("inputxgrad")
     assert "inputxgrad" not in list_methods()

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from gmx.explain import SimilarityTarget, explain, face_tensor
+from gmx.explain import SimilarityTarget, explain
 from gmx.explain.occlusion import iresnet_units, occluded_embeddings, window_starts
 from gmx.explain.prepared import engine_model
 
-from .helpers import deeper_iresnet, gallery, tiny_iresnet
+from .helpers import deeper_iresnet, face_input, gallery, tiny_iresnet
 
 
 def test_window_starts_follow_captum() -> None:
@@ -34,7 +34,7 @@ def test_single_black_window_gives_score_drop_to_black_image(tiny_model, face) -
         methods=["occlusion"],
         params={"occlusion": {"window": 112, "stride": 112, "precision": "fp32"}},
     )["occlusion"]
-    x = face_tensor(face)
+    x = face_input(face)
     fn = target.bind(0)
     with torch.no_grad():
         expected = float(fn(tiny_model(x)) - fn(tiny_model(torch.full_like(x, -1.0))))
@@ -71,7 +71,7 @@ def test_incremental_embeddings_match_direct_forward(face) -> None:
     model = tiny_iresnet(5)
     em = engine_model(model)
     assert iresnet_units(em.backbone) is not None
-    x = face_tensor(face)
+    x = face_input(face)
     windows = [(0, 10, 0, 10), (50, 60, 97, 107), (105, 112, 105, 112), (30, 40, 0, 10)]
     with torch.inference_mode():
         embed = occluded_embeddings(em.backbone, x, windows, -1.0, incremental=True)

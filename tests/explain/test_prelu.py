@@ -27,6 +27,11 @@ EXPECTED = {
     "guided": [2.0, -0.75, 0.0, 0.0],
     # Each ReLU passes relu(grad_out), ignoring the forward sign.
     "deconv": [2.0, -0.75, -0.25, 5.0],
+    # prelu="as_relu": the papers' rule on the whole unit. Guided: positive gradients of positively
+    # activated units only (x > 0 and g > 0); x = -2 with g = -3 passes nothing (not -0.75).
+    "guided_relu": [2.0, 0.0, 0.0, 0.0],
+    # Deconvnet: relu(g) whatever the forward sign, no slope.
+    "deconv_relu": [2.0, 0.0, 0.0, 5.0],
 }
 # DeepLIFT rescale against X0: (x - x0) * w2 * (y(x) - y(x0)) / (x - x0), sums to f(x) - f(x0) = 1.25.
 EXPECTED_DEEPLIFT = [2.5, 4.5, -2.0, -3.75]
@@ -66,7 +71,7 @@ def _engine_rule(model: nn.Module, rule: str) -> list[float]:
     return grad[0].tolist()
 
 
-@pytest.mark.parametrize("rule", ["gradient", "guided", "deconv"])
+@pytest.mark.parametrize("rule", ["gradient", "guided", "deconv", "guided_relu", "deconv_relu"])
 def test_engine_rules_match_hand_computed_values(rule: str) -> None:
     assert _engine_rule(Hand(), rule) == pytest.approx(EXPECTED[rule], abs=1e-6)
 
@@ -89,6 +94,22 @@ def test_captum_on_decomposed_copy_applies_each_rule() -> None:
         assert Deconvolution(clone).attribute(x)[0].tolist() == pytest.approx(EXPECTED["deconv"])
         dl = DeepLift(clone).attribute(x, baselines=torch.tensor([X0]))[0].tolist()
     assert dl == pytest.approx(EXPECTED_DEEPLIFT, abs=1e-6)
+
+
+def test_captum_on_the_as_relu_copy_applies_the_papers_rules() -> None:
+    from gmx.explain.reference import _PReLUAsReLU
+
+    model = decompose_prelu(Hand())
+    model.act = _PReLUAsReLU(model.act.weight)
+    x = torch.tensor([X])
+    with torch.no_grad():
+        assert torch.equal(model(x), Hand()(x))  # forward unchanged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gbp = GuidedBackprop(model).attribute(x)[0].tolist()
+        deconv = Deconvolution(model).attribute(x)[0].tolist()
+    assert gbp == pytest.approx(EXPECTED["guided_relu"])
+    assert deconv == pytest.approx(EXPECTED["deconv_relu"])
 
 
 def test_captum_on_raw_prelu_silently_returns_plain_gradients() -> None:

@@ -12,11 +12,11 @@ from gmx.gallery import (
     Gallery,
     gallery_from_encodings,
     image_id_from_name,
-    parse_float_list,
     rank,
     read_encodings,
     write_encodings,
 )
+from gmx.gallery._encodings import parse_float_list
 from gmx.variants import Variant, tta_variants
 
 from ._gallery_fixtures import make_tiny

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,11 +20,13 @@ from gmx.gallery import (
     Gallery,
     GalleryImage,
     Syndrome,
+    _photos,
     _storage,
+    encode_photos,
     gallery_info,
     load_gallery,
-    roundtrip_photos,
     save_gallery,
+    store_photos,
 )
 from gmx.variants import Variant
 
@@ -37,8 +40,11 @@ def _gallery(
     extras: dict[str, np.ndarray] | None = None,
     dim: int = 8,
     seed: int = 0,
+    webp: int | None = None,
 ) -> Gallery:
+    """A gallery; with ``webp`` its photos are held as WebP bytes of that quality (as built)."""
     rng = np.random.default_rng(seed)
+    encoded = None if webp is None or photos is None else encode_photos(photos, "webp", webp)
     syndromes = (Syndrome("A", "Alpha"), Syndrome("B", "Beta", "100100", ("G1",)))
     images = tuple(GalleryImage(f"i{k}", f"s{k // 2}", "AB"[k % 2]) for k in range(n))
     return Gallery(
@@ -49,9 +55,10 @@ def _gallery(
         embeddings=rng.standard_normal((n, 2, dim)).astype(np.float32),
         variants=(Variant(0, False, False), Variant(0, True, False)),
         model_fingerprint="c" * 64,
-        photos=photos,
+        photos=photos if encoded is None else None,
         photos_visible=photos is not None,
         extras=extras or {},
+        encoded_photos=encoded,
     )
 
 
@@ -185,55 +192,87 @@ def test_compressed_chunks(
 
 
 # --- WebP ----------------------------------------------------------------------------------------
-def test_webp_loads_exactly_roundtrip_photos(tmp_path: Path) -> None:
+def _photo_bytes(path: Path) -> bytes:
+    with sqlite3.connect(path) as con:
+        rows = con.execute(
+            "SELECT data FROM array_chunks WHERE name='photos/data' ORDER BY seq"
+        ).fetchall()
+    con.close()
+    return b"".join(bytes(r[0]) for r in rows)
+
+
+def test_webp_bytes_are_stored_and_reloaded_verbatim(tmp_path: Path) -> None:
     faces = _faces(6)
-    g = _gallery(6, photos=faces)
-    expected = roundtrip_photos(faces, "webp", 90)
-    err = np.abs(expected.astype(np.int16) - faces).mean()
+    g = _gallery(6, photos=faces, webp=90)
+    assert g.photo_codec == "webp" and g.photo_quality == 90 and g.encoded_photos is not None
+    err = np.abs(g.photos.astype(np.int16) - faces).mean()  # type: ignore[union-attr]
     assert 0 < err < 3  # lossy, but close on a real photo
-    p = save_gallery(g, tmp_path / "w.sqlite", photo_codec="webp", photo_quality=90)
+    p = save_gallery(g, tmp_path / "w.sqlite")
+    assert _photo_bytes(p) == g.encoded_photos.data.tobytes()  # no second encoding
     back = load_gallery(p)
     assert back.photos is not None and back.photos.dtype == np.uint8
-    assert np.array_equal(back.photos, expected)
+    assert np.array_equal(back.photos, g.photos)
     assert not back.photos.flags.writeable
-    _same_arrays(g, back)  # embeddings are what was saved, whatever the photo codec
+    _same_arrays(g, back)
     info = gallery_info(p)
     assert (info.photo_codec, info.photo_quality) == ("webp", 90)
+    # saving the loaded gallery again writes the same bytes: no generation loss, ever
+    again = save_gallery(back, tmp_path / "again.sqlite", photo_codec="webp", photo_quality=90)
+    assert _photo_bytes(again) == _photo_bytes(p)
+    assert np.array_equal(load_gallery(again).photos, g.photos)  # type: ignore[arg-type]
     raw = save_gallery(g, tmp_path / "r.sqlite", photo_codec="raw", compress=False)
+    assert np.array_equal(load_gallery(raw).photos, g.photos)  # type: ignore[arg-type]
     assert p.stat().st_size < raw.stat().st_size / 4
 
 
-def test_webp_many_photos_threads_match_serial(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    n = _storage._PARALLEL_MIN_PHOTOS + 6
+def test_lossy_codec_at_save_time_is_refused(tmp_path: Path) -> None:
+    """A lossy codec would store pixels other than the embedded ones: choose it at build time."""
+    raw = _gallery(3, photos=_faces(3))
+    with pytest.raises(ValueError, match="lossy"):
+        save_gallery(raw, tmp_path / "g.sqlite", photo_codec="webp", photo_quality=90)
+    webp = _gallery(3, photos=_faces(3), webp=90)
+    with pytest.raises(ValueError, match="lossy"):
+        save_gallery(webp, tmp_path / "g.sqlite", photo_codec="webp", photo_quality=80)
+    assert list(tmp_path.iterdir()) == []
+    # lossless targets keep the pixels exactly
+    for codec, quality in (("png", None), ("webp", 100)):
+        p = save_gallery(
+            webp, tmp_path / f"{codec}.sqlite", photo_codec=codec, photo_quality=quality
+        )
+        assert np.array_equal(load_gallery(p).photos, webp.photos)  # type: ignore[arg-type]
+
+
+def test_webp_many_photos_threads_match_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = _photos._PARALLEL_MIN_PHOTOS + 6
     faces = np.concatenate([_faces(10)] * (n // 10 + 1))[:n]
-    g = _gallery(n, photos=faces)
-    p = save_gallery(g, tmp_path / "w.sqlite", photo_codec="webp", photo_quality=80)
-    threaded = load_gallery(p).photos
-    monkeypatch.setattr(_storage, "_PARALLEL_MIN_PHOTOS", 10**9)
-    serial = load_gallery(p).photos
-    assert threaded is not None and serial is not None
+    encoded = encode_photos(faces, "webp", 80)
+    threaded = encoded.decode()
+    monkeypatch.setattr(_photos, "_PARALLEL_MIN_PHOTOS", 10**9)
+    serial = encoded.decode()
     assert np.array_equal(threaded, serial)
-    assert np.array_equal(serial, roundtrip_photos(faces, "webp", 80))
+    assert encode_photos(faces, "webp", 80).data.tobytes() == encoded.data.tobytes()
+    assert np.array_equal(encoded.take(np.array([n - 1, 0])).decode(), serial[[n - 1, 0]])
 
 
 @pytest.mark.parametrize(("codec", "quality"), [("png", 95), ("webp", 100), ("raw", 5)])
-def test_roundtrip_photos_lossless_codecs_and_purity(codec: str, quality: int) -> None:
+def test_store_photos_lossless_codecs_and_purity(codec: str, quality: int) -> None:
     faces = _faces(3)
     before = faces.copy()
-    out = roundtrip_photos(faces, codec, quality)  # type: ignore[arg-type]
+    out, encoded = store_photos(faces, codec, quality)
     assert np.array_equal(out, faces) and out.dtype == np.uint8
-    assert out is not faces and not np.shares_memory(out, faces) and out.flags.writeable
+    assert out is not faces and not np.shares_memory(out, faces) and not out.flags.writeable
     assert np.array_equal(faces, before) and faces.flags.writeable
+    assert (encoded is None) == (codec == "raw")
 
 
-def test_roundtrip_photos_lossy_is_pure_and_deterministic() -> None:
+def test_store_photos_lossy_is_pure_and_deterministic() -> None:
     faces = _faces(2)
     faces.setflags(write=False)
-    a = roundtrip_photos(faces, "webp", 60)
-    b = roundtrip_photos(faces, "webp", 60)
+    a, ea = store_photos(faces, "webp", 60)
+    b, eb = store_photos(faces, "webp", 60)
     assert np.array_equal(a, b) and not np.array_equal(a, faces)
+    assert ea is not None and eb is not None and ea.data.tobytes() == eb.data.tobytes()
+    assert np.array_equal(ea.decode(), a)
     assert not faces.flags.writeable and np.array_equal(faces, _faces(2))
 
 
@@ -251,7 +290,7 @@ def test_bad_codec_or_quality_refused(
     tmp_path: Path, tiny_with_photos: Gallery, codec: str, quality: object, match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
-        roundtrip_photos(_faces(1), codec, quality)  # type: ignore[arg-type]
+        store_photos(_faces(1), codec, quality)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=match):
         save_gallery(
             tiny_with_photos, tmp_path / "g.sqlite", photo_codec=codec, photo_quality=quality
@@ -259,30 +298,41 @@ def test_bad_codec_or_quality_refused(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_roundtrip_photos_bad_shape_refused() -> None:
+def test_store_photos_bad_shape_refused() -> None:
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\) uint8"):
-        roundtrip_photos(np.zeros((2, 112, 112), np.uint8), "png")
+        store_photos(np.zeros((2, 112, 112), np.uint8), "png")
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\) uint8"):
-        roundtrip_photos(np.zeros((1, 112, 112, 3), np.float32), "webp")
+        store_photos(np.zeros((1, 112, 112, 3), np.float32), "webp")
+
+
+def test_photos_that_are_not_the_decoded_bytes_are_refused() -> None:
+    g = _gallery(2, photos=_faces(2), webp=70)
+    with pytest.raises(ValueError, match="not the decoding of encoded_photos"):
+        dataclasses.replace(g, photos=_faces(2))
+    sub = g.subset([1])
+    assert sub.encoded_photos is not None and np.array_equal(sub.photos, g.photos[1:])  # type: ignore[index]
 
 
 def test_save_does_not_change_the_gallery(tmp_path: Path) -> None:
     faces = _faces(4)
-    g = _gallery(4, photos=faces, extras={"masks": _sparse_masks(4)})
+    g = _gallery(4, photos=faces, extras={"masks": _sparse_masks(4)}, webp=70)
     snapshot = (g.embeddings.copy(), g.photos.copy(), g.extras["masks"].copy())  # type: ignore[union-attr]
-    save_gallery(g, tmp_path / "g.sqlite", photo_codec="webp", photo_quality=70)
+    data = g.encoded_photos.data.copy()  # type: ignore[union-attr]
+    save_gallery(g, tmp_path / "g.sqlite")
+    save_gallery(g, tmp_path / "p.sqlite", photo_codec="png")
     assert np.array_equal(g.embeddings, snapshot[0])
-    assert np.array_equal(g.photos, snapshot[1]) and np.array_equal(g.photos, faces)
+    assert np.array_equal(g.photos, snapshot[1])
     assert np.array_equal(g.extras["masks"], snapshot[2])
+    assert np.array_equal(g.encoded_photos.data, data) and g.photo_codec == "webp"  # type: ignore[union-attr]
 
 
 def test_info_does_not_decode_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = save_gallery(_gallery(3, photos=_faces(3)), tmp_path / "g.sqlite", photo_codec="webp")
+    p = save_gallery(_gallery(3, photos=_faces(3), webp=95), tmp_path / "g.sqlite")
 
     def no_decoding(*args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("decoded a photo")
 
-    monkeypatch.setattr(_storage, "_decode_photo", no_decoding)
+    monkeypatch.setattr(_photos, "_decode_photo", no_decoding)
     info = gallery_info(p)
     assert info.has_photos and info.photo_codec == "webp" and info.n_images == 3
     with pytest.raises(AssertionError, match="decoded a photo"):  # the patch is what load uses
@@ -346,7 +396,7 @@ def test_impossible_size_refused_before_inflating(tmp_path: Path) -> None:
 
 
 def test_damaged_webp_data_refused(tmp_path: Path) -> None:
-    p = save_gallery(_gallery(3, photos=_faces(3)), tmp_path / "g.sqlite", photo_codec="webp")
+    p = save_gallery(_gallery(3, photos=_faces(3), webp=95), tmp_path / "g.sqlite")
     with sqlite3.connect(p) as con:
         (blob,) = con.execute("SELECT data FROM array_chunks WHERE name='photos/data'").fetchone()
     con.close()
@@ -392,7 +442,7 @@ def test_unknown_codecs_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(GalleryError, match=r"codec 'zstd'.*upgrade gmx"):
         load_gallery(p)
-    q = save_gallery(_gallery(2, photos=_faces(2)), tmp_path / "q.sqlite", photo_codec="webp")
+    q = save_gallery(_gallery(2, photos=_faces(2), webp=95), tmp_path / "q.sqlite")
     with sqlite3.connect(q) as con:
         con.execute("UPDATE meta SET value='avif' WHERE key='photo_codec'")
     con.close()

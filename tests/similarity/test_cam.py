@@ -11,7 +11,9 @@ from gmx.similarity import (
     PairExplainer,
     QueryActivations,
     cam_from_activations,
+    cams_by_variant,
     decompose_pairs,
+    place_values,
 )
 from gmx.variants import Variant
 
@@ -24,20 +26,24 @@ def test_closed_form_equals_gmx_explain_on_both_sides(flip_setup, kind):
     idx = [0, 3]
     pairs = explainer.explain(face, idx, method=kind, query=q)
     assert all(p.backend == "explain" for p in pairs)
-    g_cam = cam_from_activations(
+    g_cam = cams_by_variant(
         explainer.store.maps(idx),
         np.broadcast_to(q.embeddings, (2, *q.embeddings.shape)),
         explainer.variant_heads,
         ens.variants,
         kind=kind,
     )
-    q_cam = cam_from_activations(
+    q_cam = cams_by_variant(
         q.maps, gallery.embeddings[idx], explainer.variant_heads, ens.variants, kind=kind
     )
+    # plain + flipped variants: compared at pixel level, each variant placed on its own grid
+    grids = explainer.variant_grids()
+    g_pix, q_pix = place_values(g_cam, grids), place_values(q_cam, grids)
     for j, p in enumerate(pairs):
-        scale = np.abs(p.gallery_raw).max()
-        np.testing.assert_allclose(g_cam[j], p.gallery_raw, atol=1e-4 * scale)
-        np.testing.assert_allclose(q_cam[j], p.query_raw, atol=1e-4 * np.abs(p.query_raw).max())
+        assert p.gallery_raw.shape == (112, 112)  # no single cell grid holds plain and flipped
+        scale = np.abs(p.gallery).max()
+        np.testing.assert_allclose(g_pix[j], p.gallery, atol=1e-4 * scale)
+        np.testing.assert_allclose(q_pix[j], p.query, atol=1e-4 * np.abs(p.query).max())
 
 
 def test_closed_form_equals_gmx_explain_with_grey_variants_too(tta_setup):
@@ -46,10 +52,9 @@ def test_closed_form_equals_gmx_explain_with_grey_variants_too(tta_setup):
     explainer = PairExplainer(ens, gallery)
     q = explainer.query(face)
     pair = explainer.explain(face, [1], method="hirescam", query=q)[0]
-    q_cam = cam_from_activations(
-        q.maps, gallery.embeddings[[1]], explainer.variant_heads, ens.variants
-    )
-    np.testing.assert_allclose(q_cam[0], pair.query_raw, atol=1e-4 * np.abs(pair.query_raw).max())
+    q_cam = cams_by_variant(q.maps, gallery.embeddings[[1]], explainer.variant_heads, ens.variants)
+    q_pix = place_values(q_cam, explainer.variant_grids())
+    np.testing.assert_allclose(q_pix[0], pair.query, atol=1e-4 * np.abs(pair.query).max())
 
 
 def test_hirescam_is_the_exact_map_minus_a_self_term():

@@ -1,15 +1,21 @@
-"""What the gallery side of a pair is drawn on: the photo, a syndrome composite, or a template face.
+"""The one gallery-picture policy: which face a page may show for a gallery image or a syndrome.
 
-Privacy: a gallery photo is shown only when the gallery allows it (:attr:`Gallery.photos_visible`) and
-the caller does not forbid it (``GmxConfig.photos_visible``). Otherwise the gallery side is drawn on
-the syndrome's composite face (the pixel mean of its aligned photos, only when they come from at least
-:data:`MIN_COMPOSITE_SUBJECTS` different patients, so that no single patient's face shows through), or,
-when the photos are not stored or too few patients have them, on a neutral outline face drawn from the
-ArcFace template points. All three are in the 112x112 template frame, so the maps line up with them.
+Every page and library function that shows gallery pixels goes through here (the Similarity page's
+gallery side, the Syndromes page's composites, :func:`gmx.aggregate.summarize`).
+
+* A gallery **photo** is shown only when the gallery allows it (:attr:`Gallery.photos_visible`) and
+  the caller does not forbid it (``GmxConfig.photos_visible``).
+* A **composite** (the pixel mean of aligned photos) is made only from at least
+  :data:`MIN_COMPOSITE_SUBJECTS` different patients, so that no single patient's face shows through;
+  it is the fallback when photos are restricted and the background of syndrome-level maps.
+* Otherwise a neutral **template** face drawn from the ArcFace template points (no patient data).
+
+All three are in the 112x112 template frame, so maps line up with them. Photos are uint8 RGB.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +24,7 @@ import numpy as np
 
 from gmx._typing import ImageU8, Points
 from gmx.constants import ARCFACE_TEMPLATE, TEMPLATE_SIZE
-from gmx.gallery import Gallery
+from gmx.gallery._model import Gallery
 
 #: Fewest distinct patients whose photos may be averaged into a displayed composite.
 MIN_COMPOSITE_SUBJECTS = 5
@@ -77,29 +83,90 @@ def template_face(size: int = TEMPLATE_SIZE) -> ImageU8:
     return img
 
 
-def composite_face(
-    gallery: Gallery, syndrome_id: str, *, min_subjects: int = MIN_COMPOSITE_SUBJECTS
+def mean_face(
+    photos: np.ndarray,
+    subject_ids: Sequence[str],
+    *,
+    min_subjects: int = MIN_COMPOSITE_SUBJECTS,
 ) -> ImageU8 | None:
-    """Pixel mean of a syndrome's aligned gallery photos, or ``None``.
+    """Pixel mean of aligned photos, or ``None`` when they come from too few patients.
 
-    ``None`` when the gallery stores no photos or they come from fewer than ``min_subjects``
-    distinct patients.
+    Alignment (similarity transform to the ArcFace template) already normalises position, scale and
+    roll, so the plain mean is a composite face.
+
+    Args:
+        photos: ``(n, 112, 112, 3)`` uint8 RGB aligned faces (not modified).
+        subject_ids: the patient of each photo (``n`` ids).
+        min_subjects: fewest distinct patients (default :data:`MIN_COMPOSITE_SUBJECTS`).
 
     Returns:
-        ``(112, 112, 3)`` uint8 RGB, read-only.
+        ``(112, 112, 3)`` uint8 RGB, read-only (rounded half to even), or ``None`` when the photos
+        come from fewer than ``min_subjects`` distinct patients.
+
+    Raises:
+        ValueError: ``min_subjects`` < 1, or photos and ids that do not fit.
     """
     if min_subjects < 1:
         raise ValueError(f"min_subjects must be >= 1, got {min_subjects}")
-    if gallery.photos is None:
+    arr = np.asarray(photos)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) != len(subject_ids):
+        raise ValueError(
+            f"photos must be (n, H, W, 3) with one subject id each, got {arr.shape} and "
+            f"{len(subject_ids)} ids"
+        )
+    if len(set(subject_ids)) < min_subjects:
         return None
-    idx = gallery.images_of(syndrome_id)
-    subjects = {gallery.images[int(i)].subject_id for i in idx}
-    if len(subjects) < min_subjects:
-        return None
-    mean = gallery.photos[idx].astype(np.float64).mean(axis=0)
-    out = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(arr.mean(axis=0, dtype=np.float64)), 0, 255).astype(np.uint8)
     out.setflags(write=False)
     return out
+
+
+def composite_face(
+    gallery: Gallery,
+    syndrome_id: str,
+    *,
+    indices: Sequence[int] | np.ndarray | None = None,
+    min_subjects: int = MIN_COMPOSITE_SUBJECTS,
+) -> ImageU8 | None:
+    """A syndrome's composite face from its stored gallery photos, or ``None``.
+
+    ``None`` when the gallery stores no photos or they come from fewer than ``min_subjects``
+    distinct patients (whether the photos themselves are visible does not matter: a composite of
+    enough patients is what is shown *instead* of restricted photos).
+
+    Args:
+        gallery: the gallery.
+        syndrome_id: the syndrome.
+        indices: average only these gallery images (e.g. those a batch run explained); each must be
+            labelled ``syndrome_id``. Default: all of the syndrome's images.
+        min_subjects: see :func:`mean_face`.
+
+    Returns:
+        ``(112, 112, 3)`` uint8 RGB, read-only.
+
+    Raises:
+        ValueError: ``min_subjects`` < 1, or an index of another syndrome.
+        KeyError: an unknown syndrome.
+    """
+    if min_subjects < 1:
+        raise ValueError(f"min_subjects must be >= 1, got {min_subjects}")
+    own = gallery.images_of(syndrome_id)
+    idx = own if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices is not None and not np.isin(idx, own).all():
+        raise ValueError(
+            f"indices {idx[~np.isin(idx, own)][:5].tolist()} are not {syndrome_id!r} images"
+        )
+    if gallery.photos is None or idx.size == 0:
+        return None
+    subjects = [gallery.images[int(i)].subject_id for i in idx]
+    return mean_face(gallery.photos[idx], subjects, min_subjects=min_subjects)
+
+
+def may_show_photos(gallery: Gallery, show_photo: bool | None = None) -> bool:
+    """Whether the gallery's own photos may be shown: stored, allowed by the gallery
+    (:attr:`Gallery.photos_visible`) and not forbidden by the caller (``GmxConfig.photos_visible``:
+    ``False`` forbids, ``None``/``True`` defer to the gallery)."""
+    return gallery.photos is not None and gallery.photos_visible and show_photo is not False
 
 
 def gallery_face(
@@ -122,8 +189,7 @@ def gallery_face(
         raise ValueError(f"index {index} out of range for {len(gallery)} gallery images")
     im = gallery.images[index]
     landmarks = np.array(ARCFACE_TEMPLATE, dtype=np.float64)
-    allowed = gallery.photos is not None and gallery.photos_visible and show_photo is not False
-    if allowed:
+    if may_show_photos(gallery, show_photo):
         photo = np.array(gallery.photos[index])
         photo.setflags(write=False)
         return GalleryFace(
@@ -154,5 +220,7 @@ __all__ = [
     "GalleryFace",
     "composite_face",
     "gallery_face",
+    "may_show_photos",
+    "mean_face",
     "template_face",
 ]

@@ -1,0 +1,86 @@
+"""Atomic file writes, written once for gmx's artifacts (galleries, models and cards, encoding CSVs,
+activation sidecars, batch chunks and syndrome results, demo metrics).
+
+A file is written to a temporary file with a unique name in the destination's folder, flushed and
+fsynced, moved over the destination with :func:`os.replace` (atomic on POSIX and Windows within one
+file system), and the folder is fsynced so that the rename survives a crash. Readers therefore see
+either the old file or the complete new one, never a partial file; on any error the temporary file is
+removed and the destination is left as it was. Concurrent writers of the same destination each use
+their own temporary file, so they never clash: the last one to finish wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write a file atomically: yield a temporary path to write, then move it over ``path``.
+
+    The caller writes the complete file to the yielded path (any way it likes: ``open``, SQLite,
+    ``np.save``); when the ``with`` block ends normally the file is fsynced, renamed onto ``path``,
+    and the folder is fsynced. If the block raises, the temporary file is deleted and ``path`` is
+    untouched.
+
+    Args:
+        path: the destination; its folder must exist.
+
+    Yields:
+        The temporary file's path (an empty file, in the same folder as ``path``).
+
+    Raises:
+        FileNotFoundError: the destination's folder does not exist.
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {dest}: folder {dest.parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(dest.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` with :func:`atomic_write`; returns ``path``."""
+    dest = Path(path)
+    with atomic_write(dest) as tmp:
+        tmp.write_bytes(data)
+    return dest
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` with :func:`atomic_write`; returns ``path``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable where the OS allows opening folders (not Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems refuse fsync on folders
+        logger.debug("fsync of %s failed: %s", directory, exc)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
