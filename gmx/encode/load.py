@@ -107,8 +107,8 @@ def _torch_load(data: bytes, path: Path, allow_pickle: bool) -> object:
         refusal = exc
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(
-            f"{path.name} looks like a torch checkpoint but cannot be read (truncated or "
-            f"corrupt?): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"{path.name} looks like a torch checkpoint but cannot be read: the file is truncated "
+            "or corrupt. Copy or download it again."
         ) from exc
     dst = path.with_name(path.stem + "_state_dict.pt").name
     if not allow_pickle:
@@ -159,8 +159,17 @@ def _as_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 def _read_card(path: Path) -> tuple[ModelCard, str | None]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read model card {path.name}: {exc}") from exc
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot read model card {path.name} ({exc.strerror or 'input/output error'})."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"model card {path.name} is not UTF-8 text, so not JSON.") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(
+            f"model card {path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); fix it or delete it to use the defaults of the weights."
+        ) from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"model card {path.name} must be a JSON object")
     fingerprint = data.pop(FINGERPRINT_KEY, None)

@@ -330,3 +330,18 @@ def test_card_is_checked_before_a_network_is_allocated(
     card_file.write_text(json.dumps(data))
     assert expected in _refused(gmx_model, plain_message)
     assert set(no_real_build) <= {"meta"}
+
+
+def test_broken_checkpoint_and_card_messages_are_plain(
+    gmx_model: Path, tmp_path: Path, plain_message: Callable[[BaseException | str], str]
+) -> None:
+    card_file = card_path_for(gmx_model)
+    card = card_file.read_text()
+    card_file.write_text(card[: len(card) // 2])
+    assert "line" in _refused(gmx_model, plain_message)
+    card_file.write_bytes(b"\xff\xfe{}")
+    assert "not UTF-8" in _refused(gmx_model, plain_message)
+    card_file.write_text(card)
+    data = gmx_model.read_bytes()
+    gmx_model.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in _refused(gmx_model, plain_message)
