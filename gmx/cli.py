@@ -10,8 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,7 @@ from tqdm import tqdm
 
 from gmx import __version__
 from gmx.config import GmxConfig, from_cli_args
+from gmx.errors import OutputError
 
 log = logging.getLogger("gmx")
 
@@ -33,11 +40,95 @@ def _ensemble(cfg: GmxConfig):
 
 
 def _photos(paths: Sequence[Path]) -> Iterator[Path]:
+    """Photos named on the command line, folders expanded (sorted); each file once."""
+    seen: set[str] = set()
     for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield p
+        found = (
+            sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if p.is_dir()
+            else [p]
+        )
+        for q in found:
+            key = os.path.abspath(q)
+            if key not in seen:
+                seen.add(key)
+                yield q
+
+
+# -------------------------------------------------------------------------------- output paths
+def output_stems(photos: Sequence[Path]) -> list[str]:
+    """Unique, stable names (relative POSIX paths without extension) for per-photo outputs.
+
+    A photo's name is its path relative to the deepest folder that holds all the photos, without
+    the extension: photos of one folder keep their plain stem, ``a/photo.jpg`` and ``b/photo.jpg``
+    become ``a/photo`` and ``b/photo``. Names that still clash (compared case-insensitively, as on
+    macOS and Windows disks), e.g. ``x.jpg`` and ``x.png``, keep their extension (``x-jpg``,
+    ``x-png``); anything still clashing gets ``-2``, ``-3``, ... in input order. The same photos in
+    the same order always get the same names.
+    """
+    if not photos:
+        return []
+    absolute = [Path(os.path.abspath(p)) for p in photos]
+    root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    relative = [p.relative_to(root) for p in absolute]
+    stems = [r.with_suffix("").as_posix() for r in relative]
+    counts = Counter(s.lower() for s in stems)
+    stems = [
+        f"{s}-{r.suffix[1:]}" if counts[s.lower()] > 1 and r.suffix else s
+        for s, r in zip(stems, relative, strict=True)
+    ]
+    used: set[str] = set()
+    out = []
+    for stem in stems:
+        name, n = stem, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name.lower())
+        out.append(name)
+    return out
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _probe_writable(folder: Path, flag: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{flag} {folder}: cannot write into this folder ({_os_reason(exc)})."
+        ) from exc
+
+
+def output_folder(out: Path, flag: str = "--out") -> Path:
+    """Check (before any work) that ``out`` is a folder gmx can write into; create it if needed.
+
+    Raises:
+        OutputError: ``out`` is an existing file, cannot be created, or is not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{flag} {out} is a file, not a folder; give a folder for the outputs.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{flag} {out}: cannot create this folder ({_os_reason(exc)}).") from exc
+    _probe_writable(out, flag)
+    return out
+
+
+def output_file(out: Path, flag: str = "--out") -> Path:
+    """Check (before any work) that the file ``out`` can be written; create its folder if needed.
+
+    Raises:
+        OutputError: ``out`` is a folder, its folder cannot be created, or is not writable.
+    """
+    if out.is_dir():
+        raise OutputError(f"{flag} {out} is a folder; give the name of the file to write in it.")
+    output_folder(out.parent, flag=f"{flag} {out.name}: the folder")
+    return out
 
 
 def _progress(total: int, desc: str) -> tqdm:
@@ -70,12 +161,14 @@ def cmd_align(args: argparse.Namespace) -> int:
     from gmx.errors import ImageLoadError
     from gmx.viz import to_png_bytes
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(args.out))
     photos = list(_photos(args.photos))
+    stems = output_stems(photos)
     summary = []
+    replaced = 0
     with FaceAligner(max_faces=args.max_faces) as aligner:
-        for path in tqdm(photos, desc="align", unit="img", file=sys.stderr, disable=None):
+        jobs = list(zip(photos, stems, strict=True))
+        for path, stem in tqdm(jobs, desc="align", unit="img", file=sys.stderr, disable=None):
             try:
                 result = aligner.align(load_image(path))
             except ImageLoadError as exc:
@@ -83,8 +176,11 @@ def cmd_align(args: argparse.Namespace) -> int:
                 continue
             faces = []
             for i, face in enumerate(result.faces):
-                name = f"{path.stem}_face{i}.png"
-                (out / name).write_bytes(to_png_bytes(face.image))
+                name = f"{stem}_face{i}.png"
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                replaced += target.exists()
+                target.write_bytes(to_png_bytes(face.image))
                 faces.append(
                     {
                         "aligned": name,
@@ -98,6 +194,10 @@ def cmd_align(args: argparse.Namespace) -> int:
                     }
                 )
             summary.append({"photo": str(path), "faces": faces, "message": result.message})
+    if replaced:
+        log.warning(
+            "replaced %d aligned face(s) already in %s (from an earlier run)", replaced, out
+        )
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if all("error" not in s for s in summary) else 1
@@ -108,10 +208,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from gmx.align import FaceAligner
     from gmx.gallery import EncodingTable, image_id_from_name, write_encodings
 
+    out = output_file(Path(args.out))
+    photos = list(_photos(args.photos))
+    _check_unique_image_ids(photos, image_id_from_name)
     cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
-    photos = list(_photos(args.photos))
     with FaceAligner() as aligner:
         for path in tqdm(photos, desc="encode", unit="img", file=sys.stderr, disable=None):
             face, why = _primary_face(aligner, path)
@@ -133,11 +235,27 @@ def cmd_encode(args: argparse.Namespace) -> int:
         embeddings=emb,
         class_conf=tuple(np.zeros((len(ids), 1), np.float32) for _ in ensemble.variants),
     )
-    write_encodings(table, args.out)
+    write_encodings(table, out)
     for line in failed:
         log.warning("skipped %s", line)
-    log.info("wrote %d encodings (%d variants) to %s", len(ids), len(ensemble.variants), args.out)
+    log.info("wrote %d encodings (%d variants) to %s", len(ids), len(ensemble.variants), out)
     return 0 if not failed else 1
+
+
+def _check_unique_image_ids(photos: Sequence[Path], image_id: Callable[[str], str]) -> None:
+    """Refuse photos whose encodings rows would share an image id (before any work)."""
+    by_id: dict[str, list[str]] = {}
+    for path in photos:
+        by_id.setdefault(image_id(path.name), []).append(str(path))
+    clashes = {k: v for k, v in by_id.items() if len(v) > 1}
+    if clashes:
+        key, paths = next(iter(clashes.items()))
+        more = f" (and {len(clashes) - 1} more ids)" if len(clashes) > 1 else ""
+        raise OutputError(
+            f"{len(paths)} photos would get the same image id {key!r} in the encodings file: "
+            f"{', '.join(paths[:4])}{more}. The id is the file name up to its first '_' (as in "
+            "GestaltMatcher's encodings); rename the photos so that their ids differ."
+        )
 
 
 # ------------------------------------------------------------------------------------- predict
@@ -147,25 +265,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.pipeline import Diagnoser
 
     cfg = from_cli_args(args)
+    photos = list(_photos(args.photos))
+    case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
         results = []
         status = 0
-        for path in _photos(args.photos):
+        for path, case_id in zip(photos, case_ids, strict=True):
             try:
                 d = diagnoser.diagnose(
                     path.read_bytes(), face_index=args.face, min_distance=args.min_distance
                 )
-            except (GmxError, OSError) as exc:
-                results.append({"case_id": str(path), "error": str(exc)})
+            except GmxError as exc:
+                results.append({"case_id": case_id, "photo": str(path), "error": str(exc)})
+                status = 1
+                continue
+            except OSError as exc:
+                results.append(
+                    {
+                        "case_id": case_id,
+                        "photo": str(path),
+                        "error": f"cannot read {path}: {_os_reason(exc)}",
+                    }
+                )
                 status = 1
                 continue
             if not d.ok:
-                results.append({"case_id": str(path), "error": d.message})
+                results.append({"case_id": case_id, "photo": str(path), "error": d.message})
                 status = 1
                 continue
             out = to_service_json(
                 d.ranking,
-                case_id=path.stem,
+                case_id=case_id,
                 model_version=",".join(m.card.name for m in diagnoser.models),
                 gallery_version=diagnoser.gallery.version,
                 top_k=args.top_k,
@@ -178,6 +308,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     "quality_warnings": list(d.face.quality.warnings),
                     "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
                     "demo": cfg.is_demo,
+                    "photo": str(path),
                 }
             )
             results.append(out)
@@ -225,6 +356,7 @@ def _align_listed(images, directory: Path, desc: str):
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
+    output_file(Path(args.out))
     cfg = from_cli_args(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
@@ -276,6 +408,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
 def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
+    output_file(Path(args.out))
     cfg = from_cli_args(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
@@ -356,6 +489,7 @@ def _verify_gallery(args: argparse.Namespace) -> tuple[dict[str, object], int]:
 def cmd_gallery_export(args: argparse.Namespace) -> int:
     from gmx.gallery import load_gallery, write_encodings
 
+    output_file(Path(args.out))
     write_encodings(load_gallery(args.gallery_file), args.out)
     log.info("wrote %s", args.out)
     return 0
@@ -419,7 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--precision", choices=["fp32", "bf16"], help="encoder arithmetic (default fp32)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug messages, and the start-up lines of MediaPipe/LiteRT (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("align", help="align photos to the 112x112 ArcFace template (PNG + JSON)")
@@ -531,21 +670,97 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Lines that native libraries (MediaPipe's glog/absl, LiteRT, TFLite) write to file descriptor 2
+#: and that stay visible without ``-v``: errors and fatal messages. Their start-up chatter
+#: ("INFO: Created TensorFlow Lite XNNPACK delegate", "W0000 ... Feedback manager ...") is dropped.
+_NATIVE_ERROR_LINE = re.compile(
+    rb"^(?:[EF]\d{4} |E\d{4}|F\d{4}|ERROR|FATAL|Check failed|terminate called)"
+)
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Drop what native libraries write to file descriptor 2, except error lines, in this block.
+
+    MediaPipe's C++ code logs through glog/absl and LiteRT straight to fd 2, ignoring Python's
+    logging and the usual environment variables (measured: ``GLOG_minloglevel``,
+    ``GOOGLE_STDERRTHRESHOLD`` and ``TF_CPP_MIN_LOG_LEVEL`` change nothing with mediapipe's
+    bundled build), from its own threads and also after landmarker creation (first inference,
+    close). So fd 2 is pointed at a pipe for the whole block; a thread forwards the lines matching
+    :data:`_NATIVE_ERROR_LINE` at once (so a crash still shows its reason), and ``sys.stderr`` is
+    moved to a copy of the original descriptor so Python's own messages (logging, progress bars,
+    warnings) are unaffected. Process-wide: meant for the command line, not a server.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    python_stderr = open(  # noqa: SIM115 - closed in the finally below
+        os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace"
+    )
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if _NATIVE_ERROR_LINE.match(line):
+                    try:
+                        os.write(saved, line)
+                    except OSError:  # the block has ended and closed the descriptor
+                        return
+
+    thread = threading.Thread(target=forward, name="gmx-native-stderr", daemon=True)
+    thread.start()
+    original = sys.stderr
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = python_stderr
+    try:
+        yield
+    finally:
+        python_stderr.flush()
+        sys.stderr = original
+        os.dup2(saved, 2)  # drops the pipe's last write end: the thread reads EOF and ends
+        thread.join(timeout=5)
+        python_stderr.close()
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gmx`` command."""
+    """Entry point of the ``gmx`` command.
+
+    Without ``-v`` the start-up lines of MediaPipe/LiteRT are hidden (see
+    :func:`quiet_native_stderr`); ``-v`` shows them and gmx's debug messages.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    with ExitStack() as stack:
+        if not args.verbose:
+            stack.enter_context(quiet_native_stderr())
+        root = logging.getLogger()
+        if not root.handlers:  # as logging.basicConfig, but removed again on return
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
+            stack.callback(root.removeHandler, handler)
+        if args.verbose:  # gmx's own debug messages, not every library's
+            previous = log.level
+            log.setLevel(logging.DEBUG)
+            stack.callback(log.setLevel, previous)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from gmx.errors import GmxError
 
     try:
         return int(args.func(args))
-    except (GmxError, FileNotFoundError, ValueError) as exc:
+    except (GmxError, ValueError) as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:  # e.g. the disk filled up while writing
+        log.debug("OS error", exc_info=True)
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error("cannot read or write%s: %s", where, _os_reason(exc))
         return 2
 
 

@@ -22,11 +22,14 @@ Example ``gmx.toml`` for real GestaltMatcher-Arc weights and a GMDB gallery buil
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from gmx.errors import ConfigError
 
 #: Root of the repository checkout (gmx is installed editable; models/ sits beside gmx/).
 PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -81,32 +84,160 @@ class GmxConfig:
         return replace(self, **changes)
 
 
-def _from_toml(path: Path) -> dict[str, Any]:
+#: What a ``GMX_CONFIG`` file may hold: section -> key -> (kind, how to write it). Kinds: ``bool``,
+#: ``path`` (a non-empty string), ``paths`` (a non-empty list of them), or a tuple of the allowed
+#: strings / a compiled pattern for free strings.
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+CONFIG_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
+    "models": {
+        "paths": ("paths", 'a list of model files, e.g. paths = ["a.pt", "b.onnx"]'),
+        "flip": ("bool", "true or false (a TOML boolean, without quotes)"),
+        "grey": ("bool", "true or false (a TOML boolean, without quotes)"),
+    },
+    "gallery": {
+        "path": ("path", 'a gallery file, e.g. path = "gallery.sqlite"'),
+        "photos_visible": ("bool", "true or false (a TOML boolean, without quotes)"),
+    },
+    "runtime": {
+        "device": (_DEVICE_PATTERN, '"auto", "cpu", "cuda", "cuda:N" or "mps"'),
+        "precision": (("fp32", "bf16"), '"fp32" or "bf16"'),
+    },
+}
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """The parsed file and its text; every failure is a :class:`ConfigError` naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"{CONFIG_ENV} points to {path}, which is a folder; name a .toml file.")
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError as exc:
-        raise ValueError(f"{CONFIG_ENV} points to {path}, which does not exist") from exc
+        raise ConfigError(f"{CONFIG_ENV} points to {path}, which does not exist.") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror or 'input/output error'})."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not valid TOML.") from exc
+    try:
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
+        # Python 3.11's message ends with "(at line L, column C)"; put the place first.
+        message = str(exc)
+        where = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        if where:
+            message = message[: where.start()].strip()
+            raise ConfigError(
+                f"config file {path}, line {where[1]}, column {where[2]}: not valid TOML "
+                f"({message})."
+            ) from exc
+        raise ConfigError(f"config file {path} is not valid TOML ({message}).") from exc
+
+
+def _key_line(text: str, section: str, key: str | None) -> int | None:
+    """1-based line where ``[section]`` (``key is None``) or its ``key`` is written, if found."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[\s*([A-Za-z0-9_\-\.\"']+)\s*\]", stripped)
+        if header:
+            current = header[1].strip("\"'")
+            if key is None and current == section:
+                return number
+            continue
+        name = re.match(r"([A-Za-z0-9_\-\.\"']+)\s*=", stripped)
+        if name is None:
+            continue
+        dotted = name[1].replace('"', "").replace("'", "")
+        full = f"{current}.{dotted}" if current else dotted
+        target = section if key is None else f"{section}.{key}"
+        if full == target or (key is None and full.startswith(section + ".")):
+            return number
+    return None
+
+
+def _describe(value: object) -> str:
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list"}
+    kind = kinds.get(type(value), "table" if isinstance(value, dict) else type(value).__name__)
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"the {kind} {shown}"
+
+
+def _check_value(value: object, kind: object) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "path":
+        return isinstance(value, str) and bool(value.strip())
+    if kind == "paths":
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(isinstance(v, str) and v.strip() for v in value)
+        )
+    if isinstance(kind, re.Pattern):
+        return isinstance(value, str) and kind.fullmatch(value) is not None
+    return isinstance(value, str) and value in kind  # type: ignore[operator]
+
+
+def validate_config_data(data: Mapping[str, Any], path: Path, text: str = "") -> None:
+    """Check a parsed ``GMX_CONFIG`` file against :data:`CONFIG_SCHEMA`.
+
+    Args:
+        data: the parsed TOML.
+        path: the file, for messages.
+        text: the file's text, to find the line of an offending key.
+
+    Raises:
+        ConfigError: naming the file, the key, the line (when found), what was given and what to
+            write instead; also for unknown sections and keys (usually typos).
+    """
+
+    def fail(section: str, key: str | None, problem: str) -> ConfigError:
+        line = _key_line(text, section, key)
+        place = f"{path}, line {line}" if line else str(path)
+        what = f"[{section}]" + (f" {key}" if key else "")
+        return ConfigError(f"config file {place}: {what} {problem}")
+
+    for section, table in data.items():
+        schema = CONFIG_SCHEMA.get(section)
+        if schema is None:
+            raise fail(
+                section, None, f"is not a known section (known: {', '.join(CONFIG_SCHEMA)})."
+            )
+        if not isinstance(table, dict):
+            raise fail(
+                section,
+                None,
+                f"must be a table (a [{section}] header followed by keys), not {_describe(table)}.",
+            )
+        for key, value in table.items():
+            if key not in schema:
+                raise fail(section, key, f"is not a known key (known: {', '.join(schema)}).")
+            kind, expected = schema[key]
+            if not _check_value(value, kind):
+                raise fail(section, key, f"must be {expected}, not {_describe(value)}.")
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    data, text = _read_toml(path)
+    validate_config_data(data, path, text)
     base = path.parent
     out: dict[str, Any] = {"source": str(path)}
     models = data.get("models", {})
     if "paths" in models:
-        out["model_paths"] = tuple((base / Path(p)).resolve() for p in models["paths"])
+        out["model_paths"] = tuple((base / Path(p).expanduser()).resolve() for p in models["paths"])
     for key in ("flip", "grey"):
         if key in models:
-            out[key] = bool(models[key])
+            out[key] = models[key]
     gallery = data.get("gallery", {})
     if "path" in gallery:
-        out["gallery_path"] = (base / Path(gallery["path"])).resolve()
+        out["gallery_path"] = (base / Path(gallery["path"]).expanduser()).resolve()
     if "photos_visible" in gallery:
-        out["photos_visible"] = bool(gallery["photos_visible"])
+        out["photos_visible"] = gallery["photos_visible"]
     runtime = data.get("runtime", {})
-    if "device" in runtime:
-        out["device"] = str(runtime["device"])
-    if "precision" in runtime:
-        out["precision"] = str(runtime["precision"])
+    for key in ("device", "precision"):
+        if key in runtime:
+            out[key] = runtime[key]
     return out
 
 
@@ -117,7 +248,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> GmxConfig:
         environ: environment to read (defaults to ``os.environ``).
 
     Raises:
-        ValueError: if a named config file is missing or invalid.
+        ConfigError: (a ``ValueError``) if the named config file is missing, a folder, unreadable,
+            not valid TOML, or has an unknown key or a value of the wrong type; the message names
+            the file, the key and the line.
     """
     env = os.environ if environ is None else environ
     fields: dict[str, Any] = {}
@@ -162,6 +295,7 @@ def from_cli_args(args: Any, environ: Mapping[str, str] | None = None) -> GmxCon
 
 __all__ = [
     "CONFIG_ENV",
+    "CONFIG_SCHEMA",
     "DEMO_DIR",
     "DEMO_GALLERY",
     "DEMO_MODEL",
@@ -171,4 +305,5 @@ __all__ = [
     "GmxConfig",
     "from_cli_args",
     "load_config",
+    "validate_config_data",
 ]

@@ -20,8 +20,26 @@ class ModelLoadError(GmxError):
     """A model file cannot be loaded safely or is not a format gmx knows."""
 
 
+class ConfigError(GmxError, ValueError):
+    """A configuration file is missing, unreadable, not valid TOML, or has a value of the wrong type.
+
+    Also a :class:`ValueError`, which :func:`gmx.config.load_config` has always raised.
+    """
+
+
+class OutputError(GmxError):
+    """A file or folder gmx was asked to write cannot be written (not a folder, no permission)."""
+
+
 class GalleryError(GmxError):
     """A gallery is missing, inconsistent, or was built with another model."""
 
 
-__all__ = ["GalleryError", "GmxError", "ImageLoadError", "ModelLoadError"]
+__all__ = [
+    "ConfigError",
+    "GalleryError",
+    "GmxError",
+    "ImageLoadError",
+    "ModelLoadError",
+    "OutputError",
+]

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,31 @@ def _one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+#: Internals a message shown to a user must not contain: object reprs, addresses, exception class
+#: names, tracebacks, errno tuples, Pillow's "bytes not processed".
+_INTERNALS = re.compile(
+    r"<[^>]* at 0x|0x[0-9a-fA-F]{6,}|Traceback|\b[A-Z]\w*(?:Error|Exception)\b|\[Errno|"
+    r"bytes not processed|_io\.|object at"
+)
+
+
+@pytest.fixture(scope="session")
+def plain_message() -> Callable[[BaseException | str], str]:
+    """Checker: a user-facing message is a plain sentence (no reprs or library internals).
+
+    Returns the message so a test can match its wording too.
+    """
+
+    def check(message: BaseException | str) -> str:
+        text = str(message)
+        assert text.strip(), "empty message"
+        found = _INTERNALS.search(text)
+        assert found is None, f"message leaks internals ({found.group(0)!r}): {text}"
+        return text
+
+    return check
 
 
 TINY_LAYERS = (1, 1, 1, 1)

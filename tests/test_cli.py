@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+import gmx
 from gmx.cli import main
 from gmx.gallery import load_gallery, read_encodings
 
@@ -241,3 +246,165 @@ def test_encode_writes_upstream_csv(tmp_path, gmdb, tiny_setup):
     assert table.image_ids == ("501",)  # upstream: the id is the name up to the first '_'
     assert table.file_names == ("501_crop_square.jpg",)
     assert table.embeddings.shape == (1, 2, 32)
+
+
+# ------------------------------------------------------------------------------- output paths
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, format="JPEG", quality=92)
+    return path
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a command starts aligning or loading models."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started working before checking its output")
+
+    monkeypatch.setattr("gmx.align.FaceAligner", refuse)
+    monkeypatch.setattr("gmx.cli._ensemble", refuse)
+    monkeypatch.setattr("gmx.pipeline.Diagnoser.from_config", refuse)
+
+
+def test_align_same_file_name_in_two_folders_keeps_both(tmp_path, capsys):
+    """a/photo.jpg and b/photo.jpg used to both become photo_face0.png (A's record showed B)."""
+    face = np.ascontiguousarray(data.astronaut())
+    a = _write_jpeg(tmp_path / "in" / "a" / "photo.jpg", face)
+    b = _write_jpeg(tmp_path / "in" / "b" / "photo.jpg", np.ascontiguousarray(face[:, ::-1]))
+    out = tmp_path / "out"
+    assert main(["align", str(a), str(b), "--out", str(out)]) == 0
+    records = json.loads(capsys.readouterr().out)
+    names = [r["faces"][0]["aligned"] for r in records]
+    assert names == ["a/photo_face0.png", "b/photo_face0.png"]
+    pixels = [np.asarray(Image.open(out / n)) for n in names]
+    assert not np.array_equal(pixels[0], pixels[1])  # each record points at its own face
+    # the mirrored photo gives (nearly) the mirrored aligned face: B's file is B's face
+    assert np.abs(pixels[1].astype(int) - pixels[0][:, ::-1].astype(int)).mean() < 20
+
+
+def test_output_stems_are_unique_and_stable(tmp_path):
+    from gmx.cli import output_stems
+
+    photos = [
+        tmp_path / "x.jpg",
+        tmp_path / "X.png",
+        tmp_path / "sub" / "y.jpg",
+        tmp_path / "sub" / "x.jpg",
+        tmp_path / "x-jpg.jpg",
+    ]
+    stems = output_stems(photos)
+    assert stems == ["x-jpg", "X-png", "sub/y", "sub/x", "x-jpg-2"]
+    assert len({s.lower() for s in stems}) == len(stems)
+    assert output_stems(photos) == stems
+    assert output_stems([tmp_path / "only" / "500_crop.jpg"]) == ["500_crop"]
+    assert output_stems([Path("a/../../x.jpg"), Path("b/x.jpg")])[0].count("..") == 0
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file"])
+def test_align_checks_out_before_any_work(tmp_path, caplog, no_work, plain_message, kind):
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("not a folder")
+    out = blocker if kind == "file" else blocker / "faces"
+    photo = _write_jpeg(tmp_path / "p.jpg", np.ascontiguousarray(data.astronaut()))
+    assert main(["align", str(photo), "--out", str(out)]) == 2
+    message = plain_message(caplog.text)
+    assert str(out) in message
+    assert blocker.read_text() == "not a folder"
+
+
+def test_encode_checks_out_and_ids_before_any_work(tmp_path, caplog, no_work, plain_message):
+    face = np.ascontiguousarray(data.astronaut())
+    a = _write_jpeg(tmp_path / "a" / "photo.jpg", face)
+    b = _write_jpeg(tmp_path / "b" / "photo.jpg", face)
+    folder = tmp_path / "encodings"
+    folder.mkdir()
+    assert main(["encode", str(a), "--out", str(folder)]) == 2
+    assert "is a folder" in plain_message(caplog.text)
+    caplog.clear()
+    assert main(["encode", str(a), str(b), "--out", str(tmp_path / "e.csv")]) == 2
+    assert "same image id 'photo'" in plain_message(caplog.text)
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_gallery_export_checks_out(tmp_path, tiny_setup, caplog, plain_message):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    status = main(["gallery", "export", str(tiny_setup.gallery_path), "--out", str(folder)])
+    assert status == 2
+    assert "is a folder" in plain_message(caplog.text)
+
+
+def test_predict_case_ids_are_unique(tmp_path, tiny_setup, capsys):
+    a = tmp_path / "a" / "photo.jpg"
+    b = tmp_path / "b" / "photo.jpg"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(tiny_setup.photo_jpeg)
+    args = ["--device", "cpu", "predict", str(a), str(b), "--models", str(tiny_setup.model_path)]
+    assert main([*args, "--gallery", str(tiny_setup.gallery_path), "--top-k", "1"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["case_id"] for r in results] == ["a/photo", "b/photo"]
+    assert [r["gmx"]["photo"] for r in results] == [str(a), str(b)]
+
+
+# ------------------------------------------------------------------------------ native chatter
+
+#: Start-up lines MediaPipe / LiteRT / TFLite print from native code (glog "W0000 ...", LiteRT
+#: "INFO: [file.cc:N]", TFLite "INFO: Created TensorFlow Lite XNNPACK delegate").
+_NATIVE_CHATTER = re.compile(r"^(?:INFO: |WARNING: Logging before|[IW]\d{4} )", re.MULTILINE)
+
+
+def _run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    root = Path(gmx.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "gmx.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def test_cli_hides_native_startup_lines_unless_verbose(tmp_path):
+    photo = Path(gmx.__file__).resolve().parents[1] / "models/demo/examples/syndrome_A_1008.jpg"
+    quiet = _run_cli("align", str(photo), "--out", str(tmp_path / "q"), tmp_path=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)[0]["faces"], "the demo photo has a face"
+    assert _NATIVE_CHATTER.search(quiet.stderr) is None, quiet.stderr
+    loud = _run_cli("-v", "align", str(photo), "--out", str(tmp_path / "v"), tmp_path=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert _NATIVE_CHATTER.search(loud.stderr) is not None, loud.stderr
+
+
+def test_quiet_cli_still_shows_its_own_messages(tmp_path):
+    result = _run_cli(
+        "align", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"), tmp_path=tmp_path
+    )
+    assert result.returncode == 1
+    assert "No image file" in result.stdout
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _run_cli(
+        "align", str(tmp_path / "missing.jpg"), "--out", str(blocker), tmp_path=tmp_path
+    )
+    assert result.returncode == 2
+    assert "is a file, not a folder" in result.stderr
+
+
+def test_quiet_native_stderr_keeps_error_lines_and_python_messages(capfd):
+    from gmx.cli import quiet_native_stderr
+
+    with quiet_native_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"W0000 00:00:1.0   12 graph.cc:1] Feedback manager chatter\n")
+        os.write(2, b"E0000 00:00:1.0   12 graph.cc:2] something broke\n")
+        print("python message", file=sys.stderr)
+    os.write(2, b"after the block\n")
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err and "chatter" not in err
+    assert "something broke" in err and "python message" in err and "after the block" in err

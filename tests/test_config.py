@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from gmx.config import DEMO_GALLERY, DEMO_MODEL, GmxConfig, load_config
+from gmx.errors import ConfigError
 
 
 def test_default_is_demo():
@@ -45,6 +46,101 @@ def test_missing_or_bad_config_file_is_a_clear_error(tmp_path: Path):
 def test_with_overrides_converts_paths():
     cfg = GmxConfig().with_overrides(model_paths=["m.pt"], gallery_path="g.sqlite")
     assert cfg.model_paths == (Path("m.pt"),) and cfg.gallery_path == Path("g.sqlite")
+
+
+def _config_file(tmp_path: Path, text: str) -> dict[str, str]:
+    (tmp_path / "gmx.toml").write_text(text)
+    return {"GMX_CONFIG": str(tmp_path / "gmx.toml")}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "hint"),
+    [
+        (
+            '[models]\npaths = ["a.pt"]\n\n[gallery]\nphotos_visible = "false"\n',
+            5,
+            "photos_visible",
+            "true or false",
+        ),
+        ('[models]\nflip = "false"\n', 2, "flip", "true or false"),
+        ("[models]\ngrey = 0\n", 2, "grey", "true or false"),
+        ('# my models\n[models]\npaths = "x.pt"\n', 3, "paths", "a list of model files"),
+        ("[models]\npaths = []\n", 2, "paths", "a list of model files"),
+        ("[gallery]\npath = 3\n", 2, "path", "a gallery file"),
+        ('[runtime]\ndevice = "gpu"\n', 2, "device", '"cuda:N"'),
+        ('[runtime]\nprecision = "fp16"\n', 2, "precision", '"bf16"'),
+        ("models = 3\n", 1, "[models]", "must be a table"),
+        ("[gallery]\nphoto_visible = false\n", 2, "photo_visible", "not a known key"),
+        ('[modles]\npaths = ["a.pt"]\n', 1, "[modles]", "not a known section"),
+    ],
+    ids=[
+        "photos_visible-string",
+        "flip-string",
+        "grey-int",
+        "paths-string",
+        "paths-empty",
+        "gallery-path-int",
+        "device-unknown",
+        "precision-unknown",
+        "section-not-table",
+        "key-typo",
+        "section-typo",
+    ],
+)
+def test_config_values_of_the_wrong_type_name_file_key_and_line(
+    tmp_path: Path, text: str, line: int, key: str, hint: str, plain_message
+) -> None:
+    env = _config_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(env)
+    message = plain_message(info.value)
+    assert str(tmp_path / "gmx.toml") in message
+    assert f"line {line}" in message and key in message and hint in message
+
+
+def test_string_booleans_never_become_true(tmp_path: Path) -> None:
+    """photos_visible = "false" used to be bool("false") == True: restricted photos were shown."""
+    env = _config_file(tmp_path, '[gallery]\nphotos_visible = "false"\n')
+    with pytest.raises(ValueError, match="photos_visible"):  # ConfigError is a ValueError
+        load_config(env)
+    env = _config_file(tmp_path, "[gallery]\nphotos_visible = false\n[models]\nflip = false\n")
+    cfg = load_config(env)
+    assert cfg.photos_visible is False and cfg.flip is False
+
+
+def test_malformed_toml_names_file_and_line(tmp_path: Path, plain_message) -> None:
+    env = _config_file(tmp_path, '[models]\npaths = ["a.pt"]\nflip = tru\n')
+    with pytest.raises(ConfigError, match="not valid TOML") as info:
+        load_config(env)
+    assert f"{tmp_path / 'gmx.toml'}, line 3" in plain_message(info.value)
+
+
+def test_config_pointing_at_a_folder_or_binary_file(tmp_path: Path, plain_message) -> None:
+    with pytest.raises(ConfigError, match="folder") as info:
+        load_config({"GMX_CONFIG": str(tmp_path)})
+    plain_message(info.value)
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        load_config({"GMX_CONFIG": str(tmp_path / "bin.toml")})
+    plain_message(info.value)
+
+
+def test_dotted_keys_are_found_for_the_line(tmp_path: Path) -> None:
+    env = _config_file(tmp_path, 'models.paths = ["a.pt"]\ngallery.photos_visible = "no"\n')
+    with pytest.raises(ConfigError, match=r"line 2: \[gallery\] photos_visible"):
+        load_config(env)
+
+
+def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
+    env = _config_file(
+        tmp_path,
+        '[models]\npaths = ["a.pt"]\nflip = true\ngrey = false\n'
+        '[gallery]\npath = "g.sqlite"\nphotos_visible = true\n'
+        '[runtime]\ndevice = "cuda:1"\nprecision = "bf16"\n',
+    )
+    cfg = load_config(env)
+    assert (cfg.flip, cfg.grey, cfg.photos_visible) == (True, False, True)
+    assert (cfg.device, cfg.precision) == ("cuda:1", "bf16")
 
 
 def test_command_line_overrides_the_environment(tmp_path: Path):

@@ -48,7 +48,13 @@ def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike[str]
         path = Path(source)
         if not path.is_file():
             raise ImageLoadError(f"No image file at {str(path)!r}.")
-        return path.read_bytes()
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageLoadError(
+                f"The file {str(path)!r} cannot be read ({exc.strerror or 'input/output error'}); "
+                "check that it exists and that you may read it."
+            ) from exc
     raise ValueError(
         f"source must be bytes or a path (str / pathlib.Path), got {type(source).__name__}"
     )
@@ -141,13 +147,13 @@ def load_image(
             im = Image.open(io.BytesIO(data))  # lazy: reads the header only
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(
-            f"The image declares too many pixels to decode safely ({exc}); "
-            "please upload a smaller photo."
+            "The image declares far too many pixels to decode safely (a possible decompression "
+            "bomb); please upload a smaller photo."
         ) from exc
     except _DECODE_ERRORS as exc:
         raise ImageLoadError(
-            "This file is not an image that can be read (supported: JPEG, PNG, WebP, BMP, TIFF, "
-            f"GIF): {type(exc).__name__}: {exc}"
+            "This file is not an image that can be read. Please upload a photo saved as JPEG, "
+            "PNG, WebP, BMP, TIFF or GIF."
         ) from exc
     with im:
         width, height = im.size
@@ -172,16 +178,23 @@ def load_image(
             raise
         except MemoryError as exc:
             raise ImageLoadError(
-                f"Not enough memory to decode this {width}x{height} image."
+                f"Not enough memory to decode this {width}x{height} image; please upload a "
+                "smaller photo."
             ) from exc
         except _DECODE_ERRORS as exc:
             raise ImageLoadError(
-                f"The image file is corrupt or truncated and cannot be decoded "
-                f"({type(exc).__name__}: {exc}); please upload it again or re-save it."
+                f"The {_format_name(im)}image file is corrupt or truncated and cannot be decoded. "
+                "Please upload it again, or open and re-save it in an image editor."
             ) from exc
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - _to_rgb always gives RGB
         raise ImageLoadError(f"Decoding gave an unexpected array of shape {arr.shape}.")
     return np.ascontiguousarray(arr)
+
+
+def _format_name(im: Image.Image) -> str:
+    """``"JPEG "`` etc. for messages (empty when Pillow did not name the format)."""
+    fmt = im.format
+    return f"{fmt} " if isinstance(fmt, str) and fmt.isalnum() else ""
 
 
 def _exif_transpose(im: Image.Image) -> Image.Image:

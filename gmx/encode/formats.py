@@ -60,6 +60,50 @@ _ARC_PATTERNS = (
 _ONNX_IGNORED_OPS = frozenset({"Add", "Flatten", "Reshape", "Dropout", "Constant", "Identity"})
 _ONNX_KNOWN_OPS = _ONNX_IGNORED_OPS | {"Conv", "BatchNormalization", "PRelu", "Gemm", "Unsqueeze"}
 
+#: Most nodes an ONNX graph may have (an insightface r100 export has ~600; a graph exported
+#: without constant folding a few times more).
+MAX_ONNX_NODES: int = 20_000
+
+#: Largest rank and element count of a stored ONNX tensor (the fc weight of an r100 is 512 x 25088,
+#: 12.8 M elements).
+MAX_ONNX_TENSOR_RANK: int = 8
+MAX_ONNX_TENSOR_ELEMENTS: int = 1 << 28
+
+#: Inputs each operator needs (at least) as gmx reads it: name -> minimum count.
+_ONNX_MIN_INPUTS: dict[str, int] = {
+    "Conv": 2,
+    "BatchNormalization": 5,
+    "PRelu": 2,
+    "Gemm": 3,
+    "Unsqueeze": 1,
+    "Identity": 1,
+    "Dropout": 1,
+}
+
+#: Attributes gmx reads, with the ONNX ``AttributeProto`` type each must have.
+_ONNX_ATTR_TYPES: dict[str, int] = {
+    "group": 2,  # INT
+    "epsilon": 1,  # FLOAT
+    "alpha": 1,
+    "beta": 1,
+    "transA": 2,
+    "transB": 2,
+    "axes": 7,  # INTS
+    "value": 4,  # TENSOR
+}
+
+#: Element types of stored tensors gmx accepts, with their size in bytes: float32, float16,
+#: float64 (weights) and int64, int32 (Unsqueeze axes, Reshape shapes).
+_ONNX_DTYPE_BYTES: dict[int, int] = {1: 4, 10: 2, 11: 8, 7: 8, 6: 4}
+_ONNX_DTYPE_FIELD: dict[int, str] = {
+    1: "float_data",
+    10: "int32_data",
+    11: "double_data",
+    7: "int64_data",
+    6: "int32_data",
+}
+_ONNX_EXTERNAL = 1  # TensorProto.EXTERNAL
+
 
 @dataclass(frozen=True)
 class IResNetWeights:
@@ -289,6 +333,114 @@ def read_gm_state_dict(
     return in_channels, backbone, (classifier or None)
 
 
+def _check_onnx_tensor(proto: object, where: str) -> None:
+    """Refuse a stored tensor whose type, declared shape or data size is not sane.
+
+    The declared element count must match the data actually stored, so a tiny file cannot make
+    gmx allocate a huge array.
+    """
+    name = getattr(proto, "name", "") or where
+    if proto.data_location == _ONNX_EXTERNAL:  # type: ignore[attr-defined]
+        raise ModelLoadError(
+            "The ONNX file keeps its weights in external data files; re-save it with "
+            "onnx.save(model, path, save_as_external_data=False) and load that file."
+        )
+    dtype = int(proto.data_type)  # type: ignore[attr-defined]
+    if dtype not in _ONNX_DTYPE_BYTES:
+        raise ModelLoadError(
+            f"ONNX tensor {name!r} has element type {dtype}; gmx reads float32/float16/float64 "
+            "weights and int32/int64 shapes only."
+        )
+    dims = [int(d) for d in proto.dims]  # type: ignore[attr-defined]
+    if len(dims) > MAX_ONNX_TENSOR_RANK or any(d < 0 for d in dims):
+        raise ModelLoadError(f"ONNX tensor {name!r} declares an impossible shape {dims}.")
+    count = math.prod(dims)
+    if count > MAX_ONNX_TENSOR_ELEMENTS:
+        raise ModelLoadError(
+            f"ONNX tensor {name!r} declares {count:,} elements, more than gmx accepts "
+            f"({MAX_ONNX_TENSOR_ELEMENTS:,})."
+        )
+    raw = proto.raw_data  # type: ignore[attr-defined]
+    stored = (
+        len(raw) // _ONNX_DTYPE_BYTES[dtype]
+        if raw
+        else len(getattr(proto, _ONNX_DTYPE_FIELD[dtype]))
+    )
+    if (raw and len(raw) != count * _ONNX_DTYPE_BYTES[dtype]) or stored != count:
+        raise ModelLoadError(
+            f"ONNX tensor {name!r} declares shape {dims} ({count:,} elements) but stores "
+            f"{stored:,}: the file is corrupt or was crafted."
+        )
+
+
+def check_onnx_graph(model: object) -> None:
+    """Check that an ONNX graph is sane before any of it is interpreted.
+
+    Checks: a bounded number of nodes; every node has the inputs and outputs gmx reads; each name
+    is produced once; every input is a graph input, a stored tensor or the output of an *earlier*
+    node (ONNX requires topological order, so this also rules out cycles, which would otherwise
+    make alias resolution loop forever); attributes have the types gmx reads; stored tensors have
+    supported types and declared shapes that match their data.
+
+    Args:
+        model: an ``onnx.ModelProto``.
+
+    Raises:
+        ModelLoadError: naming the first problem found.
+    """
+    graph = model.graph  # type: ignore[attr-defined]
+    if len(graph.node) > MAX_ONNX_NODES:
+        raise ModelLoadError(
+            f"The ONNX graph has {len(graph.node):,} nodes, more than an iResNet export can have "
+            f"({MAX_ONNX_NODES:,})."
+        )
+    for init in graph.initializer:
+        _check_onnx_tensor(init, "an initializer")
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in available:
+                raise ModelLoadError(
+                    f"ONNX node {index} ({node.op_type}) writes {out!r}, which is already defined: "
+                    "not a valid graph."
+                )
+            producer[out] = index
+    for index, node in enumerate(graph.node):
+        what = f"ONNX node {index} ({node.op_type}{' ' + node.name if node.name else ''})"
+        inputs = list(node.input)
+        needed = _ONNX_MIN_INPUTS.get(node.op_type, 0)
+        if len(inputs) < needed or any(not n for n in inputs[:needed]):
+            raise ModelLoadError(f"{what} has {len(inputs)} inputs; it needs {needed}.")
+        if not node.output or not node.output[0]:
+            raise ModelLoadError(f"{what} has no output.")
+        for name in inputs:
+            if not name or name in available:
+                continue
+            if name not in producer:
+                raise ModelLoadError(
+                    f"{what} reads {name!r}, which no node, input or stored weight provides "
+                    "(a dangling input)."
+                )
+            raise ModelLoadError(
+                f"{what} reads {name!r} before node {producer[name]} computes it: the graph "
+                "is not in topological order or has a cycle."
+            )
+        for attr in node.attribute:
+            expected = _ONNX_ATTR_TYPES.get(attr.name)
+            if expected is not None and attr.type != expected:
+                raise ModelLoadError(
+                    f"{what} has attribute {attr.name!r} of the wrong type ({attr.type})."
+                )
+            if attr.name == "value":
+                _check_onnx_tensor(attr.t, f"the value of {what}")
+            if attr.name == "axes" and len(attr.ints) > MAX_ONNX_TENSOR_RANK:
+                raise ModelLoadError(f"{what} has {len(attr.ints)} axes.")
+        available.update(o for o in node.output if o)
+
+
 def read_onnx(model: object) -> IResNetWeights:
     """Map an insightface iResNet ONNX graph onto the native iResNet.
 
@@ -304,8 +456,6 @@ def read_onnx(model: object) -> IResNetWeights:
         ModelLoadError: for operators an iResNet does not have (listed), in-graph input
             normalisation, external tensor data, or a structure that is not an iResNet.
     """
-    from onnx import numpy_helper
-
     graph = model.graph  # type: ignore[attr-defined]
     ops = Counter(node.op_type for node in graph.node)
     foreign = sorted(set(ops) - _ONNX_KNOWN_OPS)
@@ -318,7 +468,25 @@ def read_onnx(model: object) -> IResNetWeights:
         raise ModelLoadError(
             f"ONNX graph has operators an insightface iResNet does not: {foreign}{hint}"
         )
-    initializers = {init.name: init for init in graph.initializer}
+    check_onnx_graph(model)
+    try:
+        return _interpret_onnx(graph, ops)
+    except ModelLoadError:
+        raise
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        # The graph passed the structural checks but its tensors do not fit together (shapes,
+        # ranks): say so plainly and keep the original error chained for logs.
+        raise ModelLoadError(
+            "The ONNX graph is not an insightface iResNet gmx can read: its weights have shapes "
+            "that do not fit together."
+        ) from exc
+
+
+def _interpret_onnx(graph: object, ops: Counter[str]) -> IResNetWeights:
+    """The body of :func:`read_onnx`, on a graph that passed :func:`check_onnx_graph`."""
+    from onnx import numpy_helper
+
+    initializers = {init.name: init for init in graph.initializer}  # type: ignore[attr-defined]
     aliases: dict[str, str] = {}
     constants: dict[str, torch.Tensor] = {}
 
@@ -333,16 +501,10 @@ def read_onnx(model: object) -> IResNetWeights:
             return constants[name]
         if name not in initializers:
             raise ModelLoadError(f"ONNX tensor {name!r} is computed, expected a stored weight")
-        proto = initializers[name]
-        if proto.data_location == 1:  # TensorProto.EXTERNAL
-            raise ModelLoadError(
-                "ONNX file keeps weights in external data files; re-save it with "
-                "onnx.save(model, path, save_as_external_data=False)"
-            )
-        return torch.from_numpy(numpy_helper.to_array(proto).copy())
+        return torch.from_numpy(numpy_helper.to_array(initializers[name]).copy())
 
     consumers: Counter[str] = Counter()
-    for node in graph.node:
+    for node in graph.node:  # type: ignore[attr-defined]
         for name in node.input:
             consumers[name] += 1
 
@@ -352,7 +514,7 @@ def read_onnx(model: object) -> IResNetWeights:
     features: list[BatchNormParts] = []
     slopes: list[torch.Tensor] = []
     gemm: tuple[torch.Tensor, torch.Tensor] | None = None
-    for node in graph.node:
+    for node in graph.node:  # type: ignore[attr-defined]
         attrs = {a.name: a for a in node.attribute}
         if node.op_type == "Constant":
             if "value" in attrs:
@@ -373,11 +535,22 @@ def read_onnx(model: object) -> IResNetWeights:
             if group != 1:
                 raise ModelLoadError(f"ONNX Conv with group={group}: not an iResNet")
             bias = tensor(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            weight = tensor(node.input[1])
+            if weight.ndim != 4 or (bias is not None and bias.numel() != weight.shape[0]):
+                raise ModelLoadError(
+                    f"ONNX Conv weight of shape {tuple(weight.shape)} (bias "
+                    f"{None if bias is None else tuple(bias.shape)}): not a 2-d convolution"
+                )
             conv_by_output[node.output[0]] = len(convs)
-            convs.append({"weight": tensor(node.input[1]), "bias": bias, "bn": None})
+            convs.append({"weight": weight, "bias": bias, "bn": None})
         elif node.op_type == "BatchNormalization":
             eps = attrs["epsilon"].f if "epsilon" in attrs else _BN_EPS
             bn = BatchNormParts(*(tensor(n) for n in node.input[1:5]), eps=float(eps))
+            sizes = {t.numel() for t in (bn.weight, bn.bias, bn.mean, bn.var)}
+            if len(sizes) != 1:
+                raise ModelLoadError(
+                    f"ONNX BatchNormalization parameters of different sizes {sorted(sizes)}"
+                )
             source = resolve(node.input[0])
             if source in conv_by_output and consumers[source] == 1 and gemm is None:
                 conv = convs[conv_by_output[source]]
@@ -400,8 +573,15 @@ def read_onnx(model: object) -> IResNetWeights:
             if alpha != 1.0 or beta != 1.0 or trans_a:
                 raise ModelLoadError("ONNX Gemm with alpha/beta != 1 or transA: not supported")
             weight = tensor(node.input[1])
+            bias = tensor(node.input[2])
+            if weight.ndim != 2:
+                raise ModelLoadError(f"ONNX Gemm weight of shape {tuple(weight.shape)}: not 2-d")
             weight = weight if trans_b else weight.t().contiguous()
-            gemm = (weight, tensor(node.input[2]))
+            if bias.numel() != weight.shape[0]:
+                raise ModelLoadError(
+                    f"ONNX Gemm bias of shape {tuple(bias.shape)} for {weight.shape[0]} outputs"
+                )
+            gemm = (weight, bias)
         elif node.op_type not in _ONNX_IGNORED_OPS:  # pragma: no cover - guarded above
             raise ModelLoadError(f"ONNX operator {node.op_type} is not supported")
     if gemm is None or len(features) != 1 or len(standalone) < 2 or not convs:
@@ -437,7 +617,9 @@ __all__ = [
     "FORMAT_GMX",
     "FORMAT_INSIGHTFACE",
     "FORMAT_ONNX",
+    "MAX_ONNX_NODES",
     "IResNetWeights",
+    "check_onnx_graph",
     "detect_layout",
     "first_keys",
     "read_arc_state_dict",

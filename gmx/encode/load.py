@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from gmx.encode.formats import (
     FORMAT_ONNX,
     IResNetWeights,
     detect_layout,
+    first_keys,
     read_arc_state_dict,
     read_gm_state_dict,
     read_insightface_state_dict,
@@ -60,6 +62,15 @@ CARD_SUFFIX = ".card.json"
 
 #: Key of the card file holding the weights' fingerprint (checked on load).
 FINGERPRINT_KEY = "weights_fingerprint"
+
+#: Sane bounds on model card fields, checked before anything is allocated from a card. Real
+#: GestaltMatcher models: input 100-112, 320-512-d embeddings, widths <= 512, <= 30 blocks per
+#: stage, ~1,000 syndromes.
+MAX_CARD_INPUT_SIZE = 1024
+MAX_CARD_EMBEDDING_DIM = 16_384
+MAX_CARD_WIDTH = 8192
+MAX_CARD_BLOCKS = 256
+MAX_CARD_CLASSES = 1_000_000
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"
@@ -96,8 +107,8 @@ def _torch_load(data: bytes, path: Path, allow_pickle: bool) -> object:
         refusal = exc
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(
-            f"{path.name} looks like a torch checkpoint but cannot be read (truncated or "
-            f"corrupt?): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"{path.name} looks like a torch checkpoint but cannot be read: the file is truncated "
+            "or corrupt. Copy or download it again."
         ) from exc
     dst = path.with_name(path.stem + "_state_dict.pt").name
     if not allow_pickle:
@@ -148,15 +159,91 @@ def _as_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 def _read_card(path: Path) -> tuple[ModelCard, str | None]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read model card {path.name}: {exc}") from exc
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot read model card {path.name} ({exc.strerror or 'input/output error'})."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"model card {path.name} is not UTF-8 text, so not JSON.") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(
+            f"model card {path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); fix it or delete it to use the defaults of the weights."
+        ) from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"model card {path.name} must be a JSON object")
     fingerprint = data.pop(FINGERPRINT_KEY, None)
     try:
-        return ModelCard.from_dict(data), fingerprint
-    except ValueError as exc:
+        card = ModelCard.from_dict(data)
+    except (ValueError, TypeError) as exc:
         raise ModelLoadError(f"invalid model card {path.name}: {exc}") from exc
+    _check_card_bounds(card, path)
+    return card, fingerprint
+
+
+def _check_card_bounds(card: ModelCard, path: Path) -> None:
+    """Refuse card fields outside sane bounds (they size what gets allocated)."""
+    limits = (
+        ("input_size", card.input_size, (card.input_size,), MAX_CARD_INPUT_SIZE),
+        ("embedding_dim", card.embedding_dim, (card.embedding_dim,), MAX_CARD_EMBEDDING_DIM),
+        ("widths", card.widths, card.widths or (), MAX_CARD_WIDTH),
+        ("layers", card.layers, card.layers or (), MAX_CARD_BLOCKS),
+        (
+            "number of classes",
+            len(card.classes or ()),
+            (len(card.classes or ()),),
+            MAX_CARD_CLASSES,
+        ),
+    )
+    for name, values in (("mean", card.mean), ("std", card.std)):
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ModelLoadError(f"model card {path.name}: {name} {values} must be finite numbers.")
+    for name, shown, values, limit in limits:
+        if any(not isinstance(v, int) or isinstance(v, bool) or v > limit for v in values):
+            raise ModelLoadError(
+                f"model card {path.name}: {name} {shown} is not a whole number of at most "
+                f"{limit:,}; fix the card (or delete it to use the defaults of the weights)."
+            )
+
+
+def _check_shapes_before_allocating(
+    card: ModelCard, sd: Mapping[str, torch.Tensor], path: Path
+) -> None:
+    """Compare the network the card describes with the weights' shapes, allocating nothing.
+
+    The network is built on the ``meta`` device (shapes only), so a card that declares a huge
+    network fails here instead of allocating it.
+    """
+    try:
+        with torch.device("meta"):
+            expected = build_backbone(card).state_dict()
+    except ValueError as exc:
+        raise ModelLoadError(f"model card {card_path_for(path).name}: {exc}") from exc
+    given = {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = [
+        f"{k}: card {tuple(expected[k].shape)}, weights {tuple(given[k].shape)}"
+        for k in sorted(set(expected) & set(given))
+        if tuple(expected[k].shape) != tuple(given[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {first_keys(['backbone.' + k for k in missing], 3)}" if missing else "",
+                f"unexpected {first_keys(['backbone.' + k for k in unexpected], 3)}"
+                if unexpected
+                else "",
+                f"shapes differ: {'; '.join(wrong[:3])}" if wrong else "",
+            )
+            if part
+        )
+        raise ModelLoadError(
+            f"{path.name}: the weights do not fit the network its card "
+            f"{card_path_for(path).name} describes ({card.architecture}, input {card.input_size}, "
+            f"embedding {card.embedding_dim}): {details}"
+        )
 
 
 def _linear(sd: Mapping[str, torch.Tensor] | None) -> nn.Linear | None:
@@ -196,6 +283,7 @@ def _from_layout(
             raise ModelLoadError(
                 f"{path.name} has gmx-format keys (backbone.*) but no card {card_path_for(path).name}"
             )
+        _check_shapes_before_allocating(card, sd, path)
         backbone = build_backbone(card)
         classifier = None
         if "classifier.weight" in sd:
@@ -291,15 +379,7 @@ def load_model(
     card_file = card_path_for(path)
     card, expected_fingerprint = _read_card(card_file) if card_file.is_file() else (None, None)
     sha = _sha256(data)
-    if data.startswith(_ZIP_MAGIC) or data.startswith(_PICKLE_MAGIC):
-        sd = _as_state_dict(_torch_load(data, path, allow_pickle), path)
-        layout = detect_layout(sd)
-        model, fields = _from_layout(sd, layout, card, path)
-    else:
-        layout = FORMAT_ONNX
-        weights = read_onnx(_parse_onnx(data, path))
-        model = _iresnet_model(weights, path.name)
-        fields = _iresnet_fields(weights)
+    layout, model, fields = _read_weights(data, path, card, allow_pickle)
     del data
     if card is None:
         card = default_card(
@@ -320,6 +400,32 @@ def load_model(
     model.to(torch_device)
     logger.info("loaded %s (%s, %s) on %s", path.name, layout, card.architecture, torch_device)
     return LoadedModel(model=model, card=card, fingerprint=fingerprint)
+
+
+def _read_weights(
+    data: bytes, path: Path, card: ModelCard | None, allow_pickle: bool
+) -> tuple[str, GestaltModel, dict[str, Any]]:
+    """``(layout, model, default card fields)`` of a weights file's bytes.
+
+    Files are untrusted input: an error the readers did not anticipate (a tensor of the wrong rank
+    somewhere) still ends as a :class:`ModelLoadError`, with the original exception chained.
+    """
+    try:
+        if data.startswith(_ZIP_MAGIC) or data.startswith(_PICKLE_MAGIC):
+            sd = _as_state_dict(_torch_load(data, path, allow_pickle), path)
+            layout = detect_layout(sd)
+            model, fields = _from_layout(sd, layout, card, path)
+            return layout, model, fields
+        weights = read_onnx(_parse_onnx(data, path))
+        return FORMAT_ONNX, _iresnet_model(weights, path.name), _iresnet_fields(weights)
+    except ModelLoadError:
+        raise
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        logger.debug("reading %s failed", path, exc_info=True)
+        raise ModelLoadError(
+            f"{path.name} is not a model gmx can read: its tensors do not have the shapes of a "
+            "supported network (see docs/models.md for the supported formats)."
+        ) from exc
 
 
 def _parse_onnx(data: bytes, path: Path) -> object:

@@ -6,6 +6,7 @@ import io
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,50 @@ def test_missing_file_and_bad_arguments(tmp_path: Path) -> None:
         load_image(12345)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_pixels"):
         load_image(b"x", max_pixels=0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"Hello, this is a text file, not a photo.\n" * 20,
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+        _png_header(100_000, 100_000),
+    ],
+)
+def test_unreadable_file_messages_are_plain_sentences(
+    payload: bytes, plain_message: Callable[[BaseException | str], str]
+) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        load_image(payload)
+    text = plain_message(info.value)
+    assert text.endswith(".") and "please upload" in text.lower()
+    assert info.value.__cause__ is not None  # the library's exception stays chained for logs
+
+
+def test_truncated_file_message_is_a_plain_sentence(
+    small: np.ndarray, plain_message: Callable[[BaseException | str], str]
+) -> None:
+    for fmt in ("JPEG", "PNG"):
+        data = _encode(Image.fromarray(small), fmt)
+        with pytest.raises(ImageLoadError) as info:
+            load_image(data[: len(data) - 50])
+        text = plain_message(info.value)
+        assert fmt in text and "re-save" in text
+        assert info.value.__cause__ is not None
+
+
+def test_unreadable_path_is_an_image_load_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    plain_message: Callable[[BaseException | str], str],
+) -> None:
+    photo = tmp_path / "locked.png"
+    photo.write_bytes(b"x")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 0 does not stop root
+    with pytest.raises(ImageLoadError, match="cannot be read") as info:
+        load_image(photo)
+    assert "Permission denied" in plain_message(info.value)
