@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from gmx.config import GmxConfig, load_config
-from ui import common, state
+from gmx.config import GmxConfig
+from ui import common, resources, state
 
 cfg = common.page_setup("Home")
 
@@ -106,5 +106,5 @@ with st.expander("Settings: use real GestaltMatcher weights and a GMDB gallery")
 
 st.caption(
     f"Default configuration comes from `GMX_CONFIG` (a TOML file) or `GMX_MODELS`/`GMX_GALLERY`; "
-    f"now: {load_config().source}."
+    f"now: {resources.default_config_source()}."
 )

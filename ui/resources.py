@@ -15,7 +15,7 @@ import streamlit as st
 
 from gmx.align import AlignedFace
 from gmx.config import GmxConfig, load_config
-from gmx.errors import GmxError
+from gmx.errors import ConfigError, GmxError
 from gmx.pipeline import Diagnoser, Diagnosis
 from gmx.similarity import (
     ActivationStore,
@@ -32,9 +32,21 @@ def active_config() -> GmxConfig:
     """The configuration of this session: settings-panel override, else ``GMX_CONFIG``/env, else demo."""
     cfg = state.get(state.CONFIG)
     if cfg is None:
-        cfg = load_config()
+        try:
+            cfg = load_config()
+        except ConfigError as exc:  # a bad GMX_CONFIG: say what and where, never a traceback
+            st.error(f"The configuration could not be read: {exc}")
+            st.stop()
         st.session_state[state.CONFIG] = cfg
     return cfg
+
+
+def default_config_source() -> str:
+    """Where the default configuration comes from, or why it cannot be read."""
+    try:
+        return load_config().source
+    except ConfigError as exc:
+        return f"unreadable ({exc})"
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

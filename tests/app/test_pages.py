@@ -75,3 +75,14 @@ def test_diagnose_explains_unusable_and_faceless_photos(tiny_env):
     at.run()
     _no_exceptions(at)
     assert any("face" in w.value.lower() for w in at.warning)
+
+
+@pytest.mark.parametrize("page", ["app.py", "pages/1_Diagnose.py"])
+def test_a_bad_config_file_is_a_message_not_a_traceback(page, tmp_path, monkeypatch):
+    bad = tmp_path / "gmx.toml"
+    bad.write_text('[gallery]\nphotos_visible = "false"\n', encoding="utf-8")
+    monkeypatch.setenv("GMX_CONFIG", str(bad))
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    _no_exceptions(at)
+    shown = " ".join(e.value for e in at.error)
+    assert "photos_visible" in shown and str(bad) in shown
