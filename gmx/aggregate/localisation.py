@@ -667,15 +667,14 @@ def held_out_study(
     emb = ensemble.embed(faces)
     ref_emb = ensemble.embed(reference_faces)
     regions = syndrome_masks(labels, np.asarray(masks))
-    held = {}
     syn = [s for s in dict.fromkeys(labels.tolist()) if s in regions and s in gallery.syndromes]
-    for i, s in enumerate(syn):
-        say(f"explaining held-out {s} ({i + 1}/{len(syn)})")
-        rows = np.flatnonzero(labels == s)
-        held[s] = explain_against(
-            models, gallery, faces[rows], emb[rows], s, methods=methods, target=target,
-            variants=variants, batch_size=batch_size,
-        )  # fmt: skip
+    keep = np.isin(labels, syn)
+    say(f"explaining {int(keep.sum())} held-out faces of {len(syn)} syndromes")
+    held = explain_held_out(
+        models, gallery, faces[keep], emb[keep], labels[keep], methods=methods, target=target,
+        variants=variants, batch_size=batch_size,
+        progress=lambda done, total: say(f"held-out syndromes explained: {done}/{total}"),
+    )  # fmt: skip
     ref_raw = {}
     for i, s in enumerate(syn):
         say(f"explaining the reference cohort against {s} ({i + 1}/{len(syn)})")
@@ -693,7 +692,7 @@ def held_out_study(
                 reference_maps[(s, m)] = np.nanmean(arr, axis=0).astype(np.float32)
         parts.append(
             localisation(
-                {s: template_maps(held[s][m]) for s in syn},
+                held[m],
                 {s: patients[labels == s] for s in syn},
                 regions,
                 method=m,
