@@ -40,6 +40,8 @@ ALPHA_THRESHOLD = 0.03
 #: Grey levels (any channel) by which an aligned patient image must differ from the aligned
 #: reference photo for a template pixel to join the mask (blur and JPEG spill of the features).
 SPILL_THRESHOLD = 2
+#: Side of the square closing that fills the pin-holes the JPEG blocks leave in the spill, pixels.
+SPILL_CLOSING = 5
 
 
 class Aligner(Protocol):
@@ -206,7 +208,8 @@ def photograph(
     and position, and leak the label into every pixel). The template mask is the canvas mask carried
     through the same transform (coverage > 0.3), plus every pixel where the aligned patient image
     differs from the aligned reference photo by more than ``SPILL_THRESHOLD`` grey levels (blur
-    and JPEG carry a feature's change a few pixels beyond it), dilated by one pixel.
+    and JPEG carry a feature's change a few pixels beyond it), closed with a ``SPILL_CLOSING``
+    square (JPEG blocks leave pin-holes) and dilated by one pixel.
 
     Returns:
         ``(image, None)`` or ``(None, reason)`` when the aligner finds no face in the reference photo.
@@ -224,7 +227,11 @@ def photograph(
     if affected:
         ref_image = warp_to_template(ref_photo, transform, TEMPLATE_SIZE)
         spill = np.abs(image.astype(np.int16) - ref_image.astype(np.int16)).max(axis=2)
-        mask |= spill > SPILL_THRESHOLD
+        kernel = np.ones((SPILL_CLOSING, SPILL_CLOSING), np.uint8)
+        mask = cv2.morphologyEx(
+            (mask | (spill > SPILL_THRESHOLD)).astype(np.uint8), cv2.MORPH_CLOSE, kernel
+        )
+        mask = mask.astype(bool)
     if mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return SynthImage(image, mask, transform, h, params), None
@@ -233,8 +240,9 @@ def photograph(
 __all__ = [
     "ALPHA_THRESHOLD",
     "DIFF_THRESHOLD",
-    "SPILL_THRESHOLD",
     "MOVE_THRESHOLD",
+    "SPILL_CLOSING",
+    "SPILL_THRESHOLD",
     "Aligner",
     "Renderer",
     "SynthFace",

@@ -149,7 +149,9 @@ def ridge_probe(
     classes = np.unique(y_tr)
     scored = np.intersect1d(classes, y_te)  # macro over the trained classes the test set holds
     if not live.any() or not len(scored):
-        raise ValueError("no feature varies on the training rows, or no test row of a trained class")
+        raise ValueError(
+            "no feature varies on the training rows, or no test row of a trained class"
+        )
 
     def fit_predict(y: np.ndarray) -> np.ndarray:
         onehot = (y[:, None] == classes[None, :]).astype(np.float64)
@@ -171,7 +173,11 @@ def ridge_probe(
         float(_macro_recall(fit_predict(rng.permutation(subject_label)[inv]), y_te, scored).mean())
         for _ in range(permutations)
     )
-    return float(recall.mean()), dict(zip(scored.tolist(), recall.tolist())), tuple(null)
+    return (
+        float(recall.mean()),
+        dict(zip(scored.tolist(), recall.tolist(), strict=True)),
+        tuple(null),
+    )
 
 
 def mask_probe(
