@@ -11,8 +11,10 @@ The canvas mask is the union of
 * pixels where a texture feature painted with opacity above ``ALPHA_THRESHOLD``,
 
 closed (3x3) to fill pin-holes. Each photo carries it through the photo's homography and the
-aligner's transform into the 112x112 template, where it is binarised (coverage > 0.3) and dilated by
-one pixel. The unaffected cohort has an empty mask.
+alignment transform of the *reference* photo (so the features cannot move the crop) into the 112x112
+template, where it is binarised (coverage > 0.3), joined by the pixels the photo's blur and JPEG
+changed by more than ``SPILL_THRESHOLD`` grey levels, closed and dilated by one pixel (see
+:func:`photograph`). The unaffected cohort has an empty mask.
 """
 
 from __future__ import annotations
