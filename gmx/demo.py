@@ -278,11 +278,25 @@ def build_demo_gallery_and_metrics(
         "model_fingerprint": ensemble.fingerprint,
         "evaluation": evaluate_demo(data, ensemble, gallery, directory),
     }
+    if training is None:  # re-embedding only: keep the record of how this model was trained
+        training = _previous_training(directory / "metrics.json", ensemble.fingerprint)
     if training is not None:
         metrics["training"] = training
     atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=1))
     record_evaluation_in_card(model_path, metrics["evaluation"])
     return DemoBuild(model_path, gallery_path, metrics)
+
+
+def _previous_training(path: Path, fingerprint: str) -> dict[str, object] | None:
+    """The ``training`` record of an existing ``metrics.json`` of the same model, if any."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or old.get("model_fingerprint") != fingerprint:
+        return None
+    training = old.get("training")
+    return training if isinstance(training, dict) else None
 
 
 def record_evaluation_in_card(model_path: Path, evaluation: object) -> None:

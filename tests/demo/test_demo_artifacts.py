@@ -77,3 +77,16 @@ def test_example_photos_are_test_patients_and_rank_their_syndrome_top5():
     # photo on its own, featured landmarks while the demo data are cropped on the reference face's
     # (docs/synth.md, step 5): the committed crops of the same photos rank 13 of 15 in the top 5.
     assert hits >= 10, hits
+
+
+def test_re_embedding_keeps_the_training_record(tmp_path):
+    """`python -m gmx.demo gallery` rewrites metrics.json; the model's training record must stay."""
+    from gmx.demo import _previous_training
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"model_fingerprint": "abc", "training": {"epochs": [1]}}))
+    assert _previous_training(path, "abc") == {"epochs": [1]}
+    assert _previous_training(path, "other model") is None  # another model's record is not kept
+    assert _previous_training(tmp_path / "missing.json", "abc") is None
+    committed = json.loads((DEMO_DIR / "metrics.json").read_text())
+    assert "training" in committed and committed["training"]["epochs"]
