@@ -49,11 +49,23 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; give it the mode the destination has, or a new file's.
+        os.chmod(tmp, _mode_for(dest))
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(dest.parent)
+
+
+def _mode_for(dest: Path) -> int:
+    """The destination's permission bits if it exists, else ``0o666`` less the process umask."""
+    try:
+        return dest.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

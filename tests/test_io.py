@@ -118,3 +118,22 @@ def test_gmx_writers_share_it(tmp_path: Path) -> None:
     write_encodings(table, tmp_path / "enc.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "enc.csv"]
     assert np.load(tmp_path / "a.npz")["x"].tolist() == [0, 1, 2]
+
+
+def test_permissions_are_those_of_a_normal_write(tmp_path):
+    """mkstemp makes 0600 files; an atomic write must not make artifacts private by accident."""
+    import os
+
+    from gmx._io import atomic_write_bytes
+
+    mask = os.umask(0o022)
+    try:
+        new = atomic_write_bytes(tmp_path / "new.bin", b"x")
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        atomic_write_bytes(kept, b"new")
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_bytes() == b"new"
+    finally:
+        os.umask(mask)
