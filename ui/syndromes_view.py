@@ -158,11 +158,20 @@ def _interval(c: NullComparison) -> str:
     return f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
 
 
+#: Short column headers of the nulls (the expander on the page says what each one is).
+_NULL_HEADERS = {
+    "other_maps": "vs other syndromes' maps",
+    "unaffected": "vs unaffected",
+    "grand_mean": "vs generic prior",
+    "other_masks": "vs other regions",
+}
+
+
 def localisation_rows(
     results: SyndromeResults, syndrome: str, metric: str = "auroc"
 ) -> list[dict[str, Any]]:
-    """Per method: held-out AUROC vs the region, its difference to every null with its interval,
-    and a verdict that says only what survives the nulls. Empty without a localisation study."""
+    """Per method: a verdict that says only what survives the nulls, the held-out AUROC vs the
+    region, and its difference to every null with its interval. Empty without a study."""
     loc = results.localisation
     if loc is None:
         return []
@@ -170,19 +179,17 @@ def localisation_rows(
     for sc in loc.scores:
         if sc.syndrome != syndrome or sc.metric != metric:
             continue
+        failed = [NULL_LABELS[c.null] for c in sc.nulls if not c.above]
         row: dict[str, Any] = {
             "method": get_method(sc.method).display_name,
+            "finds its region?": "yes, beyond every null"
+            if not failed
+            else "not shown beyond " + ", ".join(failed),
+            "AUROC": round(sc.own, 3) if np.isfinite(sc.own) else None,
             "held-out images": sc.n_images,
-            "AUROC vs region": round(sc.own, 3) if np.isfinite(sc.own) else None,
         }
-        failed = []
         for c in sc.nulls:
-            row[f"minus {NULL_LABELS[c.null]}"] = _interval(c)
-            if not c.above:
-                failed.append(NULL_LABELS[c.null])
-        row["finds its region?"] = (
-            "yes: beyond every null" if not failed else "not shown beyond " + ", ".join(failed)
-        )
+            row[_NULL_HEADERS[c.null]] = _interval(c)
         rows.append(row)
     return rows
 

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
+from gmx.explain import get_method
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,34 @@ def test_demo_results_load_instantly(monkeypatch) -> None:
     assert "HP:0000316" in text and "patients" in text
     at.sidebar.radio[1].set_value("contrast").run()
     assert not at.exception
+
+
+@pytest.mark.skipif(
+    not (ROOT / "models" / "demo" / "syndromes.npz").exists(), reason="demo results not built"
+)
+def test_demo_localisation_table_shows_the_stored_numbers(monkeypatch) -> None:
+    """The held-out localisation table shows exactly the committed scores, with a verdict."""
+    from gmx.aggregate import load_results
+    from gmx.config import DEMO_DIR
+
+    monkeypatch.delenv("GMX_CONFIG", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [d.value for d in at.dataframe if "finds its region?" in d.value.columns]
+    assert len(tables) == 1
+    shown = tables[0].set_index("method")
+    loc = load_results(DEMO_DIR / "syndromes.npz").localisation
+    assert loc is not None
+    stored = {s.method: s for s in loc.scores if s.syndrome == "SYN:0001" and s.metric == "auroc"}
+    assert len(shown) == len(stored) == 4
+    for sc in stored.values():
+        row = shown.loc[get_method(sc.method).display_name]
+        assert row["AUROC"] == round(sc.own, 3)
+        other = sc.null("other_maps")
+        assert row["vs other syndromes' maps"].startswith(f"{other.difference:+.3f} [")
+        beaten = all(c.above for c in sc.nulls)
+        assert row["finds its region?"].startswith("yes") == beaten
 
 
 def test_restricted_one_patient_syndromes_show_no_face(tiny_setup, monkeypatch, tmp_path) -> None:
