@@ -19,7 +19,7 @@ from gmx.aggregate import (
     summarize,
     to_template,
 )
-from gmx.aggregate.localisation import NULL_LABELS, NullComparison
+from gmx.aggregate.localisation import NullComparison
 from gmx.config import DEMO_DIR, GmxConfig
 from gmx.explain import get_method
 from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
@@ -158,12 +158,12 @@ def _interval(c: NullComparison) -> str:
     return f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
 
 
-#: Short column headers of the nulls (the expander on the page says what each one is).
-_NULL_HEADERS = {
-    "other_maps": "vs other syndromes' maps",
-    "unaffected": "vs unaffected",
-    "grand_mean": "vs generic prior",
-    "other_masks": "vs other regions",
+#: Short names of the nulls (the expander on the page says what each one is).
+_NULL_SHORT = {
+    "other_maps": "other syndromes' maps",
+    "unaffected": "unaffected",
+    "grand_mean": "generic prior",
+    "other_masks": "other regions",
 }
 
 
@@ -179,17 +179,17 @@ def localisation_rows(
     for sc in loc.scores:
         if sc.syndrome != syndrome or sc.metric != metric:
             continue
-        failed = [NULL_LABELS[c.null] for c in sc.nulls if not c.above]
+        failed = [_NULL_SHORT[c.null] for c in sc.nulls if not c.above]
         row: dict[str, Any] = {
             "method": get_method(sc.method).display_name,
-            "finds its region?": "yes, beyond every null"
+            "finds its region?": "yes, beyond all nulls"
             if not failed
-            else "not shown beyond " + ", ".join(failed),
+            else "not beyond " + ", ".join(failed),
             "AUROC": round(sc.own, 3) if np.isfinite(sc.own) else None,
             "held-out images": sc.n_images,
         }
         for c in sc.nulls:
-            row[_NULL_HEADERS[c.null]] = _interval(c)
+            row[f"vs {_NULL_SHORT[c.null]}"] = _interval(c)
         rows.append(row)
     return rows
 
