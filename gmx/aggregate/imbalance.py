@@ -34,10 +34,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,8 +167,10 @@ def train_variants(
         base: recipe (default: the demo model's architecture, iResNet ``[2, 2, 2, 2]``); its
             ``epochs``, ``threads`` and ``seed`` are replaced by the arguments.
 
-    Models that already exist are kept (so an interrupted run resumes). Seeds run in the outer loop,
-    so a partial run has complete seeds.
+    Models that already exist are kept (so an interrupted run resumes), and a model another process
+    is training is skipped, so several ``train`` processes with the same arguments share the work.
+    Seeds run in the outer loop, so a partial run has complete seeds. Returns the models written or
+    found.
     """
     from gmx.demo import train_demo_model
 
@@ -184,12 +188,16 @@ def train_variants(
                 continue
             cfg = dataclasses.replace(base, epochs=epochs, threads=threads, seed=seed)
             vd = variant_data(data, v, seed)
-            tmp = path.with_name(f".{path.name}")
-            _, m = train_demo_model(vd, cfg, tmp, device=device)
-            for suffix in (".card.json", ".pt"):  # card first: a .pt without a card never appears
-                src = tmp.with_suffix(suffix)
-                if src.is_file():
-                    src.rename(path.with_suffix(suffix))
+            with _claim(path) as mine:
+                if not mine or path.is_file():
+                    log.info("%s is trained by another process", path)
+                    continue
+                tmp = path.with_name(f".{path.name}")
+                _, m = train_demo_model(vd, cfg, tmp, device=device)
+                for suffix in (".card.json", ".pt"):  # card first: a .pt never lacks its card
+                    src = tmp.with_suffix(suffix)
+                    if src.is_file():
+                        src.rename(path.with_suffix(suffix))
             written.append(path)
             log.info(
                 "%s seed %d: %d training images, %.0f s, classifier macro top-1 %.3f",
@@ -256,6 +264,33 @@ def _card_notes(path: Path) -> dict:
     return json.loads(notes) if isinstance(notes, str) else dict(notes)
 
 
+@contextmanager
+def _claim(path: Path) -> Iterator[bool]:
+    """Claim ``path``'s work for this process: yields False if another process holds it.
+
+    The claim is a ``.<name>.lock`` file next to ``path``, created exclusively and removed on exit
+    (a process killed hard leaves it behind: delete it by hand).
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        yield False
+        return
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _savez_atomic(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
 def compute_maps(
     data: DemoData | Path,
     models_dir: Path,
@@ -266,8 +301,10 @@ def compute_maps(
 ) -> Path:
     """Per-syndrome mean maps of every ``<variant>-s<seed>.pt`` in ``models_dir``, into one npz.
 
-    A model already in the cache with the same file size, mtime and data fingerprint is not
-    recomputed, so the command can be re-run while training continues.
+    Each model's maps are first written to ``<cache stem>.parts/<model>.npz``; a part whose model file
+    (size, mtime), demo data (fingerprint of the test images, masks and ids) and methods are unchanged
+    is reused, and a part another process is computing is left to it, so several ``maps`` processes
+    can run at once and while training continues. The parts present are then gathered into ``cache``.
     """
     import torch
 
@@ -289,49 +326,50 @@ def compute_maps(
             found.append((mm["variant"], int(mm["seed"]), p))
     if not found:
         raise FileNotFoundError(f"no <variant>-s<seed>.pt models in {models_dir}")
-    old = _load_cache(cache) if cache.is_file() else None
-    if old is not None and old["fingerprint"] != fingerprint:
-        log.info("cache %s was made from other data; recomputing everything", cache)
-        old = None
-    arrays: dict[str, list] = {m: [] for m in methods}
-    meta: dict[str, list] = {k: [] for k in ("name", "variant", "seed", "stamp", "top1", "seconds")}
+    parts_dir = cache.with_name(f"{cache.stem}.parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    gathered: dict[str, list] = {f"map_{m}": [] for m in methods}
+    meta: dict[str, list] = {k: [] for k in ("name", "variant", "seed", "top1", "seconds")}
     meta |= {"images": [], "epochs": [], "patients": []}
     for variant, seed, p in found:
         stat = p.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-        reuse = None
-        if old is not None and p.name in old["name"]:
-            k = old["name"].index(p.name)
-            if old["stamp"][k] == stamp and all(m in old["maps"] for m in methods):
-                reuse = k
-        if reuse is not None:
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{fingerprint}"
+        part = parts_dir / f"{p.stem}.npz"
+        if not _part_is_current(part, stamp, methods):
+            with _claim(part) as mine:
+                if mine:
+                    t0 = time.perf_counter()
+                    means = syndrome_mean_maps(p, data, methods)
+                    blocks = {}
+                    for m in methods:
+                        shape = next(iter(means[m].values())).shape
+                        block = np.full((len(syndromes), *shape), np.nan, np.float32)
+                        for j, s in enumerate(syndromes):
+                            if s in means[m]:
+                                block[j] = means[m][s]
+                        blocks[f"map_{m}"] = block
+                    _savez_atomic(part, stamp=np.array(stamp), **blocks)
+                    log.info("maps of %s: %.0f s", p.name, time.perf_counter() - t0)
+        if not _part_is_current(part, stamp, methods):
+            log.info("maps of %s are being computed elsewhere; not gathered", p.name)
+            continue
+        with np.load(part, allow_pickle=False) as z:
             for m in methods:
-                arrays[m].append(old["maps"][m][reuse])
-        else:
-            t0 = time.perf_counter()
-            means = syndrome_mean_maps(p, data, methods)
-            for m in methods:
-                shape = next(iter(means[m].values())).shape
-                block = np.full((len(syndromes), *shape), np.nan, np.float32)
-                for j, s in enumerate(syndromes):
-                    if s in means[m]:
-                        block[j] = means[m][s]
-                arrays[m].append(block)
-            log.info("maps of %s: %.0f s", p.name, time.perf_counter() - t0)
+                gathered[f"map_{m}"].append(z[f"map_{m}"])
         notes = _card_notes(p)
         vd = variant_data(data, variant, seed)
         sizes = train_patients(vd)
         meta["name"].append(p.name)
         meta["variant"].append(variant)
         meta["seed"].append(seed)
-        meta["stamp"].append(stamp)
         meta["top1"].append(float(notes.get("classifier_macro_top1_test", np.nan)))
         meta["seconds"].append(float(notes.get("train_seconds", np.nan)))
         meta["epochs"].append(int(notes.get("train_config", {}).get("epochs", -1)))
         meta["images"].append(int((vd.splits == "train").sum()))
         meta["patients"].append([sizes.get(s, 0) for s in syndromes])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
+    if not meta["name"]:
+        raise RuntimeError(f"no model's maps are ready in {parts_dir}")
+    _savez_atomic(
         cache,
         fingerprint=np.array(fingerprint),
         data_dir=np.array(data_dir),
@@ -339,11 +377,18 @@ def compute_maps(
         full_patients=np.array([full_sizes.get(s, 0) for s in syndromes]),
         masks=np.stack([masks.get(s, np.zeros((112, 112), bool)) for s in syndromes]),
         methods=np.array(list(methods)),
-        **{f"map_{m}": np.stack(arrays[m]) for m in methods},
+        **{k: np.stack(v) for k, v in gathered.items()},
         **{f"model_{k}": np.array(v) for k, v in meta.items()},
     )
-    log.info("%d models x %d syndromes -> %s", len(found), len(syndromes), cache)
+    log.info("%d models x %d syndromes -> %s", len(meta["name"]), len(syndromes), cache)
     return cache
+
+
+def _part_is_current(part: Path, stamp: str, methods: Sequence[str]) -> bool:
+    if not part.is_file():
+        return False
+    with np.load(part, allow_pickle=False) as z:
+        return str(z["stamp"]) == stamp and all(f"map_{m}" in z.files for m in methods)
 
 
 def _load_cache(path: Path) -> dict:
@@ -359,7 +404,6 @@ def _load_cache(path: Path) -> dict:
             "name": [str(s) for s in z["model_name"]],
             "variant": [str(s) for s in z["model_variant"]],
             "seed": z["model_seed"].astype(int),
-            "stamp": [str(s) for s in z["model_stamp"]],
             "top1": z["model_top1"].astype(float),
             "seconds": z["model_seconds"].astype(float),
             "epochs": z["model_epochs"].astype(int),
@@ -660,6 +704,7 @@ def results_table(summary: dict[str, dict], methods: Sequence[str]) -> str:
 
             lines.append(
                 f"| {v} | {m} | {e['models']} | {e['train_images']:.0f} / {e['train_images_full']} "
+                f"({100 * e['train_images'] / e['train_images_full']:.0f} %) "
                 f"| {e['top1_mean']:.3f} ± {e['top1_sd']:.3f} | {t('noise_r')} | "
                 f"{t('r_unchanged')} (n={x['n_unchanged']}) | {t('r_reduced')} (n={x['n_reduced']}) | "
                 f"{t('loss_unchanged')} | {t('loss_reduced')} | {t('size_effect')} | "

@@ -171,7 +171,8 @@ def test_pairwise_r_is_pearson():
 # ---------------------------------------------------------------- end to end on a tiny config
 
 
-def test_train_maps_analyse_tiny(data, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(data, tmp_path_factory):
     """Two variants x two seeds of a tiny model, one epoch, on a slice of the demo data."""
     rng = np.random.default_rng(0)
     keep = np.zeros(len(data), bool)
@@ -183,9 +184,21 @@ def test_train_maps_analyse_tiny(data, tmp_path):
             keep |= (data.splits == split) & np.isin(data.subject_ids, chosen)
     small = data.select(keep)
     tiny = TrainConfig(layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), embedding_dim=32, batch_size=8)
-    models = tmp_path / "models"
+    models = tmp_path_factory.mktemp("imbalance") / "models"
+    models.mkdir()
+    (models / ".cap2-s1.pt.lock").write_text("another worker")
+    first = train_variants(
+        small, models, variants=("full", "cap2"), seeds=(0, 1), epochs=1, base=tiny
+    )
+    assert "cap2-s1.pt" not in {p.name for p in first}  # claimed by "another worker"
+    (models / ".cap2-s1.pt.lock").unlink()
     train_variants(small, models, variants=("full", "cap2"), seeds=(0, 1), epochs=1, base=tiny)
-    assert sorted(p.name for p in models.glob("*.pt")) == [
+    return small, models, syns
+
+
+def test_train_maps_analyse_tiny(tiny_run, tmp_path):
+    small, models, syns = tiny_run
+    assert sorted(p.name for p in models.glob("[!.]*.pt")) == [
         "cap2-s0.pt", "cap2-s1.pt", "full-s0.pt", "full-s1.pt",
     ]  # fmt: skip
     cache = compute_maps(small, models, tmp_path / "maps.npz", methods=("gradcam", "saliency"))
@@ -202,3 +215,20 @@ def test_train_maps_analyse_tiny(data, tmp_path):
     assert (tmp_path / "out" / "imbalance.png").stat().st_size > 0
     text = doc.read_text()
     assert "old" not in text and "| cap2 | saliency |" in text and text.endswith("after\n")
+
+
+def test_maps_reuse_parts_and_skip_claimed_ones(tiny_run, tmp_path):
+    small, models, _ = tiny_run
+    cache = tmp_path / "maps.npz"
+    compute_maps(small, models, cache, methods=("gradcam",))
+    parts = tmp_path / "maps.parts"
+    stamps = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz")}
+    assert len(stamps) == 4
+    (parts / "full-s1.npz").unlink()
+    (parts / ".full-s1.npz.lock").write_text("another worker")
+    compute_maps(small, models, cache, methods=("gradcam",))
+    with np.load(cache) as z:
+        assert sorted(z["model_name"]) == ["cap2-s0.pt", "cap2-s1.pt", "full-s0.pt"]
+    assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz")} == {
+        k: v for k, v in stamps.items() if k != "full-s1.npz"
+    }  # nothing recomputed
