@@ -688,11 +688,12 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
 
 
 def results_table(summary: dict[str, dict], methods: Sequence[str]) -> str:
-    """Markdown table of the effects (one row per variant x method)."""
+    """Markdown table of the effects (one row per variant x method; 95 % intervals in brackets)."""
     head = (
-        "| variant | method | models | training images | top-1 (mean ± sd) | "
+        "| variant | method | models | training images | top-1 (mean ± sd) | AUROC (mean) | "
         "r full vs full | r unchanged | r reduced | loss unchanged | loss reduced | "
-        "size effect (loss red. − unch.) | ΔAUROC unchanged | ΔAUROC reduced | ΔAUROC red. − unch. |"
+        "**size effect** (loss red. − unch.) | ΔAUROC unchanged | ΔAUROC reduced | "
+        "ΔAUROC red. − unch. |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for v, e in summary.items():
@@ -702,14 +703,26 @@ def results_table(summary: dict[str, dict], methods: Sequence[str]) -> str:
             def t(key: str, x: dict = x) -> str:
                 return Estimate(**x[key]).text()
 
-            lines.append(
-                f"| {v} | {m} | {e['models']} | {e['train_images']:.0f} / {e['train_images_full']} "
-                f"({100 * e['train_images'] / e['train_images_full']:.0f} %) "
-                f"| {e['top1_mean']:.3f} ± {e['top1_sd']:.3f} | {t('noise_r')} | "
-                f"{t('r_unchanged')} (n={x['n_unchanged']}) | {t('r_reduced')} (n={x['n_reduced']}) | "
-                f"{t('loss_unchanged')} | {t('loss_reduced')} | {t('size_effect')} | "
-                f"{t('dauroc_unchanged')} | {t('dauroc_reduced')} | {t('dauroc_size_effect')} |"
-            )
+            cells = [
+                v,
+                m,
+                str(e["models"]),
+                f"{e['train_images']:.0f} / {e['train_images_full']} "
+                f"({100 * e['train_images'] / e['train_images_full']:.0f} %)",
+                f"{e['top1_mean']:.3f} ± {e['top1_sd']:.3f}",
+                f"{x['auroc_mean']:.3f}",
+                t("noise_r"),
+            ]
+            if v == FULL:
+                cells += ["—"] * 8
+            else:
+                cells += [
+                    f"{t('r_unchanged')} (n={x['n_unchanged']})",
+                    f"{t('r_reduced')} (n={x['n_reduced']})",
+                    *(t(k) for k in ("loss_unchanged", "loss_reduced", "size_effect")),
+                    *(t(k) for k in ("dauroc_unchanged", "dauroc_reduced", "dauroc_size_effect")),
+                ]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
