@@ -449,6 +449,8 @@ class VariantEffects:
             map agreement beyond what the retraining costs every class).
         dauroc_unchanged, dauroc_reduced: AUROC change vs the full models.
         dauroc_size_effect: ``dauroc_reduced - dauroc_unchanged``.
+        loss_slope, dauroc_slope: dose-response within the variant: least-squares slope of the
+            per-syndrome loss (AUROC change) on the number of halvings of the syndrome's patients.
         n_unchanged, n_reduced: syndromes in each group.
     """
 
@@ -461,6 +463,8 @@ class VariantEffects:
     dauroc_unchanged: Estimate
     dauroc_reduced: Estimate
     dauroc_size_effect: Estimate
+    loss_slope: Estimate
+    dauroc_slope: Estimate
     n_unchanged: int
     n_reduced: int
 
@@ -469,6 +473,16 @@ def _pair_mean(r: np.ndarray, wa: np.ndarray, wb: np.ndarray, allowed: np.ndarra
     """Weighted mean over allowed (a, b) pairs of ``r[a, b, c]``: ``(C,)``."""
     w = wa[:, None] * wb[None, :] * allowed
     return np.einsum("ab,abc->c", w, r) / w.sum()
+
+
+def _slope(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted least-squares slope of ``y`` on ``x``; NaN without spread in ``x``."""
+    sw = w.sum()
+    if sw <= 0:
+        return float("nan")
+    xc = x - (w * x).sum() / sw
+    sxx = (w * xc * xc).sum()
+    return float((w * xc * y).sum() / sxx) if sxx > 1e-12 else float("nan")
 
 
 def _group_mean(values: np.ndarray, weights: np.ndarray, group: np.ndarray) -> float:
@@ -485,6 +499,7 @@ def variant_effects(
     *,
     seeds_v: Sequence[int],
     seeds_f: Sequence[int],
+    halvings: np.ndarray | None = None,
     n_boot: int = 2000,
     rng_seed: int = 0,
 ) -> VariantEffects:
@@ -496,6 +511,9 @@ def variant_effects(
         auc_v, auc_f: ``(Sv, C)`` and ``(Sf, C)`` AUROC of each model's mean map vs the mask.
         reduced: ``(C,)`` bool, the syndromes the variant shrank (the rest kept their size).
         seeds_v, seeds_f: the models' seeds; pairs of equal seed (same initialisation) are skipped.
+        halvings: ``(C,)`` how many times each syndrome was halved, ``log2(full / kept patients)``
+            (0 for unchanged ones); default: 1 for reduced syndromes. The dose-response slopes
+            regress the per-syndrome loss and AUROC change on it.
         n_boot: bootstrap resamples. Each resamples, independently and with replacement, the
             variant's models, the full models, and the syndromes within each group (reduced,
             unchanged), so the interval covers training randomness and which syndromes happen to
@@ -507,10 +525,11 @@ def variant_effects(
     r_vf, r_ff = np.asarray(r_vf, np.float64), np.asarray(r_ff, np.float64)
     auc_v, auc_f = np.asarray(auc_v, np.float64), np.asarray(auc_f, np.float64)
     red = np.asarray(reduced, bool)
+    dose = red.astype(np.float64) if halvings is None else np.asarray(halvings, np.float64)
     sv, sf, c = r_vf.shape
     if r_ff.shape != (sf, sf, c) or auc_v.shape != (sv, c) or auc_f.shape != (sf, c):
         raise ValueError("r_vf, r_ff, auc_v, auc_f disagree in shape")
-    if red.shape != (c,) or len(seeds_v) != sv or len(seeds_f) != sf:
+    if red.shape != (c,) or dose.shape != (c,) or len(seeds_v) != sv or len(seeds_f) != sf:
         raise ValueError("reduced / seeds do not match the arrays")
     allowed_vf = np.asarray(seeds_v)[:, None] != np.asarray(seeds_f)[None, :]
     allowed_ff = ~np.eye(sf, dtype=bool)
@@ -525,7 +544,7 @@ def variant_effects(
         for values in (vf, loss, dauc):
             a, b = (_group_mean(values, wc, g) for g in groups)
             out += [a, b]
-        out += [out[4] - out[3], out[6] - out[5]]
+        out += [out[4] - out[3], out[6] - out[5], _slope(dose, loss, wc), _slope(dose, dauc, wc)]
         return np.array(out)
 
     point = stats(np.ones(sv), np.ones(sf), np.ones(c))
@@ -544,16 +563,15 @@ def variant_effects(
         boot[b] = stats(wv, wf, wc)
     lo, hi = point, point
     if n_boot:
-        with (
-            warnings.catch_warnings()
-        ):  # an undefined effect (empty group) is NaN in every resample
+        # an undefined effect (an empty group) is NaN in every resample
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
     est = [
         Estimate(float(p), float(lo_), float(hi_)) if np.isfinite(p) else Estimate(*(3 * [np.nan]))
         for p, lo_, hi_ in zip(point, lo, hi, strict=True)
     ]
-    noise, r_u, r_r, l_u, l_r, a_u, a_r, size, dsize = est
+    noise, r_u, r_r, l_u, l_r, a_u, a_r, size, dsize, slope, dslope = est
     return VariantEffects(
         noise_r=noise,
         r_unchanged=r_u,
@@ -564,6 +582,8 @@ def variant_effects(
         dauroc_unchanged=a_u,
         dauroc_reduced=a_r,
         dauroc_size_effect=dsize,
+        loss_slope=slope,
+        dauroc_slope=dslope,
         n_unchanged=int((~red).sum()),
         n_reduced=int(red.sum()),
     )
@@ -616,6 +636,9 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
     for v in order:
         sel = variants == v
         reduced = (c["patients"][sel] < c["full_patients"][None]).any(0)
+        kept = c["patients"][sel].min(0)
+        with np.errstate(divide="ignore"):
+            halvings = np.log2(c["full_patients"] / np.maximum(kept, 1)) * (kept > 0)
         entry: dict[str, object] = {
             "models": int(sel.sum()),
             "seeds": seeds[sel].tolist(),
@@ -644,6 +667,7 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
                 reduced[ok] if v != FULL else np.zeros(ok.sum(), bool),
                 seeds_v=seeds[sel].tolist(),
                 seeds_f=seeds[is_full].tolist(),
+                halvings=halvings[ok],
                 n_boot=n_boot,
             )
             entry["methods"][m] = {
@@ -658,6 +682,7 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
                     "full_patients": int(c["full_patients"][syn.index(s)]),
                     "train_patients": int(c["patients"][sel][0, syn.index(s)]),
                     "reduced": bool(reduced[syn.index(s)]),
+                    "halvings": float(halvings[syn.index(s)]),
                     "r_vs_full": float(r_vf[..., j][allowed].mean()),
                     "r_full_vs_full": float(r_ff[..., j][~np.eye(len(r_ff), dtype=bool)].mean()),
                     "auroc": float(auc[m][sel][:, syn.index(s)].mean()),
@@ -680,7 +705,7 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "imbalance.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    _plot(summary, methods, out / "imbalance.png")
+    _plot(summary, per_syndrome, methods, out / "imbalance.png")
     table = results_table(summary, methods)
     if doc is not None and doc.is_file():
         _replace_table(doc, table)
@@ -692,8 +717,8 @@ def results_table(summary: dict[str, dict], methods: Sequence[str]) -> str:
     head = (
         "| variant | method | models | training images | top-1 (mean ± sd) | AUROC (mean) | "
         "r full vs full | r unchanged | r reduced | loss unchanged | loss reduced | "
-        "**size effect** (loss red. − unch.) | ΔAUROC unchanged | ΔAUROC reduced | "
-        "ΔAUROC red. − unch. |"
+        "**size effect** (loss red. − unch.) | loss per halving | ΔAUROC unchanged | "
+        "ΔAUROC reduced | ΔAUROC red. − unch. | ΔAUROC per halving |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for v, e in summary.items():
@@ -714,13 +739,24 @@ def results_table(summary: dict[str, dict], methods: Sequence[str]) -> str:
                 t("noise_r"),
             ]
             if v == FULL:
-                cells += ["—"] * 8
+                cells += ["—"] * 10
             else:
                 cells += [
                     f"{t('r_unchanged')} (n={x['n_unchanged']})",
                     f"{t('r_reduced')} (n={x['n_reduced']})",
-                    *(t(k) for k in ("loss_unchanged", "loss_reduced", "size_effect")),
-                    *(t(k) for k in ("dauroc_unchanged", "dauroc_reduced", "dauroc_size_effect")),
+                    *(
+                        t(k)
+                        for k in ("loss_unchanged", "loss_reduced", "size_effect", "loss_slope")
+                    ),
+                    *(
+                        t(k)
+                        for k in (
+                            "dauroc_unchanged",
+                            "dauroc_reduced",
+                            "dauroc_size_effect",
+                            "dauroc_slope",
+                        )
+                    ),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -739,7 +775,9 @@ def _replace_table(doc: Path, table: str) -> None:
     doc.write_text(f"{head}{_MARK_OPEN}\n{table}\n{_MARK_CLOSE}{tail}", encoding="utf-8")
 
 
-def _plot(summary: dict[str, dict], methods: Sequence[str], path: Path) -> None:
+def _plot(
+    summary: dict[str, dict], per_syndrome: list[dict], methods: Sequence[str], path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -747,19 +785,18 @@ def _plot(summary: dict[str, dict], methods: Sequence[str], path: Path) -> None:
 
     colours = {"gradcam": "#1f6f8b", "hirescam": "#e07b39", "saliency": "#6a994e"}
     variants = [v for v in summary if v != FULL]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.4))
     panels = (
-        ("loss", "loss of r vs full, beyond full-vs-full noise"),
-        ("dauroc", "change in AUROC vs causal region (variant − full)"),
+        ("loss", "loss of r vs full models, beyond full-vs-full (run-to-run) agreement"),
+        ("dauroc", "change in AUROC vs the causal region (variant − full)"),
     )
     width = 0.8 / max(1, 2 * len(methods))
-    for ax, (key, title) in zip(axes[:2], panels, strict=True):
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
         for i, m in enumerate(methods):
             for g, (grp, marker) in enumerate((("unchanged", "o"), ("reduced", "s"))):
-                name = f"{key}_{grp}" if key == "loss" else f"dauroc_{grp}"
                 xs, ys, lo, hi = [], [], [], []
                 for k, v in enumerate(variants):
-                    e = summary[v]["methods"][m][name]
+                    e = summary[v]["methods"][m][f"{key}_{grp}"]
                     if np.isfinite(e["value"]):
                         xs.append(k + (2 * i + g - len(methods) + 0.5) * width)
                         ys.append(e["value"])
@@ -772,18 +809,32 @@ def _plot(summary: dict[str, dict], methods: Sequence[str], path: Path) -> None:
         ax.set_xticks(range(len(variants)), variants)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(fontsize=7)
-    ax = axes[2]
+    axes[0, 0].legend(fontsize=7)
+    ax = axes[1, 0]
+    markers = dict(zip(variants, "os^vDP", strict=False))
+    for m in methods:
+        for v in variants:
+            rows = [r for r in per_syndrome if r["variant"] == v and r["method"] == m]
+            ax.scatter([r["halvings"] for r in rows],
+                       [r["r_full_vs_full"] - r["r_vs_full"] for r in rows], s=22, alpha=0.75,
+                       color=colours.get(m), marker=markers[v], label=f"{m}, {v}")  # fmt: skip
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("halvings of the syndrome's training patients, log2(full / kept)")
+    ax.set_ylabel("loss of r (per syndrome)")
+    ax.set_title("per syndrome: loss of agreement vs how much the class was shrunk", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    ax = axes[1, 1]
     names = list(summary)
     ax.errorbar(range(len(names)), [summary[v]["top1_mean"] for v in names],
                 yerr=[summary[v]["top1_sd"] for v in names], fmt="o", color="k", capsize=3)  # fmt: skip
     ax.set_xticks(range(len(names)), names)
     ax.set_title("classifier macro top-1 on the test split (mean ± sd over seeds)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    fig.text(0.01, 0.01, "error bars of the left panels: 95 % bootstrap intervals (seeds and "
-             "syndromes resampled)", fontsize=8)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.text(0.01, 0.005, "error bars, top row: 95 % bootstrap intervals (models of each variant, "
+             "full models and syndromes within a group resampled)", fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

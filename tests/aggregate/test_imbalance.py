@@ -140,6 +140,19 @@ def test_planted_size_effect_interval_excludes_zero():
     assert e.dauroc_size_effect.high < 0
 
 
+def test_dose_response_slope_recovers_a_planted_slope():
+    """Loss grows by 0.05 per halving of the class: the slope says so; no dose, no slope."""
+    r_vf, r_ff, auc_v, auc_f, reduced = _synthetic(0.0, noise=0.0)
+    halvings = np.where(reduced, np.linspace(0.5, 3.0, 10), 0.0)
+    e = variant_effects(
+        r_vf - 0.05 * halvings, r_ff, auc_v, auc_f, reduced,
+        seeds_v=range(5), seeds_f=range(5), halvings=halvings, n_boot=100,
+    )  # fmt: skip
+    assert e.loss_slope.value == pytest.approx(0.05)
+    assert e.dauroc_slope.value == pytest.approx(0.0, abs=1e-12)
+    assert (e.loss_slope.low, e.loss_slope.high) == pytest.approx((0.05, 0.05))
+
+
 def test_equal_seed_pairs_are_skipped():
     """A variant and a full model of the same seed share their initialisation: not a fair pair."""
     r_vf, r_ff, auc_v, auc_f, reduced = _synthetic(0.0, noise=0.0)
