@@ -285,12 +285,6 @@ def _claim(path: Path) -> Iterator[bool]:
         lock.unlink(missing_ok=True)
 
 
-def _savez_atomic(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-
-
 def compute_maps(
     data: DemoData | Path,
     models_dir: Path,
@@ -309,6 +303,7 @@ def compute_maps(
     import torch
 
     from gmx.aggregate.results import syndrome_masks
+    from gmx.aggregate.store import atomic_save_npz
 
     torch.set_num_threads(threads)
     data_dir = "(in memory)"
@@ -348,7 +343,7 @@ def compute_maps(
                             if s in means[m]:
                                 block[j] = means[m][s]
                         blocks[f"map_{m}"] = block
-                    _savez_atomic(part, stamp=np.array(stamp), **blocks)
+                    atomic_save_npz(part, {"stamp": np.array(stamp), **blocks})
                     log.info("maps of %s: %.0f s", p.name, time.perf_counter() - t0)
         if not _part_is_current(part, stamp, methods):
             log.info("maps of %s are being computed elsewhere; not gathered", p.name)
@@ -369,16 +364,18 @@ def compute_maps(
         meta["patients"].append([sizes.get(s, 0) for s in syndromes])
     if not meta["name"]:
         raise RuntimeError(f"no model's maps are ready in {parts_dir}")
-    _savez_atomic(
+    atomic_save_npz(
         cache,
-        fingerprint=np.array(fingerprint),
-        data_dir=np.array(data_dir),
-        syndromes=np.array(syndromes),
-        full_patients=np.array([full_sizes.get(s, 0) for s in syndromes]),
-        masks=np.stack([masks.get(s, np.zeros((112, 112), bool)) for s in syndromes]),
-        methods=np.array(list(methods)),
-        **{k: np.stack(v) for k, v in gathered.items()},
-        **{f"model_{k}": np.array(v) for k, v in meta.items()},
+        {
+            "fingerprint": np.array(fingerprint),
+            "data_dir": np.array(data_dir),
+            "syndromes": np.array(syndromes),
+            "full_patients": np.array([full_sizes.get(s, 0) for s in syndromes]),
+            "masks": np.stack([masks.get(s, np.zeros((112, 112), bool)) for s in syndromes]),
+            "methods": np.array(list(methods)),
+            **{k: np.stack(v) for k, v in gathered.items()},
+            **{f"model_{k}": np.array(v) for k, v in meta.items()},
+        },
     )
     log.info("%d models x %d syndromes -> %s", len(meta["name"]), len(syndromes), cache)
     return cache
