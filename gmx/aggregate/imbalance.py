@@ -587,13 +587,17 @@ def variant_effects(
 
 
 def pairwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(Sa, C, ...)`` x ``(Sb, C, ...)`` maps -> ``(Sa, Sb, C)`` Pearson r of flattened maps."""
+    """``(Sa, C, ...)`` x ``(Sb, C, ...)`` maps -> ``(Sa, Sb, C)`` Pearson r of flattened maps.
+
+    NaN where either map is constant (as :func:`gmx.aggregate.stats.pearson`).
+    """
     x = np.asarray(a, np.float64).reshape(a.shape[0], a.shape[1], -1)
     y = np.asarray(b, np.float64).reshape(b.shape[0], b.shape[1], -1)
     x = x - x.mean(-1, keepdims=True)
     y = y - y.mean(-1, keepdims=True)
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        y = y / np.linalg.norm(y, axis=-1, keepdims=True)
     return np.einsum("acp,bcp->abc", x, y)
 
 
@@ -654,6 +658,8 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
                 (0, 2)
             )
             ok &= np.isfinite(auc[m][sel | is_full]).all(0)
+            # a constant mean map (e.g. a Grad-CAM that is 0 everywhere) has no r: leave it out
+            ok &= np.isfinite(pairwise_r(maps[sel | is_full], maps[sel | is_full])).all((0, 1))
             r_vf = pairwise_r(maps[sel][:, ok], maps[is_full][:, ok])
             r_ff = pairwise_r(maps[is_full][:, ok], maps[is_full][:, ok])
             eff = variant_effects(
@@ -668,6 +674,7 @@ def analyse(cache: Path, out: Path, *, n_boot: int = 2000, doc: Path | None = No
                 n_boot=n_boot,
             )
             entry["methods"][m] = {
+                "left_out": [s for s, k in zip(syn, ok, strict=True) if not k],
                 "auroc_mean": float(np.nanmean(auc[m][sel][:, ok])),
                 **{k: dataclasses.asdict(x) if isinstance(x, Estimate) else x
                    for k, x in dataclasses.asdict(eff).items()},

@@ -179,6 +179,9 @@ def test_pairwise_r_is_pearson():
     r = pairwise_r(a, b)
     assert r.shape == (3, 2, 4)
     assert r[2, 1, 3] == pytest.approx(pearson(a[2, 3], b[1, 3]))
+    a[0, 1] = 0.0  # a constant map has no r
+    r = pairwise_r(a, b)
+    assert np.isnan(r[0, :, 1]).all() and np.isfinite(np.delete(r, 1, axis=2)).all()
 
 
 # ---------------------------------------------------------------- end to end on a tiny config
