@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from gmx.aggregate.imbalance import (
     variant_data,
     variant_effects,
 )
+from gmx.aggregate.results import syndrome_masks
 from gmx.aggregate.stats import pearson
 from gmx.synth.dataset import load_demo_data
 from gmx.train import TrainConfig
@@ -248,3 +250,17 @@ def test_maps_reuse_parts_and_skip_claimed_ones(tiny_run, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz")} == {
         k: v for k, v in stamps.items() if k != "full-s1.npz"
     }  # nothing recomputed
+
+
+def test_new_masks_are_gathered_without_recomputing_maps(tiny_run, tmp_path):
+    small, models, _ = tiny_run
+    cache = compute_maps(small, models, tmp_path / "maps.npz", methods=("gradcam",))
+    parts = {p: p.stat().st_mtime_ns for p in (tmp_path / "maps.parts").glob("*.npz")}
+    moved = dataclasses.replace(small, masks=np.roll(small.masks, 9, axis=2))
+    compute_maps(moved, models, cache, methods=("gradcam",))
+    assert {p: p.stat().st_mtime_ns for p in parts} == parts
+    with np.load(cache) as z:
+        syn = list(z["syndromes"])
+        test = moved.splits == "test"
+        expected = syndrome_masks(moved.labels[test], moved.masks[test])
+        assert all((z["masks"][syn.index(s)] == m).all() for s, m in expected.items())
