@@ -16,7 +16,7 @@ Design (``docs/imbalance.md`` has the reasoning and the results):
 
 Three phases, each a command; the map cache lets the analysis be re-run in seconds::
 
-    python -m gmx.aggregate.imbalance train --out OUT --epochs 12 --seeds 0 1 2 3 4
+    python -m gmx.aggregate.imbalance train --out OUT --epochs 8 --seeds 0 1 2 3 4
     python -m gmx.aggregate.imbalance maps --models OUT --cache OUT/maps.npz
     python -m gmx.aggregate.imbalance analyse --cache OUT/maps.npz --out docs
 
@@ -155,7 +155,7 @@ def train_variants(
     *,
     variants: Sequence[str] = VARIANTS,
     seeds: Sequence[int] = SEEDS,
-    epochs: int = 12,
+    epochs: int = 8,
     threads: int = 1,
     device: str = "cpu",
     base: TrainConfig | None = None,
@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--data", type=Path, default=Path("models/demo"))
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--device", default="cpu")
-    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--variants", nargs="+", default=list(VARIANTS))
     t.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
