@@ -814,7 +814,8 @@ def _plot(
         ax.set_xticks(range(len(variants)), variants)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend(fontsize=7)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7)
     ax = axes[1, 0]
     markers = dict(zip(variants, "os^vDP", strict=False))
     for m in methods:
@@ -828,7 +829,8 @@ def _plot(
     ax.set_ylabel("loss of r (per syndrome)")
     ax.set_title("per syndrome: loss of agreement vs how much the class was shrunk", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, ncol=2)
     ax = axes[1, 1]
     names = list(summary)
     ax.errorbar(range(len(names)), [summary[v]["top1_mean"] for v in names],
