@@ -38,8 +38,9 @@ def batch_maps(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     batch_size: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    native: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Raw maps of ``n`` faces, each against its own target.
+    """Maps of ``n`` faces, each against its own target.
 
     Args:
         models: a model (``LoadedModel``, ``GestaltModel``, backbone) or a sequence (an ensemble);
@@ -52,10 +53,12 @@ def batch_maps(
         batch_size: rows per forward pass (``0``: :func:`gmx.explain.batch_faces`, 32 on CPU, 256
             on CUDA).
         progress: ``progress(done_rows, n)`` after each batch.
+        native: maps at the methods' native resolution (e.g. 7x7 cells, the engine's ``raw``)
+            where one cell grid holds every variant, instead of placed on the template.
 
     Returns:
-        method -> ``(n, 112, 112)`` float32 maps placed on the template; rows whose target is
-        invalid are NaN.
+        method -> ``(n, 112, 112)`` float32 maps placed on the template (``native``: ``(n, h, w)``);
+        rows whose target is invalid are NaN.
 
     Raises:
         ValueError: for bad faces, methods, variants, or targets that do not fit.
@@ -100,6 +103,7 @@ def batch_maps(
                 variants,
                 methods=fast,
                 params=params,
+                native=native,
             )
             for m in fast:
                 parts[m].append(maps[m])
@@ -108,7 +112,8 @@ def batch_maps(
                 models, arr[r], targets.take([r]).target(), variants, methods=slow, params=params
             )
             for m in slow:
-                parts[m].append(one[m].values[None].astype(np.float32))
+                amap = one[m].raw if native else one[m].values
+                parts[m].append(amap[None].astype(np.float32))
         done += len(rows)
         if progress is not None:
             progress(done, len(rows_valid))

@@ -574,6 +574,7 @@ def explain_batch(
     classifiers: Sequence[nn.Module | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | Any | None = None,
+    native: bool = False,
 ) -> dict[str, np.ndarray]:
     """Explain ``n`` faces at once: one forward and backward pass per variant serves every face.
 
@@ -593,10 +594,14 @@ def explain_batch(
         classifiers: per-model classifiers, overriding those found on ``models``.
         progress: called as ``progress(done, total)`` after each method and variant.
         should_stop: callable or ``threading.Event``; checked between passes.
+        native: return what :func:`explain`'s ``raw`` holds instead: the variant average at the
+            method's native resolution (e.g. 7x7 cells) where one cell grid holds every variant,
+            else the placed average.
 
     Returns:
         method -> ``(n, 112, 112)`` float32 maps in engine units, each variant placed on the face
-        with its backbone's cell grid (mirrored back at pixel level if flipped), then averaged.
+        with its backbone's cell grid (mirrored back at pixel level if flipped), then averaged
+        (``native``: ``(n, h, w)`` as described there).
 
     Raises:
         ExplanationCancelled: if ``should_stop`` fired.
@@ -625,7 +630,8 @@ def explain_batch(
     for job in _variant_maps(pairs, arr, (target,), variants, jobs, tracker, mean_rows=False):
         assert job.acc is not None
         assert job.placed is not None
-        out[job.spec.name] = (job.placed[:, 0] / len(variants)).numpy().astype(np.float32)
+        maps = _native(job, len(variants)) if native else job.placed / len(variants)
+        out[job.spec.name] = maps[:, 0].numpy().astype(np.float32)
     return {job.spec.name: out[job.spec.name] for job in jobs}
 
 

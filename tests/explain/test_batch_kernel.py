@@ -96,3 +96,15 @@ def test_batch_refuses_what_it_cannot_share(tiny_model, face) -> None:
         )
     with pytest.raises(ValueError, match="uint8"):
         explain_batch(tiny_model, faces.astype(np.float32), target, methods=["gradcam"])
+
+
+def test_native_batch_maps_are_the_engines_raw_maps(tiny_model, face) -> None:
+    faces = _faces(face)
+    refs = np.stack([gallery(64, seed=s) for s in range(3)])
+    maps = explain_batch(
+        tiny_model, faces, RowTarget(refs), methods=["gradcam", "saliency"], native=True
+    )
+    assert maps["gradcam"].shape == (3, 7, 7) and maps["saliency"].shape == (3, 112, 112)
+    for i in range(3):
+        one = explain(tiny_model, faces[i], SimilarityTarget(refs[i]), methods=["gradcam"])
+        np.testing.assert_allclose(maps["gradcam"][i], one["gradcam"].raw, rtol=1e-4, atol=1e-7)
