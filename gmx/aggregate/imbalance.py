@@ -590,7 +590,7 @@ def variant_effects(
 def pairwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(Sa, C, ...)`` x ``(Sb, C, ...)`` maps -> ``(Sa, Sb, C)`` Pearson r of flattened maps.
 
-    NaN where either map is constant (as :func:`gmx.aggregate.stats.pearson`).
+    NaN where either map is constant, as :func:`gmx.explain.pearson` (this is its all-pairs form).
     """
     x = np.asarray(a, np.float64).reshape(a.shape[0], a.shape[1], -1)
     y = np.asarray(b, np.float64).reshape(b.shape[0], b.shape[1], -1)
