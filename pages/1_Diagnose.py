@@ -15,7 +15,7 @@ cfg = common.page_setup("Diagnose")
 st.title("Diagnose")
 
 with st.sidebar:
-    top_k = st.slider("Top-k syndromes", 1, 30, value=state.get(state.TOP_K, 10), key=state.TOP_K)
+    top_k = st.slider("Top-k syndromes", 1, 30, key=state.keep("top_k", state.TOP_K_DEFAULT))
     drop_near_duplicates = st.toggle(
         "Drop near-duplicate gallery matches (distance ≤ 0.3)",
         value=False,

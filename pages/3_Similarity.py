@@ -27,7 +27,7 @@ explainer = resources.pair_explainer(cfg)
 
 with st.sidebar:
     st.header("Pairs")
-    top_k = int(state.get(state.TOP_K, 10))
+    top_k = int(state.get(state.TOP_K, state.TOP_K_DEFAULT))
     n_patients = st.slider("Nearest patients per syndrome", 1, 10, 3)
     method = (
         st.segmented_control(

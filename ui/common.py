@@ -17,6 +17,7 @@ DEMO_WARNING = (
 def page_setup(title: str, icon: str = "🧬") -> GmxConfig:
     """Configure the page, draw the sidebar badge, return the active configuration."""
     st.set_page_config(page_title=f"{title} · gmx", page_icon=icon, layout="wide")
+    state.keep_settings()
     cfg = resources.active_config()
     with st.sidebar:
         if cfg.is_demo:

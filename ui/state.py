@@ -1,4 +1,10 @@
-"""Session-state keys shared between pages (one place, so pages agree on names)."""
+"""Session-state keys shared between pages (one place, so pages agree on names).
+
+Settings that must survive a change of page (top-k, the near-duplicate toggle, the explanation target,
+the sign, the chosen syndrome, ...) are widgets whose key comes from :func:`keep`. Streamlit deletes a
+widget's state when a page without that widget runs; :func:`keep_settings`, called first on every page
+(by ``ui.common.page_setup``), writes each kept value back so that it survives.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,31 @@ import streamlit as st
 PHOTO_BYTES = "gmx.photo_bytes"
 PHOTO_NAME = "gmx.photo_name"
 FACE_INDEX = "gmx.face_index"
-TOP_K = "gmx.top_k"
 CONFIG = "gmx.config"
+KEEP_PREFIX = "gmx.keep."
+
+
+def keep(name: str, default: Any = None) -> str:
+    """Widget key of a setting that persists across pages, with its first value.
+
+    Use it instead of the widget's ``value``/``index``: ``st.slider("Top-k", 1, 30,
+    key=state.keep("top_k", 10))`` (passing both makes Streamlit warn on screen).
+    """
+    key = KEEP_PREFIX + name
+    if default is not None and key not in st.session_state:
+        st.session_state[key] = default
+    return key
+
+
+TOP_K = KEEP_PREFIX + "top_k"
+TOP_K_DEFAULT = 10
+
+
+def keep_settings() -> None:
+    """Re-assign every kept setting so that Streamlit does not clean it up on a page without its
+    widget. Must run before any widget of the page is created."""
+    for key in [k for k in st.session_state if str(k).startswith(KEEP_PREFIX)]:
+        st.session_state[key] = st.session_state[key]
 
 
 def get(key: str, default: Any = None) -> Any:

@@ -86,3 +86,18 @@ def test_a_bad_config_file_is_a_message_not_a_traceback(page, tmp_path, monkeypa
     _no_exceptions(at)
     shown = " ".join(e.value for e in at.error)
     assert "photos_visible" in shown and str(bad) in shown
+
+
+def test_settings_survive_a_change_of_page(tiny_env):
+    """A kept setting (top-k) keeps its value after another page ran (Streamlit would delete it)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[state.CONFIG] = load_config()
+    at.switch_page("pages/1_Diagnose.py").run()
+    at.slider(key=state.TOP_K).set_value(4).run()
+    assert at.session_state[state.TOP_K] == 4
+    at.switch_page("pages/4_Syndromes.py").run()
+    _no_exceptions(at)
+    at.switch_page("pages/1_Diagnose.py").run()
+    _no_exceptions(at)
+    assert at.slider(key=state.TOP_K).value == 4
+    assert not at.warning or all("Session State" not in w.value for w in at.warning)
