@@ -299,15 +299,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 model_version=",".join(m.card.name for m in diagnoser.models),
                 gallery_version=diagnoser.gallery.version,
                 top_k=args.top_k,
+                demo=cfg.is_demo,
             )
-            out.setdefault("gmx", {})
+            n_faces = len(d.alignment.faces)
+            if n_faces > 1:
+                log.warning(
+                    "%s: %d faces found; ranked face %d (faces are numbered from 0, largest "
+                    "first); choose another with --face",
+                    path,
+                    n_faces,
+                    d.face_index,
+                )
             out["gmx"].update(
                 {
-                    "faces_found": len(d.alignment.faces),
+                    "faces_found": n_faces,
                     "face_index": d.face_index,
+                    "faces": [
+                        {
+                            "box": [round(c, 1) for c in f.box],
+                            "detection_score": round(f.quality.detection_score, 3),
+                        }
+                        for f in d.alignment.faces
+                    ],
+                    "face_doubts": list(d.doubts),
                     "quality_warnings": list(d.face.quality.warnings),
                     "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
-                    "demo": cfg.is_demo,
                     "photo": str(path),
                 }
             )

@@ -21,6 +21,14 @@ from gmx.config import GmxConfig
 from gmx.encode import Ensemble, LoadedModel, load_model
 from gmx.gallery import Gallery, Ranking, check_compatible, load_gallery, rank
 
+#: Most faces a :class:`Diagnoser` aligns per photo (largest first); a group photo beyond this gets a
+#: note in :attr:`AlignmentResult.message`. The user (or ``--face``) picks which one is the patient.
+MAX_FACES: int = 10
+
+#: A face whose BlazeFace detection score is below this needs the user's confirmation before results
+#: are shown (see :func:`face_doubts`; figures in docs/align.md).
+CONFIRM_DETECTION_SCORE: float = 0.75
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -57,7 +65,34 @@ class Diagnosis:
     @property
     def message(self) -> str | None:
         """Why there is no ranking, for the user."""
-        return None if self.ok else (self.alignment.message or "No face found in the photo.")
+        if self.ok:
+            return None
+        n = len(self.alignment.faces)
+        if n:
+            return f"Face {self.face_index + 1} was asked for, but the photo has only {n} face(s)."
+        return self.alignment.message or "No face found in the photo."
+
+    @property
+    def doubts(self) -> tuple[str, ...]:
+        """Why the ranked face may not be a face (empty when it looks like one); see
+        :func:`face_doubts`."""
+        face = self.face
+        return () if face is None else face_doubts(face)
+
+
+def face_doubts(face: AlignedFace) -> tuple[str, ...]:
+    """Reasons to ask the user whether ``face`` really is the patient's face before showing results.
+
+    A weak detection (score below :data:`CONFIRM_DETECTION_SCORE`) is what the measured false faces
+    have in common (a skull mask's eye socket: 0.55; real portraits and headshots: >= 0.8).
+    """
+    score = face.quality.detection_score
+    if score < CONFIRM_DETECTION_SCORE:
+        return (
+            f"the face detector is unsure this is a face (score {score:.2f} < "
+            f"{CONFIRM_DETECTION_SCORE:.2f})",
+        )
+    return ()
 
 
 class Diagnoser:
@@ -90,7 +125,7 @@ class Diagnoser:
         say(f"Loading gallery {Path(config.gallery_path).name}")
         gallery = load_gallery(config.gallery_path, expected_fingerprint=ensemble.fingerprint)
         say("Starting the face landmarker")
-        aligner = FaceAligner()
+        aligner = FaceAligner(max_faces=MAX_FACES)
         return cls(ensemble, gallery, aligner)
 
     @property
@@ -101,7 +136,8 @@ class Diagnoser:
     def align(
         self, source: bytes | str | Path | ImageU8
     ) -> tuple[AlignmentResult, dict[str, float]]:
-        """Decode (unless given pixels) and align every face of a photo."""
+        """Decode (unless given pixels) and align every face of a photo (up to the aligner's
+        ``max_faces``, largest first)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         rgb = source if isinstance(source, np.ndarray) else load_image(source)
@@ -142,14 +178,42 @@ class Diagnoser:
         if isinstance(source, bytes):
             digest = hashlib.sha256(source).hexdigest()
         alignment, timings = self.align(source)
+        return self.diagnose_alignment(
+            alignment,
+            face_index=face_index,
+            min_distance=min_distance,
+            image_sha256=digest,
+            timings=timings,
+        )
+
+    def diagnose_alignment(
+        self,
+        alignment: AlignmentResult,
+        *,
+        face_index: int = 0,
+        min_distance: float | None = None,
+        image_sha256: str = "",
+        timings: Mapping[str, float] | None = None,
+    ) -> Diagnosis:
+        """:class:`Diagnosis` of one face of an already aligned photo (choosing another face of a
+        group photo, or another threshold, does not align the photo again).
+
+        Raises:
+            ValueError: if ``face_index`` is negative.
+        """
+        if face_index < 0:
+            raise ValueError(f"face_index must be >= 0, got {face_index}")
+        spent = dict(timings or {})
         if face_index >= len(alignment.faces):
-            return Diagnosis(alignment, face_index, None, None, dict(timings), digest)
+            return Diagnosis(alignment, face_index, None, None, spent, image_sha256)
         embeddings, ranking, more = self.rank_face(
             alignment.faces[face_index], min_distance=min_distance
         )
-        timings.update(more)
-        timings["total"] = sum(timings.values())
-        return Diagnosis(alignment, face_index, embeddings, ranking, dict(timings), digest)
+        embeddings.setflags(write=False)  # a diagnosis may be shared (the app keeps it in memory)
+        spent.update(more)
+        spent.pop("total", None)
+        spent["total"] = sum(spent.values())
+        return Diagnosis(alignment, face_index, embeddings, ranking, spent, image_sha256)
 
     def close(self) -> None:
         """Release the MediaPipe aligner."""
@@ -162,4 +226,11 @@ class Diagnoser:
         self.close()
 
 
-__all__ = ["Diagnoser", "Diagnosis", "check_compatible"]
+__all__ = [
+    "CONFIRM_DETECTION_SCORE",
+    "MAX_FACES",
+    "Diagnoser",
+    "Diagnosis",
+    "check_compatible",
+    "face_doubts",
+]

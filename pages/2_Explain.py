@@ -17,18 +17,13 @@ from gmx.panel import (
     similarity_rows,
 )
 from gmx.viz import COLORMAPS, DIVERGING
-from ui import common, explain_view, resources, state
+from ui import common, explain_view, photo, resources, state
 
 cfg = common.page_setup("Explain")
 st.title("Explain")
-data, name = common.require_photo()
+current = photo.current(cfg)  # no photo / unreadable / no face / unconfirmed: message + stop
+name, diagnosis = current.name, current.diagnosis
 diag = resources.diagnoser(cfg)
-diagnosis = resources.diagnose_photo(
-    resources.config_key(cfg), data, int(state.get(state.FACE_INDEX, 0)), None
-)
-if not diagnosis.ok:
-    st.warning(f"**{name}**: {diagnosis.message} Choose another photo on the Diagnose page.")
-    st.stop()
 face = diagnosis.face.image
 gallery = diag.gallery
 

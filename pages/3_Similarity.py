@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gmx.errors import GalleryError, ImageLoadError
+from gmx.errors import GalleryError
 from gmx.similarity import PAIR_METHODS, SPLITS, nearest_patients
-from ui import common, resources, similarity_view, state, tables
+from ui import common, photo, resources, similarity_view, state, tables
 
 cfg = common.page_setup("Similarity")
 st.title("Similarity to gallery patients")
-data, name = common.require_photo()
+current = photo.current(cfg)  # no photo / unreadable / no face / unconfirmed: message + stop
+name, diagnosis = current.name, current.diagnosis
 diag = resources.diagnoser(cfg)
-try:
-    diagnosis = resources.diagnose_photo(
-        resources.config_key(cfg), data, int(state.get(state.FACE_INDEX, 0)), None
-    )
-except ImageLoadError as exc:
-    st.error(f"**{name}** cannot be used: {exc}")
-    st.stop()
-if not diagnosis.ok:
-    st.warning(f"**{name}**: {diagnosis.message} Choose another photo on the Diagnose page.")
-    st.stop()
 face, ranking, gallery = diagnosis.face, diagnosis.ranking, diag.gallery
 explainer = resources.pair_explainer(cfg)
 

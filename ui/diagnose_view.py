@@ -1,0 +1,104 @@
+"""Widgets of the Diagnose page: its controls (a frozen request), the photo input, the export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import streamlit as st
+
+from gmx.config import GmxConfig
+from gmx.constants import NEAR_DUPLICATE_DISTANCE
+from gmx.gallery import to_service_json
+from gmx.pipeline import Diagnoser
+from ui import examples, photo, state
+
+#: Photo sources of the Diagnose page.
+SOURCES = ("Upload", "Camera", "Demo faces")
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+#: Most syndromes the top-k slider offers.
+TOP_K_MAX = 30
+#: Widths of the photo, aligned-face and quality columns.
+RESULT_COLUMNS = (1.3, 1.0, 1.0)
+#: Height of the photo and aligned-face figures, in pixels.
+FIGURE_HEIGHT = examples.PREVIEW_HEIGHT
+MS_PER_S = 1000
+
+
+@dataclass(frozen=True)
+class DiagnoseRequest:
+    """What the Diagnose page was asked for."""
+
+    top_k: int
+    drop_near_duplicates: bool
+    source: str
+
+
+def diagnose_controls() -> DiagnoseRequest:
+    """The sidebar settings (kept across pages) and the photo source."""
+    with st.sidebar:
+        top_k = st.slider(
+            "Top-k syndromes", 1, TOP_K_MAX, key=state.keep("top_k", state.TOP_K_DEFAULT)
+        )
+        drop = st.toggle(
+            f"Drop near-duplicate gallery matches (distance ≤ {NEAR_DUPLICATE_DISTANCE})",
+            key=state.keep("drop_near_duplicates", False),
+            help="The GestaltMatcher service v1.1.2 drops gallery images this close to the query "
+            "(likely the same photo). Explain and Similarity use the same setting.",
+        )
+    source = st.segmented_control(
+        "Photo", SOURCES, default=SOURCES[0], label_visibility="collapsed"
+    )
+    return DiagnoseRequest(int(top_k), bool(drop), str(source or SOURCES[0]))
+
+
+def photo_input(request: DiagnoseRequest, cfg: GmxConfig) -> None:
+    """The chosen source's widget; a new photo is validated before it becomes the current one."""
+    if request.source == "Upload":
+        st.file_uploader(
+            "Frontal face photo (JPEG, PNG, WebP, BMP, TIFF, GIF). Kept in memory only.",
+            type=list(UPLOAD_TYPES),
+            key=photo.uploader_key(),
+            on_change=photo.on_upload,
+        )
+    elif request.source == "Camera":
+        st.camera_input("Take a frontal photo", key=photo.camera_key(), on_change=photo.on_camera)
+    else:
+        chosen = examples.picker(cfg)
+        if chosen is not None:
+            photo.accept(*chosen)
+    photo.show_refusal()
+
+
+def timings_caption(timings: Mapping[str, float]) -> str:
+    """``decode 12 ms · align 80 ms · ...``"""
+    return " · ".join(f"{k} {v * MS_PER_S:.0f} ms" for k, v in timings.items())
+
+
+def default_case_id(current: photo.CurrentPhoto) -> str:
+    """A neutral case id (never the file name): ``case-`` and the start of the photo's hash."""
+    return f"case-{current.sha256[:8]}"
+
+
+def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, top_k: int) -> None:
+    """Case id input and the GestaltMatcher service JSON download (with a demo flag on the demo)."""
+    case_id = st.text_input(
+        "Case id (written in the export)",
+        key=state.keep(f"{state.CASE_ID_PREFIX}{current.sha256}", default_case_id(current)),
+        help="The export does not contain the photo's file name unless you type it here.",
+    )
+    report = to_service_json(
+        current.diagnosis.ranking,
+        case_id=case_id.strip() or default_case_id(current),
+        model_version=",".join(m.card.name for m in diagnoser.models),
+        gallery_version=diagnoser.gallery.version,
+        top_k=top_k,
+        demo=cfg.is_demo,
+    )
+    st.download_button(
+        "Download result (GestaltMatcher service JSON)",
+        json.dumps(report, indent=2),
+        file_name="gmx_result.json",
+        mime="application/json",
+    )
