@@ -166,6 +166,13 @@ def diagnosis(cfg: GmxConfig, *, on_diagnose_page: bool = False) -> CurrentPhoto
     if not result.ok:  # a face index from an older photo: back to the largest face
         st.session_state[state.FACE_INDEX] = 0
         st.rerun()
+    if not result.ranking.syndromes:
+        st.warning(
+            f"Every gallery image is a near-duplicate of **{name}** (distance ≤ {min_distance}): "
+            "nothing is left to rank. Turn off *Drop near-duplicate gallery matches* on the "
+            "Diagnose page."
+        )
+        st.stop()
     return CurrentPhoto(data, name, sha, result, min_distance)
 
 
