@@ -41,6 +41,8 @@ with info:
     st.metric("Face width", f"{q.face_width_px:.0f} px")
     st.metric("Yaw / roll", f"{q.yaw_deg:+.0f}° / {q.roll_deg:+.0f}°")
     st.metric("Detection score", f"{q.detection_score:.2f}")
+    if len(diagnosis.alignment.faces) > 1:
+        st.caption(f"Ranked: face {diagnosis.face_index + 1} of {len(diagnosis.alignment.faces)}")
     for warning in q.warnings:
         st.warning(warning, icon=":material/warning:")
     st.caption(diagnose_view.timings_caption(diagnosis.timings))

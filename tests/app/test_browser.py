@@ -140,3 +140,41 @@ def test_demo_out_of_the_box_pick_a_demo_face(browser_page, tmp_path):
         assert any(n.startswith("Synthetic syndrome C ") for n in names), names
     finally:
         stop_app(proc)
+
+
+def test_group_photo_pick_the_second_face(tiny_setup, browser_page, tmp_path, nba_group_photo):
+    """A real group photo (3 NBA headshots, built at test time): every face is offered, the largest
+    is preselected, and picking the second one changes the results."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    canvas, _ = nba_group_photo(3, rng, lambda: rng.uniform(40, 75))
+    photo = tmp_path / "team.png"
+    Image.fromarray(canvas).save(photo)
+    proc, url = start_app({"GMX_CONFIG": str(tiny_setup.config_path)})
+    try:
+        page = browser_page
+        page.goto(f"{url}/Diagnose", wait_until="networkidle")
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        page.locator("input[type=file]").set_input_files(str(photo))
+        page.get_by_text("3 faces found").wait_for(timeout=120_000)
+        page.get_by_text("Ranked: face 1 of 3").wait_for(timeout=60_000)
+
+        def export() -> list[float]:
+            with page.expect_download() as dl:
+                page.get_by_text("Download result").click()
+            result = json.loads(Path(dl.value.path()).read_text())
+            return [s["distance"] for s in result["suggested_syndromes_list"]]
+
+        first = export()
+        page.get_by_text("Face 2 (").click()
+        page.get_by_text("Ranked: face 2 of 3").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "group.png"
+        page.screenshot(path=str(shot), full_page=True)
+        second = export()
+        assert first != second  # old code: one face only, no picker
+        assert "Traceback" not in page.inner_text("body")
+    finally:
+        stop_app(proc)
