@@ -408,3 +408,27 @@ def test_quiet_native_stderr_keeps_error_lines_and_python_messages(capfd):
     err = capfd.readouterr().err
     assert "XNNPACK" not in err and "chatter" not in err
     assert "something broke" in err and "python message" in err and "after the block" in err
+
+
+def test_predict_reports_every_face_of_a_group_photo(
+    tmp_path, tiny_setup, capsys, caplog, nba_group_photo
+):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    canvas, _ = nba_group_photo(3, rng, lambda: rng.uniform(40, 75))
+    photo = tmp_path / "team.png"
+    Image.fromarray(canvas).save(photo)
+    base = ["--device", "cpu", "predict", str(photo), "--models", str(tiny_setup.model_path)]
+    base += ["--gallery", str(tiny_setup.gallery_path), "--top-k", "1"]
+    assert main([*base, "--face", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gmx"]["faces_found"] == 3 and out["gmx"]["face_index"] == 1
+    boxes = out["gmx"]["faces"]
+    assert len(boxes) == 3 and all(b["detection_score"] > 0.8 for b in boxes)
+    assert out["gmx"]["demo"] is False and out["gmx"]["face_doubts"] == []
+    assert "3 faces found" in caplog.text and "--face" in caplog.text
+    assert main([*base, "--face", "5"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert "only 3 face(s)" in out["error"]
