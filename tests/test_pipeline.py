@@ -92,7 +92,7 @@ def test_face_index_beyond_the_faces_says_how_many_there_are(diagnoser, group_ph
 
 
 def test_doubtful_faces_are_flagged_and_real_ones_are_not(diagnoser, group_photo, tiny_setup):
-    """Thresholds measured on 115 real faces (astronaut, cameraman, 16 demo faces, 93 NBA
+    """Thresholds measured on 111 real faces (astronaut, cameraman, 16 demo faces, 93 NBA
     headshots: detection score >= 0.844) and 44 non-face images (one false face, scikit-image's
     colour wheel: 0.58; the issue's skull mask: 0.55)."""
     from skimage import data
