@@ -112,6 +112,12 @@ def test_upload_a_photo_and_see_the_ranking(tiny_setup, browser_page, tmp_path):
         assert "Traceback" not in body and "Error" not in body.split("Top 10 syndromes")[0][-200:]
         # the ranked table is rendered by a canvas grid; its download proves the rows exist
         assert page.get_by_text("Download result").count() == 1
+        # the uploader's x forgets the photo (old code: the results stayed)
+        page.get_by_role("button", name="Remove patient.jpg").click()
+        page.get_by_text("Upload a frontal face photo, take one").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        assert page.get_by_text("Top 10 syndromes").count() == 0
+        assert page.get_by_text("Download result").count() == 0
     finally:
         stop_app(proc)
 
