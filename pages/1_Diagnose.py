@@ -48,7 +48,7 @@ with info:
     st.caption(diagnose_view.timings_caption(diagnosis.timings))
 if diagnosis.alignment.message:
     st.caption(diagnosis.alignment.message)
-st.button("Forget this photo", on_click=photo.forget, icon=":material/delete:")
+photo.forget_button()
 photo.require_confirmation(current, on_diagnose_page=True)
 
 diag = resources.diagnoser(cfg)

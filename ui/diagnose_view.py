@@ -24,6 +24,8 @@ RESULT_COLUMNS = (1.3, 1.0, 1.0)
 #: Height of the photo and aligned-face figures, in pixels.
 FIGURE_HEIGHT = examples.PREVIEW_HEIGHT
 MS_PER_S = 1000
+#: Characters of the photo's hash in the default case id.
+CASE_ID_HASH_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def timings_caption(timings: Mapping[str, float]) -> str:
 
 def default_case_id(current: photo.CurrentPhoto) -> str:
     """A neutral case id (never the file name): ``case-`` and the start of the photo's hash."""
-    return f"case-{current.sha256[:8]}"
+    return f"case-{current.sha256[:CASE_ID_HASH_CHARS]}"
 
 
 def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, top_k: int) -> None:

@@ -123,6 +123,11 @@ def forget() -> None:
     st.session_state[state.INPUT_GENERATION] = _generation() + 1
 
 
+def forget_button() -> None:
+    """The "Forget this photo" button (Diagnose page)."""
+    st.button("Forget this photo", on_click=forget, icon=":material/delete:")
+
+
 # --- diagnosis --------------------------------------------------------------------------------
 def near_duplicate_distance() -> float | None:
     """The threshold every page ranks with: the Diagnose toggle "drop near-duplicate gallery
@@ -162,6 +167,8 @@ def diagnosis(cfg: GmxConfig, *, on_diagnose_page: bool = False) -> CurrentPhoto
         raise  # unreachable: st.stop() raises
     if not result.alignment.faces:
         st.warning(f"**{name}**: {result.message}")
+        if on_diagnose_page:
+            forget_button()
         st.stop()
     if not result.ok:  # a face index from an older photo: back to the largest face
         st.session_state[state.FACE_INDEX] = 0

@@ -252,3 +252,12 @@ def test_the_demo_export_carries_the_demo_flag(monkeypatch, downloads):
     _ok(at)
     gmx = _export(at, downloads)["gmx"]
     assert gmx["demo"] is True and "not for clinical use" in gmx["demo_notice"]
+
+
+def test_a_photo_without_a_face_can_be_forgotten(app):
+    _upload(app, "wall.png", _png(np.full((300, 300, 3), 90, np.uint8)))
+    assert any("face" in w.value.lower() for w in app.warning)
+    next(b for b in app.button if b.label == "Forget this photo").click().run()
+    _ok(app)
+    assert state.PHOTO_BYTES not in app.session_state
+    assert app.file_uploader[0].value is None
