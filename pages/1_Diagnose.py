@@ -103,7 +103,7 @@ with info:
     st.metric("Face width", f"{q.face_width_px:.0f} px")
     st.metric("Yaw / roll", f"{q.yaw_deg:+.0f}° / {q.roll_deg:+.0f}°")
     for warning in q.warnings:
-        st.warning(warning, icon="⚠️")
+        st.warning(warning, icon=":material/warning:")
     st.caption(" · ".join(f"{k} {v * 1000:.0f} ms" for k, v in diagnosis.timings.items()))
 
 st.subheader(f"Top {top_k} syndromes")
