@@ -7,6 +7,7 @@ empty boxes on machines without an emoji font (many hospital Linux desktops).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import streamlit as st
@@ -64,8 +65,13 @@ ABOUT = (
 )
 
 
+#: Set once ``app.py`` has declared the navigation in this process (see :func:`_use_app_navigation`).
+_NAVIGATION_DECLARED = threading.Event()
+
+
 def navigation() -> StreamlitPage:
     """The app's pages with their titles and icons (call once, in ``app.py``, then ``.run()``)."""
+    _NAVIGATION_DECLARED.set()
     return st.navigation(
         [
             st.Page(
@@ -80,6 +86,23 @@ def navigation() -> StreamlitPage:
     )
 
 
+def _use_app_navigation() -> None:
+    """Make sure the page runs under ``app.py``'s navigation (titles and icons in the sidebar).
+
+    Streamlit decides once per server whether an app uses its old ``pages/``-folder navigation (pages
+    named by file, Home shown as "app", no icons): yes while a ``pages/`` folder exists and no script
+    has called ``st.navigation`` yet. So when the first visit to a fresh server opens a page other
+    than Home (a bookmark of ``/Diagnose``), that page runs without ``app.py``. Then switch the old
+    mode off (the flag ``st.navigation`` clears) and run again, through ``app.py``. This happens at
+    most once per server, on a first page load (no click to lose).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not _NAVIGATION_DECLARED.is_set() and getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def _page(script: str) -> AppPage | None:
     return next((p for p in PAGES if p.script == script), None)
 
@@ -87,6 +110,7 @@ def _page(script: str) -> AppPage | None:
 def page_setup(title: str) -> GmxConfig:
     """Configure the page, show the synthetic-demo banner in the main area (visible on a phone, where
     the sidebar is closed), draw the sidebar badge; return the active configuration."""
+    _use_app_navigation()
     entry = next((p for p in PAGES if p.title == title), HOME)
     st.set_page_config(
         page_title=f"{title} · gmx",
