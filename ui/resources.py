@@ -81,11 +81,11 @@ def load_diagnoser(cfg: GmxConfig) -> Diagnoser:
         if found is not None:
             return found  # type: ignore[return-value]
         box = st.empty()
-        with box.status("Loading models and gallery…", expanded=True) as status:
-            try:
+        try:
+            with box.status("Loading models and gallery…", expanded=True) as status:
                 loaded = Diagnoser.from_config(cfg, progress=status.write)
-            finally:
-                box.empty()
+        finally:
+            box.empty()  # after the status closed (closing redraws it)
         _diagnosers().put(key, loaded)
         return loaded
 

@@ -140,7 +140,7 @@ def apply_settings(request: SettingsRequest) -> None:
         resources.load_diagnoser(cfg)
     except resources.LOAD_ERRORS as exc:
         st.session_state[ERROR] = (
-            f"Not applied, the previous models and gallery stay active. Could not load: {exc}"
+            f"**Not applied**: the previous models and gallery stay active. Could not load: {exc}"
         )
         return
     st.session_state[state.CONFIG] = cfg

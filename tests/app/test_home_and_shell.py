@@ -144,9 +144,26 @@ def test_settings_refuse_a_text_file_and_keep_the_error(field, tiny_env, tmp_pat
 
 
 def test_settings_apply_a_valid_configuration(tiny_setup, monkeypatch):
-    """From the demo to the user's files: loaded (and kept loaded) before it becomes active."""
+    """From the demo to the user's files: loaded (and kept loaded) with progress messages before it
+    becomes active; the progress box is gone afterwards."""
     for name in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY"):
         monkeypatch.delenv(name, raising=False)
+    from gmx.pipeline import Diagnoser
+
+    said: list[str] = []
+    original = Diagnoser.from_config.__func__
+
+    def from_config(cls, config, *, progress=None):
+        def say(message: str) -> None:
+            said.append(message)
+            progress(message)
+
+        assert progress is not None, "loading without progress"
+        return original(cls, config, progress=say)
+
+    monkeypatch.setattr(Diagnoser, "from_config", classmethod(from_config))
+    store = resources._MapStore(max_items=resources.DIAGNOSERS_KEPT)  # nothing loaded yet
+    monkeypatch.setattr(resources, "_diagnosers", lambda: store)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state[state.CONFIG] = GmxConfig()
     at.run()
@@ -160,9 +177,11 @@ def test_settings_apply_a_valid_configuration(tiny_setup, monkeypatch):
     assert cfg.gallery_path == tiny_setup.gallery_path and cfg.device == "cpu"
     assert cfg.source == "settings panel" and not cfg.is_demo
     assert any("now active" in s.value for s in at.success)
+    assert said and said[0] == "Loading model tiny.pt", said
+    assert not at.main.expander or all("Loading" not in e.label for e in at.main.expander)
     assert not _demo_banners(at.main)
     # loaded once, before applying: the pages reuse it
-    assert resources._diagnosers().get(resources.config_key(cfg)) is not None
+    assert store.get(resources.config_key(cfg)) is not None
 
 
 def test_settings_name_missing_files(tiny_env, tmp_path):
