@@ -51,7 +51,7 @@ if not show_photos:
         "Gallery photos may not be shown here: each patient's map is drawn on the syndrome's "
         "composite face (mean of at least 5 patients' photos) or on a template face, with the "
         "template landmarks. Only the patient's id, syndrome, distance and maps are shown.",
-        icon="🔒",
+        icon=":material/lock:",
     )
 reason = explainer.unavailable(method)
 if reason is not None:

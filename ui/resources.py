@@ -54,24 +54,46 @@ def default_config_source() -> str:
         return f"unreadable ({exc})"
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _diagnoser(
-    model_paths: tuple[str, ...],
-    gallery_path: str,
-    flip: bool,
-    grey: bool,
-    device: str,
-    precision: str = "fp32",
-) -> Diagnoser:
-    cfg = GmxConfig(
-        model_paths=tuple(Path(p) for p in model_paths),
-        gallery_path=Path(gallery_path),
-        flip=flip,
-        grey=grey,
-        device=device,
-        precision=precision,
-    )
-    return Diagnoser.from_config(cfg)
+#: Configurations whose loaded models and gallery stay in memory (shared by all sessions).
+DIAGNOSERS_KEPT = 2
+#: What loading a configuration raises for files a user can fix (wrong kind of file, missing, ...).
+LOAD_ERRORS = (GmxError, OSError, ValueError)
+#: One load at a time: a second session asking for the same configuration waits and reuses it.
+_LOADING = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _diagnosers() -> _LruStore:
+    """The process-wide store of loaded :class:`Diagnoser` objects, keyed by :func:`config_key`."""
+    return _LruStore(max_items=DIAGNOSERS_KEPT)
+
+
+def load_diagnoser(cfg: GmxConfig) -> Diagnoser:
+    """The shared :class:`Diagnoser` of a configuration, loading it first (with a progress box that
+    says which file is being read, removed when done) if no session has yet.
+
+    Not a cached function, so the progress can be drawn; the loaded object is kept in
+    :func:`_diagnosers`.
+
+    Raises:
+        GmxError, OSError, ValueError: (:data:`LOAD_ERRORS`) a file cannot be used; nothing is kept.
+    """
+    key = config_key(cfg)
+    found = _diagnosers().get(key)
+    if found is not None:
+        return found  # type: ignore[return-value]
+    with _LOADING:
+        found = _diagnosers().get(key)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        box = st.empty()
+        try:
+            with box.status("Loading models and gallery…", expanded=True) as status:
+                loaded = Diagnoser.from_config(cfg, progress=status.write)
+        finally:
+            box.empty()  # after the status closed (closing redraws it)
+        _diagnosers().put(key, loaded)
+        return loaded
 
 
 def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
@@ -79,16 +101,8 @@ def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
     cannot be loaded."""
     cfg = cfg or active_config()
     try:
-        with st.spinner("Loading models and gallery…"):
-            return _diagnoser(
-                tuple(str(p) for p in cfg.model_paths),
-                str(cfg.gallery_path),
-                cfg.flip,
-                cfg.grey,
-                cfg.device,
-                cfg.precision,
-            )
-    except (GmxError, OSError, ValueError) as exc:
+        return load_diagnoser(cfg)
+    except LOAD_ERRORS as exc:
         st.error(f"Could not load the models or the gallery: {exc}")
         if cfg.is_demo:
             st.info(
@@ -116,10 +130,10 @@ def config_key(cfg: GmxConfig) -> tuple[str, ...]:
 _T = TypeVar("_T")
 
 
-class _PhotoStore:
-    """Bounded, thread-safe LRU store shared by sessions, keyed by tuples whose first element is the
-    photo's SHA-256 (values are frozen results with read-only arrays), so that :meth:`forget` can
-    remove everything derived from one photo."""
+class _LruStore:
+    """Bounded, thread-safe LRU store shared by sessions, keyed by tuples (values are frozen results
+    with read-only arrays). The per-photo stores key by tuples whose first element is the photo's
+    SHA-256, so that :meth:`forget` can remove everything derived from one photo."""
 
     def __init__(self, max_items: int) -> None:
         self._items: OrderedDict[tuple, object] = OrderedDict()
@@ -161,17 +175,17 @@ MAP_STORE_ITEMS = 2000
 
 
 @st.cache_resource(show_spinner=False)
-def photo_store() -> _PhotoStore:
+def photo_store() -> _LruStore:
     """The process-wide store of per-photo results (in memory only)."""
-    return _PhotoStore(max_items=PHOTO_STORE_ITEMS)
+    return _LruStore(max_items=PHOTO_STORE_ITEMS)
 
 
 @st.cache_resource(show_spinner=False)
-def map_store() -> _PhotoStore:
+def map_store() -> _LruStore:
     """The process-wide store of computed attribution maps (in memory only). Keyed by (photo hash,
     configuration, face, target, variants, method, parameters), so nothing is computed twice and
     nothing is mixed up."""
-    return _PhotoStore(max_items=MAP_STORE_ITEMS)
+    return _LruStore(max_items=MAP_STORE_ITEMS)
 
 
 def _memo(key: tuple, compute: Callable[[], _T]) -> _T:

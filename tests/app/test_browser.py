@@ -182,5 +182,75 @@ def test_group_photo_pick_the_second_face(tiny_setup, browser_page, tmp_path, nb
         second = export()
         assert first != second  # old code: one face only, no picker
         assert "Traceback" not in page.inner_text("body")
+DEMO_ENV = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
+PAGE_TITLES = ["Home", "Diagnose", "Explain", "Similarity", "Syndromes"]
+
+
+def test_navigation_names_every_page_and_phones_see_the_demo_warning(browser_page, tmp_path):
+    """The sidebar says "Home" (not "app") and each page's name; Home at 1440 px is screenshotted;
+    on a phone (sidebar closed) the synthetic-demo warning is still on screen."""
+    proc, url = start_app(DEMO_ENV)
+    try:
+        page = browser_page
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        # the first visit to a fresh server opens a bookmarked page, not Home
+        page.goto(f"{url}/Similarity", wait_until="networkidle")
+        page.get_by_text("No photo yet").wait_for(timeout=60_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        nav.get_by_text("Diagnose", exact=True).wait_for(timeout=30_000)
+        assert nav.get_by_text("Home", exact=True).count() == 1
+        assert nav.get_by_text("app", exact=True).count() == 0
+        nav.get_by_text("Home", exact=True).click()
+        page.get_by_text("Active models and gallery").wait_for(timeout=60_000)
+        for title in PAGE_TITLES:
+            assert nav.get_by_text(title, exact=True).count() == 1, title
+        assert nav.get_by_text("app", exact=True).count() == 0
+        assert page.title().startswith("Home")
+        page.wait_for_timeout(1000)
+        shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "home.png"
+        page.screenshot(path=str(shot), full_page=True)
+        nav.get_by_text("Explain", exact=True).click()
+        page.get_by_text("No photo yet").wait_for(timeout=60_000)
+        assert page.url.endswith("/Explain")
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{url}/Diagnose", wait_until="networkidle")
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        assert not nav.is_visible()  # the sidebar starts closed on a phone
+        banner = page.get_by_text("Synthetic demo — not for clinical use.")
+        assert banner.first.is_visible()
+    finally:
+        stop_app(proc)
+
+
+def _background_luminance(page) -> float:
+    rgb = page.evaluate(
+        "getComputedStyle(document.querySelector('.stApp')).backgroundColor.match(/\\d+/g)"
+    )
+    return sum(int(c) for c in rgb[:3]) / (3 * 255)
+
+
+def test_theme_follows_the_browser_and_can_be_picked(browser_page):
+    """Dark mode follows the browser's preference; the app menu offers System, Light and Dark."""
+    proc, url = start_app(DEMO_ENV)
+    try:
+        page = browser_page
+        for scheme, dark in (("dark", True), ("light", False)):
+            page.emulate_media(color_scheme=scheme)
+            page.goto(url, wait_until="networkidle")
+            page.get_by_text("Active models and gallery").wait_for(timeout=60_000)
+            page.wait_for_timeout(500)
+            assert (_background_luminance(page) < 0.25) is dark, scheme
+        page.get_by_test_id("stMainMenu").click()
+        for choice in ("System", "Light", "Dark"):
+            assert page.get_by_test_id(f"stMainMenuItem-theme-{choice}").count() == 1, choice
+        assert (
+            page.get_by_test_id("stMainMenuItem-theme-System").get_attribute("aria-checked")
+            == "true"
+        )
+        page.emulate_media(color_scheme="light")
+        page.get_by_test_id("stMainMenuItem-theme-Dark").click()
+        page.wait_for_timeout(500)
+        assert _background_luminance(page) < 0.25  # the user's pick wins over the browser's
     finally:
         stop_app(proc)
