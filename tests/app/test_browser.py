@@ -182,6 +182,10 @@ def test_group_photo_pick_the_second_face(tiny_setup, browser_page, tmp_path, nb
         second = export()
         assert first != second  # old code: one face only, no picker
         assert "Traceback" not in page.inner_text("body")
+    finally:
+        stop_app(proc)
+
+
 DEMO_ENV = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
 PAGE_TITLES = ["Home", "Diagnose", "Explain", "Similarity", "Syndromes"]
 

@@ -162,7 +162,7 @@ def test_settings_apply_a_valid_configuration(tiny_setup, monkeypatch):
         return original(cls, config, progress=say)
 
     monkeypatch.setattr(Diagnoser, "from_config", classmethod(from_config))
-    store = resources._MapStore(max_items=resources.DIAGNOSERS_KEPT)  # nothing loaded yet
+    store = resources._LruStore(max_items=resources.DIAGNOSERS_KEPT)  # nothing loaded yet
     monkeypatch.setattr(resources, "_diagnosers", lambda: store)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state[state.CONFIG] = GmxConfig()
