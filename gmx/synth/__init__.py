@@ -15,6 +15,7 @@ from gmx.synth.syndromes import (
     SyntheticSyndrome,
     all_classes,
     get_syndrome,
+    is_synthetic,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "all_classes",
     "get_feature",
     "get_syndrome",
+    "is_synthetic",
     "load_demo_data",
 ]
