@@ -226,12 +226,27 @@ def syndrome_results(path: str, mtime: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def syndrome_overlay(
-    path: str, mtime: float, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+def _syndrome_tile(
+    path: str,
+    mtime: float,
+    syndrome: str,
+    method: str,
+    kind: str,
+    cmap: str,
+    opacity: float,
+    region: bool,
 ):
-    """``(112, 112, 3)`` uint8 map over the syndrome's composite face (cached per view)."""
     from ui import syndromes_view
 
-    return syndromes_view.overlay_image(
-        syndrome_results(path, mtime), syndrome, method, kind, cmap, opacity
+    return syndromes_view.map_tile(
+        syndrome_results(path, mtime), syndrome, method, kind,
+        cmap=cmap, opacity=opacity, region=region,
+    )  # fmt: skip
+
+
+def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
+    """One syndrome map drawn as the request asks (:class:`gmx.aggregate.views.MapTile`, or
+    ``None`` when the results hold no such map), cached per view."""
+    return _syndrome_tile(
+        path, mtime, syndrome, method, request.kind, request.cmap, request.opacity, request.region
     )
