@@ -9,7 +9,6 @@ from PIL import Image, ImageDraw
 from gmx._typing import ImageU8
 from gmx.synth.dataset import DemoData
 
-
 #: Colour of a ground-truth region outline (RGB).
 OUTLINE_COLOUR: tuple[int, int, int] = (0, 255, 0)
 
