@@ -187,7 +187,14 @@ def similarity_query(
     return _explainer.query(_face)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False)
+def pair_store() -> _MapStore:
+    """The process-wide store of computed pair maps (in memory only). Not ``st.cache_data``: the
+    computation draws its progress bar, which a cache hit would replay into a block that no longer
+    exists (``CacheReplayClosureError`` when coming back to the page)."""
+    return _MapStore(max_items=64)
+
+
 def similarity_pairs(
     config_key: tuple[str, ...],
     photo_sha256: str,
@@ -196,22 +203,31 @@ def similarity_pairs(
     method: str,
     split: str,
     params: tuple[tuple[str, int], ...],
-    _explainer: PairExplainer,
-    _face: AlignedFace,
-    _query: QueryActivations,
-    _progress: Callable[[int, int], None] | None = None,
+    explainer: PairExplainer,
+    face: AlignedFace,
+    query: QueryActivations,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PairMaps, ...]:
-    """Paired maps of the query with gallery images, cached by everything that changes them."""
-    del config_key, photo_sha256, face_index  # the cache key
-    return _explainer.explain(
-        _face,
-        list(image_indices),
-        method=method,
-        query=_query,
-        split=split,  # type: ignore[arg-type]
-        params=dict(params) or None,
-        progress=_progress,
+    """Paired maps of the query with gallery images, stored by everything that changes them
+    (``progress`` is called only when they are computed)."""
+    key = (config_key, photo_sha256, face_index, image_indices, method, split, params)
+    store = pair_store()
+    found = store.get(key)
+    if found is not None:
+        return found  # type: ignore[return-value]
+    pairs = tuple(
+        explainer.explain(
+            face,
+            list(image_indices),
+            method=method,
+            query=query,
+            split=split,  # type: ignore[arg-type]
+            params=dict(params) or None,
+            progress=progress,
+        )
     )
+    store.put(key, pairs)
+    return pairs
 
 
 # --- syndromes --------------------------------------------------------------------------------

@@ -130,14 +130,6 @@ def syndromes_controls() -> SyndromesRequest:
     return SyndromesRequest(target, tuple(methods), kind, cmap, float(opacity), bool(region))
 
 
-def _valid(name: str, options: Sequence[str]) -> str:
-    """Key of a kept select box whose value is always one of ``options`` (the first otherwise)."""
-    key = state.keep(name, options[0])
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = options[0]
-    return key
-
-
 def syndrome_choice(ids: Sequence[str], names: Mapping[str, str]) -> SyndromeChoice:
     """The syndrome select boxes (full width, so that long names are never cut), kept across
     pages."""
@@ -145,7 +137,9 @@ def syndrome_choice(ids: Sequence[str], names: Mapping[str, str]) -> SyndromeCho
     def label(s: str) -> str:
         return f"{s} · {names[s]}"
 
-    first = st.selectbox("Syndrome", ids, format_func=label, key=_valid("syndromes.syndrome", ids))
+    first = st.selectbox(
+        "Syndrome", ids, format_func=label, key=state.keep_choice("syndromes.syndrome", ids)
+    )
     compare = st.toggle(
         "Compare with a second syndrome", key=state.keep("syndromes.compare", False)
     )
@@ -153,7 +147,10 @@ def syndrome_choice(ids: Sequence[str], names: Mapping[str, str]) -> SyndromeCho
     if compare:
         others = [s for s in ids if s != first] or list(ids)
         second = st.selectbox(
-            "Second syndrome", others, format_func=label, key=_valid("syndromes.second", others)
+            "Second syndrome",
+            others,
+            format_func=label,
+            key=state.keep_choice("syndromes.second", others),
         )
     return SyndromeChoice(first, second)
 
