@@ -190,3 +190,14 @@ def test_view_helpers_do_no_array_arithmetic():
     source = (ROOT / "ui" / "similarity_view.py").read_text(encoding="utf-8")
     assert "np.argmax" not in source and "np.abs" not in source
     assert "range(49)" not in source and "(7, 7)" not in source
+
+
+def test_a_rerun_with_a_slow_method_reuses_its_maps(tiny_setup, monkeypatch):
+    """The second view of the same pairs is served from the store, without replaying the first
+    view's progress bar (st.cache_data raised CacheReplayClosureError here)."""
+    at = _page(tiny_setup.config_path, tiny_setup.photo_jpeg, monkeypatch).run()
+    at.sidebar.segmented_control[0].set_value("gradcam").run()
+    _no_exceptions(at)
+    at.run()
+    _no_exceptions(at)
+    assert "Grad-CAM" in " ".join(m.value for m in at.markdown)
