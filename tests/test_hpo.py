@@ -52,3 +52,11 @@ def test_labels_need_no_network() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Hypertelorism"
+
+
+def test_warm_up_loads_once_in_the_background() -> None:
+    hpo.warm_up()
+    hpo.warm_up()
+    assert len(hpo._WARMING) == 1
+    hpo._WARMING[0].join(timeout=120)
+    assert hpo._LOADED and hpo.hpo_label("HP:0000508") == "Ptosis"

@@ -9,9 +9,11 @@ import streamlit as st
 from gmx.config import GmxConfig
 from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.gallery import Gallery, Ranking, Syndrome, may_show_photos
-from gmx.hpo import describe
+from gmx.hpo import describe, warm_up
 from gmx.synth import is_synthetic
 from gmx.viz import to_data_uri
+
+warm_up()  # load the HPO (about 1 s) while the page loads its models and aligns the photo
 
 #: What a distance is, in words (column help and captions wherever a distance is shown).
 DISTANCE_HELP = (
