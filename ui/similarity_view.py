@@ -245,16 +245,16 @@ def cell_picker_figure(
     grid = pair.grid
     if grid is None:
         raise ValueError(f"{pair.method} maps have no cell grid")
-    xs, ys = np.meshgrid(grid.centres_x, grid.centres_y)
-    raw = np.asarray(pair.query_raw)
+    centres = [grid.centre(g) for g in range(n_cells(pair))]
+    values = pair.query_raw.ravel() if pair.query_raw.shape == grid.shape else None
     text = [
-        cell_label(g, grid.shape) + (f": {raw.ravel()[g]:+.4g}" if raw.shape == grid.shape else "")
-        for g in range(raw.size if raw.shape == grid.shape else grid.shape[0] * grid.shape[1])
+        cell_label(g, grid.shape) + ("" if values is None else f": {values[g]:+.4g}")
+        for g in range(n_cells(pair))
     ]
     fig.add_trace(
         go.Scatter(
-            x=xs.ravel(),
-            y=ys.ravel(),
+            x=[x for x, _ in centres],
+            y=[y for _, y in centres],
             mode="markers",
             marker=CELL_MARKER,
             text=text,
@@ -272,6 +272,7 @@ def correspondence_figure(
 ) -> go.Figure:
     """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
     corr = correspondence_map(pair, cell)
+    assert pair.grid is not None  # correspondence_map raised otherwise
     scale = Scale.for_maps([corr.values], signed=True, percentile=100)
     fig = map_figure(
         gface.image,
@@ -279,11 +280,10 @@ def correspondence_figure(
         scale,
         opacity=opacity,
         height=PICKER_HEIGHT,
-        title=f"Gallery: matches of query {cell_label(cell, pair.grid.shape if pair.grid else (FEATURE_GRID, FEATURE_GRID))}",
+        title=f"Gallery: matches of query {cell_label(cell, pair.grid.shape)}",
         value_label="cell-pair term per pixel",
     )
     _add_landmarks(fig, gface)
-    assert pair.grid is not None  # correspondence_map raised otherwise
     _grid_shapes(fig, pair, pair.grid.cell_at(*corr.best_xy), MATCH_COLOUR)
     return fig
 
