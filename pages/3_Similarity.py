@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from gmx.errors import GalleryError
-from gmx.similarity import PAIR_METHODS, SPLITS, nearest_patients
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS
+from gmx.similarity import PAIR_METHODS, nearest_patients
 from ui import common, photo, resources, similarity_view, state, tables
 
 cfg = common.page_setup("Similarity")
@@ -16,56 +17,33 @@ diag = resources.diagnoser(cfg)
 face, ranking, gallery = diagnosis.face, diagnosis.ranking, diag.gallery
 explainer = resources.pair_explainer(cfg)
 
-with st.sidebar:
-    st.header("Pairs")
-    top_k = int(state.get(state.TOP_K, state.TOP_K_DEFAULT))
-    n_patients = st.slider("Nearest patients per syndrome", 1, 10, 3)
-    method = (
-        st.segmented_control(
-            "Method", list(PAIR_METHODS), format_func=PAIR_METHODS.__getitem__, default="exact"
-        )
-        or "exact"
-    )
-    split = st.radio(
-        "Exact maps: split", SPLITS, format_func=similarity_view.SPLIT_LABELS.__getitem__
-    )
-    with st.expander("Occlusion window"):
-        window = st.slider("Window (px)", 8, 32, 16, step=4)
-        stride = st.slider("Stride (px)", 4, 32, 16, step=4)
-    opacity = st.slider("Opacity", 0.0, 1.0, 0.6)
+request = similarity_view.similarity_controls()
+top_k = int(state.get(state.TOP_K, state.TOP_K_DEFAULT))
 st.caption(similarity_view.METHOD_HELP)
 
-matches = ranking.syndromes[:top_k]
-syndrome_id = st.selectbox(
-    "Syndrome (current top-k)",
-    [m.syndrome_id for m in matches],
-    format_func=lambda s: (
-        f"#{ranking.syndrome(s).rank} {ranking.syndrome(s).name} "
-        f"(distance {ranking.syndrome(s).distance:.3f})"
-    ),
-)
-patients = nearest_patients(ranking, gallery, syndrome_id, n_patients)
+syndrome_id = similarity_view.syndrome_choice(ranking, top_k)
+patients = nearest_patients(ranking, gallery, syndrome_id, request.n_patients)
 show_photos = tables.photos_allowed(cfg, gallery)
 if not show_photos:
     st.info(
         "Gallery photos may not be shown here: each patient's map is drawn on the syndrome's "
-        "composite face (mean of at least 5 patients' photos) or on a template face, with the "
-        "template landmarks. Only the patient's id, syndrome, distance and maps are shown.",
+        f"composite face (mean of at least {MIN_COMPOSITE_SUBJECTS} patients' photos) or on a "
+        "template face, with the template landmarks. Only the patient's id, syndrome, distance and maps are shown.",
         icon=":material/lock:",
     )
-reason = explainer.unavailable(method)
+reason = explainer.unavailable(request.method)
 if reason is not None:
     st.warning(f"{reason}. Showing the exact decomposition instead.")
-    method = "exact"
+    request = request.with_method("exact")
+method, opacity = request.method, request.opacity
 
 key = (resources.config_key(cfg), diagnosis.image_sha256, diagnosis.face_index)
 query = resources.similarity_query(*key, explainer, face)
-params = (("window", window), ("stride", stride)) if method == "occlusion" else ()
 bar = st.progress(0.0, text=f"{PAIR_METHODS[method]}…") if method != "exact" else None
 try:
     pairs = resources.similarity_pairs(
-        *key, tuple(p.image_index for p in patients), method, split, params, explainer, face, query,
-        (lambda done, total: bar.progress(done / total)) if bar else None,
+        *key, tuple(p.image_index for p in patients), method, request.split, request.params,
+        explainer, face, query, (lambda done, total: bar.progress(done / total)) if bar else None,
     )  # fmt: skip
 except GalleryError as exc:
     st.error(str(exc))
@@ -74,10 +52,11 @@ if bar is not None:
     bar.empty()
 
 pictures = [similarity_view.gallery_picture(gallery, p.image_index, show_photos) for p in patients]
+st.caption(similarity_view.NUMBERS_HELP)
 for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
     scale = similarity_view.pair_scale(pair)
     fq, fp = similarity_view.pair_figures(face.image, picture, pair, scale, opacity=opacity)
-    left, mid, info = st.columns([1, 1, 1.1])
+    left, mid, info = st.columns(list(similarity_view.PAIR_COLUMNS))
     left.plotly_chart(fq, width="stretch", config={"displayModeBar": False},
                       key=f"q-{pair.image_index}")  # fmt: skip
     mid.plotly_chart(fp, width="stretch", config={"displayModeBar": False},
@@ -111,13 +90,19 @@ if pair.decomposition is not None:
         width="stretch",
         config={"displayModeBar": False},
     )
-    with st.expander("All 49 × 49 cell pairs"):
+    cells = similarity_view.n_cells(pair)
+    with st.expander(f"All {cells} × {cells} cell pairs"):
         st.plotly_chart(similarity_view.correspondence_heatmap(pair), width="stretch")
 else:
     st.caption("The cell-to-cell correspondence comes with the exact decomposition.")
 
 st.markdown("**Distance per model / TTA variant**")
-st.dataframe(similarity_view.variant_rows(ranking, pair), hide_index=True, width="stretch")
+st.dataframe(
+    similarity_view.variant_rows(ranking, pair),
+    hide_index=True,
+    width="stretch",
+    column_config=similarity_view.VARIANT_COLUMNS,
+)
 st.download_button(
     "Download this pair (PNG)",
     similarity_view.pair_png(face.image, picture, pair, opacity=opacity),

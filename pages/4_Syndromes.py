@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gmx.aggregate import DEFAULT_METHODS, TARGET_MODES
-from gmx.explain import get_method, list_methods
-from gmx.viz import COLORMAPS, DIVERGING
 from ui import common, resources, syndromes_view
 
 cfg = common.page_setup("Syndromes")
@@ -27,42 +24,20 @@ with st.expander("How to read the causal-region table (synthetic demo)"):
         "interval over patients. Only a difference whose interval lies above 0 is evidence that the "
         "map finds *this syndrome's* region."
     )
+request = syndromes_view.syndromes_controls()
 diag = resources.diagnoser(cfg)
 gallery = diag.gallery
-
-with st.sidebar:
-    st.header("Results")
-    target = st.radio(
-        "Target",
-        TARGET_MODES,
-        format_func={
-            "similarity": "Similarity to the nearest other patient of the syndrome",
-            "logit": "Classifier logit",
-            "auto": "Logit where the classifier has the class, else similarity",
-        }.__getitem__,
-    )
-    methods = st.multiselect(
-        "Methods",
-        list(list_methods()),
-        default=list(DEFAULT_METHODS),
-        format_func=lambda m: get_method(m).display_name,
-    )
-    st.header("Display")
-    kind = st.radio("Map", list(syndromes_view.KINDS), format_func=syndromes_view.KINDS.__getitem__)
-    cmap = st.selectbox("Colour map (signed maps)", [c for c in COLORMAPS if c in DIVERGING])
-    opacity = st.slider("Opacity", 0.0, 1.0, 0.6)
-
-if not methods:
+if not request.methods:
     st.info("Choose at least one method in the sidebar.")
     st.stop()
 
 fingerprint = diag.models[0].fingerprint
-path = syndromes_view.results_path(cfg, fingerprint, target, methods)
+path = syndromes_view.results_path(cfg, fingerprint, request.target, request.methods)
 if not path.exists():
     st.info(
-        f"No syndrome-level results yet for this model, gallery, target and {len(methods)} "
-        f"method(s). Computing them explains all {len(gallery.images)} gallery images once "
-        "(resumable: finished chunks are kept if you leave)."
+        f"No syndrome-level results yet for this model, gallery, target and "
+        f"{len(request.methods)} method(s). Computing them explains all {len(gallery.images)} "
+        "gallery images once (resumable: finished chunks are kept if you leave)."
     )
     if st.button("Compute syndrome maps", type="primary"):
         bar = st.progress(0.0, text="Explaining gallery images…")
@@ -71,40 +46,25 @@ if not path.exists():
             bar.progress(done / max(total, 1), text=f"Explaining gallery images… {done}/{total}")
 
         syndromes_view.compute_results(
-            diag.models, gallery, path, methods=methods, target=target, progress=progress
-        )
+            diag.models, gallery, path, methods=request.methods, target=request.target,
+            progress=progress,
+        )  # fmt: skip
         bar.empty()
         st.rerun()
     st.stop()
 
 mtime = path.stat().st_mtime
 results = resources.syndrome_results(str(path), mtime)
-ids = list(results.syndromes)
+choice = syndromes_view.syndrome_choice(list(results.syndromes), results.names)
 
-with st.sidebar:
-    st.header("Syndromes")
-    first = st.selectbox("Syndrome", ids, format_func=lambda s: f"{s} · {results.names[s]}")
-    compare = st.toggle("Compare with a second syndrome")
-    second = None
-    if compare:
-        others = [s for s in ids if s != first] or ids
-        second = st.selectbox(
-            "Second syndrome", others, format_func=lambda s: f"{s} · {results.names[s]}"
-        )
-
-shown = [s for s in (first, second) if s is not None]
-columns = st.columns(len(shown))
-for col, syndrome in zip(columns, shown, strict=True):
+columns = st.columns(len(choice.shown))
+for col, syndrome in zip(columns, choice.shown, strict=True):
     with col:
         st.subheader(f"{syndrome} · {results.names[syndrome]}")
         rows = syndromes_view.summary_rows(results, syndrome)
         if rows:
             st.markdown(f"**{rows[0]['patients']} patients**, {rows[0]['images']} images")
-        hpo = gallery.syndromes[syndrome].hpo if syndrome in gallery.syndromes else ()
-        features = syndromes_view.hpo_features(syndrome, hpo)
-        st.markdown(
-            "**Facial features (HPO):** " + (", ".join(features) if features else "unknown")
-        )
+        st.markdown(syndromes_view.syndrome_facts(gallery, syndrome))
         faces = st.columns(2)
         if syndrome in results.composites:
             faces[0].image(results.composites[syndrome], caption="Composite face", width="stretch")
@@ -113,16 +73,20 @@ for col, syndrome in zip(columns, shown, strict=True):
         diff = syndromes_view.composite_difference_image(results, syndrome)
         if diff is not None:
             faces[1].image(diff, caption="Composite minus unaffected (grey = 0)", width="stretch")
-        shown_methods = [m for m in methods if (syndrome, m) in results.maps]
+        shown_methods = [m for m in request.methods if (syndrome, m) in results.maps]
         tiles = st.columns(max(len(shown_methods), 1))
-        for tile, method in zip(tiles, shown_methods, strict=False):
-            image = resources.syndrome_overlay(
-                str(path), mtime, syndrome, method, kind, cmap, opacity
-            )
-            if image is None:
-                tile.caption(f"{get_method(method).display_name}: no {kind} map")
+        for column, method in zip(tiles, shown_methods, strict=False):
+            tile = resources.syndrome_tile(str(path), mtime, syndrome, method, request)
+            name = syndromes_view.method_name(method)
+            if tile is None:
+                column.caption(f"{name}: no {syndromes_view.KINDS[request.kind].lower()}")
             else:
-                tile.image(image, caption=get_method(method).display_name, width="stretch")
+                column.image(tile.image, caption=name, width="stretch")
+                column.caption(syndromes_view.tile_legend(tile))
+        outlined = request.region and syndrome in results.masks
+        st.caption(syndromes_view.row_legend(request.kind, outlined))
+        if request.region and not outlined:
+            st.caption(syndromes_view.NO_REGION)
         st.dataframe(rows, hide_index=True, width="stretch")
         located = syndromes_view.localisation_rows(results, syndrome)
         if located:

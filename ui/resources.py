@@ -304,22 +304,26 @@ def similarity_pairs(
     method: str,
     split: str,
     params: tuple[tuple[str, int], ...],
-    _explainer: PairExplainer,
-    _face: AlignedFace,
-    _query: QueryActivations,
-    _progress: Callable[[int, int], None] | None = None,
+    explainer: PairExplainer,
+    face: AlignedFace,
+    query: QueryActivations,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PairMaps, ...]:
-    """Paired maps of the query with gallery images, kept by everything that changes them."""
+    """Paired maps of the query with gallery images, kept by everything that changes them
+    (``progress`` is called only when they are computed; not ``st.cache_data``, which would replay
+    the progress bar into a block that no longer exists)."""
 
     def compute() -> tuple[PairMaps, ...]:
-        return _explainer.explain(
-            _face,
-            list(image_indices),
-            method=method,
-            query=_query,
-            split=split,  # type: ignore[arg-type]
-            params=dict(params) or None,
-            progress=_progress,
+        return tuple(
+            explainer.explain(
+                face,
+                list(image_indices),
+                method=method,
+                query=query,
+                split=split,  # type: ignore[arg-type]
+                params=dict(params) or None,
+                progress=progress,
+            )
         )
 
     key = (photo_sha256, "similarity_pairs", config_key, face_index, image_indices, method, split)
@@ -338,12 +342,27 @@ def syndrome_results(path: str, mtime: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def syndrome_overlay(
-    path: str, mtime: float, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+def _syndrome_tile(
+    path: str,
+    mtime: float,
+    syndrome: str,
+    method: str,
+    kind: str,
+    cmap: str,
+    opacity: float,
+    region: bool,
 ):
-    """``(112, 112, 3)`` uint8 map over the syndrome's composite face (cached per view)."""
     from ui import syndromes_view
 
-    return syndromes_view.overlay_image(
-        syndrome_results(path, mtime), syndrome, method, kind, cmap, opacity
+    return syndromes_view.map_tile(
+        syndrome_results(path, mtime), syndrome, method, kind,
+        cmap=cmap, opacity=opacity, region=region,
+    )  # fmt: skip
+
+
+def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
+    """One syndrome map drawn as the request asks (:class:`gmx.aggregate.views.MapTile`, or
+    ``None`` when the results hold no such map), cached per view."""
+    return _syndrome_tile(
+        path, mtime, syndrome, method, request.kind, request.cmap, request.opacity, request.region
     )

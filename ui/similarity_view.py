@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -10,8 +11,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gmx._typing import ImageU8
+from gmx.constants import FEATURE_GRID
 from gmx.gallery import Gallery, PatientMatch, Ranking
 from gmx.similarity import (
+    PAIR_METHODS,
+    SPLITS,
     GalleryFace,
     PairMaps,
     cell_label,
@@ -19,6 +23,8 @@ from gmx.similarity import (
     gallery_face,
 )
 from gmx.viz import Scale, map_figure, montage, overlay, plotly_colorscale, to_png_bytes
+from ui import state
+from ui.tables import DISTANCE_HELP
 
 CELL_KEY = "gmx.similarity.cell"
 CLICK_KEY = "gmx.similarity.cell_click"
@@ -29,13 +35,134 @@ SPLIT_LABELS = {
     "shared": "Both maps together sum to the similarity (cell pairs split half and half)",
 }
 
+#: Slider ranges of the controls: (min, max, default[, step]).
+N_PATIENTS = (1, 10, 3)
+WINDOW = (8, 32, 16, 4)
+STRIDE = (4, 32, 16, 4)
+DEFAULT_OPACITY = 0.6
+#: Layout of a pair row: query map, gallery map, text (the text column a little wider).
+PAIR_COLUMNS = (1.0, 1.0, 1.1)
+#: Figure heights (px).
+PAIR_HEIGHT = 260
+PICKER_HEIGHT = 340
+HEATMAP_HEIGHT = 520
+#: Marks drawn on the figures.
+LANDMARK_MARKER = {"size": 6, "color": "#00b8d4", "symbol": "x"}
+CELL_MARKER = {"size": 18, "color": "rgba(0,0,0,0)"}
+GRID_LINE = {"color": "rgba(255,255,255,0.35)", "width": 1}
+PICKED_COLOUR = "#ffb000"
+MATCH_COLOUR = "#00e676"
+FRAME_WIDTH = 3
+
+_CELLS = f"{FEATURE_GRID}×{FEATURE_GRID}"
 METHOD_HELP = (
-    "**Exact decomposition**: the similarity split exactly into 7×7 cells of each face (plus a "
-    "constant), from the model's affine head. **HiResCAM / Grad-CAM**: gradient × activation of "
-    "the similarity at the last feature map. **Pair occlusion**: the similarity drop when a 16×16 "
-    "patch of one face is blacked out. Green supports the similarity, pink opposes it; both faces "
-    "of a pair share one colour scale."
+    f"**Exact decomposition**: the similarity split exactly into {_CELLS} cells of each face (plus "
+    "a constant), from the model's affine head. **HiResCAM / Grad-CAM**: gradient × activation of "
+    "the similarity at the last feature map. **Pair occlusion**: the similarity drop when a "
+    f"{WINDOW[2]}×{WINDOW[2]} patch (the default window) of one face is blacked out. Green "
+    "supports the similarity, pink opposes it; both faces of a pair share one colour scale."
 )
+#: The numbers next to each pair, in words.
+NUMBERS_HELP = (
+    "Distance: cosine distance of the two face encodings (0 = the same, about 1 = unrelated); "
+    "similarity: 1 − distance, the number the maps split up. Neither is a probability."
+)
+VARIANT_COLUMNS = {
+    "distance": st.column_config.NumberColumn("distance", format="%.4f", help=DISTANCE_HELP),
+    "similarity (cells + constant)": st.column_config.NumberColumn(
+        "similarity (cells + constant)",
+        format="%.4f",
+        help="1 − distance of this variant, as the sum of its exact cell terms and constant",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SimilarityRequest:
+    """What the Similarity page's sidebar asks for.
+
+    Attributes:
+        n_patients: nearest patients of the chosen syndrome to pair with the photo.
+        method: key of :data:`gmx.similarity.PAIR_METHODS`.
+        split: split convention of the exact maps (:data:`gmx.similarity.SPLITS`).
+        window, stride: occlusion window and stride (pixels).
+        opacity: overlay opacity in ``[0, 1]``.
+    """
+
+    n_patients: int = N_PATIENTS[2]
+    method: str = "exact"
+    split: str = SPLITS[0]
+    window: int = WINDOW[2]
+    stride: int = STRIDE[2]
+    opacity: float = DEFAULT_OPACITY
+
+    def __post_init__(self) -> None:
+        if self.method not in PAIR_METHODS:
+            raise ValueError(f"method must be one of {list(PAIR_METHODS)}, got {self.method!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.n_patients < 1 or self.window < 1 or self.stride < 1:
+            raise ValueError("n_patients, window and stride must be >= 1")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+
+    @property
+    def params(self) -> tuple[tuple[str, int], ...]:
+        """The method's parameters (a hashable cache key): occlusion's window and stride."""
+        return (
+            (("window", self.window), ("stride", self.stride)) if self.method == "occlusion" else ()
+        )
+
+    def with_method(self, method: str) -> SimilarityRequest:
+        """The same request with another method (e.g. ``exact`` when the chosen one is unavailable)."""
+        return replace(self, method=method)
+
+
+def similarity_controls() -> SimilarityRequest:
+    """The sidebar of the Similarity page (every setting kept across pages)."""
+    with st.sidebar:
+        st.header("Pairs")
+        lo, hi, default = N_PATIENTS
+        n_patients = st.slider(
+            "Nearest patients per syndrome", lo, hi, key=state.keep("similarity.patients", default)
+        )
+        method = st.segmented_control(
+            "Method", list(PAIR_METHODS), format_func=PAIR_METHODS.__getitem__,
+            key=state.keep("similarity.method", "exact"),
+        )  # fmt: skip
+        split = st.radio(
+            "Exact maps: split", SPLITS, format_func=SPLIT_LABELS.__getitem__,
+            key=state.keep("similarity.split", SPLITS[0]),
+        )  # fmt: skip
+        with st.expander("Occlusion window"):
+            lo, hi, default, step = WINDOW
+            window = st.slider(
+                "Window (px)", lo, hi, step=step, key=state.keep("similarity.window", default)
+            )
+            lo, hi, default, step = STRIDE
+            stride = st.slider(
+                "Stride (px)", lo, hi, step=step, key=state.keep("similarity.stride", default)
+            )
+        opacity = st.slider(
+            "Opacity", 0.0, 1.0, key=state.keep("similarity.opacity", DEFAULT_OPACITY)
+        )
+    return SimilarityRequest(
+        int(n_patients), method or "exact", split, int(window), int(stride), float(opacity)
+    )
+
+
+def syndrome_choice(ranking: Ranking, top_k: int) -> str:
+    """The syndrome select box (the current top-k, with distances), kept across pages."""
+    ids = [m.syndrome_id for m in ranking.syndromes[:top_k]]
+
+    def label(s: str) -> str:
+        m = ranking.syndrome(s)
+        return f"#{m.rank} {m.name} (distance {m.distance:.3f})"
+
+    return st.selectbox(
+        "Syndrome (current top-k)", ids, format_func=label,
+        key=state.keep_choice("similarity.syndrome", ids), help=DISTANCE_HELP,
+    )  # fmt: skip
 
 
 def pair_scale(pair: PairMaps) -> Scale:
@@ -57,7 +184,7 @@ def _add_landmarks(fig: go.Figure, gface: GalleryFace) -> None:
             x=pts[:, 0],
             y=pts[:, 1],
             mode="markers",
-            marker={"size": 6, "color": "#00b8d4", "symbol": "x"},
+            marker=LANDMARK_MARKER,
             hoverinfo="skip",
             showlegend=False,
         )
@@ -71,7 +198,7 @@ def pair_figures(
     scale: Scale,
     *,
     opacity: float,
-    height: int = 260,
+    height: int = PAIR_HEIGHT,
 ) -> tuple[go.Figure, go.Figure]:
     """The query map and the gallery map, same scale, hover values in units of the similarity."""
     fq = map_figure(
@@ -94,11 +221,9 @@ def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) 
     edges_y, edges_x = grid.edges()
     lo, hi = -0.5, grid.size - 0.5
     for pos in edges_x[1:-1]:
-        fig.add_shape(type="line", x0=pos, x1=pos, y0=lo, y1=hi,
-                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
+        fig.add_shape(type="line", x0=pos, x1=pos, y0=lo, y1=hi, line=GRID_LINE)
     for pos in edges_y[1:-1]:
-        fig.add_shape(type="line", x0=lo, x1=hi, y0=pos, y1=pos,
-                      line={"color": "rgba(255,255,255,0.35)", "width": 1})  # fmt: skip
+        fig.add_shape(type="line", x0=lo, x1=hi, y0=pos, y1=pos, line=GRID_LINE)
     if cell is not None:
         r, c = divmod(cell, len(grid.centres_x))
         fig.add_shape(
@@ -107,37 +232,37 @@ def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) 
             x1=edges_x[c + 1],
             y0=edges_y[r],
             y1=edges_y[r + 1],
-            line={"color": colour, "width": 3},
+            line={"color": colour, "width": FRAME_WIDTH},
         )
 
 
 def cell_picker_figure(
     query_image: ImageU8, pair: PairMaps, scale: Scale, cell: int, *, opacity: float
 ) -> go.Figure:
-    """The query map with its 7x7 grid; a click on a cell selects it."""
-    fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=340,
+    """The query map with its cell grid; a click on a cell selects it."""
+    fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=PICKER_HEIGHT,
                      title="Query: click a cell", value_label="similarity share")  # fmt: skip
     grid = pair.grid
     if grid is None:
         raise ValueError(f"{pair.method} maps have no cell grid")
-    xs, ys = np.meshgrid(grid.centres_x, grid.centres_y)
-    raw = np.asarray(pair.query_raw)
+    centres = [grid.centre(g) for g in range(n_cells(pair))]
+    values = pair.query_raw.ravel() if pair.query_raw.shape == grid.shape else None
     text = [
-        cell_label(g) + (f": {raw.ravel()[g]:+.4g}" if raw.shape == (7, 7) else "")
-        for g in range(49)
+        cell_label(g, grid.shape) + ("" if values is None else f": {values[g]:+.4g}")
+        for g in range(n_cells(pair))
     ]
     fig.add_trace(
         go.Scatter(
-            x=xs.ravel(),
-            y=ys.ravel(),
+            x=[x for x, _ in centres],
+            y=[y for _, y in centres],
             mode="markers",
-            marker={"size": 18, "color": "rgba(0,0,0,0)"},
+            marker=CELL_MARKER,
             text=text,
             hovertemplate="%{text}<extra></extra>",
             showlegend=False,
         )
     )
-    _grid_shapes(fig, pair, cell, "#ffb000")
+    _grid_shapes(fig, pair, cell, PICKED_COLOUR)
     fig.update_layout(clickmode="event+select", dragmode=False)
     return fig
 
@@ -147,29 +272,29 @@ def correspondence_figure(
 ) -> go.Figure:
     """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
     corr = correspondence_map(pair, cell)
+    assert pair.grid is not None  # correspondence_map raised otherwise
     scale = Scale.for_maps([corr.values], signed=True, percentile=100)
     fig = map_figure(
         gface.image,
         corr.values,
         scale,
         opacity=opacity,
-        height=340,
-        title=f"Gallery: matches of query {cell_label(cell)}",
+        height=PICKER_HEIGHT,
+        title=f"Gallery: matches of query {cell_label(cell, pair.grid.shape)}",
         value_label="cell-pair term per pixel",
     )
     _add_landmarks(fig, gface)
-    assert pair.grid is not None  # correspondence_map raised otherwise
-    _grid_shapes(fig, pair, pair.grid.cell_at(*corr.best_xy), "#00e676")
+    _grid_shapes(fig, pair, pair.grid.cell_at(*corr.best_xy), MATCH_COLOUR)
     return fig
 
 
 def correspondence_heatmap(pair: PairMaps) -> go.Figure:
-    """The full 49x49 cell-to-cell matrix (query cells as rows, gallery cells as columns)."""
-    if pair.decomposition is None:
+    """The full cell-to-cell matrix (query cells as rows, gallery cells as columns)."""
+    if pair.decomposition is None or pair.grid is None:
         raise ValueError(f"{pair.method} maps have no cell correspondence")
     k = pair.decomposition.correspondence
-    m = float(np.abs(k).max()) or 1.0
-    labels = [cell_label(g) for g in range(49)]
+    m = Scale.for_maps([k], signed=True, percentile=100).vmax
+    labels = [cell_label(g, pair.grid.shape) for g in range(len(k))]
     fig = go.Figure(
         go.Heatmap(
             z=k,
@@ -182,7 +307,7 @@ def correspondence_heatmap(pair: PairMaps) -> go.Figure:
         )
     )
     fig.update_layout(
-        height=520,
+        height=HEATMAP_HEIGHT,
         margin={"l": 0, "r": 0, "t": 10, "b": 0},
         xaxis={"title": "gallery cell", "showticklabels": False},
         yaxis={"title": "query cell", "showticklabels": False, "autorange": "reversed"},
@@ -205,9 +330,20 @@ def selected_cell(pair: PairMaps) -> int:
     if clicked is not None and clicked != st.session_state.get(_LAST_CLICK):
         st.session_state[CELL_KEY] = clicked
         st.session_state[_LAST_CLICK] = clicked
-    if CELL_KEY not in st.session_state:
-        st.session_state[CELL_KEY] = int(np.argmax(np.asarray(pair.query_raw)))
-    return int(st.selectbox("Query cell", range(49), format_func=cell_label, key=CELL_KEY))
+    if pair.grid is None:
+        raise ValueError(f"{pair.method} maps have no cell grid")
+    shape = pair.grid.shape
+    cells = range(shape[0] * shape[1])
+    if st.session_state.get(CELL_KEY) not in cells:
+        st.session_state[CELL_KEY] = pair.strongest_query_cell() or 0
+    return int(
+        st.selectbox("Query cell", cells, format_func=lambda g: cell_label(g, shape), key=CELL_KEY)
+    )
+
+
+def n_cells(pair: PairMaps) -> int:
+    """Number of cells of the pair's grid (0 for pixel maps)."""
+    return 0 if pair.grid is None else pair.grid.shape[0] * pair.grid.shape[1]
 
 
 def variant_rows(ranking: Ranking, pair: PairMaps) -> list[dict[str, Any]]:
@@ -265,15 +401,22 @@ __all__ = [
     "CELL_KEY",
     "CLICK_KEY",
     "METHOD_HELP",
+    "NUMBERS_HELP",
+    "PAIR_COLUMNS",
     "SPLIT_LABELS",
+    "VARIANT_COLUMNS",
+    "SimilarityRequest",
     "cell_picker_figure",
     "correspondence_figure",
     "correspondence_heatmap",
     "gallery_picture",
+    "n_cells",
     "pair_figures",
     "pair_png",
     "pair_scale",
     "patient_caption",
     "selected_cell",
+    "similarity_controls",
+    "syndrome_choice",
     "variant_rows",
 ]

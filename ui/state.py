@@ -8,6 +8,7 @@ widget's state when a page without that widget runs; :func:`keep_settings`, call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -34,6 +35,15 @@ def keep(name: str, default: Any = None) -> str:
     key = KEEP_PREFIX + name
     if default is not None and key not in st.session_state:
         st.session_state[key] = default
+    return key
+
+
+def keep_choice(name: str, options: Sequence[Any]) -> str:
+    """:func:`keep` for a select box whose options change (e.g. the current top-k): a kept value
+    that is no longer an option falls back to the first option."""
+    key = keep(name, options[0] if options else None)
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
     return key
 
 

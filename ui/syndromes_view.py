@@ -1,29 +1,35 @@
-"""Helpers of the Syndromes page: where results live, computing missing ones, overlays, tables."""
+"""Helpers of the Syndromes page: its controls (frozen requests), where results live, computing
+missing ones, tiles and tables. What is drawn is computed in :mod:`gmx.aggregate.views`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import streamlit as st
 
 from gmx.aggregate import (
     DEFAULT_METHODS,
+    TARGET_MODES,
     SyndromeResults,
     load_batch,
     run_batch,
     save_results,
     summarize,
-    to_template,
+    views,
 )
 from gmx.aggregate.localisation import NullComparison
+from gmx.aggregate.views import MapTile, background, composite_difference_image
 from gmx.config import DEMO_DIR, GmxConfig
-from gmx.explain import get_method
-from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
-from gmx.viz import Scale, overlay
+from gmx.explain import get_method, list_methods
+from gmx.gallery import MIN_COMPOSITE_SUBJECTS, Gallery
+from gmx.viz import COLORMAPS, DIVERGING
+from ui import state, tables
 
 #: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
 DEMO_RESULTS = DEMO_DIR / "syndromes.npz"
@@ -33,6 +39,131 @@ KINDS = {
     "std": "Spread (standard deviation)",
     "contrast": "Contrast vs unaffected (mean minus cohort mean)",
 }
+#: What a tile's values are, for its legend.
+KIND_LEGENDS = {
+    "mean": "mean attribution",
+    "std": "spread between patients",
+    "contrast": "more (+) or less (−) than the unaffected cohort",
+}
+TARGET_LABELS = {
+    "similarity": "Similarity to the nearest other patient of the syndrome",
+    "logit": "Classifier logit",
+    "auto": "Logit where the classifier has the class, else similarity",
+}
+REGION_LEGEND = "Cyan outline: the known causal region (synthetic demo)"
+NO_REGION = "No known causal region for this syndrome (only the synthetic demo knows them)."
+DEFAULT_OPACITY = 0.6
+
+
+def method_name(method: str) -> str:
+    """A method's display name (``Grad-CAM (signed)``, never ``gradcam_signed``)."""
+    return get_method(method).display_name
+
+
+@dataclass(frozen=True)
+class SyndromesRequest:
+    """What the Syndromes page's sidebar asks for.
+
+    Attributes:
+        target: what the gallery maps explain (:data:`gmx.aggregate.TARGET_MODES`).
+        methods: attribution methods, in the chosen order.
+        kind: ``mean``, ``std`` or ``contrast`` (:data:`KINDS`).
+        cmap: colour map of signed maps.
+        opacity: overlay opacity in ``[0, 1]``.
+        region: outline the known causal region where there is one.
+    """
+
+    target: str = "similarity"
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    kind: str = "mean"
+    cmap: str = DIVERGING[0]
+    opacity: float = DEFAULT_OPACITY
+    region: bool = True
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGET_MODES:
+            raise ValueError(f"target must be one of {TARGET_MODES}, got {self.target!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+
+
+@dataclass(frozen=True)
+class SyndromeChoice:
+    """The syndrome shown and, when comparing, the second one."""
+
+    first: str
+    second: str | None = None
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The syndromes to draw, side by side."""
+        return (self.first,) if self.second is None else (self.first, self.second)
+
+
+def syndromes_controls() -> SyndromesRequest:
+    """The sidebar of the Syndromes page (every setting kept across pages)."""
+    with st.sidebar:
+        st.header("Results")
+        target = st.radio(
+            "Target", TARGET_MODES, format_func=TARGET_LABELS.__getitem__,
+            key=state.keep("syndromes.target", "similarity"),
+        )  # fmt: skip
+        methods = st.multiselect(
+            "Methods", list(list_methods()), format_func=method_name,
+            key=state.keep("syndromes.methods", list(DEFAULT_METHODS)),
+        )  # fmt: skip
+        st.header("Display")
+        kind = st.radio(
+            "Map", list(KINDS), format_func=KINDS.__getitem__,
+            key=state.keep("syndromes.kind", "mean"),
+        )  # fmt: skip
+        cmap = st.selectbox("Colour map (signed maps)", [c for c in COLORMAPS if c in DIVERGING])
+        opacity = st.slider(
+            "Opacity", 0.0, 1.0, key=state.keep("syndromes.opacity", DEFAULT_OPACITY)
+        )
+        region = st.toggle(
+            "Outline the known causal region", key=state.keep("syndromes.region", True),
+            help="Only the synthetic demo knows where its syndromes change the face.",
+        )  # fmt: skip
+    return SyndromesRequest(target, tuple(methods), kind, cmap, float(opacity), bool(region))
+
+
+def syndrome_choice(ids: Sequence[str], names: Mapping[str, str]) -> SyndromeChoice:
+    """The syndrome select boxes (full width, so that long names are never cut), kept across
+    pages."""
+
+    def label(s: str) -> str:
+        return f"{s} · {names[s]}"
+
+    first = st.selectbox(
+        "Syndrome", ids, format_func=label, key=state.keep_choice("syndromes.syndrome", ids)
+    )
+    compare = st.toggle(
+        "Compare with a second syndrome", key=state.keep("syndromes.compare", False)
+    )
+    second = None
+    if compare:
+        others = [s for s in ids if s != first] or list(ids)
+        second = st.selectbox(
+            "Second syndrome",
+            others,
+            format_func=label,
+            key=state.keep_choice("syndromes.second", others),
+        )
+    return SyndromeChoice(first, second)
+
+
+def syndrome_facts(gallery: Gallery, syndrome: str) -> str:
+    """HPO features (with labels), OMIM and genes of a syndrome, each saying why when empty."""
+    entry = gallery.syndromes.get(syndrome)
+    if entry is None:
+        return f"**Facial features (HPO):** {tables.NOT_IN_METADATA}"
+    return (
+        f"**Facial features (HPO):** {tables.hpo_text(entry)}  \n"
+        f"**OMIM:** {tables.omim_text(entry)} · **Genes:** {tables.genes_text(entry)}"
+    )
 
 
 def cache_root() -> Path:
@@ -67,50 +198,44 @@ def compute_results(
     return save_results(results, path)
 
 
-def _display(results: SyndromeResults, syndrome: str, method: str, kind: str) -> np.ndarray | None:
-    sm = results.maps.get((syndrome, method))
-    if sm is None:
-        return None
-    if kind == "mean":
-        raw = sm.mean
-    elif kind == "std":
-        raw = sm.std
-    elif kind == "contrast":
-        raw = results.contrast(syndrome, method)
-        if raw is None:
-            return None
-    else:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
-    return to_template(raw)
-
-
 def overlay_image(
     results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
 ) -> np.ndarray | None:
-    """The map of ``kind`` over the syndrome's :func:`background`, or ``None`` if it does not exist.
-
-    Each map gets its own robust scale: signed for contrasts and signed methods' means.
-    """
-    values = _display(results, syndrome, method, kind)
-    if values is None:
-        return None
-    signed = kind == "contrast" or bool(np.nanmin(values) < 0)
-    scale = Scale.for_maps([values], signed=signed)
-    return overlay(
-        background(results, syndrome),
-        values,
-        scale,
-        cmap=cmap if signed else "viridis",
-        opacity=opacity,
-    )
+    """The map of ``kind`` over the syndrome's :func:`background` (region outlined where known), or
+    ``None`` if it does not exist. Each map gets its own robust scale."""
+    tile = map_tile(results, syndrome, method, kind, cmap=cmap, opacity=opacity)
+    return None if tile is None else tile.image
 
 
-def background(results: SyndromeResults, syndrome: str) -> np.ndarray:
-    """What syndrome maps are drawn on: the composite face where the gallery-picture policy allows
-    one (:func:`gmx.gallery.composite_face`: at least ``MIN_COMPOSITE_SUBJECTS`` patients), else the
-    neutral template face (no patient data)."""
-    face = results.composites.get(syndrome)
-    return template_face() if face is None else face
+def map_tile(
+    results: SyndromeResults,
+    syndrome: str,
+    method: str,
+    kind: str,
+    *,
+    cmap: str,
+    opacity: float,
+    region: bool = True,
+) -> MapTile | None:
+    """:func:`gmx.aggregate.views.map_tile` with the page's colour maps (``cmap`` for signed maps)."""
+    return views.map_tile(
+        results, syndrome, method, kind,
+        signed_cmap=cmap, unsigned_cmap="viridis", opacity=opacity, region=region,
+    )  # fmt: skip
+
+
+def tile_legend(tile: MapTile) -> str:
+    """The legend under one tile: its colour map and the range of its own scale."""
+    lo, hi = tile.scale.vmin, tile.scale.vmax
+    if tile.signed:
+        return f"{tile.cmap}: {lo:+.2g} · 0 · {hi:+.2g}"
+    return f"{tile.cmap}: {lo:.2g} → {hi:.2g}"
+
+
+def row_legend(kind: str, region: bool) -> str:
+    """What every tile of a row shows (once under the row)."""
+    text = f"Values: {KIND_LEGENDS[kind]}; each map has its own scale (legend under it)."
+    return text + (f" {REGION_LEGEND}." if region else "")
 
 
 def composite_caption(results: SyndromeResults, syndrome: str) -> str | None:
@@ -123,14 +248,6 @@ def composite_caption(results: SyndromeResults, syndrome: str) -> str | None:
     )
 
 
-def composite_difference_image(results: SyndromeResults, syndrome: str) -> np.ndarray | None:
-    """Composite minus the unaffected composite, shown as ``128 + diff`` grey-centred RGB."""
-    diff = results.composite_difference(syndrome)
-    if diff is None:
-        return None
-    return np.clip(np.rint(128 + 2 * diff), 0, 255).astype(np.uint8)
-
-
 def summary_rows(results: SyndromeResults, syndrome: str) -> list[dict[str, Any]]:
     """Per method: images, patients, split-half stability (gallery maps)."""
     rows = []
@@ -139,7 +256,7 @@ def summary_rows(results: SyndromeResults, syndrome: str) -> list[dict[str, Any]
             continue
         rows.append(
             {
-                "method": get_method(r["method"]).display_name,
+                "method": method_name(r["method"]),
                 "images": r["images"],
                 "patients": r["patients"],
                 "split-half r": None
@@ -181,7 +298,7 @@ def localisation_rows(
             continue
         failed = [_NULL_SHORT[c.null] for c in sc.nulls if not c.above]
         row: dict[str, Any] = {
-            "method": get_method(sc.method).display_name,
+            "method": method_name(sc.method),
             "finds its region?": "yes, beyond all nulls"
             if not failed
             else "not beyond " + ", ".join(failed),
@@ -194,28 +311,29 @@ def localisation_rows(
     return rows
 
 
-def hpo_features(syndrome_id: str, gallery_hpo: Sequence[str]) -> list[str]:
-    """Facial features of a syndrome: the synthetic table's named features for demo ids, else the
-    gallery's HPO terms."""
-    from gmx.synth import SYNDROMES
-
-    for s in SYNDROMES:
-        if s.syndrome_id == syndrome_id:
-            return [f"{h} ({f.replace('_', ' ')})" for h, f in zip(s.hpo, s.features, strict=False)]
-    return list(gallery_hpo)
-
-
 __all__ = [
     "DEMO_RESULTS",
     "KINDS",
+    "KIND_LEGENDS",
+    "NO_REGION",
+    "REGION_LEGEND",
+    "TARGET_LABELS",
+    "SyndromeChoice",
+    "SyndromesRequest",
     "background",
     "cache_root",
     "composite_caption",
     "composite_difference_image",
     "compute_results",
-    "hpo_features",
     "localisation_rows",
+    "map_tile",
+    "method_name",
     "overlay_image",
     "results_path",
+    "row_legend",
     "summary_rows",
+    "syndrome_choice",
+    "syndrome_facts",
+    "syndromes_controls",
+    "tile_legend",
 ]

@@ -124,6 +124,13 @@ class PairMaps:
         """Always ``True``: positive supports the similarity, negative opposes it."""
         return True
 
+    def strongest_query_cell(self) -> int | None:
+        """The query cell that supports the similarity most (row-major index into the raw query
+        map, the cells of :attr:`grid`), ``None`` for pixel maps."""
+        if self.grid is None or self.query_raw.shape != self.grid.shape:
+            return None
+        return int(np.argmax(self.query_raw))
+
 
 def correspondence_map(pair: PairMaps, query_cell: int) -> Correspondence:
     """Where on the gallery face the query cell ``query_cell`` (of :attr:`PairMaps.grid`) matches.

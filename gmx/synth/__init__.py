@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gmx.synth.dataset import DemoData, DemoDataError, load_demo_data
 from gmx.synth.features import FEATURES, STRENGTH_RANGE, Feature, get_feature
+from gmx.synth.montage import OUTLINE_COLOUR, draw_outline
 from gmx.synth.syndromes import (
     FREQUENT_MIN_PATIENTS,
     SYNDROMES,
@@ -15,11 +16,13 @@ from gmx.synth.syndromes import (
     SyntheticSyndrome,
     all_classes,
     get_syndrome,
+    is_synthetic,
 )
 
 __all__ = [
     "FEATURES",
     "FREQUENT_MIN_PATIENTS",
+    "OUTLINE_COLOUR",
     "STRENGTH_RANGE",
     "SYNDROMES",
     "UNAFFECTED",
@@ -28,7 +31,9 @@ __all__ = [
     "Feature",
     "SyntheticSyndrome",
     "all_classes",
+    "draw_outline",
     "get_feature",
     "get_syndrome",
+    "is_synthetic",
     "load_demo_data",
 ]

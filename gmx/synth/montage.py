@@ -9,6 +9,37 @@ from PIL import Image, ImageDraw
 from gmx._typing import ImageU8
 from gmx.synth.dataset import DemoData
 
+#: Colour of a ground-truth region outline (RGB).
+OUTLINE_COLOUR: tuple[int, int, int] = (0, 255, 0)
+
+
+def draw_outline(
+    image: ImageU8,
+    mask: np.ndarray,
+    colour: tuple[int, int, int] = OUTLINE_COLOUR,
+    thickness: int = 1,
+) -> ImageU8:
+    """A copy of ``image`` with the outer outline of the bool ``mask`` drawn on it.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        mask: ``(h, w)`` bool region (resized to the image with nearest neighbours if needed).
+        colour: RGB of the line.
+        thickness: line width in image pixels.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB; ``image`` is not modified. An empty mask draws nothing.
+    """
+    img = np.ascontiguousarray(np.asarray(image, np.uint8)).copy()
+    m = np.asarray(mask).astype(np.uint8)
+    if m.ndim != 2 or img.ndim != 3:
+        raise ValueError(f"need an (H, W, 3) image and an (h, w) mask, got {img.shape}, {m.shape}")
+    if m.shape != img.shape[:2]:
+        m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+    cnts, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(img, cnts, -1, tuple(int(c) for c in colour), thickness)
+    return img
+
 
 def montage(data: DemoData, per_class: int = 8, scale: int = 1, outline: bool = True) -> ImageU8:
     """One row per class (table order), the first ``per_class`` images of distinct subjects.
@@ -44,13 +75,7 @@ def montage(data: DemoData, per_class: int = 8, scale: int = 1, outline: bool = 
             x = label_w + k * t * reps
             row[:, x : x + t] = img
             if outline:
-                vis = img.copy()
-                m = cv2.resize(
-                    data.masks[i].astype(np.uint8), (t, t), interpolation=cv2.INTER_NEAREST
-                )
-                cnts, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-                cv2.drawContours(vis, cnts, -1, (0, 255, 0), 1)
-                row[:, x + t : x + 2 * t] = vis
+                row[:, x + t : x + 2 * t] = draw_outline(img, data.masks[i])
         pil = Image.fromarray(row)
         draw = ImageDraw.Draw(pil)
         words = syn.name.replace(" (", "\n(").replace(" + ", " +\n")
@@ -59,4 +84,4 @@ def montage(data: DemoData, per_class: int = 8, scale: int = 1, outline: bool = 
     return np.concatenate(rows, axis=0)
 
 
-__all__ = ["montage"]
+__all__ = ["OUTLINE_COLOUR", "draw_outline", "montage"]

@@ -101,6 +101,12 @@ def get_syndrome(syndrome_id: str) -> SyntheticSyndrome:
     raise ValueError(f"unknown synthetic syndrome id {syndrome_id!r}")
 
 
+def is_synthetic(syndrome_id: str, name: str) -> bool:
+    """True when a gallery syndrome is one of this table's (same id and same fictional name): a
+    synthetic demo disorder, which has no OMIM entry and no genes."""
+    return any(s.syndrome_id == syndrome_id and s.name == name for s in all_classes())
+
+
 __all__ = [
     "FREQUENT_MIN_PATIENTS",
     "SYNDROMES",
@@ -108,4 +114,5 @@ __all__ = [
     "SyntheticSyndrome",
     "all_classes",
     "get_syndrome",
+    "is_synthetic",
 ]

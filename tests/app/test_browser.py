@@ -258,3 +258,45 @@ def test_theme_follows_the_browser_and_can_be_picked(browser_page):
         assert _background_luminance(page) < 0.25  # the user's pick wins over the browser's
     finally:
         stop_app(proc)
+
+
+#: Select boxes whose shown value is cut (its text is wider than the box): ``label: value``.
+_CUT_SELECTS = """
+() => [...document.querySelectorAll('[data-testid="stSelectbox"] input[role="combobox"]')]
+  .filter(i => i.value && i.scrollWidth > i.clientWidth + 1)
+  .map(i => `${i.getAttribute('aria-label')}: ${i.value}`)
+"""
+
+
+def test_syndromes_page_at_1440_px_names_methods_and_cuts_no_select_box(tmp_path):
+    """The demo's Syndromes page in a 1440 px window: the longest syndrome name fits its select
+    box, tiles carry display names and a legend, the causal region is outlined."""
+    from playwright.sync_api import sync_playwright
+
+    env = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
+    proc, url = start_app(env)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(f"{url}/Syndromes", wait_until="networkidle")
+            page.get_by_text("Composite face").first.wait_for(timeout=120_000)
+            # the longest name of the demo: syndrome M
+            page.locator('[data-testid="stSelectbox"]').filter(has_text="Syndrome").first.click()
+            page.get_by_role("option", name="SYN:0013", exact=False).click()
+            page.get_by_role("heading", name="SYN:0013").wait_for(timeout=60_000)
+            page.get_by_text("Compare with a second syndrome").click()
+            page.get_by_text("Second syndrome").wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)
+            shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "syndromes_1440.png"
+            page.screenshot(path=str(shot), full_page=True)
+            body = page.inner_text("body")
+            cut = page.evaluate(_CUT_SELECTS)
+            browser.close()
+        assert "Traceback" not in body
+        assert not cut, cut
+        assert "Grad-CAM (signed)" in body and "gradcam_signed" not in body
+        assert "Cyan outline: the known causal region" in body
+        assert "Hypertelorism" in body or "Short palpebral fissure" in body
+    finally:
+        stop_app(proc)

@@ -91,3 +91,113 @@ def test_restricted_photos_are_never_shown(tiny_setup, monkeypatch, tmp_path):
     captions = " ".join(c.value for c in at.caption)
     assert "template face" in captions and "photo img" not in captions
     assert len(_charts(at)) >= 4
+
+
+def test_similarity_settings_survive_a_change_of_page(tiny_setup, monkeypatch):
+    """Method, split, occlusion window, opacity and the chosen syndrome are kept (item 8)."""
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = tiny_setup.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    at.switch_page("pages/3_Similarity.py").run()
+    _no_exceptions(at)
+    keep = state.KEEP_PREFIX
+    other = sorted({"T:1", "T:2", "T:3"} - {at.selectbox(key=keep + "similarity.syndrome").value})
+    at.selectbox(key=keep + "similarity.syndrome").set_value(other[0]).run()
+    at.sidebar.radio(key=keep + "similarity.split").set_value("shared").run()
+    at.sidebar.slider(key=keep + "similarity.window").set_value(24).run()
+    at.sidebar.slider(key=keep + "similarity.opacity").set_value(0.3).run()
+    at.sidebar.segmented_control[0].set_value("gradcam").run()
+    _no_exceptions(at)
+    at.switch_page("pages/1_Diagnose.py").run()
+    _no_exceptions(at)
+    at.switch_page("pages/3_Similarity.py").run()
+    _no_exceptions(at)
+    assert at.selectbox(key=keep + "similarity.syndrome").value == other[0]
+    assert at.sidebar.radio(key=keep + "similarity.split").value == "shared"
+    assert at.sidebar.slider(key=keep + "similarity.window").value == 24
+    assert at.sidebar.slider(key=keep + "similarity.opacity").value == 0.3
+    assert at.sidebar.segmented_control[0].value == "gradcam"
+    assert "Grad-CAM" in " ".join(m.value for m in at.markdown)
+
+
+def test_distance_is_explained_where_it_is_shown(tiny_setup, monkeypatch):
+    from ui import similarity_view, tables
+
+    at = _page(tiny_setup.config_path, tiny_setup.photo_jpeg, monkeypatch).run()
+    _no_exceptions(at)
+    assert at.selectbox[0].help == tables.DISTANCE_HELP
+    assert any("Neither is a probability" in c.value for c in at.caption)
+    assert similarity_view.VARIANT_COLUMNS["distance"]["help"] == tables.DISTANCE_HELP
+
+
+def test_default_query_cell_is_the_strongest_one():
+    """The library picks the default cell (no argmax in the app); pixel maps have none."""
+    import numpy as np
+
+    from gmx.encode.geometry import stride_grid
+    from gmx.similarity import PairMaps
+
+    raw = np.random.default_rng(0).normal(size=(7, 7)).astype(np.float32)
+    blank = np.zeros((112, 112), np.float32)
+    pair = PairMaps("exact", "Exact", 0, 0.5, blank, blank, raw, raw, grid=stride_grid((7, 7)))
+    assert pair.strongest_query_cell() == int(np.argmax(raw))
+    pixels = PairMaps("occlusion", "Pair occlusion", 0, 0.5, blank, blank, blank, blank)
+    assert pixels.strongest_query_cell() is None
+
+
+def test_request_is_frozen_and_checked():
+    import dataclasses
+
+    from ui.similarity_view import SimilarityRequest
+
+    request = SimilarityRequest()
+    assert request.params == ()
+    occlusion = request.with_method("occlusion")
+    assert dict(occlusion.params) == {"window": request.window, "stride": request.stride}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.method = "gradcam"  # type: ignore[misc]
+    for bad in ({"method": "x"}, {"split": "x"}, {"opacity": -1.0}, {"n_patients": 0}):
+        with pytest.raises(ValueError):
+            SimilarityRequest(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("page", ["pages/3_Similarity.py", "pages/4_Syndromes.py"])
+def test_pages_hold_no_magic_numbers_or_array_code(page):
+    """Slider ranges, sizes and column ratios are named constants; arrays are the library's."""
+    import ast
+
+    tree = ast.parse((ROOT / page).read_text(encoding="utf-8"))
+    numbers = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    }
+    assert numbers <= {0, 1, 2}, sorted(numbers)
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "numpy" not in imported
+
+
+def test_view_helpers_do_no_array_arithmetic():
+    source = (ROOT / "ui" / "similarity_view.py").read_text(encoding="utf-8")
+    assert "np.argmax" not in source and "np.abs" not in source
+    assert "range(49)" not in source and "(7, 7)" not in source
+
+
+def test_a_rerun_with_a_slow_method_reuses_its_maps(tiny_setup, monkeypatch):
+    """The second view of the same pairs is served from the store, without replaying the first
+    view's progress bar (st.cache_data raised CacheReplayClosureError here)."""
+    at = _page(tiny_setup.config_path, tiny_setup.photo_jpeg, monkeypatch).run()
+    at.sidebar.segmented_control[0].set_value("gradcam").run()
+    _no_exceptions(at)
+    at.run()
+    _no_exceptions(at)
+    assert "Grad-CAM" in " ".join(m.value for m in at.markdown)

@@ -31,7 +31,7 @@ def test_tiny_setup_compute_then_browse(tiny_setup, monkeypatch, tmp_path) -> No
     assert list(tmp_path.glob("syndromes/*.npz"))
     assert len(at.subheader) == 1 and "T:1" in at.subheader[0].value
     assert len(at.dataframe) == 1
-    at.sidebar.toggle[0].set_value(True).run()
+    at.toggle(key=state.KEEP_PREFIX + "syndromes.compare").set_value(True).run()
     assert not at.exception
     assert len(at.subheader) == 2
     at.sidebar.radio[1].set_value("std").run()
@@ -49,9 +49,122 @@ def test_demo_results_load_instantly(monkeypatch) -> None:
     assert not any("No syndrome-level results" in i.value for i in at.info)
     assert "SYN:0001" in at.subheader[0].value
     text = " ".join(m.value for m in at.markdown)
-    assert "HP:0000316" in text and "patients" in text
+    assert "Hypertelorism (HP:0000316)" in text and "Wide mouth (HP:0000154)" in text
+    assert "patients" in text and "synthetic demo syndrome: no OMIM entry" in text
     at.sidebar.radio[1].set_value("contrast").run()
     assert not at.exception
+
+
+def _shown_text(at: AppTest) -> str:
+    """Everything a user reads on the page: texts, captions, widget labels and options, tables."""
+    parts = [e.value for kind in ("markdown", "caption", "subheader", "info") for e in at.get(kind)]
+    for kind in ("selectbox", "multiselect", "radio"):
+        for w in at.get(kind):
+            parts += [w.label, *map(str, w.options)]
+    for image in at.image:
+        parts += list(image.captions)
+    for table in at.dataframe:
+        parts += [table.value.to_string(), *map(str, table.value.columns)]
+    return "\n".join(parts)
+
+
+@pytest.mark.skipif(
+    not (ROOT / "models" / "demo" / "syndromes.npz").exists(), reason="demo results not built"
+)
+def test_demo_names_methods_draws_regions_and_a_legend_per_tile(monkeypatch) -> None:
+    import re
+
+    monkeypatch.delenv("GMX_CONFIG", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _shown_text(at)
+    shown = at.multiselect[0].value
+    assert "gradcam_signed" in shown
+    for method in shown:  # ids such as gradcam_signed are never shown, display names are
+        assert get_method(method).display_name in text
+        assert not re.search(rf"(?<![\w-]){method}(?![\w-])", text), method
+    tiles = [i for i in at.image if i.captions and i.captions[0] != "Composite face"][1:]
+    assert len(tiles) == len(shown)
+    legends = [c.value for c in at.caption if c.value.startswith(("viridis:", "PiYG:"))]
+    assert len(legends) == len(tiles)  # one legend per tile
+    assert any("Cyan outline: the known causal region" in c.value for c in at.caption)
+    at.sidebar.toggle(key=state.KEEP_PREFIX + "syndromes.region").set_value(False).run()
+    assert not any("Cyan outline" in c.value for c in at.caption)
+
+
+def test_map_tile_outlines_the_known_region() -> None:
+    """The demo's causal region is drawn on the tile (and only when asked)."""
+    import numpy as np
+
+    from gmx.aggregate import load_results
+    from gmx.aggregate.views import REGION_COLOUR
+    from gmx.config import DEMO_DIR
+    from ui import syndromes_view
+
+    results = load_results(DEMO_DIR / "syndromes.npz")
+    mask = results.masks["SYN:0001"]
+    drawn = syndromes_view.map_tile(
+        results, "SYN:0001", "gradcam", "mean", cmap="PiYG", opacity=0.6
+    )
+    plain = syndromes_view.map_tile(
+        results, "SYN:0001", "gradcam", "mean", cmap="PiYG", opacity=0.6, region=False
+    )
+    assert drawn is not None and plain is not None and drawn.region and not plain.region
+    changed = np.any(drawn.image != plain.image, axis=-1)
+    assert changed.any() and np.all(drawn.image[changed] == REGION_COLOUR)
+    # the line runs along the region's border, not through it or far away
+    inner = (
+        mask
+        & np.roll(mask, 1, 0)
+        & np.roll(mask, -1, 0)
+        & np.roll(mask, 1, 1)
+        & np.roll(mask, -1, 1)
+    )
+    assert not changed[inner].any() and not changed[~mask].any()
+    assert changed[mask & ~inner].mean() > 0.8  # contours are 8-connected, this border 4-
+    assert syndromes_view.overlay_image(
+        results, "SYN:0001", "gradcam", "mean", "PiYG", 0.6
+    ).shape == (
+        112,
+        112,
+        3,
+    )
+
+
+@pytest.mark.skipif(
+    not (ROOT / "models" / "demo" / "syndromes.npz").exists(), reason="demo results not built"
+)
+def test_chosen_syndrome_and_settings_survive_a_change_of_page(monkeypatch) -> None:
+    monkeypatch.delenv("GMX_CONFIG", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/4_Syndromes.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key=state.KEEP_PREFIX + "syndromes.syndrome").set_value("SYN:0003").run()
+    at.sidebar.radio[1].set_value("std").run()
+    at.sidebar.slider[0].set_value(0.3).run()
+    at.toggle(key=state.KEEP_PREFIX + "syndromes.compare").set_value(True).run()
+    at.selectbox(key=state.KEEP_PREFIX + "syndromes.second").set_value("SYN:0005").run()
+    at.switch_page("pages/1_Diagnose.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/4_Syndromes.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key=state.KEEP_PREFIX + "syndromes.syndrome").value == "SYN:0003"
+    assert at.selectbox(key=state.KEEP_PREFIX + "syndromes.second").value == "SYN:0005"
+    assert at.sidebar.radio[1].value == "std" and at.sidebar.slider[0].value == 0.3
+    assert [s.value.split(" ·")[0] for s in at.subheader] == ["SYN:0003", "SYN:0005"]
+
+
+def test_request_is_frozen_and_checked() -> None:
+    import dataclasses
+
+    from ui.syndromes_view import SyndromesRequest
+
+    request = SyndromesRequest()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.kind = "std"  # type: ignore[misc]
+    for bad in ({"kind": "median"}, {"target": "x"}, {"opacity": 2.0}):
+        with pytest.raises(ValueError):
+            SyndromesRequest(**bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(
