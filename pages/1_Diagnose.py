@@ -65,9 +65,15 @@ st.dataframe(
 with st.expander("Genes and patients"):
     g, p = st.columns(2)
     g.dataframe(
-        tables.gene_table(diagnosis.ranking, request.top_k), hide_index=True, width="stretch"
+        tables.gene_table(diagnosis.ranking, request.top_k),
+        hide_index=True,
+        width="stretch",
+        column_config=tables.GENE_COLUMNS,
     )
     p.dataframe(
-        tables.patient_table(diagnosis.ranking, request.top_k), hide_index=True, width="stretch"
+        tables.patient_table(diagnosis.ranking, request.top_k),
+        hide_index=True,
+        width="stretch",
+        column_config=tables.PATIENT_COLUMNS,
     )
 diagnose_view.export(current, diag, cfg, request.top_k)
