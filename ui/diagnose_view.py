@@ -20,7 +20,7 @@ UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 #: Most syndromes the top-k slider offers.
 TOP_K_MAX = 30
 #: Widths of the photo, aligned-face and quality columns.
-RESULT_COLUMNS = (1.3, 1.0, 1.0)
+RESULT_COLUMNS = (4, 3, 3)
 #: Height of the photo and aligned-face figures, in pixels.
 FIGURE_HEIGHT = examples.PREVIEW_HEIGHT
 MS_PER_S = 1000
