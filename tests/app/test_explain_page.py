@@ -15,6 +15,7 @@ from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "2_Explain.py")
+SLOW = state.KEEP_PREFIX + "explain.slow"
 
 
 @pytest.fixture()
@@ -37,15 +38,17 @@ def test_without_photo_points_to_diagnose(tiny_setup, monkeypatch):
 def test_grid_of_syndromes_by_methods(explain_page):
     at = explain_page.run()
     assert not at.exception, [e.value for e in at.exception]
-    # 3 syndromes x 7 fast thesis methods, plus the large view
-    charts = [c for c in at.get("plotly_chart")]
-    assert len(charts) >= 3 * 7 + 1
+    # 3 syndromes x 7 fast thesis methods as square images (plus faces and colour bars), and the
+    # large view with its raw panel
+    images = [i for el in at.image for i in el.proto.imgs]
+    assert len(images) >= 3 * 7 + 3
+    assert len(at.get("plotly_chart")) == 2
     assert any("Large view" in s.value for s in at.subheader)
 
 
 def test_slow_methods_and_other_targets(explain_page):
     at = explain_page
-    at.session_state["gmx.explain.slow"] = True
+    at.session_state[SLOW] = True
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     at.sidebar.radio[0].set_value("contrast").run()
@@ -101,7 +104,7 @@ def test_similarity_rows_carry_the_syndromes_images_for_reranking(tiny_setup):
 
 def test_reranked_occlusion_toggle(explain_page):
     at = explain_page
-    at.session_state["gmx.explain.slow"] = True
+    at.session_state[SLOW] = True
     at.run()
     toggle = next(t for t in at.sidebar.toggle if "re-rank" in t.label)
     toggle.set_value(True).run()
