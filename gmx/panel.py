@@ -294,7 +294,7 @@ PNG_PAD = 8
 PNG_FONT_SIZE = 15
 PNG_BAR_HEIGHT = 12
 PNG_DEMO_NOTICE = "SYNTHETIC DEMO - NOT FOR CLINICAL USE: the model and gallery are synthetic."
-_PNG_CHAR_WIDTH = 0.55  # of the font size: average width of one character, for wrapping
+_PNG_CHAR_WIDTH = 0.5  # of the font size: average width of one character, for wrapping
 
 
 def grid_png(
@@ -333,6 +333,7 @@ def grid_png(
     per_map = scale_mode == "map"
 
     def wrap(text: str, width: int) -> list[str]:
+        text = text.replace("\u2212", "-")
         chars = max(8, int(width / (PNG_FONT_SIZE * _PNG_CHAR_WIDTH)))
         return textwrap.wrap(text, chars) or [""]
 
@@ -342,7 +343,11 @@ def grid_png(
     n_cols = 1 + len(methods)
     width = PNG_LABEL_WIDTH + n_cols * (tile + PNG_PAD) + PNG_PAD
     text_w = width - 2 * PNG_PAD
+    low, high = COLOUR_WORDS[palette.signed]
     footer = [
+        f"How to read: on signed maps {high} regions make the face look more like the row's "
+        f"syndrome (for a contrast row: more than like the other one), {low} regions less; on "
+        f"unsigned maps {COLOUR_WORDS[palette.unsigned][1]} regions matter most, with no direction.",
         f"Colour scale: {_scale_label(scale_mode)}. Sign shown: {sign_mode}. Colours: "
         f"{palette.signed} (signed maps), {palette.unsigned} (unsigned maps); opacity {opacity:g}.",
         *(f"{k}: {_jsonable(v)}" for k, v in (provenance or {}).items()),
@@ -393,8 +398,8 @@ def grid_png(
             canvas.paste(big(overlay(face, values[k], scales[k], cmap=cmap, opacity=opacity)),
                          (col_x(c), y))  # fmt: skip
             if per_map:
-                draw.text((col_x(c), y + tile), legend_text(scales[k], cmap), fill="black",
-                          font=font)  # fmt: skip
+                draw.text((col_x(c), y + tile), wrap(legend_text(scales[k], cmap), tile)[0],
+                          fill="black", font=font)  # fmt: skip
             k += 1
         y += row_h
     y += line_h // 2

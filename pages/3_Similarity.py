@@ -6,7 +6,7 @@ import streamlit as st
 
 from gmx.errors import GalleryError, ImageLoadError
 from gmx.similarity import PAIR_METHODS, SPLITS, nearest_patients
-from ui import common, resources, similarity_view, state, tables
+from ui import colours, common, resources, similarity_view, state, tables
 
 cfg = common.page_setup("Similarity")
 st.title("Similarity to gallery patients")
@@ -42,6 +42,7 @@ with st.sidebar:
         window = st.slider("Window (px)", 8, 32, 16, step=4)
         stride = st.slider("Stride (px)", 4, 32, 16, step=4)
     opacity = st.slider("Opacity", 0.0, 1.0, 0.6)
+    palette = colours.palette_control()
 st.caption(similarity_view.METHOD_HELP)
 
 matches = ranking.syndromes[:top_k]
@@ -85,7 +86,9 @@ if bar is not None:
 pictures = [similarity_view.gallery_picture(gallery, p.image_index, show_photos) for p in patients]
 for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
     scale = similarity_view.pair_scale(pair)
-    fq, fp = similarity_view.pair_figures(face.image, picture, pair, scale, opacity=opacity)
+    fq, fp = similarity_view.pair_figures(
+        face.image, picture, pair, scale, opacity=opacity, palette=palette
+    )
     left, mid, info = st.columns([1, 1, 1.1])
     left.plotly_chart(fq, width="stretch", config={"displayModeBar": False},
                       key=f"q-{pair.image_index}")  # fmt: skip
@@ -93,6 +96,8 @@ for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
                      key=f"p-{pair.image_index}")  # fmt: skip
     info.markdown(similarity_view.patient_caption(patient, pair))
     info.caption(picture.caption)
+    with info:
+        colours.legend(scale, palette, "similarity share")
 
 st.subheader("Pair details")
 pick = st.radio(
@@ -108,7 +113,12 @@ if pair.decomposition is not None:
     a, b = st.columns(2)
     a.plotly_chart(
         similarity_view.cell_picker_figure(
-            face.image, pair, similarity_view.pair_scale(pair), cell, opacity=opacity
+            face.image,
+            pair,
+            similarity_view.pair_scale(pair),
+            cell,
+            opacity=opacity,
+            palette=palette,
         ),
         width="stretch",
         on_select="rerun",
@@ -116,12 +126,14 @@ if pair.decomposition is not None:
         key=similarity_view.CLICK_KEY,
     )
     b.plotly_chart(
-        similarity_view.correspondence_figure(picture, pair, cell, opacity=opacity),
+        similarity_view.correspondence_figure(
+            picture, pair, cell, opacity=opacity, palette=palette
+        ),
         width="stretch",
         config={"displayModeBar": False},
     )
     with st.expander("All 49 × 49 cell pairs"):
-        st.plotly_chart(similarity_view.correspondence_heatmap(pair), width="stretch")
+        st.plotly_chart(similarity_view.correspondence_heatmap(pair, palette), width="stretch")
 else:
     st.caption("The cell-to-cell correspondence comes with the exact decomposition.")
 
@@ -129,7 +141,7 @@ st.markdown("**Distance per model / TTA variant**")
 st.dataframe(similarity_view.variant_rows(ranking, pair), hide_index=True, width="stretch")
 st.download_button(
     "Download this pair (PNG)",
-    similarity_view.pair_png(face.image, picture, pair, opacity=opacity),
+    similarity_view.pair_png(face.image, picture, pair, opacity=opacity, palette=palette),
     file_name=f"gmx_similarity_{patients[pick].subject_id}.png",
     mime="image/png",
 )

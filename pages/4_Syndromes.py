@@ -6,8 +6,7 @@ import streamlit as st
 
 from gmx.aggregate import DEFAULT_METHODS, TARGET_MODES
 from gmx.explain import get_method, list_methods
-from gmx.viz import COLORMAPS, DIVERGING
-from ui import common, resources, syndromes_view
+from ui import colours, common, resources, syndromes_view
 
 cfg = common.page_setup("Syndromes")
 st.title("Syndromes")
@@ -49,7 +48,8 @@ with st.sidebar:
     )
     st.header("Display")
     kind = st.radio("Map", list(syndromes_view.KINDS), format_func=syndromes_view.KINDS.__getitem__)
-    cmap = st.selectbox("Colour map (signed maps)", [c for c in COLORMAPS if c in DIVERGING])
+    colours.palette_control()
+    palette = st.session_state[colours.PALETTE]
     opacity = st.slider("Opacity", 0.0, 1.0, 0.6)
 
 if not methods:
@@ -117,7 +117,7 @@ for col, syndrome in zip(columns, shown, strict=True):
         tiles = st.columns(max(len(shown_methods), 1))
         for tile, method in zip(tiles, shown_methods, strict=False):
             image = resources.syndrome_overlay(
-                str(path), mtime, syndrome, method, kind, cmap, opacity
+                str(path), mtime, syndrome, method, kind, palette, opacity
             )
             if image is None:
                 tile.caption(f"{get_method(method).display_name}: no {kind} map")

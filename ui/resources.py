@@ -227,11 +227,12 @@ def syndrome_results(path: str, mtime: float):
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def syndrome_overlay(
-    path: str, mtime: float, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+    path: str, mtime: float, syndrome: str, method: str, kind: str, palette: str, opacity: float
 ):
-    """``(112, 112, 3)`` uint8 map over the syndrome's composite face (cached per view)."""
+    """``(112, 112, 3)`` uint8 map over the syndrome's composite face (cached per view); ``palette``
+    is a label of :data:`gmx.viz.PALETTES`."""
     from ui import syndromes_view
 
     return syndromes_view.overlay_image(
-        syndrome_results(path, mtime), syndrome, method, kind, cmap, opacity
+        syndrome_results(path, mtime), syndrome, method, kind, palette, opacity
     )

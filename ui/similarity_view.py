@@ -18,7 +18,17 @@ from gmx.similarity import (
     correspondence_map,
     gallery_face,
 )
-from gmx.viz import Scale, map_figure, montage, overlay, plotly_colorscale, to_png_bytes
+from gmx.viz import (
+    DEFAULT_PALETTE,
+    PALETTES,
+    Palette,
+    Scale,
+    map_figure,
+    montage,
+    overlay,
+    plotly_colorscale,
+    to_png_bytes,
+)
 
 CELL_KEY = "gmx.similarity.cell"
 CLICK_KEY = "gmx.similarity.cell_click"
@@ -33,8 +43,8 @@ METHOD_HELP = (
     "**Exact decomposition**: the similarity split exactly into 7×7 cells of each face (plus a "
     "constant), from the model's affine head. **HiResCAM / Grad-CAM**: gradient × activation of "
     "the similarity at the last feature map. **Pair occlusion**: the similarity drop when a 16×16 "
-    "patch of one face is blacked out. Green supports the similarity, pink opposes it; both faces "
-    "of a pair share one colour scale."
+    "patch of one face is blacked out. The high end of the colour map (legend next to each pair) "
+    "supports the similarity, the low end opposes it; both faces of a pair share one colour scale."
 )
 
 
@@ -72,15 +82,16 @@ def pair_figures(
     *,
     opacity: float,
     height: int = 260,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> tuple[go.Figure, go.Figure]:
     """The query map and the gallery map, same scale, hover values in units of the similarity."""
     fq = map_figure(
         query_image, pair.query, scale, opacity=opacity, height=height, title="Query",
-        value_label="similarity share",
+        value_label="similarity share", cmap=palette.signed,
     )  # fmt: skip
     fp = map_figure(
         gface.image, pair.gallery, scale, opacity=opacity, height=height,
-        title=f"Gallery ({gface.kind})", value_label="similarity share",
+        title=f"Gallery ({gface.kind})", value_label="similarity share", cmap=palette.signed,
     )  # fmt: skip
     _add_landmarks(fp, gface)
     return fq, fp
@@ -112,11 +123,18 @@ def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) 
 
 
 def cell_picker_figure(
-    query_image: ImageU8, pair: PairMaps, scale: Scale, cell: int, *, opacity: float
+    query_image: ImageU8,
+    pair: PairMaps,
+    scale: Scale,
+    cell: int,
+    *,
+    opacity: float,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> go.Figure:
     """The query map with its 7x7 grid; a click on a cell selects it."""
     fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=340,
-                     title="Query: click a cell", value_label="similarity share")  # fmt: skip
+                     title="Query: click a cell", value_label="similarity share",
+                     cmap=palette.signed)  # fmt: skip
     grid = pair.grid
     if grid is None:
         raise ValueError(f"{pair.method} maps have no cell grid")
@@ -143,7 +161,12 @@ def cell_picker_figure(
 
 
 def correspondence_figure(
-    gface: GalleryFace, pair: PairMaps, cell: int, *, opacity: float
+    gface: GalleryFace,
+    pair: PairMaps,
+    cell: int,
+    *,
+    opacity: float,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> go.Figure:
     """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
     corr = correspondence_map(pair, cell)
@@ -153,6 +176,7 @@ def correspondence_figure(
         corr.values,
         scale,
         opacity=opacity,
+        cmap=palette.signed,
         height=340,
         title=f"Gallery: matches of query {cell_label(cell)}",
         value_label="cell-pair term per pixel",
@@ -163,7 +187,9 @@ def correspondence_figure(
     return fig
 
 
-def correspondence_heatmap(pair: PairMaps) -> go.Figure:
+def correspondence_heatmap(
+    pair: PairMaps, palette: Palette = PALETTES[DEFAULT_PALETTE]
+) -> go.Figure:
     """The full 49x49 cell-to-cell matrix (query cells as rows, gallery cells as columns)."""
     if pair.decomposition is None:
         raise ValueError(f"{pair.method} maps have no cell correspondence")
@@ -177,7 +203,7 @@ def correspondence_heatmap(pair: PairMaps) -> go.Figure:
             y=labels,
             zmin=-m,
             zmax=m,
-            colorscale=plotly_colorscale("PiYG"),
+            colorscale=plotly_colorscale(palette.signed),
             hovertemplate="query %{y} ↔ gallery %{x}<br>%{z:.3g}<extra></extra>",
         )
     )
@@ -244,7 +270,13 @@ def patient_caption(patient: PatientMatch, pair: PairMaps) -> str:
 
 
 def pair_png(
-    query_image: ImageU8, gface: GalleryFace, pair: PairMaps, *, opacity: float, side: int = 224
+    query_image: ImageU8,
+    gface: GalleryFace,
+    pair: PairMaps,
+    *,
+    opacity: float,
+    side: int = 224,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> bytes:
     """PNG of the pair: query, query map, gallery map, gallery picture (one shared scale)."""
     scale = pair_scale(pair)
@@ -254,8 +286,8 @@ def pair_png(
 
     panels = [
         big(query_image),
-        big(overlay(query_image, pair.query, scale, opacity=opacity)),
-        big(overlay(gface.image, pair.gallery, scale, opacity=opacity)),
+        big(overlay(query_image, pair.query, scale, opacity=opacity, cmap=palette.signed)),
+        big(overlay(gface.image, pair.gallery, scale, opacity=opacity, cmap=palette.signed)),
         big(gface.image),
     ]
     return to_png_bytes(montage(panels, columns=4))

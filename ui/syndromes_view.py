@@ -23,7 +23,7 @@ from gmx.aggregate.localisation import NullComparison
 from gmx.config import DEMO_DIR, GmxConfig
 from gmx.explain import get_method
 from gmx.gallery import MIN_COMPOSITE_SUBJECTS, template_face
-from gmx.viz import Scale, overlay
+from gmx.viz import PALETTES, Scale, overlay
 
 #: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
 DEMO_RESULTS = DEMO_DIR / "syndromes.npz"
@@ -85,7 +85,7 @@ def _display(results: SyndromeResults, syndrome: str, method: str, kind: str) ->
 
 
 def overlay_image(
-    results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+    results: SyndromeResults, syndrome: str, method: str, kind: str, palette: str, opacity: float
 ) -> np.ndarray | None:
     """The map of ``kind`` over the syndrome's :func:`background`, or ``None`` if it does not exist.
 
@@ -100,7 +100,7 @@ def overlay_image(
         background(results, syndrome),
         values,
         scale,
-        cmap=cmap if signed else "viridis",
+        cmap=PALETTES[palette].cmap(signed),
         opacity=opacity,
     )
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
 from gmx.explain import get_method
+from gmx.viz import DEFAULT_PALETTE
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +116,8 @@ def test_restricted_one_patient_syndromes_show_no_face(tiny_setup, monkeypatch, 
     assert results.composites == {}
     for syndrome in results.syndromes:
         assert np.array_equal(syndromes_view.background(results, syndrome), template_face())
-        drawn = syndromes_view.overlay_image(results, syndrome, "gradcam", "mean", "RdBu_r", 0.0)
+        drawn = syndromes_view.overlay_image(
+            results, syndrome, "gradcam", "mean", DEFAULT_PALETTE, 0.0
+        )
         assert drawn is not None
         assert not any(np.array_equal(drawn, p) for p in restricted.photos)  # type: ignore[union-attr]
