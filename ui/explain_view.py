@@ -224,8 +224,7 @@ def compute_maps(
     job = job_id(key_prefix, rows, methods, params)
     names = ", ".join(method_label(m) for m in todo_methods)
     if cancellable and cancelled(job):
-        st.info(f"Cancelled: {names}. The other maps are shown.")
-        st.button("Compute them", key=RESUME_BUTTON, on_click=resume)
+        _cancelled_note(names)
         return out
     bar = st.progress(0.0, text=progress_label) if progress_label else None
     slot = st.empty()
@@ -262,7 +261,14 @@ def compute_maps(
     slot.empty()
     if bar is not None:
         bar.empty()
+    if cancellable and cancelled(job):
+        _cancelled_note(names)
     return out
+
+
+def _cancelled_note(names: str) -> None:
+    st.info(f"Cancelled: {names}. The other maps are shown.")
+    st.button("Compute them", key=RESUME_BUTTON, on_click=resume)
 
 
 # --- drawing ------------------------------------------------------------------------------------
