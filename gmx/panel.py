@@ -271,6 +271,17 @@ def display_maps(
     return values, scales
 
 
+def reading_note(palette: Palette) -> str:
+    """How to read every map of the grid, in words (the colours of ``palette``)."""
+    low, high = COLOUR_WORDS[palette.signed]
+    return (
+        f"How to read: on signed maps, {high} regions make the face look more like the row's "
+        f"syndrome and {low} regions less (a contrast row: more like it than like the syndrome it "
+        f"is contrasted with); on unsigned maps, {COLOUR_WORDS[palette.unsigned][1]} regions "
+        "matter most, with no direction."
+    )
+
+
 def reading(row: PanelRow, signed: bool, palette: Palette) -> str:
     """How to read a map of ``row``, in words: what its colours mean for the syndrome."""
     if not signed:
@@ -343,11 +354,8 @@ def grid_png(
     n_cols = 1 + len(methods)
     width = PNG_LABEL_WIDTH + n_cols * (tile + PNG_PAD) + PNG_PAD
     text_w = width - 2 * PNG_PAD
-    low, high = COLOUR_WORDS[palette.signed]
     footer = [
-        f"How to read: on signed maps {high} regions make the face look more like the row's "
-        f"syndrome (for a contrast row: more than like the other one), {low} regions less; on "
-        f"unsigned maps {COLOUR_WORDS[palette.unsigned][1]} regions matter most, with no direction.",
+        reading_note(palette),
         f"Colour scale: {_scale_label(scale_mode)}. Sign shown: {sign_mode}. Colours: "
         f"{palette.signed} (signed maps), {palette.unsigned} (unsigned maps); opacity {opacity:g}.",
         *(f"{k}: {_jsonable(v)}" for k, v in (provenance or {}).items()),
@@ -498,6 +506,7 @@ __all__ = [
     "map_units",
     "maps_npz",
     "reading",
+    "reading_note",
     "similarity_rows",
     "variant_indices",
 ]

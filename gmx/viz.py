@@ -197,6 +197,13 @@ def format_value(value: float) -> str:
     return f"{value:.3g}".replace("-", "\u2212")
 
 
+def range_text(scale: Scale) -> str:
+    """The scale's range in a few characters: ``±0.03`` (signed) or ``0 to 0.03`` (unsigned)."""
+    if scale.diverging:
+        return f"±{format_value(max(abs(scale.vmin), abs(scale.vmax)))}"
+    return f"{format_value(scale.vmin)} to {format_value(scale.vmax)}"
+
+
 def legend_text(scale: Scale, cmap: str) -> str:
     """The legend of ``scale`` in words, e.g. ``pink −0.03 · 0 · +0.03 green``."""
     low, high = COLOUR_WORDS.get(cmap, ("low", "high"))
@@ -394,6 +401,7 @@ __all__ = [
     "montage",
     "overlay",
     "plotly_colorscale",
+    "range_text",
     "resize_map",
     "robust_limit",
     "sign_filter",

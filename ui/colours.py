@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gmx.viz import DEFAULT_PALETTE, PALETTES, Palette, Scale, colour_bar, legend_text
+from gmx.viz import DEFAULT_PALETTE, PALETTES, Palette, Scale, colour_bar, legend_text, range_text
 from ui import state
 
 #: Kept setting (survives a change of page): the label of the chosen palette.
@@ -31,8 +31,13 @@ def current_palette() -> Palette:
     return PALETTES.get(state.get(PALETTE, DEFAULT_PALETTE), PALETTES[DEFAULT_PALETTE])
 
 
-def legend(scale: Scale, palette: Palette, note: str = "") -> None:
-    """A colour bar with its range in words, in the current container."""
+def legend(scale: Scale, palette: Palette, note: str = "", *, compact: bool = False) -> None:
+    """A colour bar with its range in words, in the current container; ``compact`` (narrow
+    columns) shows only the range, the words and ``note`` on hover."""
     cmap = palette.cmap(scale.diverging)
     st.image(colour_bar(cmap, BAR_WIDTH, BAR_HEIGHT), width="stretch")
-    st.caption(legend_text(scale, cmap) + (f" · {note}" if note else ""))
+    words = legend_text(scale, cmap) + (f" · {note}" if note else "")
+    if compact:
+        st.caption(range_text(scale), help=words)
+    else:
+        st.caption(words)

@@ -32,9 +32,17 @@ from gmx.panel import (
     PanelRow,
     display_maps,
     map_units,
-    reading,
+    reading_note,
 )
-from gmx.viz import Palette, Scale, legend_text, map_figure, overlay, plotly_colorscale
+from gmx.viz import (
+    Palette,
+    Scale,
+    legend_text,
+    map_figure,
+    overlay,
+    plotly_colorscale,
+    range_text,
+)
 from ui import colours, resources, state
 
 __all__ = [
@@ -53,8 +61,11 @@ STOP = "gmx.explain.stop"
 CANCEL_BUTTON = "gmx.explain.cancel"
 RESUME_BUTTON = "gmx.explain.resume"
 
-#: Relative width of the syndrome-label column of the grid (each method column is 1).
+#: Relative width of the syndrome-label column of the grid (the face and each method column is 1).
 LABEL_COLUMN_WEIGHT = 1.1
+#: Methods per block of the grid: more methods continue in a second block below, so that cells
+#: stay readable (>= 75 px at a 1024 px window with the sidebar open).
+MAX_GRID_METHODS = 5
 #: Relative widths of the large view, the raw panel and the details.
 LARGE_VIEW_WEIGHTS = (1.2, 1.0, 1.0)
 #: Heights (pixels) of the large view and of the raw panel.
@@ -285,35 +296,35 @@ def draw_grid(
     flat = [grid[i][m] for i in range(len(rows)) for m in order]
     values, scales = display_maps(flat, request.share, request.sign)
     per_map = request.share == "map"
-    weights = [LABEL_COLUMN_WEIGHT, *([1] * len(order))]
+    st.caption(reading_note(palette))
     with st.container(key="explain-grid"):
-        header = st.columns(weights)
-        header[0].markdown("**Syndrome**")
-        for j, (c, m) in enumerate(zip(header[1:], order, strict=True)):
-            with c:
-                st.markdown(f"**{method_label(m)}**")
-                note = "" if flat[j].signed else "no direction"
-                if per_map:
-                    st.caption("each map has its own scale (under the map)")
-                else:
-                    colours.legend(scales[j], palette, note)
-                st.caption(map_units(m))
-        k = 0
-        for i, row in enumerate(rows):
-            cols = st.columns(weights)
-            cols[0].markdown(f"**{row.label}**  \ndistance {row.match.distance:.3f}")
-            cols[0].image(face, width="stretch")
-            cols[0].caption(reading(row, True, palette))
-            for c, m in zip(cols[1:], order, strict=True):
-                amap = grid[i][m]
-                c.image(
-                    overlay(face, values[k], scales[k], cmap=palette.cmap(amap.signed),
-                            opacity=request.opacity),
-                    width="stretch",
-                )  # fmt: skip
-                if per_map:
-                    c.caption(legend_text(scales[k], palette.cmap(amap.signed)))
-                k += 1
+        for start in range(0, len(order), MAX_GRID_METHODS):
+            block = range(start, min(start + MAX_GRID_METHODS, len(order)))
+            weights = [LABEL_COLUMN_WEIGHT, 1, *([1] * MAX_GRID_METHODS)]
+            header = st.columns(weights)
+            header[0].markdown("**Syndrome**")
+            header[1].markdown("**Face**")
+            for c, j in zip(header[2:], block, strict=False):
+                with c:
+                    st.markdown(f"**{method_label(order[j])}**")
+                    note = map_units(order[j]) + ("" if flat[j].signed else ", no direction")
+                    if per_map:
+                        st.caption("own scale per map", help=note)
+                    else:
+                        colours.legend(scales[j], palette, note, compact=True)
+            for i, row in enumerate(rows):
+                cols = st.columns(weights)
+                cols[0].markdown(f"**{row.label}**  \ndistance {row.match.distance:.3f}")
+                cols[1].image(face, width="stretch")
+                for c, j in zip(cols[2:], block, strict=False):
+                    k = i * len(order) + j
+                    cmap = palette.cmap(flat[k].signed)
+                    c.image(
+                        overlay(face, values[k], scales[k], cmap=cmap, opacity=request.opacity),
+                        width="stretch",
+                    )
+                    if per_map:
+                        c.caption(range_text(scales[k]), help=legend_text(scales[k], cmap))
     return values, scales
 
 
