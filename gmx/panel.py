@@ -242,6 +242,30 @@ def contrast_rows(rows: Sequence[PanelRow]) -> list[PanelRow]:
     ]
 
 
+def panel_rows(
+    target: str,
+    ranking: Ranking,
+    gallery: Gallery,
+    variants: Sequence[Variant],
+    classes: Sequence[str] | None,
+    n_rows: int,
+) -> tuple[list[PanelRow], list[str]]:
+    """The grid's rows for a target kind (:data:`TARGET_LABELS`): ``n_rows`` similarity rows,
+    logit rows of the syndromes the classifier knows, or ``n_rows`` contrasts of each syndrome with
+    the next one (one fewer where the ranking ends). Returns the rows and the syndromes left out.
+
+    Raises:
+        ValueError: for an unknown target kind.
+    """
+    if target == "logit":
+        return logit_rows(ranking, classes, n_rows)
+    if target == "contrast":
+        return contrast_rows(similarity_rows(ranking, gallery, variants, n_rows + 1)), []
+    if target == "similarity":
+        return similarity_rows(ranking, gallery, variants, n_rows), []
+    raise ValueError(f"target must be one of {sorted(TARGET_LABELS)}, got {target!r}")
+
+
 def display_maps(
     maps: Sequence[AttributionMap], scale_mode: str, sign_mode: str
 ) -> tuple[list[np.ndarray], list[Scale]]:
@@ -505,6 +529,7 @@ __all__ = [
     "logit_rows",
     "map_units",
     "maps_npz",
+    "panel_rows",
     "reading",
     "reading_note",
     "similarity_rows",

@@ -6,15 +6,7 @@ import json
 
 import streamlit as st
 
-from gmx.panel import (
-    contrast_rows,
-    grid_png,
-    logit_rows,
-    map_units,
-    maps_npz,
-    reading,
-    similarity_rows,
-)
+from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
 from ui import colours, common, explain_view, resources, state
 
 cfg = common.page_setup("Explain")
@@ -38,28 +30,27 @@ if not request.methods and not request.slow:
 params = request.params
 variants = list(diag.ensemble.variants if request.all_variants else diag.ensemble.variants[:1])
 models = [m.model for m in diag.models]
-ranking = diagnosis.ranking
-if request.target == "logit":
-    rows, skipped = logit_rows(ranking, diag.models[0].card.classes, request.n_rows)
-    if skipped:
-        st.caption("No classifier logit for: " + ", ".join(skipped) + " (not classifier classes).")
-    if not rows:
-        st.warning("The classifier knows none of these syndromes; use the similarity target.")
-        st.stop()
-elif request.target == "contrast":
-    rows = contrast_rows(similarity_rows(ranking, gallery, variants, request.n_rows + 1))
-    if not rows:
-        st.warning("A contrast needs two syndromes in the ranking; use the similarity target.")
-        st.stop()
-else:
-    rows = similarity_rows(ranking, gallery, variants, request.n_rows)
+rows, skipped = panel_rows(
+    request.target, diagnosis.ranking, gallery, variants, diag.models[0].card.classes,
+    request.n_rows,
+)  # fmt: skip
+if skipped:
+    st.caption("No classifier logit for: " + ", ".join(skipped) + " (not classifier classes).")
+if not rows:
+    st.warning(
+        "The classifier knows none of these syndromes; use the similarity target."
+        if request.target == "logit"
+        else "A contrast needs two syndromes in the ranking; use the similarity target."
+    )
+    st.stop()
 
 # cache key: photo hash, model fingerprint, gallery version, face, target, variants (+ method, params)
 key_prefix = (diagnosis.image_sha256, diag.ensemble.fingerprint, gallery.name, gallery.version,
               diagnosis.face_index, request.target, tuple(v.label for v in variants))  # fmt: skip
 st.caption(
-    f"{name} · face {diagnosis.face_index + 1} · {len(variants)} variant(s): "
-    f"{', '.join(v.label for v in variants)} · maps keep their sign and scale; colours are a display choice."
+    f"{name}, face {diagnosis.face_index + 1}: each map is the average over {len(variants)} "
+    f"model / test-time variant(s) ({', '.join(v.label for v in variants)}). Maps keep their sign "
+    "and size; the colours and their scale are only a display choice."
 )
 
 fast, slow = request.fast_methods, request.slow_methods

@@ -158,3 +158,18 @@ def test_maps_npz_carries_the_demo_flag() -> None:
             prov = json.loads(str(z["provenance"]))
         assert prov["demo"] is demo and prov["models"] == "m"
         assert ("notice" in prov) is demo
+
+
+def test_panel_rows_by_target_kind(tiny_setup) -> None:
+    from gmx.gallery import load_gallery, rank
+
+    gallery = load_gallery(tiny_setup.gallery_path)
+    ranking = rank(np.asarray(gallery.embeddings[0]), gallery)
+    sim, _ = panel.panel_rows("similarity", ranking, gallery, gallery.variants, None, 2)
+    con, _ = panel.panel_rows("contrast", ranking, gallery, gallery.variants, None, 2)
+    logit, skipped = panel.panel_rows("logit", ranking, gallery, gallery.variants, None, 2)
+    assert len(sim) == len(con) == 2 and all(r.versus is not None for r in con)
+    assert con[0].versus == sim[1].match
+    assert logit == [] and len(skipped) == 2
+    with pytest.raises(ValueError):
+        panel.panel_rows("nope", ranking, gallery, gallery.variants, None, 2)

@@ -79,7 +79,8 @@ WINDOW_RANGE = (4, 32, 10, 1)
 STRIDE_RANGE = (2, 16, 5, 1)
 IG_STEPS_RANGE = (8, 128, 32, 8)
 SMOOTH_RANGE = (0, 32, 0, 1)
-DEFAULT_OPACITY = 0.6
+#: Overlay opacity: (min, max, default).
+OPACITY_RANGE = (0.0, 1.0, 0.6)
 
 
 def _slider(label: str, name: str, bounds: tuple[int, int, int, int], **kw: Any) -> int:
@@ -135,7 +136,8 @@ def explain_controls(n_syndromes: int) -> PanelRequest:
             )
         st.header("Display")
         colours.palette_control()
-        opacity = st.slider("Opacity", 0.0, 1.0, key=state.keep("explain.opacity", DEFAULT_OPACITY))
+        low, high, default = OPACITY_RANGE
+        opacity = st.slider("Opacity", low, high, key=state.keep("explain.opacity", default))
         sign = st.radio(
             "Sign", SIGN_MODES, horizontal=True, key=state.keep("explain.sign", SIGN_MODES[0])
         )
