@@ -84,7 +84,8 @@ pick = st.selectbox(
 i, m = choices[pick]
 amap = grid[i][m]
 palette = request.colours
-big, raw, meta = st.columns(explain_view.LARGE_VIEW_WEIGHTS)
+big, raw = st.columns(explain_view.LARGE_VIEW_WEIGHTS)
+meta = st.container()
 big.plotly_chart(
     explain_view.cell_figure(face, values[pick], scales[pick], amap, palette, request.opacity,
                              explain_view.LARGE_VIEW_HEIGHT),

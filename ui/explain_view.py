@@ -66,8 +66,8 @@ LABEL_COLUMN_WEIGHT = 1.1
 #: Methods per block of the grid: more methods continue in a second block below, so that cells
 #: stay readable (>= 75 px at a 1024 px window with the sidebar open).
 MAX_GRID_METHODS = 5
-#: Relative widths of the large view, the raw panel and the details.
-LARGE_VIEW_WEIGHTS = (1.2, 1.0, 1.0)
+#: Relative widths of the large view and the raw panel (the details follow below them).
+LARGE_VIEW_WEIGHTS = (1.0, 1.0)
 #: Heights (pixels) of the large view and of the raw panel.
 LARGE_VIEW_HEIGHT = 420
 RAW_VIEW_HEIGHT = 320

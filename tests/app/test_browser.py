@@ -165,6 +165,18 @@ _GRID_BOXES = """() => [...document.querySelectorAll('.st-key-explain-grid [data
   })"""
 
 
+#: The large view's picture (the first plotly figure after the grid) and its column.
+_LARGE_VIEW_BOX = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const im = plot && plot.querySelector('image');
+  if (!im) return null;
+  const r = im.getBoundingClientRect();
+  const c = plot.closest('[data-testid="stColumn"]').getBoundingClientRect();
+  return {left: r.left, right: r.right, width: r.width, height: r.height,
+          colLeft: c.left, colRight: c.right};
+}"""
+
+
 def test_explain_grid_cells_are_square_and_never_clipped(tiny_setup, browser_page, tmp_path):
     """Issue 10 item 5: 9 methods x 3 syndromes at 1440 and 1024 px: every map cell is a square
     that lies fully inside its column and the window (plotly used to lay out 150 px in 107 px)."""
@@ -190,6 +202,15 @@ def test_explain_grid_cells_are_square_and_never_clipped(tiny_setup, browser_pag
                 assert abs(b["width"] - b["height"]) <= 1, (width, b)  # square
                 assert b["left"] >= b["colLeft"] - 0.5 and b["right"] <= b["colRight"] + 0.5, b
                 assert b["right"] <= b["viewport"], (width, b)
+            large = page.get_by_text("Large view")
+            large.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / f"explain_large_{width}.png"))
+            view = page.evaluate(_LARGE_VIEW_BOX)
+            assert view is not None
+            assert abs(view["width"] - view["height"]) <= 1.5, (width, view)
+            assert view["left"] >= view["colLeft"] - 0.5, (width, view)
+            assert view["right"] <= view["colRight"] + 0.5, (width, view)
         body = page.inner_text("body")
         assert "Traceback" not in body and "Error" not in body
     finally:
