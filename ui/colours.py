@@ -31,11 +31,16 @@ def current_palette() -> Palette:
     return PALETTES.get(state.get(PALETTE, DEFAULT_PALETTE), PALETTES[DEFAULT_PALETTE])
 
 
+def bar(palette: Palette, signed: bool) -> None:
+    """The colour bar alone (low values left), in the current container."""
+    st.image(colour_bar(palette.cmap(signed), BAR_WIDTH, BAR_HEIGHT), width="stretch")
+
+
 def legend(scale: Scale, palette: Palette, note: str = "", *, compact: bool = False) -> None:
     """A colour bar with its range in words, in the current container; ``compact`` (narrow
     columns) shows only the range, the words and ``note`` on hover."""
     cmap = palette.cmap(scale.diverging)
-    st.image(colour_bar(cmap, BAR_WIDTH, BAR_HEIGHT), width="stretch")
+    bar(palette, scale.diverging)
     words = legend_text(scale, cmap) + (f" · {note}" if note else "")
     if compact:
         st.caption(range_text(scale), help=words)

@@ -311,6 +311,7 @@ def draw_grid(
                     st.markdown(f"**{method_label(order[j])}**")
                     note = map_units(order[j]) + ("" if flat[j].signed else ", no direction")
                     if per_map:
+                        colours.bar(palette, flat[j].signed)
                         st.caption("own scale per map", help=note)
                     else:
                         colours.legend(scales[j], palette, note, compact=True)
