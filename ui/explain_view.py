@@ -64,7 +64,7 @@ RESUME_BUTTON = "gmx.explain.resume"
 #: Relative width of the syndrome-label column of the grid (the face and each method column is 1).
 LABEL_COLUMN_WEIGHT = 1.1
 #: Methods per block of the grid: more methods continue in a second block below, so that cells
-#: stay readable (>= 75 px at a 1024 px window with the sidebar open).
+#: stay readable (>= 60 px at a 1024 px window with the sidebar open; tests/app/test_browser.py).
 MAX_GRID_METHODS = 5
 #: Relative widths of the large view and the raw panel (the details follow below them).
 LARGE_VIEW_WEIGHTS = (1.0, 1.0)
