@@ -63,6 +63,50 @@ COLORMAPS: dict[str, tuple[tuple[int, int, int], ...]] = {
 }
 
 DIVERGING = ("PiYG", "RdBu")
+SEQUENTIAL = ("viridis", "inferno")
+
+#: What the two ends of each colour map look like, in words (low end, high end), for legends.
+COLOUR_WORDS: dict[str, tuple[str, str]] = {
+    "PiYG": ("pink", "green"),
+    "RdBu": ("blue", "red"),
+    "viridis": ("purple", "yellow"),
+    "inferno": ("black", "yellow"),
+}
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The one colour-map choice of the app: a diverging map for signed maps (centred on zero) and
+    a sequential map for unsigned ones. Every map, overlay and raw panel on every page uses it.
+
+    Raises:
+        ValueError: for a map that is not diverging / sequential respectively.
+    """
+
+    signed: str = "PiYG"
+    unsigned: str = "viridis"
+
+    def __post_init__(self) -> None:
+        if self.signed not in DIVERGING:
+            raise ValueError(f"signed maps need a diverging map {DIVERGING}, got {self.signed!r}")
+        if self.unsigned not in SEQUENTIAL:
+            raise ValueError(
+                f"unsigned maps need a sequential map {SEQUENTIAL}, got {self.unsigned!r}"
+            )
+
+    def cmap(self, signed: bool) -> str:
+        """The colour map for a signed (diverging) or unsigned (sequential) map."""
+        return self.signed if signed else self.unsigned
+
+
+#: The colour-map choices offered by the app: label -> palette (the first is the default).
+PALETTES: dict[str, Palette] = {
+    "pink-green / viridis (colour-blind safe)": Palette("PiYG", "viridis"),
+    "blue-red / viridis": Palette("RdBu", "viridis"),
+    "pink-green / inferno": Palette("PiYG", "inferno"),
+    "blue-red / inferno": Palette("RdBu", "inferno"),
+}
+DEFAULT_PALETTE = next(iter(PALETTES))
 
 
 def robust_limit(values: np.ndarray | Sequence[np.ndarray], percentile: float = 99.5) -> float:
@@ -138,6 +182,34 @@ def colorize(values: np.ndarray, scale: Scale, cmap: str) -> ImageU8:
     t = np.clip((np.nan_to_num(v, nan=scale.vmin) - scale.vmin) / span, 0.0, 1.0)
     lut = colormap_lut(cmap)
     return lut[np.rint(t * (len(lut) - 1)).astype(np.int64)]
+
+
+def colour_bar(cmap: str, width: int = 256, height: int = 12) -> ImageU8:
+    """``(height, width, 3)`` uint8 legend strip of ``cmap``, low values on the left."""
+    if width < 2 or height < 1:
+        raise ValueError(f"a colour bar needs width >= 2 and height >= 1, got {width}x{height}")
+    lut = colormap_lut(cmap, width)
+    return np.ascontiguousarray(np.broadcast_to(lut[None], (height, width, 3)))
+
+
+def format_value(value: float) -> str:
+    """A colour-scale end as a short number (3 significant digits, sign shown when negative)."""
+    return f"{value:.3g}".replace("-", "\u2212")
+
+
+def range_text(scale: Scale) -> str:
+    """The scale's range in a few characters: ``±0.03`` (signed) or ``0 to 0.03`` (unsigned)."""
+    if scale.diverging:
+        return f"±{format_value(max(abs(scale.vmin), abs(scale.vmax)))}"
+    return f"{format_value(scale.vmin)} to {format_value(scale.vmax)}"
+
+
+def legend_text(scale: Scale, cmap: str) -> str:
+    """The legend of ``scale`` in words, e.g. ``pink −0.03 · 0 · +0.03 green``."""
+    low, high = COLOUR_WORDS.get(cmap, ("low", "high"))
+    if scale.diverging:
+        return f"{low} {format_value(scale.vmin)} · 0 · +{format_value(scale.vmax)} {high}"
+    return f"{low} {format_value(scale.vmin)} · {format_value(scale.vmax)} {high}"
 
 
 def sign_filter(values: np.ndarray, mode: str) -> np.ndarray:
@@ -311,16 +383,25 @@ def montage(images: Sequence[ImageU8], columns: int, *, pad: int = 4) -> ImageU8
 
 __all__ = [
     "COLORMAPS",
+    "COLOUR_WORDS",
+    "DEFAULT_PALETTE",
     "DIVERGING",
+    "PALETTES",
+    "SEQUENTIAL",
+    "Palette",
     "Scale",
     "colorize",
     "colormap_lut",
+    "colour_bar",
     "downscale",
+    "format_value",
     "image_figure",
+    "legend_text",
     "map_figure",
     "montage",
     "overlay",
     "plotly_colorscale",
+    "range_text",
     "resize_map",
     "robust_limit",
     "sign_filter",

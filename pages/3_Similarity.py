@@ -7,7 +7,7 @@ import streamlit as st
 from gmx.errors import GalleryError
 from gmx.gallery import MIN_COMPOSITE_SUBJECTS
 from gmx.similarity import PAIR_METHODS, nearest_patients
-from ui import common, photo, resources, similarity_view, state, tables
+from ui import colours, common, photo, resources, similarity_view, state, tables
 
 cfg = common.page_setup("Similarity")
 st.title("Similarity to gallery patients")
@@ -35,7 +35,7 @@ reason = explainer.unavailable(request.method)
 if reason is not None:
     st.warning(f"{reason}. Showing the exact decomposition instead.")
     request = request.with_method("exact")
-method, opacity = request.method, request.opacity
+method, opacity, palette = request.method, request.opacity, request.palette
 
 key = (resources.config_key(cfg), diagnosis.image_sha256, diagnosis.face_index)
 query = resources.similarity_query(*key, explainer, face)
@@ -55,7 +55,9 @@ pictures = [similarity_view.gallery_picture(gallery, p.image_index, show_photos)
 st.caption(similarity_view.NUMBERS_HELP)
 for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
     scale = similarity_view.pair_scale(pair)
-    fq, fp = similarity_view.pair_figures(face.image, picture, pair, scale, opacity=opacity)
+    fq, fp = similarity_view.pair_figures(
+        face.image, picture, pair, scale, opacity=opacity, palette=palette
+    )
     left, mid, info = st.columns(list(similarity_view.PAIR_COLUMNS))
     left.plotly_chart(fq, width="stretch", config={"displayModeBar": False},
                       key=f"q-{pair.image_index}")  # fmt: skip
@@ -63,6 +65,8 @@ for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
                      key=f"p-{pair.image_index}")  # fmt: skip
     info.markdown(similarity_view.patient_caption(patient, pair))
     info.caption(picture.caption)
+    with info:
+        colours.legend(scale, palette, "similarity share")
 
 st.subheader("Pair details")
 pick = st.radio(
@@ -78,7 +82,12 @@ if pair.decomposition is not None:
     a, b = st.columns(2)
     a.plotly_chart(
         similarity_view.cell_picker_figure(
-            face.image, pair, similarity_view.pair_scale(pair), cell, opacity=opacity
+            face.image,
+            pair,
+            similarity_view.pair_scale(pair),
+            cell,
+            opacity=opacity,
+            palette=palette,
         ),
         width="stretch",
         on_select="rerun",
@@ -86,13 +95,15 @@ if pair.decomposition is not None:
         key=similarity_view.CLICK_KEY,
     )
     b.plotly_chart(
-        similarity_view.correspondence_figure(picture, pair, cell, opacity=opacity),
+        similarity_view.correspondence_figure(
+            picture, pair, cell, opacity=opacity, palette=palette
+        ),
         width="stretch",
         config={"displayModeBar": False},
     )
     cells = similarity_view.n_cells(pair)
     with st.expander(f"All {cells} × {cells} cell pairs"):
-        st.plotly_chart(similarity_view.correspondence_heatmap(pair), width="stretch")
+        st.plotly_chart(similarity_view.correspondence_heatmap(pair, palette), width="stretch")
 else:
     st.caption("The cell-to-cell correspondence comes with the exact decomposition.")
 
@@ -105,7 +116,7 @@ st.dataframe(
 )
 st.download_button(
     "Download this pair (PNG)",
-    similarity_view.pair_png(face.image, picture, pair, opacity=opacity),
+    similarity_view.pair_png(face.image, picture, pair, opacity=opacity, palette=palette),
     file_name=f"gmx_similarity_{patients[pick].subject_id}.png",
     mime="image/png",
 )

@@ -1,7 +1,13 @@
-"""Widgets of the Explain page: computing maps with progress and cancellation, drawing the grid."""
+"""Widgets of the Explain page: the controls, computing maps with progress and cancellation, the grid.
+
+The page reads :func:`explain_controls` (a frozen :class:`gmx.panel.PanelRequest`), computes the maps
+with :func:`compute_maps` (shared store, progress, a Cancel button for slow methods) and draws them
+with :func:`draw_grid`; the colours come from the one palette of the app (:mod:`ui.colours`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,13 +15,190 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from gmx.explain import AttributionMap, explain_targets, get_method
-from gmx.panel import PanelRow
-from gmx.viz import Scale, map_figure, plotly_colorscale
-from ui import resources
+from gmx.explain import (
+    THESIS_PANEL,
+    AttributionMap,
+    ExplanationCancelled,
+    explain_targets,
+    get_method,
+    list_methods,
+)
+from gmx.panel import (
+    SCALE_MODES,
+    SIGN_MODES,
+    SLOW_METHODS,
+    TARGET_LABELS,
+    PanelRequest,
+    PanelRow,
+    display_maps,
+    map_units,
+    reading_note,
+)
+from gmx.viz import (
+    Palette,
+    Scale,
+    legend_text,
+    map_figure,
+    overlay,
+    plotly_colorscale,
+    range_text,
+)
+from ui import colours, resources, state
 
-#: Methods that take seconds (batched forward passes): computed after the fast ones, with progress.
-SLOW_METHODS = ("occlusion", "integrated_gradients")
+__all__ = [
+    "SLOW_METHODS",
+    "cell_figure",
+    "compute_maps",
+    "draw_grid",
+    "explain_controls",
+    "method_label",
+    "raw_caption",
+    "raw_figure",
+]
+
+#: Session key of the cancelled slow computation (its job id); set by the Cancel button's callback.
+STOP = "gmx.explain.stop"
+CANCEL_BUTTON = "gmx.explain.cancel"
+RESUME_BUTTON = "gmx.explain.resume"
+
+#: Relative width of the syndrome-label column of the grid (the face and each method column is 1).
+LABEL_COLUMN_WEIGHT = 1.1
+#: Methods per block of the grid: more methods continue in a second block below, so that cells
+#: stay readable (>= 60 px at a 1024 px window with the sidebar open; tests/app/test_browser.py).
+MAX_GRID_METHODS = 5
+#: Relative widths of the large view and the raw panel (the details follow below them).
+LARGE_VIEW_WEIGHTS = (1.0, 1.0)
+#: Heights (pixels) of the large view and of the raw panel.
+LARGE_VIEW_HEIGHT = 420
+RAW_VIEW_HEIGHT = 320
+#: Top syndromes offered, and the default.
+MAX_ROWS = 10
+DEFAULT_ROWS = 3
+#: Slider ranges (min, max, default, step) of the method parameters.
+WINDOW_RANGE = (4, 32, 10, 1)
+STRIDE_RANGE = (2, 16, 5, 1)
+IG_STEPS_RANGE = (8, 128, 32, 8)
+SMOOTH_RANGE = (0, 32, 0, 1)
+#: Overlay opacity: (min, max, default).
+OPACITY_RANGE = (0.0, 1.0, 0.6)
+
+
+def _slider(label: str, name: str, bounds: tuple[int, int, int, int], **kw: Any) -> int:
+    low, high, default, step = bounds
+    return int(st.slider(label, low, high, step=step, key=state.keep(name, default), **kw))
+
+
+def explain_controls(n_syndromes: int) -> PanelRequest:
+    """The sidebar of the Explain page; every setting is kept across pages (``state.keep``)."""
+    max_rows = max(1, min(MAX_ROWS, n_syndromes))
+    rows_key = state.keep("explain.rows", DEFAULT_ROWS)
+    if int(st.session_state[rows_key]) > max_rows:  # a kept value from a larger ranking
+        st.session_state[rows_key] = max_rows
+    with st.sidebar:
+        st.header("What to explain")
+        n_rows = int(st.slider("Top syndromes", 1, max_rows, key=rows_key)) if max_rows > 1 else 1
+        target = st.radio(
+            "Target",
+            list(TARGET_LABELS),
+            format_func=TARGET_LABELS.__getitem__,
+            key=state.keep("explain.target", "similarity"),
+        )
+        all_variants = st.toggle(
+            "All models and TTA variants (the model's real answer)",
+            help="Off: only the first model, unflipped colour input (faster).",
+            key=state.keep("explain.all_variants", True),
+        )
+        st.header("Methods")
+        fast_default = [m for m in THESIS_PANEL if m not in SLOW_METHODS]
+        methods = st.multiselect(
+            "Methods",
+            list(list_methods()),
+            format_func=method_label,
+            key=state.keep("explain.methods", fast_default),
+        )
+        slow = st.toggle(
+            "Slow methods: occlusion and integrated gradients",
+            help="Computed after the other maps, with a progress bar and a Cancel button.",
+            key=state.keep("explain.slow", False),
+        )
+        with st.expander("Method parameters"):
+            window = _slider("Occlusion window (px)", "explain.window", WINDOW_RANGE)
+            stride = _slider("Occlusion stride (px)", "explain.stride", STRIDE_RANGE)
+            rerank = st.toggle(
+                "Occlusion: re-rank the syndrome's gallery images",
+                help="Score each occluded face as GestaltMatcher does (its nearest image of the "
+                "syndrome may change) instead of keeping the unoccluded face's nearest image.",
+                key=state.keep("explain.rerank", False),
+            )
+            ig_steps = _slider("Integrated gradients steps", "explain.ig_steps", IG_STEPS_RANGE)
+            smooth = _slider(
+                "SmoothGrad samples (gradient methods; 0 = off)", "explain.smooth", SMOOTH_RANGE
+            )
+        st.header("Display")
+        colours.palette_control()
+        low, high, default = OPACITY_RANGE
+        opacity = st.slider("Opacity", low, high, key=state.keep("explain.opacity", default))
+        sign = st.radio(
+            "Sign", SIGN_MODES, horizontal=True, key=state.keep("explain.sign", SIGN_MODES[0])
+        )
+        scale = st.radio(
+            "Colour scale",
+            list(SCALE_MODES),
+            key=state.keep("explain.scale", next(iter(SCALE_MODES))),
+            help="Shared per method: one scale per column, so the syndromes compare. Methods in "
+            "different units (FullGrad, gradients, attributions) never share a scale.",
+        )
+    return PanelRequest(
+        n_rows=n_rows,
+        target=target,
+        all_variants=bool(all_variants),
+        methods=tuple(methods),
+        slow=bool(slow),
+        window=window,
+        stride=stride,
+        rerank=bool(rerank),
+        ig_steps=ig_steps,
+        smooth=smooth,
+        palette=str(st.session_state[colours.PALETTE]),
+        opacity=float(opacity),
+        sign=sign,
+        scale=scale,
+    )
+
+
+# --- computing ----------------------------------------------------------------------------------
+def job_id(key_prefix: tuple, rows: Sequence[PanelRow], methods: Sequence[str], params: Any) -> str:
+    """A stable id of one computation (what a Cancel applies to)."""
+    text = json.dumps(
+        [list(map(str, key_prefix)), [r.target.description for r in rows], list(methods), params],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def request_stop(job: str) -> None:
+    """Cancel button callback: stop ``job`` (the engine checks between batches)."""
+    st.session_state[STOP] = job
+
+
+def resume() -> None:
+    """ "Compute them" button callback: forget the cancellation."""
+    st.session_state.pop(STOP, None)
+
+
+def cancelled(job: str) -> bool:
+    """Whether the user cancelled ``job``."""
+    return state.get(STOP) == job
+
+
+def _store_key(key_prefix: tuple, row: PanelRow, method: str, params: Mapping[str, Any]) -> tuple:
+    return (
+        *key_prefix,
+        row.target.description,
+        method,
+        json.dumps(params.get(method, {}), sort_keys=True),
+    )
 
 
 def compute_maps(
@@ -28,24 +211,21 @@ def compute_maps(
     params: Mapping[str, Mapping[str, Any]],
     *,
     progress_label: str | None = None,
+    cancellable: bool = False,
 ) -> list[dict[str, AttributionMap]]:
     """Maps of ``methods`` for every row, from the shared store where already computed.
 
     Missing maps are computed in one engine call (shared passes); with ``progress_label`` a progress
-    bar is shown, and a rerun (e.g. the Cancel button) stops the computation between batches.
+    bar is shown. With ``cancellable`` a Cancel button stands under it while maps are computed (and
+    disappears when they are done); a cancelled computation shows what was finished and a button to
+    compute the rest. A row misses the methods that were not computed.
     """
     store = resources.map_store()
     out: list[dict[str, AttributionMap]] = [{} for _ in rows]
     missing_rows: dict[int, list[str]] = {}
     for i, row in enumerate(rows):
         for m in methods:
-            key = (
-                *key_prefix,
-                row.target.description,
-                m,
-                json.dumps(params.get(m, {}), sort_keys=True),
-            )
-            hit = store.get(key)
+            hit = store.get(_store_key(key_prefix, row, m, params))
             if hit is not None:
                 out[i][m] = hit  # type: ignore[assignment]
             else:
@@ -54,34 +234,101 @@ def compute_maps(
         return out
     todo_methods = sorted({m for ms in missing_rows.values() for m in ms}, key=list(methods).index)
     todo_rows = sorted(missing_rows)
+    job = job_id(key_prefix, rows, methods, params)
+    names = ", ".join(method_label(m) for m in todo_methods)
+    if cancellable and cancelled(job):
+        _cancelled_note(names)
+        return out
     bar = st.progress(0.0, text=progress_label) if progress_label else None
+    slot = st.empty()
+    if cancellable:
+        slot.button(
+            "Cancel slow methods",
+            key=CANCEL_BUTTON,
+            on_click=request_stop,
+            args=(job,),
+            help=f"Stops {names} between batches.",
+        )
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
             bar.progress(min(1.0, done / max(total, 1)), text=f"{progress_label} ({done}/{total})")
 
-    results = explain_targets(
-        list(models),
-        face,
-        [rows[i].target for i in todo_rows],
-        list(variants),
-        methods=todo_methods,
-        params={m: params[m] for m in todo_methods if m in params},
-        progress=progress,
-    )
+    try:
+        results = explain_targets(
+            list(models),
+            face,
+            [rows[i].target for i in todo_rows],
+            list(variants),
+            methods=todo_methods,
+            params={m: params[m] for m in todo_methods if m in params},
+            progress=progress,
+            should_stop=(lambda: cancelled(job)) if cancellable else None,
+        )
+    except ExplanationCancelled as stop:
+        results = stop.completed
     for i, maps in zip(todo_rows, results, strict=True):
         for m, amap in maps.items():
-            key = (
-                *key_prefix,
-                rows[i].target.description,
-                m,
-                json.dumps(params.get(m, {}), sort_keys=True),
-            )
-            resources.map_store().put(key, amap)
+            store.put(_store_key(key_prefix, rows[i], m, params), amap)
             out[i][m] = amap
+    slot.empty()
     if bar is not None:
         bar.empty()
+    if cancellable and cancelled(job):
+        _cancelled_note(names)
     return out
+
+
+def _cancelled_note(names: str) -> None:
+    st.info(f"Cancelled: {names}. The other maps are shown.")
+    st.button("Compute them", key=RESUME_BUTTON, on_click=resume)
+
+
+# --- drawing ------------------------------------------------------------------------------------
+def draw_grid(
+    face: Any,
+    rows: Sequence[PanelRow],
+    grid: Sequence[Mapping[str, AttributionMap]],
+    order: Sequence[str],
+    request: PanelRequest,
+) -> tuple[list[Any], list[Scale]]:
+    """The grid: syndromes x methods, square cells, a colour bar per method column (per map when
+    each map has its own scale); returns the drawn values and scales (row-major)."""
+    palette = request.colours
+    flat = [grid[i][m] for i in range(len(rows)) for m in order]
+    values, scales = display_maps(flat, request.share, request.sign)
+    per_map = request.share == "map"
+    st.caption(reading_note(palette))
+    with st.container(key="explain-grid"):
+        for start in range(0, len(order), MAX_GRID_METHODS):
+            block = range(start, min(start + MAX_GRID_METHODS, len(order)))
+            weights = [LABEL_COLUMN_WEIGHT, 1, *([1] * MAX_GRID_METHODS)]
+            header = st.columns(weights)
+            header[0].markdown("**Syndrome**")
+            header[1].markdown("**Face**")
+            for c, j in zip(header[2:], block, strict=False):
+                with c:
+                    st.markdown(f"**{method_label(order[j])}**")
+                    note = map_units(order[j]) + ("" if flat[j].signed else ", no direction")
+                    if per_map:
+                        colours.bar(palette, flat[j].signed)
+                        st.caption("own scale per map", help=note)
+                    else:
+                        colours.legend(scales[j], palette, note, compact=True)
+            for i, row in enumerate(rows):
+                cols = st.columns(weights)
+                cols[0].markdown(f"**{row.label}**  \ndistance {row.match.distance:.3f}")
+                cols[1].image(face, width="stretch")
+                for c, j in zip(cols[2:], block, strict=False):
+                    k = i * len(order) + j
+                    cmap = palette.cmap(flat[k].signed)
+                    c.image(
+                        overlay(face, values[k], scales[k], cmap=cmap, opacity=request.opacity),
+                        width="stretch",
+                    )
+                    if per_map:
+                        c.caption(range_text(scales[k]), help=legend_text(scales[k], cmap))
+    return values, scales
 
 
 def cell_figure(
@@ -89,36 +336,37 @@ def cell_figure(
     values: Any,
     scale: Scale,
     amap: AttributionMap,
-    cmap: str,
+    palette: Palette,
     opacity: float,
     height: int,
 ) -> go.Figure:
-    """One small map over the face, raw values on hover."""
+    """A map over the face, raw values on hover, in the palette's colours."""
     return map_figure(
         face,
         values,
         scale,
-        cmap=cmap if amap.signed else "inferno",
+        cmap=palette.cmap(amap.signed),
         opacity=opacity,
         height=height,
         value_label=amap.display_name,
     )
 
 
-def raw_figure(amap: AttributionMap, scale: Scale) -> go.Figure:
-    """``amap.raw`` as a heatmap (7x7 cells for CAMs; see :func:`raw_caption`)."""
+def raw_figure(amap: AttributionMap, scale: Scale, palette: Palette) -> go.Figure:
+    """``amap.raw`` as a heatmap with a colour bar (7x7 cells for CAMs; see :func:`raw_caption`)."""
     fig = go.Figure(
         go.Heatmap(
             z=amap.raw,
             zmin=scale.vmin,
             zmax=scale.vmax,
-            colorscale=plotly_colorscale("PiYG" if amap.signed else "inferno"),
+            colorscale=plotly_colorscale(palette.cmap(amap.signed)),
+            colorbar={"thickness": 12, "title": {"text": map_units(amap.method), "side": "right"}},
             hovertemplate="row %{y} col %{x}: %{z:.4g}<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)
-    fig.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    fig.update_layout(height=RAW_VIEW_HEIGHT, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     return fig
 
 

@@ -348,7 +348,7 @@ def _syndrome_tile(
     syndrome: str,
     method: str,
     kind: str,
-    cmap: str,
+    palette: str,
     opacity: float,
     region: bool,
 ):
@@ -356,7 +356,7 @@ def _syndrome_tile(
 
     return syndromes_view.map_tile(
         syndrome_results(path, mtime), syndrome, method, kind,
-        cmap=cmap, opacity=opacity, region=region,
+        palette=palette, opacity=opacity, region=region,
     )  # fmt: skip
 
 
@@ -364,5 +364,12 @@ def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
     """One syndrome map drawn as the request asks (:class:`gmx.aggregate.views.MapTile`, or
     ``None`` when the results hold no such map), cached per view."""
     return _syndrome_tile(
-        path, mtime, syndrome, method, request.kind, request.cmap, request.opacity, request.region
+        path,
+        mtime,
+        syndrome,
+        method,
+        request.kind,
+        request.palette,
+        request.opacity,
+        request.region,
     )

@@ -22,8 +22,18 @@ from gmx.similarity import (
     correspondence_map,
     gallery_face,
 )
-from gmx.viz import Scale, map_figure, montage, overlay, plotly_colorscale, to_png_bytes
-from ui import state
+from gmx.viz import (
+    DEFAULT_PALETTE,
+    PALETTES,
+    Palette,
+    Scale,
+    map_figure,
+    montage,
+    overlay,
+    plotly_colorscale,
+    to_png_bytes,
+)
+from ui import colours, state
 from ui.tables import DISTANCE_HELP
 
 CELL_KEY = "gmx.similarity.cell"
@@ -59,8 +69,9 @@ METHOD_HELP = (
     f"**Exact decomposition**: the similarity split exactly into {_CELLS} cells of each face (plus "
     "a constant), from the model's affine head. **HiResCAM / Grad-CAM**: gradient × activation of "
     "the similarity at the last feature map. **Pair occlusion**: the similarity drop when a "
-    f"{WINDOW[2]}×{WINDOW[2]} patch (the default window) of one face is blacked out. Green "
-    "supports the similarity, pink opposes it; both faces of a pair share one colour scale."
+    f"{WINDOW[2]}×{WINDOW[2]} patch (the default window) of one face is blacked out. The high end "
+    "of the colour map (legend next to each pair) supports the similarity, the low end opposes it; "
+    "both faces of a pair share one colour scale."
 )
 #: The numbers next to each pair, in words.
 NUMBERS_HELP = (
@@ -87,6 +98,7 @@ class SimilarityRequest:
         split: split convention of the exact maps (:data:`gmx.similarity.SPLITS`).
         window, stride: occlusion window and stride (pixels).
         opacity: overlay opacity in ``[0, 1]``.
+        palette: the app's colour-map choice (:data:`gmx.viz.PALETTES`).
     """
 
     n_patients: int = N_PATIENTS[2]
@@ -95,6 +107,7 @@ class SimilarityRequest:
     window: int = WINDOW[2]
     stride: int = STRIDE[2]
     opacity: float = DEFAULT_OPACITY
+    palette: Palette = PALETTES[DEFAULT_PALETTE]
 
     def __post_init__(self) -> None:
         if self.method not in PAIR_METHODS:
@@ -146,9 +159,11 @@ def similarity_controls() -> SimilarityRequest:
         opacity = st.slider(
             "Opacity", 0.0, 1.0, key=state.keep("similarity.opacity", DEFAULT_OPACITY)
         )
+        palette = colours.palette_control()
     return SimilarityRequest(
-        int(n_patients), method or "exact", split, int(window), int(stride), float(opacity)
-    )
+        int(n_patients), method or "exact", split, int(window), int(stride), float(opacity),
+        palette,
+    )  # fmt: skip
 
 
 def syndrome_choice(ranking: Ranking, top_k: int) -> str:
@@ -199,15 +214,16 @@ def pair_figures(
     *,
     opacity: float,
     height: int = PAIR_HEIGHT,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> tuple[go.Figure, go.Figure]:
     """The query map and the gallery map, same scale, hover values in units of the similarity."""
     fq = map_figure(
         query_image, pair.query, scale, opacity=opacity, height=height, title="Query",
-        value_label="similarity share",
+        value_label="similarity share", cmap=palette.signed,
     )  # fmt: skip
     fp = map_figure(
         gface.image, pair.gallery, scale, opacity=opacity, height=height,
-        title=f"Gallery ({gface.kind})", value_label="similarity share",
+        title=f"Gallery ({gface.kind})", value_label="similarity share", cmap=palette.signed,
     )  # fmt: skip
     _add_landmarks(fp, gface)
     return fq, fp
@@ -237,11 +253,18 @@ def _grid_shapes(fig: go.Figure, pair: PairMaps, cell: int | None, colour: str) 
 
 
 def cell_picker_figure(
-    query_image: ImageU8, pair: PairMaps, scale: Scale, cell: int, *, opacity: float
+    query_image: ImageU8,
+    pair: PairMaps,
+    scale: Scale,
+    cell: int,
+    *,
+    opacity: float,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> go.Figure:
     """The query map with its cell grid; a click on a cell selects it."""
     fig = map_figure(query_image, pair.query, scale, opacity=opacity, height=PICKER_HEIGHT,
-                     title="Query: click a cell", value_label="similarity share")  # fmt: skip
+                     title="Query: click a cell", value_label="similarity share",
+                     cmap=palette.signed)  # fmt: skip
     grid = pair.grid
     if grid is None:
         raise ValueError(f"{pair.method} maps have no cell grid")
@@ -268,7 +291,12 @@ def cell_picker_figure(
 
 
 def correspondence_figure(
-    gface: GalleryFace, pair: PairMaps, cell: int, *, opacity: float
+    gface: GalleryFace,
+    pair: PairMaps,
+    cell: int,
+    *,
+    opacity: float,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> go.Figure:
     """Where on the gallery face the selected query cell matches (gmx places each variant's row)."""
     corr = correspondence_map(pair, cell)
@@ -279,6 +307,7 @@ def correspondence_figure(
         corr.values,
         scale,
         opacity=opacity,
+        cmap=palette.signed,
         height=PICKER_HEIGHT,
         title=f"Gallery: matches of query {cell_label(cell, pair.grid.shape)}",
         value_label="cell-pair term per pixel",
@@ -288,7 +317,9 @@ def correspondence_figure(
     return fig
 
 
-def correspondence_heatmap(pair: PairMaps) -> go.Figure:
+def correspondence_heatmap(
+    pair: PairMaps, palette: Palette = PALETTES[DEFAULT_PALETTE]
+) -> go.Figure:
     """The full cell-to-cell matrix (query cells as rows, gallery cells as columns)."""
     if pair.decomposition is None or pair.grid is None:
         raise ValueError(f"{pair.method} maps have no cell correspondence")
@@ -302,7 +333,7 @@ def correspondence_heatmap(pair: PairMaps) -> go.Figure:
             y=labels,
             zmin=-m,
             zmax=m,
-            colorscale=plotly_colorscale("PiYG"),
+            colorscale=plotly_colorscale(palette.signed),
             hovertemplate="query %{y} ↔ gallery %{x}<br>%{z:.3g}<extra></extra>",
         )
     )
@@ -380,7 +411,13 @@ def patient_caption(patient: PatientMatch, pair: PairMaps) -> str:
 
 
 def pair_png(
-    query_image: ImageU8, gface: GalleryFace, pair: PairMaps, *, opacity: float, side: int = 224
+    query_image: ImageU8,
+    gface: GalleryFace,
+    pair: PairMaps,
+    *,
+    opacity: float,
+    side: int = 224,
+    palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> bytes:
     """PNG of the pair: query, query map, gallery map, gallery picture (one shared scale)."""
     scale = pair_scale(pair)
@@ -390,8 +427,8 @@ def pair_png(
 
     panels = [
         big(query_image),
-        big(overlay(query_image, pair.query, scale, opacity=opacity)),
-        big(overlay(gface.image, pair.gallery, scale, opacity=opacity)),
+        big(overlay(query_image, pair.query, scale, opacity=opacity, cmap=palette.signed)),
+        big(overlay(gface.image, pair.gallery, scale, opacity=opacity, cmap=palette.signed)),
         big(gface.image),
     ]
     return to_png_bytes(montage(panels, columns=4))

@@ -28,8 +28,8 @@ from gmx.aggregate.views import MapTile, background, composite_difference_image
 from gmx.config import DEMO_DIR, GmxConfig
 from gmx.explain import get_method, list_methods
 from gmx.gallery import MIN_COMPOSITE_SUBJECTS, Gallery
-from gmx.viz import COLORMAPS, DIVERGING
-from ui import state, tables
+from gmx.viz import DEFAULT_PALETTE, PALETTES
+from ui import colours, state, tables
 
 #: The committed demo results (``gmx batch summarize`` on the demo, see docs/aggregate.md).
 DEMO_RESULTS = DEMO_DIR / "syndromes.npz"
@@ -68,7 +68,7 @@ class SyndromesRequest:
         target: what the gallery maps explain (:data:`gmx.aggregate.TARGET_MODES`).
         methods: attribution methods, in the chosen order.
         kind: ``mean``, ``std`` or ``contrast`` (:data:`KINDS`).
-        cmap: colour map of signed maps.
+        palette: the app's colour-map choice, a label of :data:`gmx.viz.PALETTES`.
         opacity: overlay opacity in ``[0, 1]``.
         region: outline the known causal region where there is one.
     """
@@ -76,13 +76,15 @@ class SyndromesRequest:
     target: str = "similarity"
     methods: tuple[str, ...] = DEFAULT_METHODS
     kind: str = "mean"
-    cmap: str = DIVERGING[0]
+    palette: str = DEFAULT_PALETTE
     opacity: float = DEFAULT_OPACITY
     region: bool = True
 
     def __post_init__(self) -> None:
         if self.target not in TARGET_MODES:
             raise ValueError(f"target must be one of {TARGET_MODES}, got {self.target!r}")
+        if self.palette not in PALETTES:
+            raise ValueError(f"palette must be one of {list(PALETTES)}, got {self.palette!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
         if not 0.0 <= self.opacity <= 1.0:
@@ -119,7 +121,8 @@ def syndromes_controls() -> SyndromesRequest:
             "Map", list(KINDS), format_func=KINDS.__getitem__,
             key=state.keep("syndromes.kind", "mean"),
         )  # fmt: skip
-        cmap = st.selectbox("Colour map (signed maps)", [c for c in COLORMAPS if c in DIVERGING])
+        colours.palette_control()
+        palette = st.session_state[colours.PALETTE]
         opacity = st.slider(
             "Opacity", 0.0, 1.0, key=state.keep("syndromes.opacity", DEFAULT_OPACITY)
         )
@@ -127,7 +130,7 @@ def syndromes_controls() -> SyndromesRequest:
             "Outline the known causal region", key=state.keep("syndromes.region", True),
             help="Only the synthetic demo knows where its syndromes change the face.",
         )  # fmt: skip
-    return SyndromesRequest(target, tuple(methods), kind, cmap, float(opacity), bool(region))
+    return SyndromesRequest(target, tuple(methods), kind, palette, float(opacity), bool(region))
 
 
 def syndrome_choice(ids: Sequence[str], names: Mapping[str, str]) -> SyndromeChoice:
@@ -199,11 +202,12 @@ def compute_results(
 
 
 def overlay_image(
-    results: SyndromeResults, syndrome: str, method: str, kind: str, cmap: str, opacity: float
+    results: SyndromeResults, syndrome: str, method: str, kind: str, palette: str, opacity: float
 ) -> np.ndarray | None:
     """The map of ``kind`` over the syndrome's :func:`background` (region outlined where known), or
-    ``None`` if it does not exist. Each map gets its own robust scale."""
-    tile = map_tile(results, syndrome, method, kind, cmap=cmap, opacity=opacity)
+    ``None`` if it does not exist. Each map gets its own robust scale; ``palette`` is a label of
+    :data:`gmx.viz.PALETTES`."""
+    tile = map_tile(results, syndrome, method, kind, palette=palette, opacity=opacity)
     return None if tile is None else tile.image
 
 
@@ -213,14 +217,16 @@ def map_tile(
     method: str,
     kind: str,
     *,
-    cmap: str,
+    palette: str = DEFAULT_PALETTE,
     opacity: float,
     region: bool = True,
 ) -> MapTile | None:
-    """:func:`gmx.aggregate.views.map_tile` with the page's colour maps (``cmap`` for signed maps)."""
+    """:func:`gmx.aggregate.views.map_tile` in the app's colour maps (``palette``: a label of
+    :data:`gmx.viz.PALETTES`)."""
+    chosen = PALETTES[palette]
     return views.map_tile(
         results, syndrome, method, kind,
-        signed_cmap=cmap, unsigned_cmap="viridis", opacity=opacity, region=region,
+        signed_cmap=chosen.signed, unsigned_cmap=chosen.unsigned, opacity=opacity, region=region,
     )  # fmt: skip
 
 

@@ -227,6 +227,81 @@ def test_navigation_names_every_page_and_phones_see_the_demo_warning(browser_pag
         stop_app(proc)
 
 
+def _open_explain(page, url: str, photo_jpeg: bytes, tmp_path: Path) -> None:
+    """Upload a photo on Diagnose, then go to Explain through the navigation (same session)."""
+    page.goto(f"{url}/Diagnose", wait_until="networkidle")
+    page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+    photo = tmp_path / "patient.jpg"
+    photo.write_bytes(photo_jpeg)
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.get_by_text("Top 10 syndromes").wait_for(timeout=90_000)
+    page.get_by_role("link", name="Explain").click()
+    page.get_by_text("Large view").wait_for(timeout=180_000)
+
+
+#: Rendered boxes of every picture in the Explain grid, and of the column that holds it.
+_GRID_BOXES = """() => [...document.querySelectorAll('.st-key-explain-grid [data-testid="stImage"] img')]
+  .map(img => {
+    const r = img.getBoundingClientRect();
+    const c = img.closest('[data-testid="stColumn"]').getBoundingClientRect();
+    return {left: r.left, right: r.right, width: r.width, height: r.height,
+            natural: [img.naturalWidth, img.naturalHeight], colLeft: c.left, colRight: c.right,
+            viewport: document.documentElement.clientWidth};
+  })"""
+
+
+#: The large view's picture (the first plotly figure after the grid) and its column.
+_LARGE_VIEW_BOX = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const im = plot && plot.querySelector('image');
+  if (!im) return null;
+  const r = im.getBoundingClientRect();
+  const c = plot.closest('[data-testid="stColumn"]').getBoundingClientRect();
+  return {left: r.left, right: r.right, width: r.width, height: r.height,
+          colLeft: c.left, colRight: c.right};
+}"""
+
+
+def test_explain_grid_cells_are_square_and_never_clipped(tiny_setup, browser_page, tmp_path):
+    """Issue 10 item 5: 9 methods x 3 syndromes at 1440 and 1024 px: every map cell is a square
+    that lies fully inside its column and the window (plotly used to lay out 150 px in 107 px)."""
+    proc, url = start_app({"GMX_CONFIG": str(tiny_setup.config_path)})
+    shots = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path))
+    try:
+        page = browser_page
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        _open_explain(page, url, tiny_setup.photo_jpeg, tmp_path)
+        page.get_by_text("Slow methods: occlusion and integrated gradients").click()  # 7 + 2
+        grid = page.locator(".st-key-explain-grid")
+        grid.get_by_text("Integrated Gradients", exact=True).wait_for(timeout=300_000)
+        page.get_by_text("Large view").wait_for(timeout=60_000)
+        for width in (1440, 1024):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(shots / f"explain_grid_{width}.png"), full_page=True)
+            boxes = page.evaluate(_GRID_BOXES)
+            maps = [b for b in boxes if b["natural"][0] == b["natural"][1]]
+            assert len(maps) >= 3 * (9 + 1), (width, len(maps))  # 9 maps + the face, 3 rows
+            for b in maps:
+                assert b["width"] >= 60, (width, b)  # a readable cell
+                assert abs(b["width"] - b["height"]) <= 1, (width, b)  # square
+                assert b["left"] >= b["colLeft"] - 0.5 and b["right"] <= b["colRight"] + 0.5, b
+                assert b["right"] <= b["viewport"], (width, b)
+            large = page.get_by_text("Large view")
+            large.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / f"explain_large_{width}.png"))
+            view = page.evaluate(_LARGE_VIEW_BOX)
+            assert view is not None
+            assert abs(view["width"] - view["height"]) <= 1.5, (width, view)
+            assert view["left"] >= view["colLeft"] - 0.5, (width, view)
+            assert view["right"] <= view["colRight"] + 0.5, (width, view)
+        body = page.inner_text("body")
+        assert "Traceback" not in body and "Error" not in body
+    finally:
+        stop_app(proc)
+
+
 def _background_luminance(page) -> float:
     rgb = page.evaluate(
         "getComputedStyle(document.querySelector('.stApp')).backgroundColor.match(/\\d+/g)"
@@ -298,5 +373,36 @@ def test_syndromes_page_at_1440_px_names_methods_and_cuts_no_select_box(tmp_path
         assert "Grad-CAM (signed)" in body and "gradcam_signed" not in body
         assert "Cyan outline: the known causal region" in body
         assert "Hypertelorism" in body or "Short palpebral fissure" in body
+    finally:
+        stop_app(proc)
+
+
+def test_explain_cancel_slow_methods(tiny_setup, browser_page, tmp_path):
+    """Issue 10 item 3: Cancel while occlusion / IG run: no Streamlit error, the other maps stay,
+    the page says what was cancelled, and the Cancel button is gone."""
+    proc, url = start_app({"GMX_CONFIG": str(tiny_setup.config_path)})
+    try:
+        page = browser_page
+        _open_explain(page, url, tiny_setup.photo_jpeg, tmp_path)
+        page.get_by_text("Method parameters").click()
+        for name, key in (("Occlusion window (px)", "Home"), ("Occlusion stride (px)", "Home"),
+                          ("Integrated gradients steps", "End")):  # fmt: skip
+            slider = page.get_by_role("slider", name=name)
+            slider.focus()
+            page.keyboard.press(key)
+            page.wait_for_timeout(1500)
+        page.get_by_text("Slow methods: occlusion and integrated gradients").click()
+        cancel = page.get_by_role("button", name="Cancel slow methods")
+        cancel.wait_for(timeout=60_000)
+        cancel.click()
+        page.get_by_text("Cancelled: Occlusion").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "explain_cancelled.png"
+        page.screenshot(path=str(shot), full_page=True)
+        body = page.inner_text("body")
+        assert "StreamlitWidgetAlreadyInstantiated" not in body and "Traceback" not in body
+        assert page.get_by_role("button", name="Cancel slow methods").count() == 0
+        assert page.get_by_role("button", name="Compute them").count() == 1
+        assert "Large view" in body  # the fast maps are still there
     finally:
         stop_app(proc)

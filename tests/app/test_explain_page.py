@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "2_Explain.py")
+SLOW = state.KEEP_PREFIX + "explain.slow"
 
 
 @pytest.fixture()
@@ -37,15 +39,17 @@ def test_without_photo_points_to_diagnose(tiny_setup, monkeypatch):
 def test_grid_of_syndromes_by_methods(explain_page):
     at = explain_page.run()
     assert not at.exception, [e.value for e in at.exception]
-    # 3 syndromes x 7 fast thesis methods, plus the large view
-    charts = [c for c in at.get("plotly_chart")]
-    assert len(charts) >= 3 * 7 + 1
+    # 3 syndromes x 7 fast thesis methods as square images (plus faces and colour bars), and the
+    # large view with its raw panel
+    images = [i for el in at.image for i in el.proto.imgs]
+    assert len(images) >= 3 * 7 + 3
+    assert len(at.get("plotly_chart")) == 2
     assert any("Large view" in s.value for s in at.subheader)
 
 
 def test_slow_methods_and_other_targets(explain_page):
     at = explain_page
-    at.session_state["gmx.explain.slow"] = True
+    at.session_state[SLOW] = True
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     at.sidebar.radio[0].set_value("contrast").run()
@@ -101,8 +105,106 @@ def test_similarity_rows_carry_the_syndromes_images_for_reranking(tiny_setup):
 
 def test_reranked_occlusion_toggle(explain_page):
     at = explain_page
-    at.session_state["gmx.explain.slow"] = True
+    at.session_state[SLOW] = True
     at.run()
     toggle = next(t for t in at.sidebar.toggle if "re-rank" in t.label)
     toggle.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(
+        [i.value for i in at.info] + [m.value for m in at.markdown] + [c.value for c in at.caption]
+    )
+
+
+def test_slow_method_chosen_in_the_list_runs_and_its_cancel_button_goes_away(explain_page):
+    """Occlusion picked in the Methods list (slow toggle off) is computed as a slow method, and the
+    Cancel button is gone once the maps are there (it stayed on screen before)."""
+    at = explain_page
+    at.session_state[state.KEEP_PREFIX + "explain.methods"] = ["saliency", "occlusion"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if "Cancel" in b.label]
+    assert "**Occlusion**" in [m.value for m in at.markdown]
+    assert len([i for el in at.image for i in el.proto.imgs]) >= 3 * 2 + 3
+
+
+def test_cancel_stops_slow_methods_cleanly_and_they_can_be_resumed(explain_page, monkeypatch):
+    """The Cancel button's callback sets the stop flag; the engine stops at its next check, the
+    page shows the other maps and says what was cancelled; "Compute them" computes the rest."""
+    from ui import explain_view
+
+    real = explain_view.explain_targets
+    jobs: list[str] = []
+    real_job_id = explain_view.job_id
+    monkeypatch.setattr(explain_view, "job_id", lambda *a: jobs.append(real_job_id(*a)) or jobs[-1])
+
+    def clicked_while_running(*args, should_stop=None, **kwargs):
+        if should_stop is not None:
+            explain_view.request_stop(jobs[-1])  # what the button's on_click does
+        return real(*args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(explain_view, "explain_targets", clicked_while_running)
+    at = explain_page
+    at.session_state[state.KEEP_PREFIX + "explain.methods"] = ["saliency", "occlusion"]
+    at.session_state[state.KEEP_PREFIX + "explain.stride"] = 7  # maps no other test stored
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Cancelled: Occlusion" in _texts(at)
+    assert "**Occlusion**" not in [m.value for m in at.markdown]  # no half-done column
+    assert "**Saliency**" in [m.value for m in at.markdown]
+    at.run()  # a rerun keeps the cancellation, and computes nothing
+    assert "Cancelled: Occlusion" in _texts(at) and not at.exception
+    monkeypatch.setattr(explain_view, "explain_targets", real)
+    at.button(key=explain_view.RESUME_BUTTON).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Cancelled" not in _texts(at)
+    assert "**Occlusion**" in [m.value for m in at.markdown]
+    assert not [b for b in at.button if "Cancel" in b.label]
+
+
+def test_explain_settings_and_colour_map_survive_a_change_of_page(tiny_setup, monkeypatch):
+    """Target, sign, scale, methods and the one colour-map choice are kept settings: they survive
+    another page, and the Syndromes and Similarity pages use the colour map chosen on Explain."""
+    from gmx.viz import PALETTES
+
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = tiny_setup.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    at.switch_page("pages/2_Explain.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    blue_red = list(PALETTES)[1]
+    k = state.KEEP_PREFIX
+    at.radio(key=k + "explain.target").set_value("contrast")
+    at.radio(key=k + "explain.sign").set_value("positive")
+    at.radio(key=k + "explain.scale").set_value("per map")
+    at.multiselect(key=k + "explain.methods").set_value(["saliency", "gradcam"])
+    at.selectbox(key=k + "palette").set_value(blue_red).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("rather than" in m.value for m in at.markdown)  # contrast rows say with what
+    at.switch_page("pages/4_Syndromes.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key=k + "palette").value == blue_red
+    at.switch_page("pages/3_Similarity.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key=k + "palette").value == blue_red
+    at.switch_page("pages/2_Explain.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key=k + "explain.target").value == "contrast"
+    assert at.radio(key=k + "explain.sign").value == "positive"
+    assert at.radio(key=k + "explain.scale").value == "per map"
+    assert at.multiselect(key=k + "explain.methods").value == ["saliency", "gradcam"]
+    assert at.selectbox(key=k + "palette").value == blue_red
+    assert not at.warning or all("Session State" not in w.value for w in at.warning)
+
+
+def test_default_scale_is_shared_per_method_with_a_colour_bar_per_column(explain_page):
+    at = explain_page.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.radio(key=state.KEEP_PREFIX + "explain.scale").value.startswith("shared per")
+    legends = [c.value for c in at.caption if re.fullmatch(r"±\S+|\S+ to \S+", c.value)]
+    assert len(legends) == 7  # one per method column, not one per map
+    assert any(c.value.startswith(("pink", "purple")) for c in at.caption)  # the large view's

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
 from gmx.explain import get_method
+from gmx.viz import DEFAULT_PALETTE
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,11 +104,9 @@ def test_map_tile_outlines_the_known_region() -> None:
 
     results = load_results(DEMO_DIR / "syndromes.npz")
     mask = results.masks["SYN:0001"]
-    drawn = syndromes_view.map_tile(
-        results, "SYN:0001", "gradcam", "mean", cmap="PiYG", opacity=0.6
-    )
+    drawn = syndromes_view.map_tile(results, "SYN:0001", "gradcam", "mean", opacity=0.6)
     plain = syndromes_view.map_tile(
-        results, "SYN:0001", "gradcam", "mean", cmap="PiYG", opacity=0.6, region=False
+        results, "SYN:0001", "gradcam", "mean", opacity=0.6, region=False
     )
     assert drawn is not None and plain is not None and drawn.region and not plain.region
     changed = np.any(drawn.image != plain.image, axis=-1)
@@ -123,7 +122,7 @@ def test_map_tile_outlines_the_known_region() -> None:
     assert not changed[inner].any() and not changed[~mask].any()
     assert changed[mask & ~inner].mean() > 0.8  # contours are 8-connected, this border 4-
     assert syndromes_view.overlay_image(
-        results, "SYN:0001", "gradcam", "mean", "PiYG", 0.6
+        results, "SYN:0001", "gradcam", "mean", DEFAULT_PALETTE, 0.6
     ).shape == (
         112,
         112,
@@ -228,6 +227,8 @@ def test_restricted_one_patient_syndromes_show_no_face(tiny_setup, monkeypatch, 
     assert results.composites == {}
     for syndrome in results.syndromes:
         assert np.array_equal(syndromes_view.background(results, syndrome), template_face())
-        drawn = syndromes_view.overlay_image(results, syndrome, "gradcam", "mean", "RdBu_r", 0.0)
+        drawn = syndromes_view.overlay_image(
+            results, syndrome, "gradcam", "mean", DEFAULT_PALETTE, 0.0
+        )
         assert drawn is not None
         assert not any(np.array_equal(drawn, p) for p in restricted.photos)  # type: ignore[union-attr]

@@ -407,3 +407,36 @@ def test_iter_explain_validates_before_iterating(tiny_model, face) -> None:
         iter_explain(tiny_model, face, [SimilarityTarget(gallery(64))], methods=["nope"])
     with pytest.raises(ValueError, match="uint8"):
         iter_explain(tiny_model, face.astype(float), [SimilarityTarget(gallery(64))])
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("occlusion", {"window": 16, "stride": 8, "batch_size": 4}),
+        ("integrated_gradients", {"steps": 16, "batch_size": 2}),
+    ],
+)
+def test_a_slow_method_stops_between_its_batches(tiny_model, face, method, params) -> None:
+    """Cancel (the app's button) stops occlusion / IG mid-method, at the next batch boundary."""
+    calls: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def on_progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if len(calls) == 2:
+            stop.set()
+
+    with pytest.raises(ExplanationCancelled) as info:
+        explain_targets(
+            tiny_model,
+            face,
+            [SimilarityTarget(gallery(64))],
+            methods=(method,),
+            params={method: params},
+            progress=on_progress,
+            should_stop=stop.is_set,
+        )
+    total = calls[0][1]
+    assert total > 2  # several batches, so stopping after the second is mid-method
+    assert len(calls) == 2 and calls[-1][0] < total  # no batch ran after the stop
+    assert info.value.completed == ({},)  # nothing half-done is returned as a map
