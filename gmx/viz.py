@@ -360,10 +360,26 @@ def _layout(fig: go.Figure, *, height: int, title: str | None) -> None:
     )
 
 
-def montage(images: Sequence[ImageU8], columns: int, *, pad: int = 4) -> ImageU8:
-    """Tile equally sized RGB images into one image (row-major), white padding."""
+def montage(
+    images: Sequence[ImageU8], columns: int, *, pad: int = 4, side: int | None = None
+) -> ImageU8:
+    """Tile equally sized RGB images into one image (row-major), white padding.
+
+    Args:
+        images: ``(h, w, 3)`` (or ``(h, w)`` grey) uint8 images, all the same size unless ``side``.
+        columns: images per row.
+        pad: white pixels between and around the images.
+        side: resize every image to ``side x side`` first (bilinear), e.g. to enlarge 112 px faces.
+    """
     if not images:
         raise ValueError("montage needs at least one image")
+    if side is not None:
+        import cv2
+
+        images = [
+            cv2.resize(np.asarray(im), (side, side), interpolation=cv2.INTER_LINEAR)
+            for im in images
+        ]
     h, w = np.asarray(images[0]).shape[:2]
     rows = -(-len(images) // columns)
     out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, dtype=np.uint8)

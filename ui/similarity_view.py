@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import cv2
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -63,6 +61,8 @@ GRID_LINE = {"color": "rgba(255,255,255,0.35)", "width": 1}
 PICKED_COLOUR = "#ffb000"
 MATCH_COLOUR = "#00e676"
 FRAME_WIDTH = 3
+#: Side (px) of each panel of the pair's PNG export (the 112 px faces enlarged twice).
+PNG_SIDE = 224
 
 _CELLS = f"{FEATURE_GRID}×{FEATURE_GRID}"
 METHOD_HELP = (
@@ -416,22 +416,18 @@ def pair_png(
     pair: PairMaps,
     *,
     opacity: float,
-    side: int = 224,
+    side: int = PNG_SIDE,
     palette: Palette = PALETTES[DEFAULT_PALETTE],
 ) -> bytes:
     """PNG of the pair: query, query map, gallery map, gallery picture (one shared scale)."""
     scale = pair_scale(pair)
-
-    def big(img: ImageU8) -> ImageU8:
-        return cv2.resize(np.asarray(img), (side, side), interpolation=cv2.INTER_LINEAR)
-
     panels = [
-        big(query_image),
-        big(overlay(query_image, pair.query, scale, opacity=opacity, cmap=palette.signed)),
-        big(overlay(gface.image, pair.gallery, scale, opacity=opacity, cmap=palette.signed)),
-        big(gface.image),
+        query_image,
+        overlay(query_image, pair.query, scale, opacity=opacity, cmap=palette.signed),
+        overlay(gface.image, pair.gallery, scale, opacity=opacity, cmap=palette.signed),
+        gface.image,
     ]
-    return to_png_bytes(montage(panels, columns=4))
+    return to_png_bytes(montage(panels, columns=len(panels), side=side))
 
 
 __all__ = [
