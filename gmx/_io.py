@@ -12,6 +12,7 @@ their own temporary file, so they never clash: the last one to finish wins.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tempfile
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike[str], *, exclusive: bool = False) -> Iterator[Path]:
     """Write a file atomically: yield a temporary path to write, then move it over ``path``.
 
     The caller writes the complete file to the yielded path (any way it likes: ``open``, SQLite,
@@ -32,12 +33,16 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Args:
         path: the destination; its folder must exist.
+        exclusive: create ``path`` only if it does not exist (the complete file is hard-linked into
+            place, which fails atomically when another writer got there first); for files that
+            several processes may create at once and that must not be replaced (a run's manifest).
 
     Yields:
         The temporary file's path (an empty file, in the same folder as ``path``).
 
     Raises:
         FileNotFoundError: the destination's folder does not exist.
+        FileExistsError: ``exclusive`` and ``path`` exists (checked when the block ends).
     """
     dest = Path(path)
     if not dest.parent.is_dir():
@@ -51,11 +56,28 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         # mkstemp creates the file 0600; give it the mode the destination has, or a new file's.
         os.chmod(tmp, _mode_for(dest))
-        os.replace(tmp, dest)
+        if exclusive:
+            _link_exclusive(tmp, dest)
+        else:
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(dest.parent)
+
+
+def _link_exclusive(tmp: Path, dest: Path) -> None:
+    """Move the complete ``tmp`` to ``dest`` unless ``dest`` exists (then ``FileExistsError``)."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: a (racy) check, then an atomic rename
+        if dest.exists():
+            raise FileExistsError(errno.EEXIST, "file exists", str(dest)) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
 
 
 def _mode_for(dest: Path) -> int:
