@@ -15,8 +15,9 @@ import contextlib
 import errno
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,34 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: Environment variable naming gmx's cache folder (default: :func:`user_cache_dir`'s platform folder).
+CACHE_DIR_ENV = "GMX_CACHE_DIR"
+
+#: Environment variable that turns gmx's disk caches off when set to ``1``/``true``/``yes``/``on``.
+NO_CACHE_ENV = "GMX_NO_CACHE"
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """gmx's folder for disk caches (not created here), or ``None`` when disk caches are off.
+
+    ``$GMX_CACHE_DIR`` if set; else ``$XDG_CACHE_HOME/gmx``, ``~/Library/Caches/gmx`` (macOS),
+    ``%LOCALAPPDATA%\\gmx\\Cache`` (Windows), ``~/.cache/gmx``. ``GMX_NO_CACHE=1`` turns them off.
+    A cache only ever holds what gmx can recompute; deleting the folder is always safe.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    if env.get(CACHE_DIR_ENV):
+        return Path(env[CACHE_DIR_ENV]).expanduser()
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "gmx"
+    if sys.platform == "win32" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / "gmx" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "gmx"
+    return Path.home() / ".cache" / "gmx"
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename in ``directory`` durable where the OS allows opening folders (not Windows)."""
     try:
@@ -117,4 +146,12 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "NO_CACHE_ENV",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "user_cache_dir",
+]
