@@ -313,7 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gallery-size", type=int, default=GALLERY_SIZE)
     parser.add_argument("--matmul", type=int, default=2048, help="side of the peak matmul")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (0: torch's default, as the app)",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import logging
 
