@@ -134,7 +134,7 @@ def hook_forward(backbone: nn.Module) -> int:
     return meter.total()
 
 
-def measure_peak(n: int, repeats: int = 7) -> float:
+def measure_peak(n: int, repeats: int = 15) -> float:
     """Best FLOP/s of an ``n x n`` fp32 matmul (2 n^3 FLOPs) over ``repeats`` runs."""
     a = torch.randn(n, n)
     b = torch.randn(n, n)
@@ -333,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.1f}; measured peak {peak / 1e9:.1f} GFLOP/s "
         f"(best {args.matmul}^2 fp32 matmul)"
     )
-    out: dict[str, object] = {"peak_flops": peak, "threads": threads, "setups": {}}
+    out: dict[str, object] = {"threads": threads, "setups": {}}
+    results: dict[str, tuple[str, list[View]]] = {}
     with tempfile.TemporaryDirectory(prefix="gmx-bench-pages-") as tmp, FlopMeter() as meter:
         for setup in args.setups:
             if setup == "demo":
@@ -369,19 +370,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(grid_cache_state(backbones))
             meter.reset()
             views = time_setup(cfg, photos, pages, meter)
-            rows = report(title, views, peak)
-            diag = [v for v in views if v.page == "1_Diagnose" and v.view == "new photo"]
-            if setup == "demo" and diag:
-                ok = "meets" if diag[0].seconds <= DIAGNOSE_TARGET_S else "MISSES"
-                print(
-                    f"  Diagnose on the demo after start-up: {diag[0].seconds:.2f} s "
-                    f"(target {DIAGNOSE_TARGET_S:.0f} s) -> {ok}"
-                )
+            results[setup] = (title, views)
             out["setups"][setup] = {  # type: ignore[index]
                 "title": title,
                 "per_image_forward_flops": per_image,
-                "views": rows,
             }
+    # The box may be busier at the start than later: the peak is the best of two measurements.
+    peak = max(peak, measure_peak(args.matmul))
+    print(f"\npeak used below: {peak / 1e9:.1f} GFLOP/s (best of the start and end measurements)")
+    for setup, (title, views) in results.items():
+        rows = report(title, views, peak)
+        out["setups"][setup]["views"] = rows  # type: ignore[index]
+        diag = [v for v in views if v.page == "1_Diagnose" and v.view == "new photo"]
+        if setup == "demo" and diag:
+            ok = "meets" if diag[0].seconds <= DIAGNOSE_TARGET_S else "MISSES"
+            print(
+                f"  Diagnose on the demo after start-up: {diag[0].seconds:.2f} s "
+                f"(target {DIAGNOSE_TARGET_S:.0f} s) -> {ok}"
+            )
+    out["peak_flops"] = peak
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=1))
     return 0
