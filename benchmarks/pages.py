@@ -19,12 +19,14 @@ Two set-ups:
   photos 12 times with random weights would take hours on a CPU and does not change any page's
   cost). The photo is scikit-image's astronaut (a real face), upscaled to 1024 px.
 
-FLOPs: a global forward hook adds ``2 * out * (C_in / groups) * k_h * k_w`` for every ``Conv2d``
-and ``2 * out * in`` for every ``Linear`` call in any thread (>= 97 % of an iResNet's forward
-FLOPs; cross-checked against ``torch.utils.flop_counter.FlopCounterMode`` for one image per model,
-printed), plus the same again for a backward pass when the call built an autograd graph (gradients
-with respect to inputs; the engine switches weight gradients off). MediaPipe's face detection and
-landmarks run outside torch and are not counted. Peak: the best of several large fp32 matmuls
+FLOPs (column ``GFLOP``): every aten op the page script runs, forward and every backward pass,
+counted with ``torch.utils.flop_counter``'s formulas by a dispatch mode installed in AppTest's script
+thread; encoder passes under ``torch.inference_mode`` (which dispatch modes do not see) are added
+from a global module hook (``2 * out * (C_in / groups) * k_h * k_w`` per ``Conv2d``, ``2 * out * in``
+per ``Linear``; it matches ``FlopCounterMode`` on one image per model, printed). Column ``conv GF``
+is that hook alone over all passes, with one backward per graph-building call: a cross-check, and a
+lower bound where methods run several backward passes. MediaPipe's face detection and landmarks run
+outside torch and are not counted. Peak: the best of several large fp32 matmuls
 (``--matmul``) in this process, with the app's torch thread count.
 
 Usage::
@@ -77,6 +79,7 @@ class FlopMeter:
         self._lock = threading.Lock()
         self.forward = 0
         self.backward = 0
+        self.inference = 0  # forward FLOPs under torch.inference_mode (dispatch modes miss them)
         self._handle = None
 
     def __enter__(self) -> FlopMeter:
@@ -105,6 +108,8 @@ class FlopMeter:
         grad = torch.is_grad_enabled() and bool(output.requires_grad)  # type: ignore[union-attr]
         with self._lock:
             self.forward += f
+            if torch.is_inference_mode_enabled():
+                self.inference += f
             if grad:
                 self.backward += f
 
@@ -114,7 +119,80 @@ class FlopMeter:
 
     def reset(self) -> None:
         with self._lock:
-            self.forward = self.backward = 0
+            self.forward = self.backward = self.inference = 0
+
+
+class _FlopMode:
+    """A ``TorchDispatchMode`` adding ``torch.utils.flop_counter``'s FLOPs of every aten op.
+
+    ``FlopCounterMode`` itself cannot be used around the explain engine: its module tracker installs
+    backward hooks that ``torch.autograd.grad(inputs=...)`` refuses ("A leaf node was passed to
+    _will_engine_execute_node"); this mode uses the same FLOP formulas without module tracking.
+    """
+
+    def __new__(cls) -> object:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry
+
+        class Mode(TorchDispatchMode):
+            def __init__(self) -> None:
+                super().__init__()
+                self.flops = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                count = flop_registry.get(func._overloadpacket)
+                if count is not None:
+                    self.flops += int(count(*args, **kwargs, out_val=out))
+                return out
+
+        return Mode()
+
+
+class DispatchMeter:
+    """Every aten op's FLOPs (``torch.utils.flop_counter`` formulas) in the page's script thread:
+    forward and every backward pass (CPU autograd runs in the calling thread), custom autograd
+    functions included.
+
+    Installed by wrapping AppTest's script runner, so it counts exactly what the page script runs
+    (gmx runs no torch work in other threads). ``FlopMeter`` (a module hook in every thread) is the
+    cross-check for forward passes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.flops = 0
+
+    @contextmanager
+    def installed(self) -> Iterator[DispatchMeter]:
+        from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+
+        original = LocalScriptRunner._run_script
+        meter = self
+
+        def counted(runner: object, *args: object, **kwargs: object) -> object:
+            mode = _FlopMode()
+            with mode:  # type: ignore[attr-defined]
+                try:
+                    return original(runner, *args, **kwargs)
+                finally:
+                    with meter._lock:
+                        meter.flops += mode.flops  # type: ignore[attr-defined]
+
+        LocalScriptRunner._run_script = counted  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            LocalScriptRunner._run_script = original  # type: ignore[method-assign]
+
+    def total(self) -> int:
+        with self._lock:
+            return self.flops
+
+    def reset(self) -> None:
+        with self._lock:
+            self.flops = 0
 
 
 def flop_counter_forward(backbone: nn.Module) -> int:
@@ -228,6 +306,7 @@ class View:
     view: str
     seconds: float
     flops: int
+    hook_flops: int
     problems: list[str] = field(default_factory=list)
 
 
@@ -244,28 +323,35 @@ def app_page(page: str, cfg: object, photo: bytes, name: str) -> Iterator[object
     yield at
 
 
-def run_view(at: object, page: str, view: str, meter: FlopMeter) -> View:
+def run_view(at: object, page: str, view: str, meter: DispatchMeter, hook: FlopMeter) -> View:
     meter.reset()
+    hook.reset()
     t0 = time.perf_counter()
     at.run()  # type: ignore[attr-defined]
     seconds = time.perf_counter() - t0
     problems = [str(e.value)[:200] for e in at.exception]  # type: ignore[attr-defined]
     problems += [f"error: {e.value}"[:200] for e in at.error]  # type: ignore[attr-defined]
-    return View(page, view, seconds, meter.total(), problems)
+    # Encoder passes run under torch.inference_mode, which Python dispatch modes do not see: the
+    # hook's count of those is added (conv + linear; everything else in them is < 3 %).
+    return View(page, view, seconds, meter.total() + hook.inference, hook.total(), problems)
 
 
 def time_setup(
-    cfg: object, photos: tuple[bytes, bytes], pages: Sequence[str], meter: FlopMeter
+    cfg: object,
+    photos: tuple[bytes, bytes],
+    pages: Sequence[str],
+    meter: DispatchMeter,
+    hook: FlopMeter,
 ) -> list[View]:
     views: list[View] = []
     first, second = photos
     for page in pages:
         with app_page(page, cfg, first, "photo.jpg") as at:
-            views.append(run_view(at, page, "first view", meter))
-            views.append(run_view(at, page, "rerun", meter))
+            views.append(run_view(at, page, "first view", meter, hook))
+            views.append(run_view(at, page, "rerun", meter, hook))
     if "1_Diagnose" in pages:  # a new photo once everything is loaded
         with app_page("1_Diagnose", cfg, second, "photo2.jpg") as at:
-            views.append(run_view(at, "1_Diagnose", "new photo", meter))
+            views.append(run_view(at, "1_Diagnose", "new photo", meter, hook))
     return views
 
 
@@ -286,16 +372,16 @@ def report(name: str, views: list[View], peak: float) -> list[dict[str, object]]
     rows = []
     print(f"\n{name}")
     print(
-        f"  {'page':13s} {'view':10s} {'wall s':>8s} {'GFLOP':>9s} {'floor s':>8s} "
-        f"{'% peak':>7s} {'wall/floor':>10s}"
+        f"  {'page':13s} {'view':10s} {'wall s':>8s} {'GFLOP':>9s} {'conv GF':>8s} "
+        f"{'floor s':>8s} {'% peak':>7s} {'wall/floor':>10s}"
     )
     for v in views:
         floor = v.flops / peak
         frac = floor / v.seconds if v.seconds > 0 else 0.0
         ratio = f"{v.seconds / floor:10.1f}" if floor > 0 else f"{'-':>10s}"
         print(
-            f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {v.flops / 1e9:9.1f} {floor:8.3f} "
-            f"{100 * frac:6.1f}% {ratio}"
+            f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {v.flops / 1e9:9.1f} "
+            f"{v.hook_flops / 1e9:8.1f} {floor:8.3f} {100 * frac:6.1f}% {ratio}"
         )
         for p in v.problems:
             print(f"      ! {p}")
@@ -335,7 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out: dict[str, object] = {"threads": threads, "setups": {}}
     results: dict[str, tuple[str, list[View]]] = {}
-    with tempfile.TemporaryDirectory(prefix="gmx-bench-pages-") as tmp, FlopMeter() as meter:
+    with (
+        tempfile.TemporaryDirectory(prefix="gmx-bench-pages-") as tmp,
+        FlopMeter() as hook,
+        DispatchMeter().installed() as meter,
+    ):
         for setup in args.setups:
             if setup == "demo":
                 from gmx.config import GmxConfig
@@ -368,8 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ", ".join(f"{a / 1e9:.2f} / {h / 1e9:.2f}" for a, h in per_image)
             )
             print(grid_cache_state(backbones))
-            meter.reset()
-            views = time_setup(cfg, photos, pages, meter)
+            views = time_setup(cfg, photos, pages, meter, hook)
             results[setup] = (title, views)
             out["setups"][setup] = {  # type: ignore[index]
                 "title": title,
