@@ -99,7 +99,8 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of run folder ``root``.
 
     Raises:
-        BatchStoreError: no manifest, or one that is not a JSON object.
+        BatchStoreError: no manifest, or one that is not a batch manifest (JSON object with
+            ``keys``, ``methods`` and ``chunk``).
     """
     path = Path(root) / MANIFEST
     try:
@@ -108,7 +109,12 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         raise BatchStoreError(f"{root} is not a batch folder (no {MANIFEST})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BatchStoreError(f"{path} is damaged ({exc}); use another folder") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("keys"), list):
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("keys"), list)
+        or not isinstance(manifest.get("methods"), list)
+        or not isinstance(manifest.get("chunk"), int)
+    ):
         raise BatchStoreError(f"{path} is damaged (not a batch manifest); use another folder")
     return manifest
 

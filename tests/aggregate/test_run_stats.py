@@ -267,11 +267,12 @@ def test_failed_manifest_write_leaves_no_manifest(tiny, tmp_path, monkeypatch) -
 def test_damaged_manifest_is_a_clear_error(tiny, tmp_path) -> None:
     out = tmp_path / "run"
     run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
-    (out / "manifest.json").write_text('{"keys": [')
-    with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
-        run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
-    with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
-        load_batch(out, tiny.gallery)
+    for text in ('{"keys": [', '{"keys": ["im0"]}', "[]"):
+        (out / "manifest.json").write_text(text)
+        with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
+            run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+        with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
+            load_batch(out, tiny.gallery)
 
 
 @pytest.mark.parametrize(
