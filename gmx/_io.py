@@ -12,17 +12,19 @@ their own temporary file, so they never clash: the last one to finish wins.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike[str], *, exclusive: bool = False) -> Iterator[Path]:
     """Write a file atomically: yield a temporary path to write, then move it over ``path``.
 
     The caller writes the complete file to the yielded path (any way it likes: ``open``, SQLite,
@@ -32,12 +34,16 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Args:
         path: the destination; its folder must exist.
+        exclusive: create ``path`` only if it does not exist (the complete file is hard-linked into
+            place, which fails atomically when another writer got there first); for files that
+            several processes may create at once and that must not be replaced (a run's manifest).
 
     Yields:
         The temporary file's path (an empty file, in the same folder as ``path``).
 
     Raises:
         FileNotFoundError: the destination's folder does not exist.
+        FileExistsError: ``exclusive`` and ``path`` exists (checked when the block ends).
     """
     dest = Path(path)
     if not dest.parent.is_dir():
@@ -51,11 +57,28 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         # mkstemp creates the file 0600; give it the mode the destination has, or a new file's.
         os.chmod(tmp, _mode_for(dest))
-        os.replace(tmp, dest)
+        if exclusive:
+            _link_exclusive(tmp, dest)
+        else:
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(dest.parent)
+
+
+def _link_exclusive(tmp: Path, dest: Path) -> None:
+    """Move the complete ``tmp`` to ``dest`` unless ``dest`` exists (then ``FileExistsError``)."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: a (racy) check, then an atomic rename
+        if dest.exists():
+            raise FileExistsError(errno.EEXIST, "file exists", str(dest)) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
 
 
 def _mode_for(dest: Path) -> int:
@@ -81,6 +104,34 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: Environment variable naming gmx's cache folder (default: :func:`user_cache_dir`'s platform folder).
+CACHE_DIR_ENV = "GMX_CACHE_DIR"
+
+#: Environment variable that turns gmx's disk caches off when set to ``1``/``true``/``yes``/``on``.
+NO_CACHE_ENV = "GMX_NO_CACHE"
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """gmx's folder for disk caches (not created here), or ``None`` when disk caches are off.
+
+    ``$GMX_CACHE_DIR`` if set; else ``$XDG_CACHE_HOME/gmx``, ``~/Library/Caches/gmx`` (macOS),
+    ``%LOCALAPPDATA%\\gmx\\Cache`` (Windows), ``~/.cache/gmx``. ``GMX_NO_CACHE=1`` turns them off.
+    A cache only ever holds what gmx can recompute; deleting the folder is always safe.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    if env.get(CACHE_DIR_ENV):
+        return Path(env[CACHE_DIR_ENV]).expanduser()
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "gmx"
+    if sys.platform == "win32" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / "gmx" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "gmx"
+    return Path.home() / ".cache" / "gmx"
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename in ``directory`` durable where the OS allows opening folders (not Windows)."""
     try:
@@ -95,4 +146,12 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "NO_CACHE_ENV",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "user_cache_dir",
+]

@@ -465,7 +465,15 @@ def cmd_gallery_info(args: argparse.Namespace) -> int:
     }
     status = 0
     if args.verify:
-        report["verify"], status = _verify_gallery(args)
+        verify, status = _verify_gallery(args)
+        verify["metadata_checksum"] = info.metadata_checksum
+        if info.metadata_checksum == "absent":  # an older file: said, not refused
+            log.warning(
+                "%s has no metadata checksum (written by an older gmx): its syndrome names and "
+                "labels cannot be checked; load and save it with this gmx to add one",
+                args.gallery_file,
+            )
+        report["verify"] = verify
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return status

@@ -99,12 +99,13 @@ class Palette:
         return self.signed if signed else self.unsigned
 
 
-#: The colour-map choices offered by the app: label -> palette (the first is the default).
+#: The colour-map choices offered by the app: label -> palette (the first, colour-blind safe, is
+#: the default). Labels stay short so that the sidebar never cuts them.
 PALETTES: dict[str, Palette] = {
-    "pink-green / viridis (colour-blind safe)": Palette("PiYG", "viridis"),
-    "blue-red / viridis": Palette("RdBu", "viridis"),
-    "pink-green / inferno": Palette("PiYG", "inferno"),
-    "blue-red / inferno": Palette("RdBu", "inferno"),
+    "pink-green · viridis": Palette("PiYG", "viridis"),
+    "blue-red · viridis": Palette("RdBu", "viridis"),
+    "pink-green · inferno": Palette("PiYG", "inferno"),
+    "blue-red · inferno": Palette("RdBu", "inferno"),
 }
 DEFAULT_PALETTE = next(iter(PALETTES))
 

@@ -37,6 +37,17 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """gmx's disk caches (measured cell grids) go to a folder of this test session, not the user's."""
+    from gmx._io import CACHE_DIR_ENV, NO_CACHE_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_DIR_ENV, str(tmp_path_factory.mktemp("gmx-cache")))
+        mp.delenv(NO_CACHE_ENV, raising=False)
+        yield
+
+
 #: Internals a message shown to a user must not contain: object reprs, addresses, exception class
 #: names, tracebacks, errno tuples, Pillow's "bytes not processed".
 _INTERNALS = re.compile(

@@ -432,3 +432,27 @@ def test_predict_reports_every_face_of_a_group_photo(
     assert main([*base, "--face", "5"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert "only 3 face(s)" in out["error"]
+
+
+def test_gallery_info_verify_says_when_the_metadata_checksum_is_absent(
+    tmp_path, capsys, caplog
+) -> None:
+    """An older gallery (no metadata checksum) is reported, not refused (issue 10, item 16)."""
+    import shutil
+    import sqlite3
+
+    from gmx.config import DEMO_GALLERY, DEMO_MODEL
+
+    old = tmp_path / "old.sqlite"
+    shutil.copyfile(DEMO_GALLERY, old)
+    with sqlite3.connect(old) as con:
+        con.execute("DELETE FROM meta WHERE key='metadata_sha256'")
+    con.close()
+    args = ["gallery", "info", str(old), "--verify", "--sample", "2", "--models", str(DEMO_MODEL)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metadata_checksum"] == "absent"
+    assert report["verify"]["metadata_checksum"] == "absent"
+    assert "no metadata checksum" in caplog.text
+    assert main(["gallery", "info", str(DEMO_GALLERY)]) == 0  # the shipped gallery carries one
+    assert json.loads(capsys.readouterr().out)["metadata_checksum"] == "verified"

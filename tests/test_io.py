@@ -137,3 +137,13 @@ def test_permissions_are_those_of_a_normal_write(tmp_path):
         assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_bytes() == b"new"
     finally:
         os.umask(mask)
+
+
+def test_exclusive_atomic_write_never_replaces(tmp_path: Path) -> None:
+    dest = tmp_path / "manifest.json"
+    with atomic_write(dest, exclusive=True) as tmp:
+        tmp.write_text("first")
+    with pytest.raises(FileExistsError), atomic_write(dest, exclusive=True) as tmp:
+        tmp.write_text("second")
+    assert dest.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]

@@ -11,7 +11,8 @@ from ui import state
 PALETTE = state.KEEP_PREFIX + "palette"
 PALETTE_HELP = (
     "One choice for every map on every page: signed maps (support / oppose) use the first, "
-    "diverging map, centred on zero; unsigned maps (importance without direction) the second."
+    "diverging map, centred on zero; unsigned maps (importance without direction) the second. "
+    "Pink-green and viridis are safe for colour-blind readers."
 )
 #: Width (pixels, before the browser stretches it) and height of a legend strip.
 BAR_WIDTH = 256

@@ -28,6 +28,31 @@ from gmx.explain import batch_faces, explain, explain_batch, get_method
 from gmx.variants import Variant
 
 
+def check_methods(
+    methods: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Check method names and per-method parameters before anything is computed or written.
+
+    Raises:
+        ValueError: not a non-empty sequence of distinct registered names, parameters for a method
+            not in ``methods``, or a parameter a method does not have.
+    """
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods must be a non-empty sequence of names, got {methods!r}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods listed twice: {list(methods)}")
+    for m in methods:
+        get_method(m)  # unknown names raise, listing the known ones
+    params = params or {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must map method names to parameters, got {params!r}")
+    stray = sorted(set(params) - set(methods))
+    if stray:
+        raise ValueError(f"parameters given for methods that are not run: {stray}")
+    for m, overrides in params.items():
+        get_method(m).resolve(overrides)  # unknown parameter names raise
+
+
 def batch_maps(
     models: Any,
     faces: np.ndarray,
@@ -69,10 +94,7 @@ def batch_maps(
     n = len(arr)
     if len(targets) != n:
         raise ValueError(f"{len(targets)} targets for {n} faces")
-    if isinstance(methods, str) or not methods:
-        raise ValueError(f"methods must be a non-empty sequence of names, got {methods!r}")
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods listed twice: {list(methods)}")
+    check_methods(methods, params)
     n_variants = len(variants) if variants is not None else 1
     if targets.reference.shape[1] != n_variants:
         raise ValueError(
@@ -129,4 +151,4 @@ def batch_maps(
     return out
 
 
-__all__ = ["batch_maps"]
+__all__ = ["batch_maps", "check_methods"]

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from gmx.aggregate.batch import batch_maps
-from gmx.aggregate.store import MANIFEST, BatchStore, BatchStoreError, Shard
-from gmx.aggregate.targets import TargetMode, own_syndrome_targets
+from gmx.aggregate.batch import batch_maps, check_methods
+from gmx.aggregate.store import BatchStore, BatchStoreError, Shard, read_manifest
+from gmx.aggregate.targets import TARGET_MODES, TargetMode, own_syndrome_targets
 from gmx.encode import Ensemble
 from gmx.gallery import Gallery, check_compatible
 
@@ -155,7 +155,8 @@ def run_batch(
         progress: ``progress(done_rows, shard_rows)`` as batches finish.
 
     Raises:
-        ValueError: for bad arguments or a gallery without photos.
+        ValueError: for bad arguments (unknown methods or parameters, target, indices, variants)
+            or a gallery without photos; checked before ``out_dir`` is created or written.
         GalleryError: if the models did not embed the gallery (:func:`gmx.gallery.check_compatible`;
             checked before anything is computed or written).
         BatchStoreError: if ``out_dir`` holds a different run.
@@ -165,8 +166,22 @@ def run_batch(
     if gallery.photos is None:
         raise ValueError(f"gallery {gallery.name!r} has no photos to explain")
     ensemble = gallery_ensemble(models, gallery)
-    idx = np.arange(len(gallery.images)) if indices is None else np.asarray(indices, np.int64)
+    # Everything is checked before the folder and its manifest exist: a typo must not leave a
+    # manifest that refuses the corrected command.
+    check_methods(methods, params)
+    if target not in TARGET_MODES:
+        raise ValueError(f"target must be one of {list(TARGET_MODES)}, got {target!r}")
+    if chunk < 1 or batch_size < 0:
+        raise ValueError(f"chunk must be >= 1 and batch_size >= 0, got {chunk} and {batch_size}")
+    n_images = len(gallery.images)
+    idx = np.arange(n_images) if indices is None else np.asarray(indices, np.int64).reshape(-1)
+    if len(idx) == 0 or idx.min() < 0 or idx.max() >= n_images:
+        raise ValueError(f"indices must be a non-empty selection of rows 0..{n_images - 1}")
     var = [0] if variants is None else [int(v) for v in variants]
+    if not var or any(not 0 <= v < len(gallery.variants) for v in var):
+        raise ValueError(
+            f"variants must be gallery variant numbers 0..{len(gallery.variants) - 1}, got {var}"
+        )
     classes = _classes(models)
     config = {
         "keys": [gallery.images[i].image_id for i in idx],
@@ -224,15 +239,11 @@ def load_batch(out_dir: str | Path, gallery: Gallery) -> BatchMaps:
     """Read a run folder back, joined with the gallery's labels and subjects.
 
     Raises:
-        BatchStoreError: if the folder has no manifest, or names images the gallery lacks.
+        BatchStoreError: if the folder has no manifest, names images the gallery lacks, or holds
+            damaged chunks (each named; rerunning ``run_batch`` recomputes them).
     """
-    import json
-
     root = Path(out_dir)
-    path = root / MANIFEST
-    if not path.exists():
-        raise BatchStoreError(f"{root} is not a batch folder (no {MANIFEST})")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(root)
     config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
     store = BatchStore(root, config, chunk=manifest["chunk"])
     maps, finished = store.load()

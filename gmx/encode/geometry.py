@@ -12,7 +12,8 @@ so output ``o`` is centred on input ``2 o`` and, after four stages, cell ``j`` o
 (:func:`stride_grid`). Borders pull that further: a cell's receptive field is cut by the image edge
 and zero padding, so its effective centre (the centroid of the input gradient) moves inward, by up
 to 18 px for the outer cells of an iResNet-100. :func:`measure_cell_grid` measures those centroids
-(``docs/explain.md``, "Map geometry", has the numbers) and :func:`cell_grid` caches them per backbone.
+(``docs/explain.md``, "Map geometry", has the numbers) and :func:`cell_grid` caches them per backbone
+object in memory and per set of weights on disk (the user cache folder).
 
 Placement (:meth:`CellGrid.place`) is separable piecewise-linear interpolation between the cell
 centres, constant beyond the outermost centres. On :func:`half_pixel_grid` it equals OpenCV's
@@ -28,19 +29,26 @@ the column-reversed map on :meth:`CellGrid.mirrored`.
 from __future__ import annotations
 
 import copy
+import io
 import itertools
+import logging
 import threading
 import weakref
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from gmx._io import atomic_write_bytes, user_cache_dir
 from gmx.constants import TEMPLATE_SIZE
+
+logger = logging.getLogger(__name__)
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -310,14 +318,97 @@ def measure_cell_grid(backbone: nn.Module, faces: np.ndarray | None = None) -> C
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[object, CellGrid]] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
+#: Version of :func:`measure_cell_grid`'s method; part of the disk cache key (bump it when the
+#: measurement changes, and old entries are simply no longer found).
+CELL_GRID_VERSION = 1
 
-def cell_grid(backbone: nn.Module, shape: tuple[int, int] | None = None) -> CellGrid:
+#: Sub-folder of :func:`gmx._io.user_cache_dir` holding measured grids, one ``<key>.npz`` each.
+CELL_GRID_CACHE = "cell_grid"
+
+
+def cell_grid_cache_key(backbone: nn.Module) -> str:
+    """Disk-cache key of ``backbone``'s measured grid: SHA-256 over its weights fingerprint
+    (:func:`gmx.encode.model.weights_fingerprint`), class, the probe faces and
+    :data:`CELL_GRID_VERSION`."""
+    import hashlib
+
+    from gmx.encode.model import weights_fingerprint
+
+    digest = hashlib.sha256()
+    digest.update(f"cell_grid|v{CELL_GRID_VERSION}|{type(backbone).__qualname__}|".encode())
+    digest.update(weights_fingerprint(backbone).encode())
+    digest.update(probe_faces().tobytes())
+    return digest.hexdigest()
+
+
+def _read_cached_grid(path: Path, key: str) -> CellGrid | None:
+    """The grid stored at ``path`` for ``key``, or ``None`` (missing, damaged or another key)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                raise ValueError("the entry belongs to other weights")
+            return CellGrid(
+                tuple(z["centres_y"].astype(np.float64).tolist()),
+                tuple(z["centres_x"].astype(np.float64).tolist()),
+                int(z["size"]),
+                "measured",
+            )
+    except FileNotFoundError:
+        return None
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        logger.warning(
+            "ignoring a damaged cell-grid cache entry %s (%s): measuring again", path, exc
+        )
+        return None
+
+
+def _write_cached_grid(path: Path, key: str, grid: CellGrid) -> None:
+    """Store ``grid`` at ``path`` atomically; a cache that cannot be written is only logged."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        key=np.asarray(key),
+        centres_y=np.asarray(grid.centres_y, np.float64),
+        centres_x=np.asarray(grid.centres_x, np.float64),
+        size=np.asarray(grid.size),
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        logger.warning(
+            "cannot write the cell-grid cache %s (%s); it will be measured again", path, exc
+        )
+
+
+def _measured_grid(backbone: nn.Module, disk_cache: bool) -> CellGrid:
+    """:func:`measure_cell_grid`, through the disk cache when it is on."""
+    folder = user_cache_dir() if disk_cache else None
+    if folder is None:
+        return measure_cell_grid(backbone)
+    key = cell_grid_cache_key(backbone)
+    path = folder / CELL_GRID_CACHE / f"{key}.npz"
+    grid = _read_cached_grid(path, key)
+    if grid is None:
+        grid = measure_cell_grid(backbone)
+        _write_cached_grid(path, key, grid)
+    return grid
+
+
+def cell_grid(
+    backbone: nn.Module, shape: tuple[int, int] | None = None, *, disk_cache: bool = True
+) -> CellGrid:
     """The grid of ``backbone``'s maps of ``shape`` (default: those of ``forward_maps``).
 
-    Maps of the ``forward_maps`` shape get :func:`measure_cell_grid` (measured once per backbone
-    object and weights state, cached for the object's lifetime). Other shapes (an earlier
-    layer, FullGrad's bias terms) get the analytic :func:`stride_grid`; ``size x size`` maps are
-    already pixels and get the identity grid (centres ``0 .. size - 1``).
+    Maps of the ``forward_maps`` shape get :func:`measure_cell_grid`: measured once per backbone
+    object and weights state (cached in memory for the object's lifetime) and, with
+    ``disk_cache``, once per set of weights on this machine: the grid is stored under
+    :func:`gmx._io.user_cache_dir` (``cell_grid/<key>.npz``, key :func:`cell_grid_cache_key`),
+    written atomically and read with ``allow_pickle=False``; a damaged entry is ignored and
+    measured again. ``GMX_NO_CACHE=1`` (or ``disk_cache=False``) turns the disk cache off,
+    ``GMX_CACHE_DIR`` moves it. Other shapes (an earlier layer, FullGrad's bias terms) get the
+    analytic :func:`stride_grid`; ``size x size`` maps are already pixels and get the identity
+    grid (centres ``0 .. size - 1``).
     """
     if shape is not None and tuple(shape) == (TEMPLATE_SIZE, TEMPLATE_SIZE):
         return identity_grid()
@@ -329,7 +420,7 @@ def cell_grid(backbone: nn.Module, shape: tuple[int, int] | None = None) -> Cell
     if hit is not None and hit[0] == sig:
         grid = hit[1]
     else:
-        grid = measure_cell_grid(backbone)
+        grid = _measured_grid(backbone, disk_cache)
         with _CACHE_LOCK:
             _CACHE[backbone] = (sig, grid)
     if shape is None or tuple(shape) == grid.shape:
@@ -369,6 +460,7 @@ def place_map(coarse: ArrayOrTensor, grid: CellGrid, flip: bool = False) -> Arra
 __all__ = [
     "CellGrid",
     "cell_grid",
+    "cell_grid_cache_key",
     "gradient_centroids",
     "half_pixel_grid",
     "identity_grid",

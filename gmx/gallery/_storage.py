@@ -5,7 +5,8 @@ Schema (version 2; version 1 files, which lack ``arrays.codec`` and the photo co
     meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
         schema_version, gmx_version, created (ISO 8601 UTC), name, version, model_fingerprint,
         variants (JSON [[model, flip, grey], ...]), photos_visible ("0"/"1"), description, provenance,
-        photo_codec ("raw" / "png" / "webp", when there are photos), photo_quality (webp only)
+        photo_codec ("raw" / "png" / "webp", when there are photos), photo_quality (webp only),
+        metadata_sha256 (see below; absent in files written before gmx recorded it)
     syndromes(position INTEGER PRIMARY KEY, syndrome_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
               omim TEXT NULL, genes TEXT NOT NULL (JSON list), hpo TEXT NOT NULL (JSON list))
     images(position INTEGER PRIMARY KEY, image_id TEXT UNIQUE NOT NULL, subject_id TEXT NOT NULL,
@@ -18,7 +19,12 @@ An array is its raw C-order little-endian bytes (no pickle, no ``np.save`` heade
 at most 64 MiB (SQLite's default BLOB limit is 1 GB); with ``codec = 'zlib'`` each chunk is stored as
 an independent zlib stream (level 6). ``nbytes`` and ``sha256`` always describe the *uncompressed*
 bytes, and every array is checked against its SHA-256 on load, so a damaged file is refused instead of
-ranking on garbage. Arrays: ``embeddings`` (N, V, D) float32; photos, either ``photos``
+ranking on garbage. The metadata is checked too: ``metadata_sha256`` is the SHA-256 of a canonical
+JSON of every other ``meta`` entry and every row of ``syndromes``, ``images`` and ``arrays``
+(:func:`metadata_digest`), so a flipped byte that renames a syndrome or moves an image to another
+syndrome is refused on load. Files without it (written by an older gmx) still load;
+``gmx gallery info`` reports ``metadata_checksum: "absent"`` for them, and loading and saving such a
+file with :func:`load_gallery` / :func:`save_gallery` adds it. Arrays: ``embeddings`` (N, V, D) float32; photos, either ``photos``
 (N, 112, 112, 3) uint8 (``photo_codec = 'raw'``) or, for ``png`` / ``webp``, one encoded image per
 photo concatenated in ``photos/data`` (uint8) with ``photos/offsets`` (N + 1,) int64 (photo ``i`` is
 ``data[offsets[i]:offsets[i + 1]]``); and ``extra/<name>`` for each of :attr:`Gallery.extras`.
@@ -92,6 +98,12 @@ _ZLIB_MAX_EXPANSION = 1100
 #: Compressibility is first estimated on this many evenly spaced pieces of this size.
 _SAMPLE_PIECES, _SAMPLE_BYTES = 8, 128 * 1024
 
+#: ``meta`` key of the metadata checksum (:func:`metadata_digest`).
+METADATA_KEY = "metadata_sha256"
+
+#: :attr:`GalleryInfo.metadata_checksum` values.
+METADATA_VERIFIED, METADATA_ABSENT = "verified", "absent"
+
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE syndromes (
@@ -153,6 +165,8 @@ class GalleryInfo:
         photo_codec: how the photos are stored (``"raw"``, ``"png"``, ``"webp"``); ``None`` without
             photos.
         photo_quality: WebP quality (100 = lossless) for ``"webp"``, else ``None``.
+        metadata_checksum: ``"verified"`` (the metadata matches its recorded SHA-256) or
+            ``"absent"`` (a file written before gmx recorded one: not checked).
     """
 
     path: Path
@@ -175,6 +189,65 @@ class GalleryInfo:
     file_size: int
     photo_codec: str | None = None
     photo_quality: int | None = None
+    metadata_checksum: str = METADATA_ABSENT
+
+
+# --- metadata checksum ----------------------------------------------------------------------------
+def metadata_digest(con: sqlite3.Connection) -> str:
+    """SHA-256 (hex) of a gallery file's metadata in canonical form.
+
+    Canonical form: compact UTF-8 JSON of ``{"meta": [[key, value], ...] sorted by key without
+    metadata_sha256, "syndromes": rows by position, "images": rows by position, "arrays": rows by
+    name}`` (the ``arrays`` rows carry every array's dtype, shape, size and SHA-256, so they pin the
+    array contents too; schema 1 files, which lack ``arrays.codec``, read it as ``"raw"``).
+    """
+    codec = "codec" if _has_codec_column(con) else "'raw'"
+    canonical = {
+        "meta": [
+            list(r)
+            for r in con.execute(
+                "SELECT key, value FROM meta WHERE key != ? ORDER BY key", (METADATA_KEY,)
+            )
+        ],
+        "syndromes": [
+            list(r)
+            for r in con.execute(
+                "SELECT position, syndrome_id, name, omim, genes, hpo FROM syndromes ORDER BY position"
+            )
+        ],
+        "images": [
+            list(r)
+            for r in con.execute(
+                "SELECT position, image_id, subject_id, syndrome_id, split FROM images ORDER BY position"
+            )
+        ],
+        "arrays": [
+            list(r)
+            for r in con.execute(
+                f"SELECT name, dtype, shape, nbytes, sha256, n_chunks, {codec} FROM arrays ORDER BY name"
+            )
+        ],
+    }
+    text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_metadata(con: sqlite3.Connection, meta: dict[str, str], src: Path) -> str:
+    """``"verified"`` or ``"absent"`` (an older file); raises if the metadata was changed.
+
+    Raises:
+        GalleryError: the recorded checksum does not match the metadata.
+    """
+    recorded = meta.get(METADATA_KEY)
+    if recorded is None:
+        logger.info("gallery %s has no metadata checksum (written by an older gmx)", src)
+        return METADATA_ABSENT
+    if metadata_digest(con) != recorded:
+        raise GalleryError(
+            f"gallery {src} is damaged: its metadata (syndrome names, image labels, settings) does "
+            "not match its checksum; rebuild the gallery or restore the file"
+        )
+    return METADATA_VERIFIED
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -280,6 +353,8 @@ def _write_database(
             _write_array(con, "photos/data", encoded.data, compress=compress)
     for key, arr in gallery.extras.items():
         _write_array(con, f"extra/{key}", arr, compress=compress)
+    # Last: the digest of everything written above, read back the way load_gallery reads it.
+    con.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (METADATA_KEY, metadata_digest(con)))
 
 
 def _photos_to_write(
@@ -580,10 +655,13 @@ def load_gallery(
         again writes the same bytes.
 
     Raises:
-        GalleryError: missing, corrupt, not a gallery, newer schema, or embedded with other models.
+        GalleryError: missing, corrupt (arrays or metadata not matching their checksums), not a
+            gallery, newer schema, or embedded with other models. A file without a metadata
+            checksum (older gmx) loads.
     """
     with _open_readonly(path) as (src, con):
         meta = _read_meta(con, src)
+        _check_metadata(con, meta, src)
         _check_fingerprint(meta["model_fingerprint"], expected_fingerprint, src)
         variants = _parse_variants(meta["variants"], src)
         syndromes = []
@@ -637,11 +715,15 @@ def load_gallery(
 def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
     """Read a gallery file's metadata and counts, without loading any array or decoding photos.
 
+    The metadata checksum is verified (``metadata_checksum``: ``"verified"``, or ``"absent"`` for
+    files written before gmx recorded one).
+
     Raises:
-        GalleryError: missing, corrupt or not a gallery.
+        GalleryError: missing, corrupt, not a gallery, or metadata that does not match its checksum.
     """
     with _open_readonly(path) as (src, con):
         meta = _read_meta(con, src)
+        checksum = _check_metadata(con, meta, src)
         n_images, n_subjects = con.execute(
             "SELECT COUNT(*), COUNT(DISTINCT subject_id) FROM images"
         ).fetchone()
@@ -673,13 +755,18 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
         file_size=src.stat().st_size,
         photo_codec=photo_codec,
         photo_quality=photo_quality,
+        metadata_checksum=checksum,
     )
 
 
 __all__ = [
+    "METADATA_ABSENT",
+    "METADATA_KEY",
+    "METADATA_VERIFIED",
     "SCHEMA_VERSION",
     "GalleryInfo",
     "gallery_info",
     "load_gallery",
+    "metadata_digest",
     "save_gallery",
 ]

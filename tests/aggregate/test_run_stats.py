@@ -178,3 +178,121 @@ def test_cli_run_and_summarize(tiny, tmp_path, monkeypatch, capsys) -> None:
     table = json.loads(capsys.readouterr().out)
     assert {r["syndrome"] for r in table} == {"S:1", "S:2"}
     assert all(r["method"] == "hirescam" for r in table)
+
+
+# --- damaged chunks, atomic manifest, validation before the folder (issue 10, item 16) -------------
+def _truncate(path, keep: int = 100) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _flip_byte(path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_chunk_is_recomputed_on_resume(tiny, tmp_path, damage) -> None:
+    g = tiny.gallery
+    full = tmp_path / "full"
+    run_batch(tiny.model, g, full, methods=METHODS, chunk=5)
+    reference = load_batch(full, g)
+    out = tmp_path / "run"
+    run_batch(tiny.model, g, out, methods=METHODS, chunk=5)
+    chunk = out / "chunk_000001.npz"
+    if damage == "truncate":
+        _truncate(chunk)
+    else:  # one byte in the middle of the compressed maps
+        _flip_byte(chunk, len(chunk.read_bytes()) // 2)
+    again = run_batch(tiny.model, g, out, methods=METHODS, chunk=5)
+    assert (again.chunks_done_now, again.chunks_skipped) == (1, 2)
+    back = load_batch(out, g)
+    assert back.complete
+    for m in METHODS:
+        np.testing.assert_array_equal(back.maps[m], reference.maps[m])
+
+
+def test_damaged_chunk_is_named_by_load_and_summarize(tiny, tmp_path, monkeypatch, caplog) -> None:
+    from gmx.aggregate import cli
+    from gmx.cli import _run
+
+    out = tmp_path / "run"
+    run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+    _truncate(out / "chunk_000002.npz")
+    with pytest.raises(BatchStoreError, match=r"chunk_000002\.npz.*gmx batch run"):
+        load_batch(out, tiny.gallery)
+    monkeypatch.setattr(cli, "_models_and_gallery", lambda args: ([tiny.model], tiny.gallery))
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["batch", "summarize", "--out", str(out), "--results", str(tmp_path / "r.npz")]
+    )
+    assert _run(args) == 2  # a message, not a BadZipFile traceback
+    assert "chunk_000002.npz" in caplog.text
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_chunk_without_checksum_is_checked_by_loading(tiny, tmp_path) -> None:
+    """Chunks of an older gmx (no .sha256) still count when whole, and are redone when not."""
+    out = tmp_path / "run"
+    run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+    for f in out.glob("*.sha256"):
+        f.unlink()
+    _truncate(out / "chunk_000000.npz")
+    again = run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+    assert (again.chunks_done_now, again.chunks_skipped) == (1, 2)
+    assert load_batch(out, tiny.gallery).complete
+
+
+def test_failed_manifest_write_leaves_no_manifest(tiny, tmp_path, monkeypatch) -> None:
+    from gmx.aggregate import store
+
+    real_dumps = json.dumps
+
+    def failing_dumps(obj, *args, **kwargs):
+        if kwargs.get("indent") is not None:  # the manifest's text, not the normalisation
+            raise OSError("disk full")
+        return real_dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr(store.json, "dumps", failing_dumps)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="disk full"):
+        run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+    monkeypatch.setattr(store.json, "dumps", real_dumps)
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob(".*tmp"))
+    assert run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5).chunks_done_now == 3
+
+
+def test_damaged_manifest_is_a_clear_error(tiny, tmp_path) -> None:
+    out = tmp_path / "run"
+    run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+    for text in ('{"keys": [', '{"keys": ["im0"]}', "[]"):
+        (out / "manifest.json").write_text(text)
+        with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
+            run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5)
+        with pytest.raises(BatchStoreError, match=r"manifest\.json is damaged"):
+            load_batch(out, tiny.gallery)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"methods": ("gradcm",)}, "unknown method 'gradcm'"),
+        ({"methods": ("gradcam", "gradcam")}, "listed twice"),
+        ({"params": {"saliency": {"nonsense": 1}}}, "nonsense"),
+        ({"params": {"occlusion": {}}}, "not run"),
+        ({"variants": [9]}, "variants"),
+        ({"indices": [99]}, "indices"),
+        ({"target": "logits"}, "target"),
+    ],
+)
+def test_bad_arguments_leave_no_folder_and_the_corrected_command_runs(
+    tiny, tmp_path, kwargs, match
+) -> None:
+    out = tmp_path / "run"
+    args = {"methods": METHODS, "chunk": 5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        run_batch(tiny.model, tiny.gallery, out, **args)
+    assert not out.exists()
+    assert run_batch(tiny.model, tiny.gallery, out, methods=METHODS, chunk=5).chunks_done_now == 3

@@ -231,3 +231,93 @@ def test_flip_variant_equals_mirrored_explanation_of_mirrored_face(demo_backbone
         expect = (plain[name].values + flipped[name].values) / 2
         np.testing.assert_allclose(both[name].values, expect, rtol=1e-5, atol=1e-7, err_msg=name)
         np.testing.assert_array_equal(both[name].raw, both[name].values)
+
+
+# --- disk cache of measured grids (issue 10, speed) -----------------------------------------------
+def _tiny_backbone(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return iresnet((1, 1, 1, 1), (8, 16, 16, 32), embedding_dim=32).eval()
+
+
+def _count_measures(monkeypatch) -> list[int]:
+    from gmx.encode import geometry
+
+    calls: list[int] = []
+    real = geometry.measure_cell_grid
+
+    def counting(backbone, faces=None):
+        calls.append(1)
+        return real(backbone, probe_faces()[:1] if faces is None else faces)
+
+    monkeypatch.setattr(geometry, "measure_cell_grid", counting)
+    return calls
+
+
+def test_measured_grid_is_cached_on_disk_per_weights(tmp_path, monkeypatch) -> None:
+    import copy
+
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))
+    calls = _count_measures(monkeypatch)
+    first = _tiny_backbone(0)
+    grid = cell_grid(first)
+    entries = list((tmp_path / "cell_grid").glob("*.npz"))
+    assert len(calls) == 1 and len(entries) == 1
+    # Same weights in a new object (a new process, another session): read, not measured.
+    assert cell_grid(copy.deepcopy(first)) == grid and len(calls) == 1
+    # Other weights: measured, a second entry.
+    cell_grid(_tiny_backbone(1))
+    assert len(calls) == 2 and len(list((tmp_path / "cell_grid").glob("*.npz"))) == 2
+    assert not list((tmp_path / "cell_grid").glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    "damage", [b"", b"not an npz", b"PK\x03\x04 truncated zip", "pickle", "other key"]
+)
+def test_damaged_cache_entry_is_ignored_and_measured_again(
+    tmp_path, monkeypatch, caplog, damage
+) -> None:
+    import copy
+
+    from gmx.encode.geometry import cell_grid_cache_key
+
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))
+    calls = _count_measures(monkeypatch)
+    backbone = _tiny_backbone(2)
+    grid = cell_grid(backbone)
+    entry = tmp_path / "cell_grid" / f"{cell_grid_cache_key(backbone)}.npz"
+    if damage == "pickle":  # an object array must never be unpickled
+        buf = io.BytesIO()
+        np.savez(buf, key=np.array([object()], dtype=object), centres_y=0, centres_x=0, size=0)
+        entry.write_bytes(buf.getvalue())
+    elif damage == "other key":
+        buf = io.BytesIO()
+        np.savez(buf, key="x", centres_y=np.arange(7.0), centres_x=np.arange(7.0), size=112)
+        entry.write_bytes(buf.getvalue())
+    else:
+        entry.write_bytes(damage)
+    assert cell_grid(copy.deepcopy(backbone)) == grid
+    assert len(calls) == 2 and "measuring again" in caplog.text
+    assert cell_grid(copy.deepcopy(backbone)) == grid and len(calls) == 2  # rewritten whole
+
+
+def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch) -> None:
+    import copy
+
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GMX_NO_CACHE", "1")
+    calls = _count_measures(monkeypatch)
+    backbone = _tiny_backbone(3)
+    cell_grid(backbone)
+    cell_grid(copy.deepcopy(backbone))
+    assert len(calls) == 2 and not (tmp_path / "cell_grid").exists()
+    monkeypatch.delenv("GMX_NO_CACHE")
+    cell_grid(copy.deepcopy(backbone), disk_cache=False)
+    assert len(calls) == 3 and not (tmp_path / "cell_grid").exists()
+
+
+def test_unwritable_cache_is_not_an_error(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("GMX_CACHE_DIR", str(blocker))
+    calls = _count_measures(monkeypatch)
+    assert cell_grid(_tiny_backbone(4)).source == "measured" and len(calls) == 1

@@ -13,9 +13,11 @@ vector) -> per-variant cosine distances -> mean:
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 
-from gmx.gallery import Gallery, GalleryImage, Syndrome
+from gmx.gallery import Gallery, GalleryImage, Syndrome, _storage
 from gmx.variants import Variant
 
 QUERY = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
@@ -85,3 +87,11 @@ def random_gallery(n: int, v: int, d: int, n_syn: int, seed: int = 0) -> Gallery
     emb = rng.standard_normal((n, v, d)).astype(np.float32)
     variants = tuple(Variant(m, f, g) for m in range(v) for f, g in ((False, False),))[:v]
     return Gallery("rand", "r1", images, syns, emb, variants, "r" * 64)
+
+
+def resign(con: sqlite3.Connection) -> None:
+    """Record the metadata checksum of a hand-edited file, as a (future) gmx that wrote it would."""
+    con.execute(
+        "UPDATE meta SET value=? WHERE key=?",
+        (_storage.metadata_digest(con), _storage.METADATA_KEY),
+    )

@@ -173,8 +173,9 @@ def test_newer_schema_refused(tmp_path: Path, tiny: Gallery) -> None:
 def test_hand_edited_inconsistency_refused(tmp_path: Path, tiny: Gallery) -> None:
     p = tmp_path / "g.sqlite"
     save_gallery(tiny, p)
-    with sqlite3.connect(p) as con:
+    with sqlite3.connect(p) as con:  # a file without a metadata checksum, edited by hand
         con.execute("DELETE FROM images WHERE image_id='c2'")
+        con.execute("DELETE FROM meta WHERE key='metadata_sha256'")
     con.close()
     with pytest.raises(GalleryError, match="inconsistent"):
         load_gallery(p)
@@ -183,3 +184,54 @@ def test_hand_edited_inconsistency_refused(tmp_path: Path, tiny: Gallery) -> Non
 def test_save_into_missing_directory(tmp_path: Path, tiny: Gallery) -> None:
     with pytest.raises(GalleryError, match="does not exist"):
         save_gallery(tiny, tmp_path / "no" / "g.sqlite")
+
+
+# --- metadata checksum (issue 10, item 16) --------------------------------------------------------
+def test_flipped_byte_in_a_syndrome_name_is_refused(tmp_path: Path, tiny: Gallery) -> None:
+    p = tmp_path / "g.sqlite"
+    save_gallery(tiny, p)
+    name = next(iter(tiny.syndromes.values())).name.encode()
+    data = bytearray(p.read_bytes())
+    at = data.find(name)
+    assert at >= 0
+    data[at] ^= 0x01  # a one-bit flip in the stored name, SQLite's structure untouched
+    p.write_bytes(bytes(data))
+    with pytest.raises(GalleryError, match=rf"{p.name}.*metadata.*checksum"):
+        load_gallery(p)
+    with pytest.raises(GalleryError, match=rf"{p.name}.*metadata.*checksum"):
+        gallery_info(p)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE images SET syndrome_id=(SELECT MAX(syndrome_id) FROM syndromes) WHERE position=0",
+        "UPDATE meta SET value='edited' WHERE key='description'",
+        "UPDATE arrays SET shape='[1]' WHERE name='embeddings'",
+    ],
+)
+def test_edited_metadata_is_refused(tmp_path: Path, tiny_with_photos: Gallery, edit: str) -> None:
+    p = tmp_path / "g.sqlite"
+    save_gallery(tiny_with_photos, p)
+    assert gallery_info(p).metadata_checksum == "verified"
+    with sqlite3.connect(p) as con:
+        con.execute(edit)
+    con.close()
+    with pytest.raises(GalleryError, match="checksum"):
+        load_gallery(p)
+
+
+def test_file_without_metadata_checksum_loads_and_says_so(
+    tmp_path: Path, tiny_with_photos: Gallery
+) -> None:
+    p = tmp_path / "old.sqlite"
+    save_gallery(tiny_with_photos, p)
+    with sqlite3.connect(p) as con:  # as written by an older gmx
+        con.execute("DELETE FROM meta WHERE key='metadata_sha256'")
+    con.close()
+    assert gallery_info(p).metadata_checksum == "absent"
+    old = load_gallery(p)
+    _same(tiny_with_photos, old)
+    save_gallery(old, p)  # the library's own path adds it
+    assert gallery_info(p).metadata_checksum == "verified"
+    _same(tiny_with_photos, load_gallery(p))

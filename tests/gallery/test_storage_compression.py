@@ -30,6 +30,8 @@ from gmx.gallery import (
 )
 from gmx.variants import Variant
 
+from ._gallery_fixtures import resign
+
 N_PIX = 112 * 112
 
 
@@ -390,6 +392,7 @@ def test_impossible_size_refused_before_inflating(tmp_path: Path) -> None:
             "UPDATE arrays SET nbytes=?, shape=? WHERE name='extra/masks'",
             (20 * 10**9, json.dumps([20, 10**9])),
         )
+        resign(con)  # a crafted file with a valid metadata checksum
     con.close()
     with pytest.raises(GalleryError, match="cannot come from so little data"):
         load_gallery(p)
@@ -409,6 +412,7 @@ def _edit_photos(p: Path, offsets: np.ndarray, data: np.ndarray) -> None:
     with sqlite3.connect(p) as con:
         _rewrite_array(con, "photos/offsets", offsets)
         _rewrite_array(con, "photos/data", data)
+        resign(con)  # consistent but wrong: the metadata checksum matches
     con.close()
 
 
@@ -439,12 +443,14 @@ def test_unknown_codecs_refused(tmp_path: Path) -> None:
     p, _ = _masks_file(tmp_path)
     with sqlite3.connect(p) as con:
         con.execute("UPDATE arrays SET codec='zstd' WHERE name='extra/masks'")
+        resign(con)  # as a newer gmx would write it
     con.close()
     with pytest.raises(GalleryError, match=r"codec 'zstd'.*upgrade gmx"):
         load_gallery(p)
     q = save_gallery(_gallery(2, photos=_faces(2), webp=95), tmp_path / "q.sqlite")
     with sqlite3.connect(q) as con:
         con.execute("UPDATE meta SET value='avif' WHERE key='photo_codec'")
+        resign(con)
     con.close()
     with pytest.raises(GalleryError, match=r"'avif'.*upgrade gmx"):
         load_gallery(q)
@@ -525,9 +531,11 @@ def test_schema_1_file_still_loads(tmp_path: Path) -> None:
     info = gallery_info(p)
     assert (info.schema_version, info.photo_codec, info.photo_quality) == (1, "raw", None)
     assert info.extras == ("masks",) and info.has_photos
+    assert info.metadata_checksum == "absent"  # older files load; info says so
     # re-saving upgrades it to the current schema, compressed
     q = save_gallery(back, tmp_path / "v2.sqlite")
     assert gallery_info(q).schema_version == _storage.SCHEMA_VERSION == 2
+    assert gallery_info(q).metadata_checksum == "verified"
     assert _codecs(q)["extra/masks"] == "zlib" and q.stat().st_size < p.stat().st_size
 
 
