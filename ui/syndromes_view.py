@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from gmx._io import NO_CACHE_ENV, user_cache_dir
 from gmx.aggregate import (
     DEFAULT_METHODS,
     TARGET_MODES,
@@ -170,9 +171,13 @@ def syndrome_facts(gallery: Gallery, syndrome: str) -> str:
 
 
 def cache_root() -> Path:
-    """Folder for computed results: ``$GMX_CACHE_DIR`` or ``~/.cache/gmx``, plus ``syndromes``."""
-    base = os.environ.get("GMX_CACHE_DIR") or str(Path.home() / ".cache" / "gmx")
-    return Path(base) / "syndromes"
+    """Folder for computed syndrome results: gmx's cache folder (:func:`gmx._io.user_cache_dir`)
+    plus ``syndromes``. Results the user asked for are kept even where ``GMX_NO_CACHE`` turns the
+    automatic caches off."""
+    base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
+    if base is None:  # only when NO_CACHE_ENV is set, which the line above clears
+        raise RuntimeError("no cache folder")
+    return base / "syndromes"
 
 
 def results_path(cfg: GmxConfig, fingerprint: str, target: str, methods: Sequence[str]) -> Path:

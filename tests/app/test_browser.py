@@ -396,6 +396,11 @@ def test_explain_cancel_slow_methods(tiny_setup, browser_page, tmp_path):
         cancel.wait_for(timeout=60_000)
         cancel.click()
         page.get_by_text("Cancelled: Occlusion").wait_for(timeout=60_000)
+        # the rerun draws the rest of the page; when it ends the button is gone (a stale, greyed
+        # copy stays on screen while it runs)
+        page.get_by_role("button", name="Cancel slow methods").wait_for(
+            state="detached", timeout=120_000
+        )
         page.wait_for_timeout(1500)
         shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "explain_cancelled.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -232,3 +232,15 @@ def test_restricted_one_patient_syndromes_show_no_face(tiny_setup, monkeypatch, 
         )
         assert drawn is not None
         assert not any(np.array_equal(drawn, p) for p in restricted.photos)  # type: ignore[union-attr]
+
+
+def test_syndrome_results_follow_gmx_cache_folder(monkeypatch, tmp_path) -> None:
+    """One cache-folder rule (gmx._io.user_cache_dir), and results the user asked for are kept
+    even where the automatic caches are off."""
+    from ui import syndromes_view
+
+    monkeypatch.delenv("GMX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert syndromes_view.cache_root() == tmp_path / "xdg" / "gmx" / "syndromes"
+    monkeypatch.setenv("GMX_NO_CACHE", "1")
+    assert syndromes_view.cache_root() == tmp_path / "xdg" / "gmx" / "syndromes"
