@@ -139,10 +139,19 @@ def sensitivity_max(
     ``radius`` is in the units of ``inputs`` (model input in ``[-1, 1]``: 0.02 is about 2.5 grey
     levels). captum draws the noise from torch's global generator, so it is forked and seeded here.
     """
+
+    def run(inp: Any) -> Any:
+        # captum hands the inputs over as a one-tuple and wants a tuple back; gradient methods
+        # need autograd on.
+        x = inp[0] if isinstance(inp, tuple) else inp
+        with torch.enable_grad():
+            out = explanation(x).detach()
+        return (out,) if isinstance(inp, tuple) else out
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _captum_sensitivity_max(
-            explanation,
+            run,
             inputs.detach(),
             perturb_radius=radius,
             n_perturb_samples=n_samples,

@@ -29,6 +29,8 @@ from torch import nn
 
 #: Stages in cascading order (top = output first).
 IRESNET_STAGES: tuple[str, ...] = ("head", "layer4", "layer3", "layer2", "layer1", "stem")
+#: SSIM window (skimage's default; smaller maps use their odd side).
+SSIM_WINDOW = 7
 _STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "head": ("bn2", "fc", "features"),
     "layer4": ("layer4",),
@@ -99,7 +101,11 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         rho = float("nan")
     else:
         rho = float(spearmanr(x.ravel(), y.ravel()).statistic)
-    ssim = float(structural_similarity(_unit(x), _unit(y), data_range=1.0))
+    side = min(SSIM_WINDOW, *x.shape)
+    win = side if side % 2 else side - 1  # skimage needs an odd window within the map
+    if win < 3:
+        raise ValueError(f"maps of shape {x.shape} are too small for SSIM")
+    ssim = float(structural_similarity(_unit(x), _unit(y), data_range=1.0, win_size=win))
     return rho, ssim
 
 

@@ -47,3 +47,8 @@ def tiny() -> Tiny:
     base = synthetic_face()
     faces = np.stack([base, base[:, ::-1], np.roll(base, 9, axis=0)]).copy()
     return Tiny(loaded, gallery, faces, ("S:1", "S:2", "S:1"))
+
+
+@pytest.fixture()
+def face() -> np.ndarray:
+    return synthetic_face()
