@@ -101,9 +101,11 @@ def test_randomization_changes_and_restores_bit_exactly() -> None:
 def test_randomization_restores_after_an_exception() -> None:
     model = tiny_iresnet(0)
     before = _state(model)
-    with pytest.raises(RuntimeError, match="boom"):
-        with randomized_stages(model, IRESNET_STAGES, seed=1):
-            raise RuntimeError("boom")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        randomized_stages(model, IRESNET_STAGES, seed=1),
+    ):
+        raise RuntimeError("boom")
     for k, v in _state(model).items():
         assert torch.equal(v, before[k]), k
 
