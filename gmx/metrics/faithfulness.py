@@ -18,7 +18,8 @@ order (ties kept in raster order: a stable sort). The x axis is the fraction of 
 use a linear model). :func:`faithfulness_curves` scores many faces, maps and settings at once
 through the explanation engine's models and variants: every perturbed face of every curve is
 queued, and one forward pass per variant serves a whole batch of them, whatever face or method they
-came from. The score is the target's :meth:`~gmx.explain.Target.ranking_score` (for a
+came from; the clean face and the fill image (every curve's first and last point) are scored once
+per face. The score is the target's :meth:`~gmx.explain.Target.ranking_score` (for a
 :class:`~gmx.explain.SimilarityTarget`, the mean cosine over variants to the syndrome's nearest
 gallery image, or with ``syndrome_embeddings`` GestaltMatcher's re-ranked syndrome score); with a
 gallery, each perturbed face is also re-ranked (:func:`gmx.gallery.rank`) and the true syndrome's
@@ -346,25 +347,46 @@ def faithfulness_curves(
                 mode=job.mode, order=job.order, steps=steps,
             )  # fmt: skip
 
+    # The first and last point of every curve is the clean face or the fill image (deletion and
+    # insertion alike): each is scored once per face (and fill) and shared by every curve.
     buf: list[np.ndarray] = []
-    where: list[tuple[int, int]] = []  # (job, step) of each buffered row
+    dests: list[list[tuple[int, int]]] = []  # (job, step) of each buffered row
+    keys: list[tuple[Any, ...] | None] = []
+    queued: dict[tuple[Any, ...], int] = {}
+    done: dict[tuple[Any, ...], tuple[float, float]] = {}
 
     def flush() -> None:
         if not buf:
             return
-        batch = np.stack(buf)
-        owners = np.array([jobs[j].face for j, _ in where])
-        s, r = scorer(batch, owners)
-        for (j, k), sv, rv in zip(where, s, r, strict=True):
-            scores[j, k] = sv
-            ranks[j, k] = rv
+        owners = np.array([jobs[d[0][0]].face for d in dests])
+        s, r = scorer(np.stack(buf), owners)
+        for d, key, sv, rv in zip(dests, keys, s, r, strict=True):
+            for j, k in d:
+                scores[j, k], ranks[j, k] = sv, rv
+            if key is not None:
+                done[key] = (sv, rv)
         buf.clear()
-        where.clear()
+        dests.clear()
+        keys.clear()
+        queued.clear()
 
     for j, imgs in rows():
+        job = jobs[j]
         for k in range(per):
+            key: tuple[Any, ...] | None = None
+            if k in (0, steps):
+                clean = (k == 0) == (job.mode == "deletion")
+                key = ("clean", job.face) if clean else ("fill", job.face, job.fill)
+                if key in done:
+                    scores[j, k], ranks[j, k] = done[key]
+                    continue
+                if key in queued:
+                    dests[queued[key]].append((j, k))
+                    continue
+                queued[key] = len(buf)
             buf.append(imgs[k])
-            where.append((j, k))
+            dests.append([(j, k)])
+            keys.append(key)
             if len(buf) >= batch_size:
                 flush()
     flush()

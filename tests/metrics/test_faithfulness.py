@@ -159,3 +159,29 @@ def test_rerank_needs_every_gallery_variant(tiny) -> None:
             tiny.model, tiny.faces[:1], {"a": np.zeros((1, 112, 112))},
             [SimilarityTarget(g.embeddings[0][:1])], [g.variants[0]], gallery=g, syndromes=["S:1"],
         )  # fmt: skip
+
+
+def test_clean_and_fill_faces_scored_once_per_face(tiny, monkeypatch) -> None:
+    from gmx.metrics import faithfulness as fm
+
+    seen: list[int] = []
+    real = fm._Scorer.__call__
+
+    def counting(self, faces, owners):
+        seen.append(len(faces))
+        return real(self, faces, owners)
+
+    monkeypatch.setattr(fm._Scorer, "__call__", counting)
+    g = tiny.gallery
+    rng = np.random.default_rng(2)
+    maps = {m: rng.standard_normal((1, 112, 112)) for m in ("a", "b")}
+    curves = faithfulness_curves(
+        tiny.model, tiny.faces[:1], maps, [SimilarityTarget(g.embeddings[0])], list(g.variants),
+        fills=("mean",), steps=3, batch_size=5,
+    )  # fmt: skip
+    # 2 methods x 2 modes x 2 orders = 8 curves of 4 points: 16 interior points, plus the clean face
+    # and the mean-filled face once each.
+    assert len(curves) == 8 and sum(seen) == 18
+    clean = {c.scores[0] if c.mode == "deletion" else c.scores[-1] for c in curves}
+    filled = {c.scores[-1] if c.mode == "deletion" else c.scores[0] for c in curves}
+    assert len(clean) == 1 and len(filled) == 1
