@@ -86,6 +86,11 @@ def cascading_steps(stages: Sequence[str] = IRESNET_STAGES) -> list[tuple[str, .
     return [tuple(stages[: k + 1]) for k in range(len(stages))]
 
 
+def independent_steps(stages: Sequence[str] = IRESNET_STAGES) -> list[tuple[str, ...]]:
+    """The stage sets of independent randomisation: one stage at a time."""
+    return [(s,) for s in stages]
+
+
 def _unit(a: np.ndarray) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     return np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
@@ -120,7 +125,7 @@ class MPRTStep:
 
 @dataclass(frozen=True)
 class MPRTResult:
-    """Cascading randomisation of one map: ``steps`` in cascading order."""
+    """Randomisation of one map: ``steps`` in order (cascading: one more stage per step)."""
 
     steps: tuple[MPRTStep, ...]
 
@@ -136,18 +141,21 @@ def mprt(
     *,
     stages: Sequence[str] = IRESNET_STAGES,
     seed: int = 0,
+    cascading: bool = True,
 ) -> MPRTResult:
-    """Cascading MPRT: ``explain_map()`` on the model, then after each cascading step.
+    """MPRT: ``explain_map()`` on the model, then after each randomisation step.
 
     Args:
         backbone: the iResNet ``explain_map`` uses; randomised in place and restored bit-exactly.
         explain_map: computes the ``(H, W)`` map with the model's current weights.
         stages: cascading order (default :data:`IRESNET_STAGES`).
         seed: of the re-initialisation.
+        cascading: ``True``: top-down cascade (:func:`cascading_steps`); ``False``: each stage
+            alone, the others as trained (:func:`independent_steps`).
     """
     original = np.array(explain_map(), np.float64)
     steps = []
-    for chosen in cascading_steps(stages):
+    for chosen in (cascading_steps if cascading else independent_steps)(stages):
         with randomized_stages(backbone, chosen, seed=seed):
             m = np.array(explain_map(), np.float64)
         rho, ssim = map_similarity(original, m)
@@ -160,6 +168,7 @@ __all__ = [
     "MPRTResult",
     "MPRTStep",
     "cascading_steps",
+    "independent_steps",
     "map_similarity",
     "mprt",
     "randomized_stages",

@@ -145,6 +145,10 @@ def test_mprt_gradient_passes_edge_detector_fails(face) -> None:
         assert all(
             s.spearman == pytest.approx(1.0) and s.ssim == pytest.approx(1.0) for s in e.steps
         )
+    ind = mprt(model, method("saliency"), seed=0, cascading=False)
+    assert [s.stages for s in ind.steps] == [(st,) for st in IRESNET_STAGES]
+    assert all(s.spearman < 0.99 for s in ind.steps)
+    assert all(s.spearman == pytest.approx(1.0) for s in mprt(model, sobel, cascading=False).steps)
     # The gradient map changes at every step (|gradient| keeps some input structure even on a
     # random network, Adebayo et al.'s observation, so its correlation stays above 0).
     assert all(s.spearman < 0.9 and s.ssim < 0.9 for s in g.steps)
