@@ -237,6 +237,10 @@ class _Scorer:
         syndromes: Sequence[str] | None,
     ) -> None:
         self.pairs, self.variants = _setup(models, variants, classifiers)
+        for pair in self.pairs:
+            if pair.backbone.training:
+                # Training-mode BatchNorm would mix the rows of a batch and update its statistics.
+                raise ValueError("the models must be in eval mode (call .eval() first)")
         self.classifiers = [self.pairs[v.model].classifier for v in self.variants]
         self.targets = targets
         self.gallery = gallery

@@ -185,3 +185,13 @@ def test_clean_and_fill_faces_scored_once_per_face(tiny, monkeypatch) -> None:
     clean = {c.scores[0] if c.mode == "deletion" else c.scores[-1] for c in curves}
     filled = {c.scores[-1] if c.mode == "deletion" else c.scores[0] for c in curves}
     assert len(clean) == 1 and len(filled) == 1
+
+
+def test_training_mode_model_rejected(tiny) -> None:
+    from tests.explain.helpers import tiny_iresnet
+
+    model = tiny_iresnet(0).train()
+    with pytest.raises(ValueError, match="eval mode"):
+        faithfulness_curves(
+            model, tiny.faces[:1], {"a": np.zeros((1, 112, 112))}, [SimilarityTarget(np.ones(64))]
+        )
