@@ -16,6 +16,7 @@ STAGES = (
     "gmx.explain",
     "gmx.similarity",
     "gmx.aggregate",
+    "gmx.metrics",
     "gmx.synth",
 )
 
