@@ -236,3 +236,20 @@ def test_rule_applied_at_every_prelu_of_iresnet(face, rule: str) -> None:
         assert guided_violations == 0
     elif rule == "gradient":
         assert guided_violations > 0  # the control: plain gradients break the guided pattern
+
+
+def test_deeplift_of_each_target_is_bit_equal_alone_or_after_others(face) -> None:
+    """The rescale rule's gradient-free terms are computed once per PReLU and reused by the next
+    targets' backward passes (and recomputed for a new baseline): every map equals, bit for bit,
+    the map of that target explained alone, with either baseline."""
+    from gmx.explain import explain_targets
+
+    model = tiny_iresnet(0)
+    targets = [SimilarityTarget(gallery(64, seed=s)) for s in range(3)]
+    for baseline in ("black", "grey"):
+        params = {"deeplift": {"baseline": baseline}}
+        together = explain_targets(model, face, targets, methods=["deeplift"], params=params)
+        for target, maps in zip(targets, together, strict=True):
+            alone = explain(model, face, target, methods=["deeplift"], params=params)
+            np.testing.assert_array_equal(maps["deeplift"].values, alone["deeplift"].values)
+            np.testing.assert_array_equal(maps["deeplift"].raw, alone["deeplift"].raw)
