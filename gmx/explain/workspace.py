@@ -378,9 +378,10 @@ class Workspace:
             mult = path_gradient(self.targets[t], ref.e0, graph.emb)
             trace.rule = "rescale"
             try:
-                (grad,) = torch.autograd.grad(
-                    graph.emb, graph.x, grad_outputs=mult, retain_graph=True
-                )
+                # (emb * mult).sum() back-propagates exactly ``mult`` into emb (1 * m == m), and
+                # a scalar output spares torch's first explicit ``grad_outputs`` of the process
+                # importing sympy (1-2 s in the first Explain view).
+                (grad,) = torch.autograd.grad((graph.emb * mult).sum(), graph.x, retain_graph=True)
             finally:
                 trace.rule = "gradient"
         return ((self.x - ref.x0) * grad).detach()
