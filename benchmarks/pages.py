@@ -403,11 +403,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads",
         type=int,
         default=0,
-        help="torch intra-op threads (0: torch's default, as the app)",
+        help="torch intra-op threads (0: the app's automatic policy, gmx.device.auto_threads)",
     )
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from gmx.device import set_threads
+
+    set_threads(args.threads)  # what the app does on its first page (cfg.threads below)
 
     import logging
 
@@ -458,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ", ".join(f"{a / 1e9:.2f} / {h / 1e9:.2f}" for a, h in per_image)
             )
             print(grid_cache_state(backbones))
+            cfg = cfg.with_overrides(threads=args.threads)  # type: ignore[attr-defined]
             views = time_setup(cfg, photos, pages, meter, hook)
             results[setup] = (title, views)
             out["setups"][setup] = {  # type: ignore[index]

@@ -2,7 +2,7 @@
 
 Resolution order (first wins): explicit arguments, the TOML file named by ``GMX_CONFIG``, the
 environment variables ``GMX_MODELS`` (paths separated by ``os.pathsep``), ``GMX_GALLERY``,
-``GMX_DEVICE``, and finally the embedded demo under ``models/demo``.
+``GMX_DEVICE``, ``GMX_THREADS``, and finally the embedded demo under ``models/demo``.
 
 Example ``gmx.toml`` for real GestaltMatcher-Arc weights and a GMDB gallery built with them::
 
@@ -17,6 +17,7 @@ Example ``gmx.toml`` for real GestaltMatcher-Arc weights and a GMDB gallery buil
 
     [runtime]
     device = "auto"
+    threads = 0        # torch CPU threads; 0: one per two cores (gmx.device.auto_threads)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ DEMO_GALLERY: Path = DEMO_DIR / "gallery.sqlite"
 CONFIG_ENV = "GMX_CONFIG"
 MODELS_ENV = "GMX_MODELS"
 GALLERY_ENV = "GMX_GALLERY"
+THREADS_ENV = "GMX_THREADS"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class GmxConfig:
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
         precision: ``fp32`` (exact) or ``bf16`` (faster encoder passes, slightly different
             embeddings).
+        threads: torch CPU threads (process-wide); ``0`` is automatic, one per two cores
+            (:func:`gmx.device.auto_threads`).
         photos_visible: gallery photos may be shown (``None``: as the gallery says).
         source: where this configuration came from, for display ("embedded demo", a file path, ...).
     """
@@ -66,6 +70,7 @@ class GmxConfig:
     grey: bool = True
     device: str = "auto"
     precision: str = "fp32"
+    threads: int = 0
     photos_visible: bool | None = None
     source: str = "embedded demo"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -101,6 +106,7 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
     "runtime": {
         "device": (_DEVICE_PATTERN, '"auto", "cpu", "cuda", "cuda:N" or "mps"'),
         "precision": (("fp32", "bf16"), '"fp32" or "bf16"'),
+        "threads": ("count", "0 (automatic) or a positive whole number, e.g. threads = 1"),
     },
 }
 
@@ -174,6 +180,8 @@ def _check_value(value: object, kind: object) -> bool:
             and bool(value)
             and all(isinstance(v, str) and v.strip() for v in value)
         )
+    if kind == "count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if isinstance(kind, re.Pattern):
         return isinstance(value, str) and kind.fullmatch(value) is not None
     return isinstance(value, str) and value in kind  # type: ignore[operator]
@@ -235,14 +243,15 @@ def _from_toml(path: Path) -> dict[str, Any]:
     if "photos_visible" in gallery:
         out["photos_visible"] = gallery["photos_visible"]
     runtime = data.get("runtime", {})
-    for key in ("device", "precision"):
+    for key in ("device", "precision", "threads"):
         if key in runtime:
             out[key] = runtime[key]
     return out
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> GmxConfig:
-    """Build the configuration from ``GMX_CONFIG`` / ``GMX_MODELS`` / ``GMX_GALLERY`` / ``GMX_DEVICE``.
+    """Build the configuration from ``GMX_CONFIG`` / ``GMX_MODELS`` / ``GMX_GALLERY`` / ``GMX_DEVICE``
+    / ``GMX_THREADS``.
 
     Args:
         environ: environment to read (defaults to ``os.environ``).
@@ -250,7 +259,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GmxConfig:
     Raises:
         ConfigError: (a ``ValueError``) if the named config file is missing, a folder, unreadable,
             not valid TOML, or has an unknown key or a value of the wrong type; the message names
-            the file, the key and the line.
+            the file, the key and the line; or if ``GMX_THREADS`` is not a whole number >= 0.
     """
     env = os.environ if environ is None else environ
     fields: dict[str, Any] = {}
@@ -265,6 +274,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> GmxConfig:
         fields["source"] = f"${GALLERY_ENV}"
     if env.get("GMX_DEVICE"):
         fields["device"] = env["GMX_DEVICE"]
+    if env.get(THREADS_ENV, "").strip():
+        text = env[THREADS_ENV].strip()
+        if not text.isdigit():
+            raise ConfigError(
+                f"{THREADS_ENV}={text!r}: write 0 (automatic) or a positive whole number of threads."
+            )
+        fields["threads"] = int(text)
     return GmxConfig(**fields)
 
 
@@ -302,6 +318,7 @@ __all__ = [
     "GALLERY_ENV",
     "MODELS_ENV",
     "PROJECT_ROOT",
+    "THREADS_ENV",
     "GmxConfig",
     "from_cli_args",
     "load_config",

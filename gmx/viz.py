@@ -342,17 +342,25 @@ def map_figure(
             hovertemplate=f"x=%{{x}} y=%{{y}}<br>{value_label}=%{{customdata[0]:.4g}}<extra></extra>",
         )
     )
-    _layout(fig, height=height, title=title)
-    fig.update_xaxes(range=[-0.5, img.shape[1] - 0.5])
-    fig.update_yaxes(range=[img.shape[0] - 0.5, -0.5])
+    _layout(fig, height=height, title=title, shape=img.shape[:2])
     return fig
 
 
-def _layout(fig: go.Figure, *, height: int, title: str | None) -> None:
+def _layout(
+    fig: go.Figure, *, height: int, title: str | None, shape: tuple[int, ...] | None = None
+) -> None:
+    """Hidden square-pixel axes, ``height``, ``title``; with ``shape`` ``(h, w)`` the view fixed on
+    the image. One ``update_layout`` (each plotly update call validates again)."""
     # constrain="domain": keep square pixels by shrinking the plot area, never by cropping the image
-    fig.update_xaxes(visible=False, showgrid=False, constrain="domain")
-    fig.update_yaxes(visible=False, showgrid=False, scaleanchor="x", constrain="domain")
+    xaxis: dict[str, object] = {"visible": False, "showgrid": False, "constrain": "domain"}
+    yaxis: dict[str, object] = {"visible": False, "showgrid": False, "scaleanchor": "x",
+                                "constrain": "domain"}  # fmt: skip
+    if shape is not None:
+        xaxis["range"] = [-0.5, shape[1] - 0.5]
+        yaxis["range"] = [shape[0] - 0.5, -0.5]
     fig.update_layout(
+        xaxis=xaxis,
+        yaxis=yaxis,
         height=height,
         margin={"l": 0, "r": 0, "t": 28 if title else 0, "b": 0},
         title={"text": title, "font": {"size": 13}} if title else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import streamlit as st
 
@@ -115,17 +116,20 @@ provenance = {
     "target": request.target,
 }
 d1, d2 = st.columns(2)
+# Deferred: the PNG and the .npz are built only when a button is clicked, not on every run.
 d1.download_button(
     "Download grid (PNG)",
-    grid_png(face, rows, grid, order, scale_mode=request.share, sign_mode=request.sign,
-             palette=palette, opacity=request.opacity, demo=cfg.is_demo, provenance=provenance),
+    partial(grid_png, face, rows, grid, order, scale_mode=request.share, sign_mode=request.sign,
+            palette=palette, opacity=request.opacity, demo=cfg.is_demo, provenance=provenance),
     file_name="gmx_explain_grid.png",
     mime="image/png",
+    on_click="ignore",
 )  # fmt: skip
 d2.download_button(
     "Download raw maps (.npz)",
-    maps_npz(rows, grid, provenance=provenance, demo=cfg.is_demo),
+    partial(maps_npz, rows, grid, provenance=provenance, demo=cfg.is_demo),
     file_name="gmx_explain_maps.npz",
     mime="application/octet-stream",
+    on_click="ignore",
 )
 st.caption(json.dumps({"methods": order, "scale": request.scale, "sign": request.sign}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from gmx.errors import GalleryError
@@ -116,7 +118,8 @@ st.dataframe(
 )
 st.download_button(
     "Download this pair (PNG)",
-    similarity_view.pair_png(face.image, picture, pair, opacity=opacity, palette=palette),
+    partial(similarity_view.pair_png, face.image, picture, pair, opacity=opacity, palette=palette),
     file_name=f"gmx_similarity_{patients[pick].subject_id}.png",
     mime="image/png",
+    on_click="ignore",  # deferred: the PNG is built on click, not on every run
 )

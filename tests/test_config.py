@@ -157,3 +157,34 @@ def test_command_line_overrides_the_environment(tmp_path: Path):
     assert cfg.device == "cpu" and cfg.grey is False and cfg.flip is True
     untouched = from_cli_args(argparse.Namespace(), env)
     assert untouched == load_config(env)
+
+
+def test_threads_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    assert GmxConfig().threads == 0  # automatic
+    path = tmp_path / "gmx.toml"
+    path.write_text("[runtime]\nthreads = 3\n")
+    assert load_config({"GMX_CONFIG": str(path)}).threads == 3
+    assert load_config({"GMX_CONFIG": str(path), "GMX_THREADS": "1"}).threads == 1
+    for bad in ("-1", "two", "1.5"):
+        with pytest.raises(ConfigError, match="GMX_THREADS"):
+            load_config({"GMX_THREADS": bad})
+    for bad in ("-2", '"1"', "true", "1.5"):
+        path.write_text(f"[runtime]\nthreads = {bad}\n")
+        with pytest.raises(ConfigError, match="threads must be 0"):
+            load_config({"GMX_CONFIG": str(path)})
+
+
+def test_thread_policy_leaves_cores_to_the_rest_of_the_app() -> None:
+    import torch
+
+    from gmx.device import auto_threads, set_threads
+
+    assert [auto_threads(c) for c in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_threads(0) == auto_threads() == torch.get_num_threads()
+        with pytest.raises(ValueError, match="threads"):
+            set_threads(-1)
+    finally:
+        torch.set_num_threads(before)

@@ -19,6 +19,7 @@ import streamlit as st
 
 from gmx.align import AlignedFace, AlignmentResult, load_image
 from gmx.config import GmxConfig, load_config
+from gmx.device import set_threads
 from gmx.errors import ConfigError, GmxError
 from gmx.pipeline import Diagnoser, Diagnosis
 from gmx.similarity import (
@@ -78,6 +79,7 @@ def load_diagnoser(cfg: GmxConfig) -> Diagnoser:
     Raises:
         GmxError, OSError, ValueError: (:data:`LOAD_ERRORS`) a file cannot be used; nothing is kept.
     """
+    set_threads(cfg.threads)  # process-wide; a no-op when already set
     key = config_key(cfg)
     found = _diagnosers().get(key)
     if found is not None:

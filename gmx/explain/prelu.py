@@ -30,6 +30,7 @@ Inside the engine (a :class:`~gmx.explain._trace.Trace` is active) the same modu
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,44 @@ def _channel_view(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     shape = [1] * x.dim()
     shape[1] = weight.numel()
     return weight.reshape(shape)
+
+
+@dataclass(frozen=True)
+class _RescaleTerms:
+    """The parts of the rescale rule that do not depend on the incoming gradient: computed once per
+    PReLU and reference pass, reused by every backward pass over the graph (one per target)."""
+
+    ref: torch.Tensor  # the reference input they were computed for
+    small: torch.Tensor  # |x - x0| < eps (the same for the negated branch: |-x + x0|)
+    x_pos: torch.Tensor  # x > 0
+    x_neg: torch.Tensor  # -x > 0
+    num: torch.Tensor  # relu(x) - relu(x0)
+    d_in: torch.Tensor  # x - x0
+    num_u: torch.Tensor  # relu(-x) - relu(-x0)
+    d_in_u: torch.Tensor  # -x - (-x0)
+
+
+def _rescale_terms(ctx, x: torch.Tensor, trace: Trace) -> _RescaleTerms:  # type: ignore[no-untyped-def]
+    x0 = trace.refs.get(ctx.key)
+    if x0 is None:
+        raise RuntimeError("rescale rule needs a reference pass before the backward pass")
+    terms: _RescaleTerms | None = getattr(ctx, "rescale_terms", None)
+    if terms is not None and terms.ref is x0:
+        return terms
+    d_in = x - x0
+    u, u0 = -x, -x0
+    terms = _RescaleTerms(
+        ref=x0,
+        small=d_in.abs() < RESCALE_EPS,
+        x_pos=x > 0,
+        x_neg=u > 0,
+        num=F.relu(x) - F.relu(x0),
+        d_in=d_in,
+        num_u=F.relu(u) - F.relu(u0),
+        d_in_u=u - u0,
+    )
+    ctx.rescale_terms = terms
+    return terms
 
 
 class _ModalPReLU(torch.autograd.Function):
@@ -80,21 +119,14 @@ class _ModalPReLU(torch.autograd.Function):
         elif rule == "deconv_relu":
             gx = F.relu(grad)
         elif rule == "rescale":
-            x0 = trace.refs.get(ctx.key)
-            if x0 is None:
-                raise RuntimeError("rescale rule needs a reference pass before the backward pass")
-            d_in = x - x0
+            terms = _rescale_terms(ctx, x, trace)
             pos = torch.where(
-                d_in.abs() < RESCALE_EPS,
-                torch.where(x > 0, grad, zero),
-                grad * (F.relu(x) - F.relu(x0)) / d_in,
+                terms.small, torch.where(terms.x_pos, grad, zero), grad * terms.num / terms.d_in
             )
-            u, u0 = -x, -x0
-            d_in_u = u - u0
             neg = torch.where(
-                d_in_u.abs() < RESCALE_EPS,
-                torch.where(u > 0, neg_grad, zero),
-                neg_grad * (F.relu(u) - F.relu(u0)) / d_in_u,
+                terms.small,
+                torch.where(terms.x_neg, neg_grad, zero),
+                neg_grad * terms.num_u / terms.d_in_u,
             )
             gx = pos - neg
         else:

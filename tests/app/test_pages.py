@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,27 @@ def test_diagnose_ranks_a_real_photo(tiny_env):
         "Test syndrome two",
         "Test syndrome three",
     }
+
+
+def test_pages_apply_the_configured_torch_threads(tiny_env, monkeypatch):
+    """The configuration's ``threads`` reaches torch when a page loads the models (the app ran with
+    torch's default, every core, which is 5-10x slower on a busy machine: docs/benchmarks.md)."""
+    import torch
+
+    monkeypatch.setenv("GMX_THREADS", "2")
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Diagnose.py"), default_timeout=TIMEOUT)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = tiny_env.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    torch.set_num_threads(1)  # conftest's setting; restored by it after the test
+    at.run()
+    _no_exceptions(at)
+    # Each script run is a new thread, which takes torch's process-wide count: read it from one.
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    assert seen == [2]
 
 
 def test_diagnose_explains_unusable_and_faceless_photos(tiny_env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,3 +237,49 @@ def test_rule_applied_at_every_prelu_of_iresnet(face, rule: str) -> None:
         assert guided_violations == 0
     elif rule == "gradient":
         assert guided_violations > 0  # the control: plain gradients break the guided pattern
+
+
+def test_deeplift_of_each_target_is_bit_equal_alone_or_after_others(face) -> None:
+    """The rescale rule's gradient-free terms are computed once per PReLU and reused by the next
+    targets' backward passes (and recomputed for a new baseline): every map equals, bit for bit,
+    the map of that target explained alone, with either baseline."""
+    from gmx.explain import explain_targets
+
+    model = tiny_iresnet(0)
+    targets = [SimilarityTarget(gallery(64, seed=s)) for s in range(3)]
+    for baseline in ("black", "grey"):
+        params = {"deeplift": {"baseline": baseline}}
+        together = explain_targets(model, face, targets, methods=["deeplift"], params=params)
+        for target, maps in zip(targets, together, strict=True):
+            alone = explain(model, face, target, methods=["deeplift"], params=params)
+            np.testing.assert_array_equal(maps["deeplift"].values, alone["deeplift"].values)
+            np.testing.assert_array_equal(maps["deeplift"].raw, alone["deeplift"].raw)
+
+
+def test_the_fast_panel_does_not_import_sympy() -> None:
+    """torch imports sympy (1-2 s) on the process's first ``autograd.grad`` with explicit
+    ``grad_outputs``; DeepLIFT's backward used one, so the app's first Explain view paid it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, ROOT)
+        from helpers import gallery, synthetic_face, tiny_iresnet
+        from gmx.explain import SimilarityTarget, THESIS_PANEL, explain
+        explain(tiny_iresnet(0), synthetic_face(), SimilarityTarget(gallery(64)),
+                methods=[m for m in THESIS_PANEL if m not in ("occlusion", "integrated_gradients")])
+        assert "sympy" not in sys.modules, "sympy was imported"
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace("ROOT", repr(str(Path(__file__).parent)))],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
