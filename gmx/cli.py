@@ -32,6 +32,16 @@ log = logging.getLogger("gmx")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
+def _configured(args: argparse.Namespace) -> GmxConfig:
+    """The command's configuration (:func:`gmx.config.from_cli_args`), with its torch thread policy
+    applied (``runtime.threads`` / ``GMX_THREADS``; 0 = one thread per two cores), as in the app."""
+    from gmx.device import set_threads
+
+    cfg = from_cli_args(args)
+    set_threads(cfg.threads)
+    return cfg
+
+
 def _ensemble(cfg: GmxConfig):
     from gmx.encode import Ensemble, load_model
 
@@ -211,7 +221,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = output_file(Path(args.out))
     photos = list(_photos(args.photos))
     _check_unique_image_ids(photos, image_id_from_name)
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
     with FaceAligner() as aligner:
@@ -264,7 +274,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.gallery import to_service_json
     from gmx.pipeline import Diagnoser
 
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     photos = list(_photos(args.photos))
     case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
@@ -373,7 +383,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
     output_file(Path(args.out))
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
     kept, faces, problems = _align_listed(images, Path(args.images), "align gallery")
@@ -425,7 +435,7 @@ def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
     output_file(Path(args.out))
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
     if tuple(table.variants) != tuple(ensemble.variants):
@@ -483,7 +493,7 @@ def _verify_gallery(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     """Re-embed a sample of the stored photos with the configured models (``info --verify``)."""
     from gmx.gallery import CONSISTENT_COSINE, check_compatible, load_gallery, verify_embeddings
 
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(args.gallery_file)
     check_compatible(ensemble, gallery)
@@ -524,7 +534,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gmx.gallery import evaluate as evaluate_ranking
     from gmx.gallery import import_gmdb, load_gallery
 
-    cfg = from_cli_args(args)
+    cfg = _configured(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(cfg.gallery_path, expected_fingerprint=ensemble.fingerprint)
     tables = import_gmdb(args.gmdb, args.version, split="all", kind=args.kind)

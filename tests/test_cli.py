@@ -350,6 +350,20 @@ def test_predict_case_ids_are_unique(tmp_path, tiny_setup, capsys):
     assert [r["gmx"]["photo"] for r in results] == [str(a), str(b)]
 
 
+def test_commands_apply_the_configured_torch_threads(tmp_path, tiny_setup, capsys, monkeypatch):
+    """The CLI follows the same thread policy as the app (``GMX_THREADS`` / ``runtime.threads``)."""
+    import torch
+
+    monkeypatch.setenv("GMX_THREADS", "2")
+    torch.set_num_threads(1)  # conftest's setting; restored by it after the test
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(tiny_setup.photo_jpeg)
+    args = ["--device", "cpu", "predict", str(photo), "--models", str(tiny_setup.model_path)]
+    assert main([*args, "--gallery", str(tiny_setup.gallery_path), "--top-k", "1"]) == 0
+    capsys.readouterr()
+    assert torch.get_num_threads() == 2
+
+
 # ------------------------------------------------------------------------------ native chatter
 
 #: Start-up lines MediaPipe / LiteRT / TFLite print from native code (glog "W0000 ...", LiteRT
