@@ -44,13 +44,20 @@ def _check_top_k(top_k: int | None) -> None:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
 
 
-def to_gene_tsv(ranking: Ranking, *, top_k: int | None = None, demo: bool = False) -> str:
+def to_gene_tsv(
+    ranking: Ranking,
+    *,
+    top_k: int | None = None,
+    demo: bool = False,
+    case_id: str | None = None,
+) -> str:
     """The ranked genes as a tab-separated table (header line first), for variant prioritisation.
 
     Args:
         ranking: from :func:`~gmx.gallery.rank`.
         top_k: at most this many genes (``None``: as many as the ranking holds).
         demo: the ranking comes from the synthetic demo: the first line is ``# `` and the notice.
+        case_id: if given, a first column ``case_id`` holds it (to stack the tables of several cases).
 
     Returns:
         The table; ``syndrome`` is the display name of the syndrome through which the gene was
@@ -61,9 +68,12 @@ def to_gene_tsv(ranking: Ranking, *, top_k: int | None = None, demo: bool = Fals
     out = io.StringIO()
     if demo:
         out.write(f"# {DEMO_NOTICE}\n")
-    out.write("\t".join(GENE_TSV_COLUMNS) + "\n")
+    lead = () if case_id is None else ("case_id",)
+    out.write("\t".join((*lead, *GENE_TSV_COLUMNS)) + "\n")
+    first = () if case_id is None else (case_id,)
     for m in ranking.genes[:top_k]:
         cells = (
+            *first,
             m.gene,
             names.get(m.syndrome_id, m.syndrome_id),
             m.syndrome_id,
