@@ -381,11 +381,9 @@ def _phenopackets(
 
 
 def _gene_tables(ranked: Sequence[tuple[str, Ranking]], *, top_k: int, demo: bool) -> str:
-    """The gene table of one photo; for several, one table with a first ``case_id`` column."""
+    """The gene tables of the photos, stacked, with a first ``case_id`` column (header written once)."""
     from gmx.gallery import to_gene_tsv
 
-    if len(ranked) == 1:
-        return to_gene_tsv(ranked[0][1], top_k=top_k, demo=demo)
     parts = []
     for k, (case_id, ranking) in enumerate(ranked):
         lines = to_gene_tsv(ranking, top_k=top_k, demo=demo, case_id=case_id).splitlines(True)

@@ -487,6 +487,7 @@ def test_predict_formats_phenopacket_and_genes_tsv(tmp_path, tiny_setup, capsys)
     assert main(_predict(tiny_setup, [photo], "--top-k", "3", "--format", "genes-tsv")) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split("\t") == [
+        "case_id",
         "gene",
         "syndrome",
         "syndrome_id",
@@ -495,12 +496,13 @@ def test_predict_formats_phenopacket_and_genes_tsv(tmp_path, tiny_setup, capsys)
         "rank",
     ]
     genes = [row.split("\t") for row in lines[1:]]
-    assert [g[0] for g in genes] == [g["gene_name"] for g in service["suggested_genes_list"]]
-    for g, s in zip(genes, service["suggested_genes_list"], strict=True):
-        assert round(float(g[3]), 3) == s["distance"] and g[5] == str(genes.index(g) + 1)
+    assert {g[0] for g in genes} == {"face"}
+    assert [g[1] for g in genes] == [g["gene_name"] for g in service["suggested_genes_list"]]
+    for k, (g, s) in enumerate(zip(genes, service["suggested_genes_list"], strict=True)):
+        assert round(float(g[4]), 3) == s["distance"] and g[6] == str(k + 1)
 
 
-def test_predict_genes_tsv_of_several_photos_has_a_case_column(tmp_path, tiny_setup, capsys):
+def test_predict_genes_tsv_of_several_photos_stacks_the_tables(tmp_path, tiny_setup, capsys):
     a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
     for p in (a, b):
         p.write_bytes(tiny_setup.photo_jpeg)
