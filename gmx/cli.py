@@ -271,6 +271,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.pipeline import Diagnoser
 
     cfg = from_cli_args(args)
+    if args.hpo and args.format != "phenopacket":
+        log.warning("--hpo is written only with --format phenopacket; ignored here")
     photos = list(_photos(args.photos))
     case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
