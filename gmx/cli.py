@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -27,8 +28,13 @@ from gmx import __version__
 from gmx.config import GmxConfig, from_cli_args
 from gmx.errors import OutputError
 
+if TYPE_CHECKING:
+    from gmx.gallery import Ranking
+
 log = logging.getLogger("gmx")
 
+#: Output formats of ``gmx predict`` (the first is the default).
+PREDICT_FORMATS = ("json", "phenopacket", "genes-tsv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -275,10 +281,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.pipeline import Diagnoser
 
     cfg = _configured(args)
+    if args.hpo and args.format != "phenopacket":
+        log.warning("--hpo is written only with --format phenopacket; ignored here")
     photos = list(_photos(args.photos))
     case_ids = output_stems(photos)
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
         results = []
+        ranked: list[tuple[str, Ranking]] = []
         status = 0
         for path, case_id in zip(photos, case_ids, strict=True):
             try:
@@ -338,9 +347,71 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 }
             )
             results.append(out)
-    json.dump(results[0] if len(results) == 1 else results, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+            ranked.append((case_id, d.ranking))
+        gallery_version = diagnoser.gallery.version
+    if args.format == "json":
+        json.dump(results[0] if len(results) == 1 else results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return status
+    for r in results:
+        if "error" in r:
+            log.error("%s: %s", r["photo"], r["error"])
+    if args.format == "phenopacket":
+        sys.stdout.write(
+            _phenopackets(ranked, gallery_version, args.hpo, top_k=args.top_k, demo=cfg.is_demo)
+        )
+    else:
+        sys.stdout.write(_gene_tables(ranked, top_k=args.top_k, demo=cfg.is_demo))
     return status
+
+
+def _phenopackets(
+    ranked: Sequence[tuple[str, Ranking]],
+    gallery_version: str,
+    hpo_ids: Sequence[str],
+    *,
+    top_k: int,
+    demo: bool,
+) -> str:
+    """One Phenopacket's JSON, or a JSON list of them for several photos."""
+    from gmx.gallery import to_phenopacket_json
+
+    packets = [
+        to_phenopacket_json(
+            ranking,
+            case_id=case_id,
+            gallery_version=gallery_version,
+            hpo_ids=hpo_ids,
+            top_k=top_k,
+            demo=demo,
+        )
+        for case_id, ranking in ranked
+    ]
+    if len(packets) == 1:
+        return packets[0] + "\n"
+    return json.dumps([json.loads(p) for p in packets], indent=2) + "\n"
+
+
+def _gene_tables(ranked: Sequence[tuple[str, Ranking]], *, top_k: int, demo: bool) -> str:
+    """The gene tables of the photos, stacked, with a first ``case_id`` column (header written once)."""
+    from gmx.gallery import to_gene_tsv
+
+    parts = []
+    for k, (case_id, ranking) in enumerate(ranked):
+        lines = to_gene_tsv(ranking, top_k=top_k, demo=demo, case_id=case_id).splitlines(True)
+        head = 2 if demo else 1  # the demo line and the header, written once
+        parts.extend(lines if k == 0 else lines[head:])
+    return "".join(parts)
+
+
+def _hpo_id(text: str) -> str:
+    """An ``--hpo`` value: ``HP:`` and seven digits."""
+    from gmx.hpo import HPO_ID_PATTERN
+
+    value = text.strip()
+    if not HPO_ID_PATTERN.match(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HPO term id (HP: and seven digits)")
+    return value
 
 
 # ------------------------------------------------------------------------------------- gallery
@@ -610,6 +681,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="rank syndromes for photos (GestaltMatcher service JSON)")
     p.add_argument("photos", nargs="+", type=Path)
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument(
+        "--format",
+        choices=list(PREDICT_FORMATS),
+        default=PREDICT_FORMATS[0],
+        help="json: the GestaltMatcher service JSON (default); phenopacket: a GA4GH Phenopacket v2 "
+        "(JSON) with the candidate syndromes and the --hpo terms; genes-tsv: the ranked genes as a "
+        "tab-separated table for variant prioritisation (docs/exports.md)",
+    )
+    p.add_argument(
+        "--hpo",
+        type=_hpo_id,
+        action="append",
+        default=[],
+        metavar="HP:NNNNNNN",
+        help="a confirmed HPO term of the patient, for --format phenopacket (repeat for more)",
+    )
     p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
     p.add_argument(
         "--min-distance",

@@ -470,3 +470,68 @@ def test_gallery_info_verify_says_when_the_metadata_checksum_is_absent(
     assert "no metadata checksum" in caplog.text
     assert main(["gallery", "info", str(DEMO_GALLERY)]) == 0  # the shipped gallery carries one
     assert json.loads(capsys.readouterr().out)["metadata_checksum"] == "verified"
+
+
+# ------------------------------------------------------------------------------ predict --format
+def _predict(tiny_setup, photos: list[Path], *extra: str) -> list[str]:
+    models = ["--models", str(tiny_setup.model_path), "--gallery", str(tiny_setup.gallery_path)]
+    return ["--device", "cpu", "predict", *map(str, photos), *models, *extra]
+
+
+def test_predict_formats_phenopacket_and_genes_tsv(tmp_path, tiny_setup, capsys):
+    from google.protobuf.json_format import Parse
+    from phenopackets import Phenopacket
+
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(tiny_setup.photo_jpeg)
+    assert main(_predict(tiny_setup, [photo], "--top-k", "3")) == 0
+    service = json.loads(capsys.readouterr().out)  # json stays the default
+    assert service["case_id"] == "face" and "suggested_syndromes_list" in service
+
+    args = _predict(tiny_setup, [photo], "--top-k", "3", "--format", "phenopacket")
+    assert main([*args, "--hpo", "HP:0000316"]) == 0
+    packet = Parse(capsys.readouterr().out, Phenopacket(), ignore_unknown_fields=False)
+    assert packet.id == packet.subject.id == "face"
+    names = [s["syndrome_name"] for s in service["suggested_syndromes_list"]]
+    assert [i.diagnosis.disease.label for i in packet.interpretations] == names
+    assert [(f.type.id, f.type.label) for f in packet.phenotypic_features] == [
+        ("HP:0000316", "Hypertelorism")
+    ]
+
+    assert main(_predict(tiny_setup, [photo], "--top-k", "3", "--format", "genes-tsv")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == [
+        "case_id",
+        "gene",
+        "syndrome",
+        "syndrome_id",
+        "distance",
+        "gestalt_score",
+        "rank",
+    ]
+    genes = [row.split("\t") for row in lines[1:]]
+    assert {g[0] for g in genes} == {"face"}
+    assert [g[1] for g in genes] == [g["gene_name"] for g in service["suggested_genes_list"]]
+    for k, (g, s) in enumerate(zip(genes, service["suggested_genes_list"], strict=True)):
+        assert round(float(g[4]), 3) == s["distance"] and g[6] == str(k + 1)
+
+
+def test_predict_genes_tsv_of_several_photos_stacks_the_tables(tmp_path, tiny_setup, capsys):
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    for p in (a, b):
+        p.write_bytes(tiny_setup.photo_jpeg)
+    assert main(_predict(tiny_setup, [a, b], "--top-k", "2", "--format", "genes-tsv")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("case_id\tgene\t")
+    assert [line.split("\t")[0] for line in lines[1:]] == ["a", "a", "b", "b"]
+    assert main(_predict(tiny_setup, [a, b], "--top-k", "2", "--format", "phenopacket")) == 0
+    assert [p["id"] for p in json.loads(capsys.readouterr().out)] == ["a", "b"]
+
+
+def test_predict_refuses_a_malformed_hpo_id(tmp_path, tiny_setup, capsys):
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(tiny_setup.photo_jpeg)
+    with pytest.raises(SystemExit) as exc:
+        main(_predict(tiny_setup, [photo], "--format", "phenopacket", "--hpo", "Hypertelorism"))
+    assert exc.value.code == 2
+    assert "not an HPO term id" in capsys.readouterr().err

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import streamlit as st
 
 from gmx.config import GmxConfig
 from gmx.constants import NEAR_DUPLICATE_DISTANCE
-from gmx.gallery import to_service_json
+from gmx.gallery import to_gene_tsv, to_phenopacket_json, to_service_json
 from gmx.pipeline import Diagnoser
 from ui import examples, photo, state
 
@@ -26,6 +27,8 @@ FIGURE_HEIGHT = examples.PREVIEW_HEIGHT
 MS_PER_S = 1000
 #: Characters of the photo's hash in the default case id.
 CASE_ID_HASH_CHARS = 8
+#: Columns of the export buttons: service JSON, Phenopacket, gene table.
+EXPORT_COLUMNS = 3
 
 
 @dataclass(frozen=True)
@@ -84,23 +87,53 @@ def default_case_id(current: photo.CurrentPhoto) -> str:
 
 
 def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, top_k: int) -> None:
-    """Case id input and the GestaltMatcher service JSON download (with a demo flag on the demo)."""
+    """Case id input and the downloads: the GestaltMatcher service JSON, a GA4GH Phenopacket and the
+    gene table (TSV), all with the same case id and a demo flag on the demo. The Phenopacket and the
+    table are built only when their button is clicked."""
     case_id = st.text_input(
         "Case id (written in the export)",
         key=state.keep(f"{state.CASE_ID_PREFIX}{current.sha256}", default_case_id(current)),
-        help="The export does not contain the photo's file name unless you type it here.",
+        help="The exports do not contain the photo's file name unless you type it here.",
     )
+    case_id = case_id.strip() or default_case_id(current)
+    ranking = current.diagnosis.ranking
     report = to_service_json(
-        current.diagnosis.ranking,
-        case_id=case_id.strip() or default_case_id(current),
+        ranking,
+        case_id=case_id,
         model_version=",".join(m.card.name for m in diagnoser.models),
         gallery_version=diagnoser.gallery.version,
         top_k=top_k,
         demo=cfg.is_demo,
     )
-    st.download_button(
+    json_col, packet_col, genes_col = st.columns(EXPORT_COLUMNS)
+    json_col.download_button(
         "Download result (GestaltMatcher service JSON)",
         json.dumps(report, indent=2),
         file_name="gmx_result.json",
         mime="application/json",
+    )
+    packet_col.download_button(
+        "Download Phenopacket (GA4GH v2 JSON)",
+        partial(
+            to_phenopacket_json,
+            ranking,
+            case_id=case_id,
+            gallery_version=diagnoser.gallery.version,
+            top_k=top_k,
+            demo=cfg.is_demo,
+        ),
+        file_name="gmx_phenopacket.json",
+        mime="application/json",
+        on_click="ignore",
+        help="The case with the top-k syndromes as candidate diagnoses (OMIM ids where the gallery "
+        "has them), for tools that read Phenopackets.",
+    )
+    genes_col.download_button(
+        "Download gene table (TSV)",
+        partial(to_gene_tsv, ranking, top_k=top_k, demo=cfg.is_demo, case_id=case_id),
+        file_name="gmx_genes.tsv",
+        mime="text/tab-separated-values",
+        on_click="ignore",
+        help="Case id, gene, syndrome, distance, gestalt score and rank of the top-k genes, for variant "
+        "prioritisation (PEDIA-style).",
     )

@@ -13,6 +13,8 @@
 * Ranking: :func:`rank` -> :class:`Ranking` (syndromes, genes, patients, per-variant distances),
   :func:`to_service_json` (the GestaltMatcher service's answer), :func:`cosine_distances` (the
   per-variant distance every ranking and target uses).
+* Exports: :func:`to_gene_tsv` (a gene table for variant prioritisation), :func:`to_phenopacket` /
+  :func:`to_phenopacket_json` (a GA4GH Phenopacket v2 of the case; see ``docs/exports.md``).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -37,6 +39,13 @@ from gmx.gallery._encodings import (
     write_encodings,
 )
 from gmx.gallery._evaluate import DEFAULT_KS, Evaluation, SyndromeAccuracy, evaluate
+from gmx.gallery._exports import (
+    DEMO_REFERENCE_ID,
+    GENE_TSV_COLUMNS,
+    to_gene_tsv,
+    to_phenopacket,
+    to_phenopacket_json,
+)
 from gmx.gallery._gmdb import GmdbRecord, GmdbTables, import_gmdb, read_lookup_table
 from gmx.gallery._model import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
 from gmx.gallery._photos import (
@@ -78,6 +87,8 @@ __all__ = [
     "CONSISTENT_COSINE",
     "DEFAULT_KS",
     "DEFAULT_WEBP_QUALITY",
+    "DEMO_REFERENCE_ID",
+    "GENE_TSV_COLUMNS",
     "MIN_COMPOSITE_SUBJECTS",
     "PHOTO_CODECS",
     "SCHEMA_VERSION",
@@ -122,6 +133,9 @@ __all__ = [
     "split_members",
     "store_photos",
     "template_face",
+    "to_gene_tsv",
+    "to_phenopacket",
+    "to_phenopacket_json",
     "to_service_json",
     "verify_embeddings",
     "write_encodings",

@@ -144,6 +144,20 @@ def test_demo_out_of_the_box_pick_a_demo_face(browser_page, tmp_path):
         result = json.loads(Path(dl.value.path()).read_text())
         names = [s["syndrome_name"] for s in result["suggested_syndromes_list"][:3]]
         assert any(n.startswith("Synthetic syndrome C ") for n in names), names
+        # the deferred exports: built on click, downloaded by the browser, same case id and flag
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Download Phenopacket").click()
+        packet = json.loads(Path(dl.value.path()).read_text())
+        assert packet["id"] == result["case_id"]
+        assert [d["diagnosis"]["disease"]["label"] for d in packet["interpretations"]] == [
+            s["syndrome_name"] for s in result["suggested_syndromes_list"]
+        ]
+        assert packet["metaData"]["externalReferences"][0]["id"] == "gmx:demo"
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Download gene table").click()
+        tsv = Path(dl.value.path()).read_text().splitlines()
+        assert tsv[0].startswith("# Synthetic demo") and tsv[1].startswith("case_id\tgene\t")
+        assert all(row.split("\t")[0] == result["case_id"] for row in tsv[2:])
     finally:
         stop_app(proc)
 

@@ -210,23 +210,6 @@ def test_default_scale_is_shared_per_method_with_a_colour_bar_per_column(explain
     assert any(c.value.startswith(("pink", "purple")) for c in at.caption)  # the large view's
 
 
-@pytest.fixture()
-def media_managers(monkeypatch) -> list:
-    """The media file managers of AppTest runs (where a deferred download's callable waits)."""
-    from streamlit.runtime.media_file_manager import MediaFileManager
-    from streamlit.testing.v1 import app_test as app_test_module
-
-    managers: list = []
-
-    class Recording(MediaFileManager):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            managers.append(self)
-
-    monkeypatch.setattr(app_test_module, "MediaFileManager", Recording)
-    return managers
-
-
 def test_downloads_are_built_on_click_not_on_every_run(explain_page, media_managers, monkeypatch):
     """The grid PNG and the maps .npz are deferred: a run (first view or rerun after a widget
     change) builds neither (it re-encoded both every time: ~0.5 s of a 0.8 s rerun on the demo),

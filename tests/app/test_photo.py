@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from gmx.config import load_config
+from gmx.gallery import DEMO_REFERENCE_ID
 from ui import resources, state
 
 TIMEOUT = 120
@@ -243,7 +244,7 @@ def test_the_export_has_a_neutral_case_id_and_says_demo(app, tiny_setup, downloa
     assert _export(app, downloads)["case_id"] == "GM-17"
 
 
-def test_the_demo_export_carries_the_demo_flag(monkeypatch, downloads):
+def test_the_demo_export_carries_the_demo_flag(monkeypatch, downloads, clicked):
     for name in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY"):
         monkeypatch.delenv(name, raising=False)
     at = AppTest.from_file(str(ROOT / DIAGNOSE), default_timeout=TIMEOUT).run()
@@ -252,6 +253,55 @@ def test_the_demo_export_carries_the_demo_flag(monkeypatch, downloads):
     _ok(at)
     gmx = _export(at, downloads)["gmx"]
     assert gmx["demo"] is True and "not for clinical use" in gmx["demo_notice"]
+    packet = _phenopacket(clicked(at, "Phenopacket"))
+    assert [e.id for e in packet.meta_data.external_references] == [DEMO_REFERENCE_ID]
+    assert "not for clinical use" in packet.meta_data.external_references[0].description
+    tsv = clicked(at, "gene table").decode()
+    assert tsv.startswith("# Synthetic demo, not for clinical use")
+
+
+def _phenopacket(content: bytes):
+    """The download parsed back into the schema's message, strictly (unknown fields fail)."""
+    from google.protobuf.json_format import Parse
+    from phenopackets import Phenopacket
+
+    return Parse(content.decode(), Phenopacket(), ignore_unknown_fields=False)
+
+
+def test_phenopacket_and_gene_table_are_built_on_click(app, tiny_setup, monkeypatch, clicked):
+    """Two more downloads beside the JSON one: the Phenopacket and the gene table, deferred (no
+    run builds them), with the same neutral case id; a click gets the real content."""
+    from ui import diagnose_view
+
+    built: list[str] = []
+    for name in ("to_phenopacket_json", "to_gene_tsv"):
+        real = getattr(diagnose_view, name)
+        monkeypatch.setattr(
+            diagnose_view, name, lambda *a, _r=real, _n=name, **k: built.append(_n) or _r(*a, **k)
+        )
+    _upload(app, "Jane_Doe_2024.jpg", tiny_setup.photo_jpeg)
+    app.run()
+    assert built == []
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert any("Phenopacket" in x for x in labels) and any("gene table" in x for x in labels)
+    case_id = f"case-{hashlib.sha256(tiny_setup.photo_jpeg).hexdigest()[:8]}"
+    content = clicked(app, "Phenopacket")
+    assert b"Jane" not in content
+    packet = _phenopacket(content)
+    assert packet.id == packet.subject.id == case_id
+    syndromes = list(app.dataframe[0].value["syndrome"])
+    assert [i.diagnosis.disease.label for i in packet.interpretations] == syndromes
+    assert packet.interpretations[0].diagnosis.disease.id.startswith(("OMIM:", "gmx.gallery:"))
+    assert not packet.meta_data.external_references  # not the demo
+    tsv = clicked(app, "gene table").decode()
+    assert "Jane" not in tsv
+    header, *rows = [line.split("\t") for line in tsv.splitlines()]
+    assert header[:3] == ["case_id", "gene", "syndrome"]
+    assert rows and {r[0] for r in rows} == {case_id}
+    assert [int(r[-1]) for r in rows] == list(range(1, len(rows) + 1))
+    assert sorted(built) == ["to_gene_tsv", "to_phenopacket_json"]
+    app.text_input[0].set_value("GM-17").run()
+    assert _phenopacket(clicked(app, "Phenopacket")).id == "GM-17"
 
 
 def test_a_photo_without_a_face_can_be_forgotten(app):
