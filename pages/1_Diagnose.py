@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gmx.gallery import suggested_features
 from gmx.viz import image_figure
 from ui import common, diagnose_view, examples, photo, resources, tables
 
@@ -76,4 +77,6 @@ with st.expander("Genes and patients"):
         width="stretch",
         column_config=tables.PATIENT_COLUMNS,
     )
-diagnose_view.export(current, diag, cfg, request.top_k)
+features = suggested_features(diagnosis.ranking, gallery, request.top_k)
+choices = diagnose_view.feature_controls(current, features)
+diagnose_view.export(current, diag, cfg, request.top_k, choices)

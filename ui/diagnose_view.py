@@ -11,7 +11,13 @@ import streamlit as st
 
 from gmx.config import GmxConfig
 from gmx.constants import NEAR_DUPLICATE_DISTANCE
-from gmx.gallery import to_gene_tsv, to_phenopacket_json, to_service_json
+from gmx.gallery import (
+    FeatureChoices,
+    SuggestedFeature,
+    to_gene_tsv,
+    to_phenopacket_json,
+    to_service_json,
+)
 from gmx.pipeline import Diagnoser
 from ui import examples, photo, state
 
@@ -29,6 +35,10 @@ MS_PER_S = 1000
 CASE_ID_HASH_CHARS = 8
 #: Columns of the export buttons: service JSON, Phenopacket, gene table.
 EXPORT_COLUMNS = 3
+#: The choices on a suggested facial feature (the first is the default).
+NOT_ASSESSED, PRESENT, ABSENT = "not assessed", "present", "absent"
+FEATURE_OPTIONS = (NOT_ASSESSED, PRESENT, ABSENT)
+FEATURES_TITLE = "Facial features of the suggested syndromes"
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,53 @@ def default_case_id(current: photo.CurrentPhoto) -> str:
     return f"case-{current.sha256[:CASE_ID_HASH_CHARS]}"
 
 
-def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, top_k: int) -> None:
+def feature_key(current: photo.CurrentPhoto, hpo_id: str) -> str:
+    """Session key of the choice on one feature: per photo, kept across pages, cleared by forget."""
+    return state.keep(f"{state.HPO_CHOICE_PREFIX}{current.sha256}.{hpo_id}", NOT_ASSESSED)
+
+
+def feature_controls(
+    current: photo.CurrentPhoto, features: tuple[SuggestedFeature, ...]
+) -> FeatureChoices:
+    """An expander listing each suggested feature once (with the syndromes that have it) and a
+    three-way choice per feature: not assessed (default), present, absent."""
+    present: list[str] = []
+    absent: list[str] = []
+    with st.expander(f"{FEATURES_TITLE} ({len(features)})"):
+        if not features:
+            st.caption("The gallery lists no HPO features for the suggested syndromes.")
+        else:
+            st.caption(
+                "Mark what you see on this face. Present features go into the Phenopacket as "
+                "phenotypic features, absent ones as excluded features; both are listed in the "
+                "JSON's gmx block. Forget this photo clears the choices."
+            )
+        for feature in features:
+            choice = st.radio(
+                feature.term.display,
+                FEATURE_OPTIONS,
+                key=feature_key(current, feature.hpo_id),
+                horizontal=True,
+            )
+            st.caption(f"In: {', '.join(feature.syndromes)}")
+            if choice == PRESENT:
+                present.append(feature.hpo_id)
+            elif choice == ABSENT:
+                absent.append(feature.hpo_id)
+    return FeatureChoices(tuple(present), tuple(absent))
+
+
+def export(
+    current: photo.CurrentPhoto,
+    diagnoser: Diagnoser,
+    cfg: GmxConfig,
+    top_k: int,
+    choices: FeatureChoices,
+) -> None:
     """Case id input and the downloads: the GestaltMatcher service JSON, a GA4GH Phenopacket and the
-    gene table (TSV), all with the same case id and a demo flag on the demo. The Phenopacket and the
-    table are built only when their button is clicked."""
+    gene table (TSV), all with the same case id and a demo flag on the demo; the facial features
+    marked present / absent go into the JSON's gmx block and the Phenopacket. The Phenopacket and
+    the table are built only when their button is clicked."""
     case_id = st.text_input(
         "Case id (written in the export)",
         key=state.keep(f"{state.CASE_ID_PREFIX}{current.sha256}", default_case_id(current)),
@@ -104,6 +157,8 @@ def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, to
         gallery_version=diagnoser.gallery.version,
         top_k=top_k,
         demo=cfg.is_demo,
+        confirmed_hpo=choices.present,
+        rejected_hpo=choices.absent,
     )
     json_col, packet_col, genes_col = st.columns(EXPORT_COLUMNS)
     json_col.download_button(
@@ -119,14 +174,17 @@ def export(current: photo.CurrentPhoto, diagnoser: Diagnoser, cfg: GmxConfig, to
             ranking,
             case_id=case_id,
             gallery_version=diagnoser.gallery.version,
+            hpo_ids=choices.present,
+            excluded_hpo_ids=choices.absent,
             top_k=top_k,
             demo=cfg.is_demo,
         ),
         file_name="gmx_phenopacket.json",
         mime="application/json",
         on_click="ignore",
-        help="The case with the top-k syndromes as candidate diagnoses (OMIM ids where the gallery "
-        "has them), for tools that read Phenopackets.",
+        help="The case with the facial features you marked (present, or excluded when absent) and "
+        "the top-k syndromes as candidate diagnoses (OMIM ids where the gallery has them), for tools "
+        "that read Phenopackets.",
     )
     genes_col.download_button(
         "Download gene table (TSV)",

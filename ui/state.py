@@ -53,6 +53,9 @@ TOP_K_DEFAULT = 10
 DROP_NEAR_DUPLICATES = KEEP_PREFIX + "drop_near_duplicates"
 #: Prefix of the per-photo "Case id" setting (the photo's hash follows).
 CASE_ID_PREFIX = "case_id."
+#: Prefix of the per-photo choice on a suggested facial feature (Diagnose): the photo's hash, a dot
+#: and the HPO id follow; kept across pages (:func:`keep`), cleared with the photo.
+HPO_CHOICE_PREFIX = "hpo_choice."
 
 
 def keep_settings() -> None:
@@ -79,10 +82,13 @@ def set_photo(data: bytes, name: str) -> None:
 
 
 def clear_photo(photo_sha256: str | None = None) -> None:
-    """Forget the current photo, the face choice and confirmations, and every session key that
-    names the photo's hash (its case id, its face picker)."""
+    """Forget the current photo, the face choice and confirmations, the choices on its suggested
+    facial features, and every session key that names the photo's hash (its case id, its face
+    picker)."""
     for key in (PHOTO_BYTES, PHOTO_NAME, FACE_INDEX, CONFIRMED_FACES, PHOTO_REFUSED):
         st.session_state.pop(key, None)
+    for key in [k for k in st.session_state if str(k).startswith(KEEP_PREFIX + HPO_CHOICE_PREFIX)]:
+        del st.session_state[key]
     if photo_sha256:
         for key in [k for k in st.session_state if photo_sha256 in str(k)]:
             del st.session_state[key]

@@ -15,6 +15,8 @@
   per-variant distance every ranking and target uses).
 * Exports: :func:`to_gene_tsv` (a gene table for variant prioritisation), :func:`to_phenopacket` /
   :func:`to_phenopacket_json` (a GA4GH Phenopacket v2 of the case; see ``docs/exports.md``).
+* Facial features: :func:`suggested_features` (the HPO terms of the top-k syndromes, each once) and
+  :class:`FeatureChoices` (which the user marked present / absent; the exports take them).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -46,6 +48,7 @@ from gmx.gallery._exports import (
     to_phenopacket,
     to_phenopacket_json,
 )
+from gmx.gallery._features import FeatureChoices, SuggestedFeature, suggested_features
 from gmx.gallery._gmdb import GmdbRecord, GmdbTables, import_gmdb, read_lookup_table
 from gmx.gallery._model import Gallery, GalleryImage, InvalidGalleryError, Syndrome, split_members
 from gmx.gallery._photos import (
@@ -98,6 +101,7 @@ __all__ = [
     "EncodingTable",
     "Evaluation",
     "FaceKind",
+    "FeatureChoices",
     "Gallery",
     "GalleryFace",
     "GalleryImage",
@@ -109,6 +113,7 @@ __all__ = [
     "PatientMatch",
     "PhotoCodec",
     "Ranking",
+    "SuggestedFeature",
     "Syndrome",
     "SyndromeAccuracy",
     "SyndromeMatch",
@@ -132,6 +137,7 @@ __all__ = [
     "save_gallery",
     "split_members",
     "store_photos",
+    "suggested_features",
     "template_face",
     "to_gene_tsv",
     "to_phenopacket",

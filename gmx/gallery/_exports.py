@@ -5,7 +5,8 @@
   PEDIA-style prioritisation tools read: ``gene``, ``syndrome``, ``distance``, ``gestalt_score``,
   ``rank`` (plus ``syndrome_id``). Distances and scores are written unrounded.
 - :func:`to_phenopacket`: a GA4GH Phenopacket (schema v2, the ``phenopackets`` package) whose subject
-  is the case, with the confirmed HPO terms as phenotypic features and one interpretation per candidate
+  is the case, with the confirmed HPO terms as phenotypic features (terms confirmed absent as
+  excluded features) and one interpretation per candidate
   syndrome (rank order, OMIM ids where the gallery has them), and :func:`to_phenopacket_json`.
 
 On the synthetic demo both say so (the TSV in a first ``#`` comment line, the Phenopacket in an
@@ -99,12 +100,22 @@ def _disease(m: SyndromeMatch) -> tuple[OntologyClass, bool]:
     return OntologyClass(id=f"{GALLERY_PREFIX}:{m.syndrome_id}", label=m.name), False
 
 
+def _hpo_ids(hpo_ids: Iterable[str]) -> list[str]:
+    """The ids stripped, blanks and duplicates dropped, order kept; a malformed id is refused."""
+    ids = list(dict.fromkeys(h.strip() for h in hpo_ids if h.strip()))
+    bad = [h for h in ids if not HPO_ID_PATTERN.match(h)]
+    if bad:
+        raise ValueError(f"not HPO term ids (HP: and seven digits): {', '.join(bad)}")
+    return ids
+
+
 def to_phenopacket(
     ranking: Ranking,
     *,
     case_id: str,
     gallery_version: str,
     hpo_ids: Iterable[str] = (),
+    excluded_hpo_ids: Iterable[str] = (),
     top_k: int | None = None,
     demo: bool = False,
     created: datetime | None = None,
@@ -122,13 +133,16 @@ def to_phenopacket(
         case_id: the Phenopacket's and the subject's id.
         gallery_version: the gallery's version, recorded with the OMIM resource.
         hpo_ids: the confirmed HPO term ids (``HP:0000316``), in the order given; duplicates dropped.
-
-    Raises:
-        ValueError: an HPO id that is not ``HP:`` and seven digits, or a negative ``top_k``.
+        excluded_hpo_ids: HPO term ids confirmed absent: written after the present ones as
+            phenotypic features with ``excluded: true``, in the order given; duplicates dropped.
         top_k: at most this many candidate syndromes (``None``: all the ranking holds).
         demo: the ranking comes from the synthetic demo: the meta data's external references hold
             ``gmx:demo`` with the notice, and every summary starts with ``DEMO``.
         created: the creation time written in the meta data (default: now, UTC).
+
+    Raises:
+        ValueError: an HPO id that is not ``HP:`` and seven digits, an id both in ``hpo_ids`` and
+            ``excluded_hpo_ids``, or a negative ``top_k``.
     """
     from google.protobuf.timestamp_pb2 import Timestamp
     from phenopackets import (
@@ -146,13 +160,15 @@ def to_phenopacket(
     import gmx
 
     _check_top_k(top_k)
-    ids = list(dict.fromkeys(h.strip() for h in hpo_ids if h.strip()))
-    bad = [h for h in ids if not HPO_ID_PATTERN.match(h)]
-    if bad:
-        raise ValueError(f"not HPO term ids (HP: and seven digits): {', '.join(bad)}")
+    ids = _hpo_ids(hpo_ids)
+    excluded = _hpo_ids(excluded_hpo_ids)
+    both = [h for h in ids if h in excluded]
+    if both:
+        raise ValueError(f"HPO terms both present and excluded: {', '.join(both)}")
     features = [
-        PhenotypicFeature(type=OntologyClass(id=t.hpo_id, label=t.label or ""))
-        for t in hpo_terms(ids)
+        PhenotypicFeature(type=OntologyClass(id=t.hpo_id, label=t.label or ""), excluded=absent)
+        for group, absent in ((ids, False), (excluded, True))
+        for t in hpo_terms(group)
     ]
     interpretations = []
     gallery_terms = False
@@ -227,6 +243,7 @@ def to_phenopacket_json(
     case_id: str,
     gallery_version: str,
     hpo_ids: Iterable[str] = (),
+    excluded_hpo_ids: Iterable[str] = (),
     top_k: int | None = None,
     demo: bool = False,
     created: datetime | None = None,
@@ -239,6 +256,7 @@ def to_phenopacket_json(
         case_id=case_id,
         gallery_version=gallery_version,
         hpo_ids=hpo_ids,
+        excluded_hpo_ids=excluded_hpo_ids,
         top_k=top_k,
         demo=demo,
         created=created,

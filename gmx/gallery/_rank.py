@@ -412,6 +412,8 @@ def to_service_json(
     gallery_version: str,
     top_k: int | None = None,
     demo: bool = False,
+    confirmed_hpo: Sequence[str] = (),
+    rejected_hpo: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The GestaltMatcher service's JSON answer for a ranking, plus a ``gmx`` key with extras.
 
@@ -437,6 +439,9 @@ def to_service_json(
         demo: the ranking comes from the synthetic demo: ``gmx.demo`` is ``true`` and
             ``gmx.demo_notice`` says that the answer is not about a real patient. Always present, so
             that a reader never has to guess.
+        confirmed_hpo: HPO term ids the user confirmed present on this face (``gmx.confirmed_hpo``,
+            always present, possibly empty).
+        rejected_hpo: HPO term ids the user confirmed absent (``gmx.rejected_hpo``, likewise).
     """
     if top_k is not None and top_k < 0:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
@@ -489,6 +494,8 @@ def to_service_json(
         "gmx": {
             "demo": bool(demo),
             **({"demo_notice": DEMO_NOTICE} if demo else {}),
+            "confirmed_hpo": list(dict.fromkeys(confirmed_hpo)),
+            "rejected_hpo": list(dict.fromkeys(rejected_hpo)),
             "gallery_name": ranking.gallery_name,
             "variants": [v.label for v in ranking.variants],
             "variant_mask": [bool(x) for x in ranking.variant_mask],
