@@ -311,3 +311,57 @@ def test_a_photo_without_a_face_can_be_forgotten(app):
     _ok(app)
     assert state.PHOTO_BYTES not in app.session_state
     assert app.file_uploader[0].value is None
+
+
+# --- issue 12: confirm / reject the suggested facial features -----------------------------------
+def _feature(at: AppTest, hpo_id: str):
+    return next(r for r in at.radio if f"({hpo_id}" in r.label)
+
+
+def test_marked_features_go_into_the_phenopacket_and_the_json(monkeypatch, downloads, clicked):
+    """Present -> phenotypic feature, absent -> excluded feature; both in the JSON's gmx block."""
+    for name in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY"):
+        monkeypatch.delenv(name, raising=False)
+    at = AppTest.from_file(str(ROOT / DIAGNOSE), default_timeout=TIMEOUT).run()
+    at.segmented_control[0].set_value("Demo faces").run()
+    next(b for b in at.button if b.label == "syndrome C 1209").click().run()
+    _ok(at)
+    (expander,) = [e for e in at.expander if "Facial features" in e.label]
+    radios = list(expander.radio)
+    assert len(radios) >= 2
+    assert all(r.value == "not assessed" for r in radios)
+    assert list(radios[0].options) == ["not assessed", "present", "absent"]
+    ids = [r.label.rsplit("(", 1)[1].split(")")[0].split(",")[0] for r in radios]
+    assert len(set(ids)) == len(ids)  # each term once
+    assert not list(_phenopacket(clicked(at, "Phenopacket")).phenotypic_features)
+    _feature(at, ids[0]).set_value("present").run()
+    _feature(at, ids[1]).set_value("absent").run()
+    _ok(at)
+    packet = _phenopacket(clicked(at, "Phenopacket"))
+    assert [(f.type.id, f.excluded) for f in packet.phenotypic_features] == [
+        (ids[0], False),
+        (ids[1], True),
+    ]
+    assert all(f.type.label for f in packet.phenotypic_features)
+    gmx = _export(at, downloads)["gmx"]
+    assert gmx["confirmed_hpo"] == [ids[0]] and gmx["rejected_hpo"] == [ids[1]]
+
+
+def test_feature_choices_belong_to_the_photo(app, tiny_setup, clicked):
+    """Kept across pages, cleared by "Forget this photo"."""
+    _upload(app, "patient.jpg", tiny_setup.photo_jpeg)
+    _feature(app, "HP:0000316").set_value("present").run()
+    _ok(app)
+    app.switch_page(EXPLAIN).run()
+    _ok(app)
+    app.switch_page(DIAGNOSE).run()
+    _ok(app)
+    assert _feature(app, "HP:0000316").value == "present"
+    features = _phenopacket(clicked(app, "Phenopacket")).phenotypic_features
+    assert [(f.type.id, f.excluded) for f in features] == [("HP:0000316", False)]
+    next(b for b in app.button if b.label == "Forget this photo").click().run()
+    _ok(app)
+    assert not any(state.HPO_CHOICE_PREFIX in k for k in _keys(app))
+    _upload(app, "patient.jpg", tiny_setup.photo_jpeg)
+    assert _feature(app, "HP:0000316").value == "not assessed"
+    assert not list(_phenopacket(clicked(app, "Phenopacket")).phenotypic_features)
