@@ -17,6 +17,9 @@
   :func:`to_phenopacket_json` (a GA4GH Phenopacket v2 of the case; see ``docs/exports.md``).
 * Facial features: :func:`suggested_features` (the HPO terms of the top-k syndromes, each once) and
   :class:`FeatureChoices` (which the user marked present / absent; the exports take them).
+* Calibration: :func:`calibrate` -> :class:`Calibration` (leave-one-patient-out own vs
+  other-syndrome distances); :meth:`Calibration.statement` -> :class:`CalibratedMatch` (counts,
+  PPV with a Wilson interval, in words).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -28,6 +31,13 @@ See ``docs/gallery.md`` for the file schema, the ranking definition and the JSON
 from __future__ import annotations
 
 from gmx.gallery._build import EmbedFn, build_gallery, gallery_from_encodings
+from gmx.gallery._calibration import (
+    WILSON_Z_95,
+    CalibratedMatch,
+    Calibration,
+    calibrate,
+    wilson_interval,
+)
 from gmx.gallery._consistency import (
     CONSISTENT_COSINE,
     EmbeddingCheck,
@@ -95,6 +105,9 @@ __all__ = [
     "MIN_COMPOSITE_SUBJECTS",
     "PHOTO_CODECS",
     "SCHEMA_VERSION",
+    "WILSON_Z_95",
+    "CalibratedMatch",
+    "Calibration",
     "EmbedFn",
     "EmbeddingCheck",
     "EncodedPhotos",
@@ -118,6 +131,7 @@ __all__ = [
     "SyndromeAccuracy",
     "SyndromeMatch",
     "build_gallery",
+    "calibrate",
     "check_compatible",
     "composite_face",
     "cosine_distances",
@@ -144,5 +158,6 @@ __all__ = [
     "to_phenopacket_json",
     "to_service_json",
     "verify_embeddings",
+    "wilson_interval",
     "write_encodings",
 ]
