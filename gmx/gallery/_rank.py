@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gmx.constants import GESTALT_SCORE_OFFSET
 from gmx.gallery._model import Gallery
 from gmx.variants import Variant
+
+if TYPE_CHECKING:
+    from gmx.gallery._calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,7 @@ def to_service_json(
     demo: bool = False,
     confirmed_hpo: Sequence[str] = (),
     rejected_hpo: Sequence[str] = (),
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """The GestaltMatcher service's JSON answer for a ranking, plus a ``gmx`` key with extras.
 
@@ -442,7 +446,16 @@ def to_service_json(
         confirmed_hpo: HPO term ids the user confirmed present on this face (``gmx.confirmed_hpo``,
             always present, possibly empty).
         rejected_hpo: HPO term ids the user confirmed absent (``gmx.rejected_hpo``, likewise).
+        calibration: the gallery's :class:`~gmx.gallery.Calibration` (same gallery name): adds
+            ``gmx.calibration`` (counts, skipped syndromes) and a ``calibration`` statement to each
+            entry of ``gmx.syndromes`` (:meth:`~gmx.gallery.Calibration.statement` at its distance).
+            The service fields are unchanged.
     """
+    if calibration is not None and calibration.gallery_name != ranking.gallery_name:
+        raise ValueError(
+            f"calibration of gallery {calibration.gallery_name!r} does not belong to the ranking's "
+            f"gallery {ranking.gallery_name!r}"
+        )
     if top_k is not None and top_k < 0:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
     syn = ranking.syndromes[:top_k]
@@ -503,6 +516,20 @@ def to_service_json(
             "n_images_ranked": int(ranking.image_order.size),
             "n_images_dropped": int((~ranking.kept).sum()),
             "gestalt_score": f"{GESTALT_SCORE_OFFSET} - distance",
+            **(
+                {
+                    "calibration": {
+                        "n_images": calibration.n_images,
+                        "n_skipped_images": calibration.n_skipped_images,
+                        "skipped_syndromes": list(calibration.skipped_syndromes),
+                        "n_unaffected": None
+                        if calibration.unaffected_distances is None
+                        else int(calibration.unaffected_distances.size),
+                    }
+                }
+                if calibration is not None
+                else {}
+            ),
             "syndromes": [
                 {
                     "rank": m.rank,
@@ -510,6 +537,11 @@ def to_service_json(
                     "distance": m.distance,
                     "image_index": m.image_index,
                     "per_variant_distance": per_variant(m.image_index),
+                    **(
+                        {"calibration": calibration.statement(m.distance).to_dict()}
+                        if calibration is not None
+                        else {}
+                    ),
                 }
                 for m in syn
             ],
