@@ -142,8 +142,12 @@ def test_demo_gallery_figures() -> None:
 
     g = load_gallery(DEMO_GALLERY)
     c = calibrate(g)
-    # Measured on the shipped demo (1150 images): 1145 counted, 5 skipped (1 single-patient syndrome).
-    assert c.n_images + c.n_skipped_images == len(g)
+    # Measured on the shipped demo (1150 images, 15 syndromes): 1145 counted, 5 skipped (one
+    # single-patient syndrome); own median 0.204, other median 0.398, own nearer for 98.6 %; PPV 0.978
+    # (0.962-0.987) at the median leave-one-out top-1 distance 0.204 (docs/gallery.md).
+    assert c.n_images + c.n_skipped_images == len(g) and len(c.skipped_syndromes) == 1
     assert np.median(c.own_distances) < np.median(c.other_distances)
-    s = c.statement(float(np.median(c.own_distances)))
-    assert s.ppv is not None and s.ppv > 0.5 and not s.not_closer_than_typical
+    top1 = float(np.median(np.minimum(c.own_distances, c.other_distances)))
+    s = c.statement(top1)
+    assert s.ppv is not None and s.ppv_low > 0.9 and not s.not_closer_than_typical
+    assert c.statement(float(np.median(c.other_distances))).not_closer_than_typical
