@@ -14,6 +14,7 @@ patient were not excluded, a1 and a2 would be each other's own match at distance
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -121,6 +122,7 @@ def test_service_json_carries_the_calibration_in_gmx_only() -> None:
         k: v for k, v in plain.items() if k != "gmx"
     }
     assert "calibration" not in plain["gmx"]
+    json.dumps(cal)  # plain JSON types only
     block = cal["gmx"]["calibration"]
     assert block["n_images"] == 4 and block["skipped_syndromes"] == ["A"]
     stmts = [s["calibration"] for s in cal["gmx"]["syndromes"]]
