@@ -6,6 +6,13 @@ import pytest
 
 
 @pytest.fixture()
+def tiny_env(tiny_setup, monkeypatch):
+    """The tiny fixture configuration (``tests/conftest.py``) as the app's ``GMX_CONFIG``."""
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    return tiny_setup
+
+
+@pytest.fixture()
 def media_managers(monkeypatch) -> list:
     """The media file managers of AppTest runs (where a deferred download's callable waits)."""
     from streamlit.runtime.media_file_manager import MediaFileManager

@@ -27,12 +27,6 @@ SCRIPTS = [
 UI_FILES = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
 
 
-@pytest.fixture()
-def tiny_env(tiny_setup, monkeypatch):
-    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
-    return tiny_setup
-
-
 def _no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 

@@ -15,12 +15,6 @@ TIMEOUT = 120
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def tiny_env(tiny_setup, monkeypatch):
-    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
-    return tiny_setup
-
-
 def _no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
