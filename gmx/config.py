@@ -18,6 +18,9 @@ Example ``gmx.toml`` for real GestaltMatcher-Arc weights and a GMDB gallery buil
     [runtime]
     device = "auto"
     threads = 0        # torch CPU threads; 0: one per two cores (gmx.device.auto_threads)
+
+The same file configures the app on a shared server (``[shared]``, ``[signin]``,
+``[model_sets.NAME]``): see :mod:`gmx.shared` and ``docs/shared.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -108,7 +111,36 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
         "precision": (("fp32", "bf16"), '"fp32" or "bf16"'),
         "threads": ("count", "0 (automatic) or a positive whole number, e.g. threads = 1"),
     },
+    # The app on a shared server (gmx.shared, docs/shared.md).
+    "shared": {
+        "enabled": ("bool", "true or false (a TOML boolean, without quotes)"),
+        "audit_log": ("path", 'the audit log file, e.g. audit_log = "/var/lib/gmx/audit.sqlite"'),
+    },
+    "signin": {
+        "method": (("password", "oidc"), '"password" or "oidc"'),
+        "provider": (
+            re.compile(r"[A-Za-z0-9_\-]+"),
+            'the name of an [auth.NAME] section of .streamlit/secrets.toml, e.g. "microsoft"',
+        ),
+        "allowed_domains": ("strings", 'a list of e-mail domains, e.g. ["uni-bonn.de"]'),
+        "allowed_emails": ("strings", 'a list of e-mail addresses, e.g. ["a@uni-bonn.de"]'),
+        "users": (
+            "users",
+            'a table of user names and hashes from `gmx hash-password`, e.g. alice = "scrypt$..."',
+        ),
+    },
+    # ``[model_sets.NAME]`` tables, each checked against MODEL_SET_SCHEMA.
+    "model_sets": {},
 }
+#: Keys of one ``[model_sets.NAME]`` table (``models`` and ``gallery`` are required).
+MODEL_SET_SCHEMA: dict[str, tuple[object, str]] = {
+    "models": CONFIG_SCHEMA["models"]["paths"],
+    "gallery": CONFIG_SCHEMA["gallery"]["path"],
+    "flip": CONFIG_SCHEMA["models"]["flip"],
+    "grey": CONFIG_SCHEMA["models"]["grey"],
+    "photos_visible": CONFIG_SCHEMA["gallery"]["photos_visible"],
+}
+MODEL_SET_REQUIRED = ("models", "gallery")
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -180,11 +212,27 @@ def _check_value(value: object, kind: object) -> bool:
             and bool(value)
             and all(isinstance(v, str) and v.strip() for v in value)
         )
+    if kind == "strings":
+        return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+    if kind == "users":
+        return isinstance(value, dict) and all(
+            isinstance(v, str) and _is_password_hash(v) for v in value.values()
+        )
     if kind == "count":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if isinstance(kind, re.Pattern):
         return isinstance(value, str) and kind.fullmatch(value) is not None
     return isinstance(value, str) and value in kind  # type: ignore[operator]
+
+
+def _is_password_hash(text: str) -> bool:
+    from gmx.passwords import parse_hash
+
+    try:
+        parse_hash(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_config_data(data: Mapping[str, Any], path: Path, text: str = "") -> None:
@@ -218,6 +266,9 @@ def validate_config_data(data: Mapping[str, Any], path: Path, text: str = "") ->
                 None,
                 f"must be a table (a [{section}] header followed by keys), not {_describe(table)}.",
             )
+        if section == "model_sets":
+            _validate_model_sets(table, fail)
+            continue
         for key, value in table.items():
             if key not in schema:
                 raise fail(section, key, f"is not a known key (known: {', '.join(schema)}).")
@@ -226,9 +277,46 @@ def validate_config_data(data: Mapping[str, Any], path: Path, text: str = "") ->
                 raise fail(section, key, f"must be {expected}, not {_describe(value)}.")
 
 
-def _from_toml(path: Path) -> dict[str, Any]:
+def _validate_model_sets(table: Mapping[str, Any], fail: Callable[..., ConfigError]) -> None:
+    """Each ``[model_sets.NAME]`` is a table of :data:`MODEL_SET_SCHEMA` keys with a model list and
+    a gallery."""
+    for name, entry in table.items():
+        section = f"model_sets.{name}"
+        if not name.strip():
+            raise fail(section, None, "needs a name (the text after model_sets.).")
+        if not isinstance(entry, dict):
+            raise fail(
+                section,
+                None,
+                f"must be a table (a [{section}] header followed by models = [...] and "
+                f"gallery = ...), not {_describe(entry)}.",
+            )
+        for key, value in entry.items():
+            if key not in MODEL_SET_SCHEMA:
+                raise fail(
+                    section, key, f"is not a known key (known: {', '.join(MODEL_SET_SCHEMA)})."
+                )
+            kind, expected = MODEL_SET_SCHEMA[key]
+            if not _check_value(value, kind):
+                raise fail(section, key, f"must be {expected}, not {_describe(value)}.")
+        for key in MODEL_SET_REQUIRED:
+            if key not in entry:
+                raise fail(section, None, f"has no {key} (write {MODEL_SET_SCHEMA[key][1]}).")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The parsed ``GMX_CONFIG`` file, checked by :func:`validate_config_data`.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not TOML, or has a wrong key or value.
+    """
     data, text = _read_toml(path)
     validate_config_data(data, path, text)
+    return data
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    data = read_config_file(path)
     base = path.parent
     out: dict[str, Any] = {"source": str(path)}
     models = data.get("models", {})
@@ -317,10 +405,12 @@ __all__ = [
     "DEMO_MODEL",
     "GALLERY_ENV",
     "MODELS_ENV",
+    "MODEL_SET_SCHEMA",
     "PROJECT_ROOT",
     "THREADS_ENV",
     "GmxConfig",
     "from_cli_args",
     "load_config",
+    "read_config_file",
     "validate_config_data",
 ]

@@ -17,17 +17,11 @@ st.caption(f"{common.ICON_PRIVATE} {common.PRIVACY_NOTE}")
 
 st.divider()
 st.subheader("Active models and gallery")
-st.markdown(settings.describe(cfg))
-with st.expander(
-    "Settings: use real GestaltMatcher weights and a GMDB gallery", icon=":material/settings:"
-):
-    st.caption(settings.HELP)
-    request = settings.settings_controls(cfg)
-    if request is not None:
-        settings.apply_settings(request)
-    settings.back_to_demo(cfg)
-settings.show_outcome()
-st.caption(
-    f"Default configuration comes from `GMX_CONFIG` (a TOML file) or `GMX_MODELS`/`GMX_GALLERY`; "
-    f"now: {resources.default_config_source()}."
-)
+shared = resources.shared_mode()
+st.markdown(settings.describe(cfg, shared))
+settings.panel(cfg, shared)
+if shared is None:
+    st.caption(
+        f"Default configuration comes from `GMX_CONFIG` (a TOML file) or `GMX_MODELS`/`GMX_GALLERY`; "
+        f"now: {resources.default_config_source()}."
+    )

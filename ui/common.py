@@ -15,7 +15,7 @@ from streamlit.navigation.page import StreamlitPage
 
 from gmx import __version__
 from gmx.config import GmxConfig
-from ui import resources, state
+from ui import auth, resources, state
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,8 @@ def page_setup(title: str) -> GmxConfig:
         menu_items={"About": ABOUT},
     )
     state.keep_settings()
+    shared = resources.shared_mode()
+    user = auth.gate(shared) if shared is not None else None  # sign-in first (shared server)
     cfg = resources.active_config()
     if cfg.is_demo:
         st.warning(DEMO_WARNING, icon=ICON_DEMO)
@@ -130,6 +132,8 @@ def page_setup(title: str) -> GmxConfig:
             f"gallery: {cfg.gallery_path.name} · TTA flip={'on' if cfg.flip else 'off'}, "
             f"grey={'on' if cfg.grey else 'off'}"
         )
+        if user is not None and shared is not None:
+            auth.account(user, shared)
     return cfg
 
 

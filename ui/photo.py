@@ -25,7 +25,7 @@ from gmx.config import GmxConfig
 from gmx.constants import NEAR_DUPLICATE_DISTANCE
 from gmx.errors import ImageLoadError
 from gmx.pipeline import Diagnosis
-from ui import common, resources, state
+from ui import auth, common, resources, state
 
 UPLOADER_PREFIX = "gmx.uploader."
 CAMERA_PREFIX = "gmx.camera."
@@ -180,6 +180,7 @@ def diagnosis(cfg: GmxConfig, *, on_diagnose_page: bool = False) -> CurrentPhoto
             "Diagnose page."
         )
         st.stop()
+    auth.record_analysis(cfg, sha, result)  # shared mode: the audit log, once per analysis
     return CurrentPhoto(data, name, sha, result, min_distance)
 
 

@@ -18,10 +18,13 @@ import numpy as np
 import streamlit as st
 
 from gmx.align import AlignedFace, AlignmentResult, load_image
+from gmx.audit import AuditLog
 from gmx.config import GmxConfig, load_config
 from gmx.device import set_threads
 from gmx.errors import ConfigError, GmxError
+from gmx.passwords import SignInThrottle
 from gmx.pipeline import Diagnoser, Diagnosis
+from gmx.shared import NotListedError, SharedConfig, load_shared_config
 from gmx.similarity import (
     ActivationStore,
     PairExplainer,
@@ -34,9 +37,51 @@ from gmx.viz import downscale
 from ui import state
 
 
+def server_address() -> str | None:
+    """The address Streamlit listens on (``server.address``; ``None``: every interface)."""
+    return st.get_option("server.address")
+
+
+def shared_config() -> SharedConfig:
+    """The shared-server settings of ``GMX_CONFIG`` (read on every run, so an administrator's edit
+    applies at once); a clear error and ``st.stop()`` when the file cannot be read."""
+    try:
+        return load_shared_config()
+    except ConfigError as exc:  # a bad GMX_CONFIG: say what and where, never a traceback
+        st.error(f"The configuration could not be read: {exc}")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def shared_mode() -> SharedConfig | None:
+    """The shared-server settings when shared mode is on (:meth:`SharedConfig.is_on`), else ``None``."""
+    shared = shared_config()
+    return shared if shared.is_on(server_address()) else None
+
+
 def active_config() -> GmxConfig:
-    """The configuration of this session: settings-panel override, else ``GMX_CONFIG``/env, else demo."""
+    """The configuration of this session: settings-panel override, else ``GMX_CONFIG``/env, else demo.
+
+    In shared mode: the session's model set, else the first listed one; a session configuration
+    that is not a listed set (the administrator removed it) is replaced by the first set.
+    """
+    shared = shared_mode()
     cfg = state.get(state.CONFIG)
+    if shared is not None:
+        if cfg is not None:
+            try:
+                shared.check_listed(cfg)
+            except NotListedError:
+                st.info(
+                    f"The models of this session are no longer offered; using the set "
+                    f"**{shared.default.name}**.",
+                    icon=":material/info:",
+                )
+                cfg = None
+        if cfg is None:
+            cfg = shared.default.config
+            st.session_state[state.CONFIG] = cfg
+        return cfg
     if cfg is None:
         try:
             cfg = load_config()
@@ -76,9 +121,17 @@ def load_diagnoser(cfg: GmxConfig) -> Diagnoser:
     Not a cached function, so the progress can be drawn; the loaded object is kept in
     :func:`_diagnosers`.
 
+    In shared mode only a listed model set is loaded: any other configuration (whatever the
+    session state says) is refused before a file is opened.
+
     Raises:
-        GmxError, OSError, ValueError: (:data:`LOAD_ERRORS`) a file cannot be used; nothing is kept.
+        GmxError, OSError, ValueError: (:data:`LOAD_ERRORS`) a file cannot be used, or (shared
+            mode) the configuration is not a listed set (:class:`gmx.shared.NotListedError`);
+            nothing is kept.
     """
+    shared = shared_mode()
+    if shared is not None:
+        shared.check_listed(cfg)  # before anything of cfg is opened
     set_threads(cfg.threads)  # process-wide; a no-op when already set
     key = config_key(cfg)
     found = _diagnosers().get(key)
@@ -114,6 +167,26 @@ def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
             st.info("Check the paths in the settings on the Home page (or your `GMX_CONFIG` file).")
         st.stop()
         raise  # unreachable: st.stop() raises
+
+
+@st.cache_resource(show_spinner=False)
+def sign_in_throttle() -> SignInThrottle:
+    """The process-wide count of wrong passwords per user name (:class:`gmx.passwords.SignInThrottle`)."""
+    return SignInThrottle()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _audit_log(path: str) -> AuditLog:
+    return AuditLog(path)
+
+
+def audit_log(path: Path) -> AuditLog:
+    """The audit log at ``path``, opened (and created) once per process.
+
+    Raises:
+        gmx.audit.AuditError: it cannot be opened or created.
+    """
+    return _audit_log(str(path))
 
 
 def config_key(cfg: GmxConfig) -> tuple[str, ...]:

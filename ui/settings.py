@@ -3,6 +3,9 @@
 The form's values become a frozen :class:`SettingsRequest`. Applying it loads the models and the
 gallery first (with progress); only a configuration that loaded becomes active. When loading fails the
 previous configuration stays and the reason stays on screen until the next attempt.
+
+In shared mode (:mod:`gmx.shared`) the panel has no path fields: it offers the model sets the
+administrator listed, by name (:class:`SetRequest`); the loading code refuses anything else.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import streamlit as st
 
 from gmx.config import GmxConfig
 from gmx.encode.ensemble import PRECISIONS
+from gmx.shared import NotListedError, SharedConfig
 from ui import resources, state
 
 #: Devices offered in the form (a configured ``cuda:N`` is offered too).
@@ -89,8 +93,38 @@ class SettingsRequest:
         )
 
 
-def describe(cfg: GmxConfig) -> str:
-    """Markdown list of what a configuration uses."""
+SHARED_HELP = (
+    "This server is shared: it offers the model sets its administrator listed. The set you choose "
+    "is loaded and checked before it replaces the active one; it applies to this browser session "
+    "only."
+)
+TITLE = "Settings: use real GestaltMatcher weights and a GMDB gallery"
+SHARED_TITLE = "Settings: choose a model set"
+
+
+@dataclass(frozen=True)
+class SetRequest:
+    """What the shared-mode settings form asks for: a listed model set, by name."""
+
+    name: str
+
+
+def describe(cfg: GmxConfig, shared: SharedConfig | None = None) -> str:
+    """Markdown list of what a configuration uses (in shared mode: the set's name and file names,
+    not the server's paths)."""
+    if shared is not None:
+        try:
+            name = shared.check_listed(cfg).name
+        except NotListedError:
+            name = "(not a listed set)"
+        return (
+            f"- **Model set:** {name}\n"
+            f"- **Models:** {', '.join(f'`{p.name}`' for p in cfg.model_paths)}\n"
+            f"- **Gallery:** `{cfg.gallery_path.name}`\n"
+            f"- **Test-time augmentation:** flip {'on' if cfg.flip else 'off'}, "
+            f"grey {'on' if cfg.grey else 'off'} · **device:** {cfg.device} · "
+            f"**precision:** {cfg.precision}"
+        )
     return (
         f"- **Source:** {cfg.source}\n"
         f"- **Models:** {', '.join(f'`{p}`' for p in cfg.model_paths)}\n"
@@ -125,6 +159,20 @@ def settings_controls(cfg: GmxConfig) -> SettingsRequest | None:
     return SettingsRequest.from_form(models_text, gallery_text, flip, grey, device, precision)
 
 
+def set_controls(cfg: GmxConfig, shared: SharedConfig) -> SetRequest | None:
+    """The shared-mode form: the listed model sets by name (no path can be typed); the request
+    when Apply is pressed."""
+    try:
+        current = shared.names.index(shared.check_listed(cfg).name)
+    except NotListedError:
+        current = 0
+    with st.form("settings"):
+        name = st.selectbox("Model set", shared.names, index=current)
+        if not st.form_submit_button("Load and apply", type="primary", icon=":material/check:"):
+            return None
+    return SetRequest(str(name))
+
+
 def apply_settings(request: SettingsRequest) -> None:
     """Load the requested models and gallery (with progress), then make them this session's
     configuration and forget the photo; on failure keep the previous configuration and record why
@@ -135,7 +183,22 @@ def apply_settings(request: SettingsRequest) -> None:
     if problems:
         st.session_state[ERROR] = " ".join(problems)
         return
-    cfg = request.config()
+    _load_and_apply(request.config())
+
+
+def apply_set(request: SetRequest, shared: SharedConfig) -> None:
+    """:func:`apply_settings` for a listed model set (shared mode)."""
+    st.session_state.pop(ERROR, None)
+    st.session_state.pop(NOTICE, None)
+    try:
+        chosen = shared.set_named(request.name)
+    except NotListedError as exc:
+        st.session_state[ERROR] = f"**Not applied**: {exc}"
+        return
+    _load_and_apply(chosen.config)
+
+
+def _load_and_apply(cfg: GmxConfig) -> None:
     try:
         resources.load_diagnoser(cfg)
     except resources.LOAD_ERRORS as exc:
@@ -168,3 +231,21 @@ def show_outcome() -> None:
         st.error(st.session_state[ERROR], icon=":material/error:")
     elif NOTICE in st.session_state:
         st.success(st.session_state[NOTICE], icon=":material/check_circle:")
+
+
+def panel(cfg: GmxConfig, shared: SharedConfig | None) -> None:
+    """The settings expander of the Home page: file paths on a private app, the listed model sets
+    by name in shared mode; then the outcome of the last attempt."""
+    with st.expander(SHARED_TITLE if shared else TITLE, icon=":material/settings:"):
+        if shared is None:
+            st.caption(HELP)
+            request = settings_controls(cfg)
+            if request is not None:
+                apply_settings(request)
+            back_to_demo(cfg)
+        else:
+            st.caption(SHARED_HELP)
+            choice = set_controls(cfg, shared)
+            if choice is not None:
+                apply_set(choice, shared)
+    show_outcome()

@@ -23,6 +23,11 @@ PHOTO_REFUSED = "gmx.photo_refused"
 #: Bumped to give the uploader and camera a fresh key, which empties them (forget).
 INPUT_GENERATION = "gmx.input_generation"
 CONFIG = "gmx.config"
+#: The signed-in user's name (shared mode, built-in passwords; see ``ui.auth``).
+USER = "gmx.user"
+#: Prefix of the per-photo record of analyses already written to the audit log (``ui.auth``); the
+#: photo's hash follows, so it is cleared with the photo.
+AUDITED_PREFIX = "gmx.audited."
 KEEP_PREFIX = "gmx.keep."
 
 
