@@ -274,6 +274,14 @@ def validate_config_data(data: Mapping[str, Any], path: Path, text: str = "") ->
                 raise fail(section, key, f"is not a known key (known: {', '.join(schema)}).")
             kind, expected = schema[key]
             if not _check_value(value, kind):
+                if kind == "users" and isinstance(value, dict):  # never repeat a password
+                    bad = [n for n, v in value.items() if not _check_value({n: v}, kind)]
+                    raise fail(
+                        section,
+                        key,
+                        f"must be {expected}; the entry of {bad[0]!r} is not such a hash "
+                        "(its value is not repeated here).",
+                    )
                 raise fail(section, key, f"must be {expected}, not {_describe(value)}.")
 
 
