@@ -14,7 +14,7 @@ from gmx.shared import (
     load_shared_config,
     startup_problems,
 )
-from tests.shared.conftest import PASSWORD, password_signin, write_shared_config
+from tests.shared.helpers import PASSWORD, password_signin, write_shared_config
 
 
 @pytest.mark.parametrize(
@@ -44,8 +44,8 @@ def test_shared_mode_is_on_when_configured_or_beyond_localhost():
     assert SharedConfig(enabled=True).is_on("127.0.0.1")
 
 
-def test_sets_sign_in_and_audit_log_are_read(tmp_path: Path, alice_hash):
-    files = write_shared_config(tmp_path, signin=password_signin(alice_hash))
+def test_sets_sign_in_and_audit_log_are_read(tmp_path: Path):
+    files = write_shared_config(tmp_path, signin=password_signin())
     shared = load_shared_config({"GMX_CONFIG": str(files.config)})
     assert shared.enabled and shared.names == ("tiny", "tiny, no flip")
     tiny, no_flip = shared.sets
@@ -68,8 +68,8 @@ def test_without_listed_sets_the_configuration_is_the_one_set(tmp_path: Path):
     assert load_shared_config({}).sets[0].config.is_demo
 
 
-def test_check_listed_refuses_anything_else(tmp_path: Path, alice_hash):
-    files = write_shared_config(tmp_path, signin=password_signin(alice_hash))
+def test_check_listed_refuses_anything_else(tmp_path: Path):
+    files = write_shared_config(tmp_path, signin=password_signin())
     shared = load_shared_config({"GMX_CONFIG": str(files.config)})
     assert shared.check_listed(shared.sets[1].config).name == "tiny, no flip"
     listed = shared.default.config
@@ -108,8 +108,8 @@ def test_password_sign_in_without_users_refuses_to_start(tmp_path: Path):
     assert "lists no users" in problem
 
 
-def test_startup_creates_the_audit_log_or_says_why_not(tmp_path: Path, alice_hash):
-    files = write_shared_config(tmp_path, signin=password_signin(alice_hash))
+def test_startup_creates_the_audit_log_or_says_why_not(tmp_path: Path):
+    files = write_shared_config(tmp_path, signin=password_signin())
     shared = load_shared_config({"GMX_CONFIG": str(files.config)})
     assert startup_problems(shared, "localhost") == []
     assert files.audit.is_file()

@@ -1,17 +1,17 @@
-"""Fixtures of the shared-server tests: a configuration file with two model sets and one user."""
+"""Helpers of the shared-server tests: a configuration file with two model sets and one user."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="session")
+@functools.cache
 def alice_hash() -> str:
+    """alice's hash of :data:`PASSWORD` (computed once per test process)."""
     from gmx.passwords import hash_password
 
     return hash_password(PASSWORD)
@@ -51,5 +51,6 @@ def write_shared_config(
     return SharedFiles(folder, config, folder / "audit" / "log.sqlite")
 
 
-def password_signin(hash_: str) -> str:
-    return f'[signin]\nmethod = "password"\n[signin.users]\nalice = "{hash_}"\n'
+def password_signin(hash_: str | None = None) -> str:
+    """A ``[signin]`` section with the user alice (:data:`PASSWORD`)."""
+    return f'[signin]\nmethod = "password"\n[signin.users]\nalice = "{hash_ or alice_hash()}"\n'
