@@ -54,7 +54,7 @@ def problems(shared: SharedConfig) -> list[str]:
     if not is_authlib_installed():
         found.append(
             '[signin] method = "oidc" uses Streamlit\'s st.login, which needs Authlib: '
-            "pip install 'gmx[oidc]'."
+            "pip install 'gmx[oidc]' (or Authlib>=1.3.2)."
         )
     try:
         auth = st.secrets.get("auth")
