@@ -109,7 +109,11 @@ def _page(script: str) -> AppPage | None:
 
 def page_setup(title: str) -> GmxConfig:
     """Configure the page, show the synthetic-demo banner in the main area (visible on a phone, where
-    the sidebar is closed), draw the sidebar badge; return the active configuration."""
+    the sidebar is closed), draw the sidebar badge; return the active configuration.
+
+    On a shared server (:func:`ui.resources.shared_mode`) the sign-in comes first
+    (:func:`ui.auth.gate`): until it succeeds, or when the server may not start, nothing of the page
+    is drawn."""
     _use_app_navigation()
     entry = next((p for p in PAGES if p.title == title), HOME)
     st.set_page_config(
