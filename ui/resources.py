@@ -163,6 +163,8 @@ def diagnoser(cfg: GmxConfig | None = None) -> Diagnoser:
             st.info(
                 "The embedded demo files are missing from `models/demo/`: is this a full checkout?"
             )
+        elif shared_mode() is not None:
+            st.info("Choose another model set on the Home page, or tell the administrator.")
         else:
             st.info("Check the paths in the settings on the Home page (or your `GMX_CONFIG` file).")
         st.stop()

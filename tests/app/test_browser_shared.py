@@ -34,6 +34,9 @@ def test_shared_mode_sign_in_set_names_and_audit(tiny_setup, browser_page, tmp_p
         page = browser_page
         page.goto(url, wait_until="networkidle")
         page.get_by_text("This gmx server is shared").wait_for(timeout=60_000)
+        page.get_by_label("User name").wait_for(timeout=10_000)
+        shots = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path))
+        page.screenshot(path=str(shots / "shared-sign-in.png"))
         assert page.get_by_text("Active models and gallery").count() == 0
 
         def sign_in(password: str) -> None:
@@ -51,6 +54,7 @@ def test_shared_mode_sign_in_set_names_and_audit(tiny_setup, browser_page, tmp_p
         # the settings panel: the listed set names, no path field
         page.get_by_text("Settings: choose a model set").click()
         page.get_by_text("Model set", exact=True).wait_for(timeout=10_000)
+        page.screenshot(path=str(shots / "shared-home.png"))
         assert page.locator("textarea").count() == 0
         assert page.get_by_label("Gallery file (.sqlite)").count() == 0
         page.locator("[data-testid=stSelectbox]").click()
@@ -67,8 +71,7 @@ def test_shared_mode_sign_in_set_names_and_audit(tiny_setup, browser_page, tmp_p
         page.locator("input[type=file]").set_input_files(str(photo))
         page.get_by_text("Top 10 syndromes").wait_for(timeout=90_000)
         page.wait_for_timeout(1000)
-        shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "shared.png"
-        page.screenshot(path=str(shot), full_page=True)
+        page.screenshot(path=str(shots / "shared-diagnose.png"), full_page=True)
         (row,) = AuditLog(files.audit).entries()
         assert row.user == "alice" and row.model_set == "tiny"
         assert row.photo_sha256 == hashlib.sha256(tiny_setup.photo_jpeg).hexdigest()

@@ -99,6 +99,32 @@ def test_settings_offer_only_the_listed_set_names(shared_env):
     assert str(shared_env.folder) not in text and "tiny_gmx" not in text  # no server paths
 
 
+def test_switching_sets_loads_the_named_set_and_keeps_the_old_one_on_failure(shared_env):
+    from ui import settings
+
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.session_state[state.USER] = "alice"
+    at.run()
+    listed = at.session_state[state.CONFIG]
+    # "tiny, no flip": the tiny gallery was embedded with flip, so loading refuses it
+    at.selectbox[0].select("tiny, no flip")
+    at.button(key="FormSubmitter:settings-Load and apply").click().run()
+    _no_exceptions(at)
+    assert "Not applied" in at.session_state[settings.ERROR]
+    assert at.session_state[state.CONFIG] == listed
+    # a third set with usable files: applied, and the session uses it
+    with shared_env.config.open("a") as f:
+        f.write(f'[model_sets.again]\nmodels = ["{listed.model_paths[0]}"]\n')
+        f.write(f'gallery = "{listed.gallery_path}"\n')
+    at.run()
+    at.selectbox[0].select("again")
+    at.button(key="FormSubmitter:settings-Load and apply").click().run()
+    _no_exceptions(at)
+    assert "now active" in at.session_state[settings.NOTICE]
+    assert at.session_state[state.CONFIG].source == "model set “again”"
+    assert any("**Model set:** again" in m.value for m in at.markdown)
+
+
 def test_shared_mode_without_sign_in_refuses_to_start(tiny_setup, tmp_path, monkeypatch):
     files = write_shared_config(tmp_path, signin=None, models=tiny_setup.model_path)
     monkeypatch.setenv("GMX_CONFIG", str(files.config))
