@@ -31,6 +31,10 @@ SIGN_IN_HELP = (
     "administrator gave you. Every analysis is recorded (who, when, which models; the photo's "
     "fingerprint, never the photo)."
 )
+OIDC_HELP = (
+    "This gmx server is shared with colleagues: sign in with your institution's account. Every "
+    "analysis is recorded (who, when, which models; the photo's fingerprint, never the photo)."
+)
 WRONG = "Wrong user name or password."
 
 
@@ -49,8 +53,11 @@ def problems(shared: SharedConfig) -> list[str]:
     signin = shared.signin
     if found or signin is None or signin.method != "oidc":
         return found
-    from streamlit.auth_util import is_authlib_installed
-
+    try:
+        from streamlit.auth_util import is_authlib_installed
+    except ImportError:  # Streamlit before 1.42 has no st.login
+        found.append('[signin] method = "oidc" needs Streamlit >= 1.42 (st.login).')
+        return found
     if not is_authlib_installed():
         found.append(
             '[signin] method = "oidc" uses Streamlit\'s st.login, which needs Authlib: '
@@ -126,11 +133,7 @@ def _password_user(signin: SignIn) -> str:
 def _oidc_user(signin: SignIn) -> str:
     if not st.user.is_logged_in:
         st.title("Sign in")
-        st.caption(
-            SIGN_IN_HELP.replace(
-                "the name and password your administrator gave you", "your institution's account"
-            )
-        )
+        st.caption(OIDC_HELP)
         st.button(
             "Sign in with your institution's account",
             type="primary",

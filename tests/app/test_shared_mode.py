@@ -160,6 +160,62 @@ def test_oidc_without_identity_provider_refuses_to_start(shared_env, monkeypatch
     assert "secrets.toml" in at.error[0].value and not at.button
 
 
+def test_repeated_wrong_passwords_lock_the_name(shared_env):
+    from gmx.passwords import MAX_FAILURES
+
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    for _ in range(MAX_FAILURES):
+        _sign_in(at, "eve", "guess")
+        assert [e.value for e in at.error] == [auth.WRONG]
+    _sign_in(at, "eve", "guess")
+    assert "Too many wrong passwords for this name" in at.error[0].value
+    _sign_in(at, "alice", PASSWORD)  # other names are not affected
+    assert at.session_state[state.USER] == "alice"
+
+
+class _FakeUser(dict):
+    """Stands in for ``st.user`` (an identity provider is not reachable in tests)."""
+
+    @property
+    def is_logged_in(self) -> bool:
+        return bool(self)
+
+
+@pytest.fixture()
+def oidc_env(shared_env, monkeypatch):
+    """``[signin] method = "oidc"`` for uni-bonn.de, the provider's checks passed."""
+    text = shared_env.config.read_text()
+    start, end = text.index("[signin]"), text.index("[model_sets.tiny]")
+    signin = '[signin]\nmethod = "oidc"\nallowed_domains = ["uni-bonn.de"]\n'
+    shared_env.config.write_text(text[:start] + signin + text[end:])
+    monkeypatch.setattr(auth, "problems", lambda shared: [])
+    return shared_env
+
+
+def test_oidc_sign_in_button_allowed_domains_and_audit_user(oidc_env, tiny_setup, monkeypatch):
+    import streamlit
+
+    monkeypatch.setattr(streamlit, "user", _FakeUser())
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    _no_exceptions(at)
+    assert [b.label for b in at.button] == ["Sign in with your institution's account"]
+    assert not at.text_input  # no password form
+
+    monkeypatch.setattr(streamlit, "user", _FakeUser(email="mallory@evil.org"))
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert "may not use this server" in at.error[0].value and not at.selectbox
+
+    monkeypatch.setattr(streamlit, "user", _FakeUser(email="Dr.Alice@uni-bonn.de", name="Alice"))
+    at = AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT)
+    at.session_state[state.PHOTO_BYTES] = tiny_setup.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    at.run()
+    _no_exceptions(at)
+    assert at.dataframe
+    (row,) = AuditLog(oidc_env.audit).entries()
+    assert row.user == "Dr.Alice@uni-bonn.de"
+
+
 def _unlisted(tiny_setup, tmp_path) -> GmxConfig:
     """Copies of the tiny files under other names: usable, but not listed."""
     model = shutil.copy(tiny_setup.model_path, tmp_path / "unlisted.pt")
