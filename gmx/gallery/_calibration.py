@@ -1,24 +1,38 @@
 """Calibrated answers from a gallery's stored embeddings (no model passes).
 
-Leave-one-PATIENT-out within the gallery: every image is a query against the gallery without its own
-patient's images, exactly as a new patient would be ranked. With the ranking's distance (the mean over
-variants of :func:`~gmx.gallery.cosine_distances`), each query image gives
+Two ways to count, both with the ranking's distance (the mean over variants of
+:func:`~gmx.gallery.cosine_distances`, nearest image per syndrome):
 
-* its *own* distance: to the nearest image of its own syndrome (other patients), and
-* its *other* distance: to the nearest image of any other syndrome (the null).
+* :func:`calibrate`, *leave-one-patient-out* within the gallery: every gallery image is a query
+  against the gallery without its own patient's images, exactly as a new patient would be ranked;
+* :func:`calibrate_held_out`: labelled query images that are not in the gallery (a held-out test
+  split), each against the whole gallery (without its own patient's images if that patient is in
+  the gallery).
 
-Images of syndromes with a single patient have no own-syndrome neighbour and are skipped (both
-distances), so the two lists are paired: one own and one other distance per counted image.
+Each counted query image gives
 
-At a distance ``d``, :meth:`Calibration.statement` counts how many own / other distances are ``<= d``
-and estimates the PPV ``P(same syndrome | nearest distance <= d)`` = own / (own + other) among those,
-with a Wilson 95 % interval. This is a retrospective count on the gallery, not a prospective study,
-and the PPV depends on the gallery's syndrome mix (one own vs one other distance per image).
+* its *own* distance: to the nearest image of its own syndrome (other patients),
+* its *other* distance: to the nearest image of any other syndrome (the null), and
+* its *nearest* distance: to the nearest image of any syndrome (the smaller of the two: its top-1).
+
+Query images whose syndrome has no image of another patient in the gallery are skipped (all three
+distances), so the lists are paired: one own and one other distance per counted image.
+
+An optional *unaffected* cohort adds each unaffected face's distance to its nearest syndrome image
+(:func:`nearest_syndrome_distances`).
+
+At a distance ``d``, :meth:`Calibration.statement` counts how many own / other / unaffected
+distances are ``<= d`` and estimates the PPV ``P(same syndrome | nearest distance <= d)`` = own /
+(own + other) among those, with a Wilson 95 % interval. The "not closer than typical" flag is
+``d >= median`` of the null: the unaffected cohort's nearest distances when there is one, else the
+other-syndrome distances. This is a retrospective count, not a prospective study, and the PPV depends
+on the syndrome mix of the counted images (one own vs one other distance per image).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,8 +43,24 @@ from gmx.gallery._rank import cosine_distances
 
 #: z for a two-sided 95 % interval (the normal's 97.5 % quantile).
 WILSON_Z_95 = 1.959963984540054
-#: Query images per block of the leave-one-patient-out distance matrix (bounds memory).
+#: Query images per block of a query x gallery distance matrix (bounds memory).
 _BLOCK = 256
+
+#: :attr:`Calibration.method` values.
+LEAVE_ONE_PATIENT_OUT = "leave-one-patient-out"
+HELD_OUT = "held-out"
+CALIBRATION_METHODS = (LEAVE_ONE_PATIENT_OUT, HELD_OUT)
+
+#: :attr:`CalibratedMatch.null` values: which distances the "not closer than typical" flag used.
+NULL_UNAFFECTED, NULL_OTHER_SYNDROME = "unaffected", "other_syndrome"
+
+#: The face-level message (:meth:`Calibration.not_closer_message`) starts with this.
+NOT_CLOSER_THAN_UNAFFECTED = (
+    "This face is not closer to any syndrome than typical unaffected faces are"
+)
+NOT_CLOSER_THAN_OTHER_SYNDROME = (
+    "This face is not closer to any syndrome than typical matches to a different syndrome are"
+)
 
 
 def wilson_interval(k: int, n: int, z: float = WILSON_Z_95) -> tuple[float, float]:
@@ -49,7 +79,7 @@ def wilson_interval(k: int, n: int, z: float = WILSON_Z_95) -> tuple[float, floa
 
 @dataclass(frozen=True)
 class CalibratedMatch:
-    """What the gallery says about one match distance (see :meth:`Calibration.statement`).
+    """What the calibration says about one match distance (see :meth:`Calibration.statement`).
 
     Attributes:
         distance: the match distance asked about.
@@ -60,11 +90,13 @@ class CalibratedMatch:
         ppv: ``n_own_within / (n_own_within + n_other_within)``, ``None`` when neither is > 0.
         ppv_low / ppv_high: its Wilson 95 % interval (``0, 1`` when nothing was this close).
         n_unaffected / n_unaffected_within / frac_unaffected_within: the unaffected cohort's
-            distances to their nearest syndrome, when one was given (``None`` otherwise).
-        not_closer_than_typical: ``distance`` is at or above the median of the null (the
-            unaffected cohort's distances when given, else the other-syndrome distances).
+            distances to their nearest syndrome, when there is one (``None`` otherwise).
+        not_closer_than_typical: ``distance >= typical_distance``.
         null: ``"unaffected"`` or ``"other_syndrome"``: which median the flag used.
         sentence: the statement in plain words (what was counted, no diagnostic claim).
+        typical_distance: the median the flag compares with (the unaffected cohort's nearest
+            distances when there is one, else the other-syndrome distances); ``None`` if empty.
+        method: how the counts were made (:attr:`Calibration.method`).
     """
 
     distance: float
@@ -83,6 +115,8 @@ class CalibratedMatch:
     not_closer_than_typical: bool
     null: str
     sentence: str
+    typical_distance: float | None = None
+    method: str = LEAVE_ONE_PATIENT_OUT
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -93,15 +127,18 @@ def _within(sorted_values: np.ndarray, d: float) -> int:
     return int(np.searchsorted(sorted_values, d, side="right"))
 
 
-def _frozen_sorted(a: np.ndarray) -> np.ndarray:
+def _frozen_sorted(a: Any, what: str = "distances") -> np.ndarray:
     out = np.sort(np.asarray(a, dtype=np.float64))
+    if out.ndim != 1 or not np.isfinite(out).all():
+        raise ValueError(f"{what} must be a 1-d array of finite distances, got shape {out.shape}")
     out.flags.writeable = False
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Calibration:
-    """Leave-one-patient-out distance distributions of a gallery (from :func:`calibrate`).
+    """Distance distributions of a gallery's counted query images (from :func:`calibrate` or
+    :func:`calibrate_held_out`); stored in the gallery file (:attr:`Gallery.calibration`).
 
     Attributes:
         gallery_name: the gallery's name (a calibration belongs to one gallery).
@@ -109,8 +146,17 @@ class Calibration:
         other_distances: sorted read-only ``(n,)`` other-syndrome nearest distances, same images.
         unaffected_distances: sorted read-only unaffected-to-nearest-syndrome distances, or ``None``.
         n_images: images counted (``n``).
-        n_skipped_images: images skipped (their syndrome has a single patient).
+        n_skipped_images: images skipped (their syndrome has no image of another patient in the
+            gallery).
         skipped_syndromes: ids of the syndromes skipped for that reason, sorted.
+        method: ``"leave-one-patient-out"`` (the gallery's own images) or ``"held-out"``
+            (labelled images that are not in the gallery).
+        nearest_distances: sorted read-only ``(n,)`` distances of the counted images to their
+            nearest syndrome (``min(own, other)`` per image, their top-1), or ``None`` (a
+            calibration made before gmx kept them).
+        model_fingerprint: fingerprint of the models the gallery was embedded with (``""`` when
+            unknown); a gallery refuses a calibration of other models.
+        provenance: free text: what the queries and the unaffected cohort were.
     """
 
     gallery_name: str
@@ -120,9 +166,73 @@ class Calibration:
     n_images: int
     n_skipped_images: int
     skipped_syndromes: tuple[str, ...]
+    method: str = LEAVE_ONE_PATIENT_OUT
+    nearest_distances: np.ndarray | None = None
+    model_fingerprint: str = ""
+    provenance: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {self.method!r}")
+        for name in ("own_distances", "other_distances"):
+            set_(self, name, _frozen_sorted(getattr(self, name), name))
+        for name in ("unaffected_distances", "nearest_distances"):
+            if getattr(self, name) is not None:
+                set_(self, name, _frozen_sorted(getattr(self, name), name))
+        n = self.own_distances.size
+        if self.other_distances.size != n or self.n_images != n:
+            raise ValueError(
+                f"own ({n}) and other ({self.other_distances.size}) distances must be paired, one "
+                f"per counted image (n_images={self.n_images})"
+            )
+        if self.nearest_distances is not None and self.nearest_distances.size != n:
+            raise ValueError(
+                f"nearest_distances must hold {n} values, got {self.nearest_distances.size}"
+            )
+        if self.n_skipped_images < 0:
+            raise ValueError(f"n_skipped_images must be >= 0, got {self.n_skipped_images}")
+        set_(self, "skipped_syndromes", tuple(sorted(self.skipped_syndromes)))
+
+    @property
+    def n_unaffected(self) -> int | None:
+        """Size of the unaffected cohort, ``None`` without one."""
+        return None if self.unaffected_distances is None else int(self.unaffected_distances.size)
+
+    @property
+    def null(self) -> str:
+        """Which distances the "not closer than typical" flag compares with."""
+        un = self.unaffected_distances
+        return NULL_UNAFFECTED if un is not None and un.size else NULL_OTHER_SYNDROME
+
+    @property
+    def typical_distance(self) -> float | None:
+        """Median of the null (unaffected nearest distances, else other-syndrome distances)."""
+        values = self.unaffected_distances if self.null == NULL_UNAFFECTED else self.other_distances
+        return float(np.median(values)) if values is not None and values.size else None
+
+    def not_closer_message(self, nearest_distance: float) -> str | None:
+        """The face-level message when a face's nearest-syndrome (top-1) distance is at or above the
+        typical distance of the null, else ``None``."""
+        d = float(nearest_distance)
+        typical = self.typical_distance
+        if not math.isfinite(d) or typical is None or d < typical:
+            return None
+        if self.null == NULL_UNAFFECTED:
+            return (
+                f"{NOT_CLOSER_THAN_UNAFFECTED}: its nearest syndrome is at distance {d:.3f}, at or "
+                f"above the median {typical:.3f} of {self.n_unaffected} unaffected people's "
+                "distances to their nearest syndrome. The suggestions below are no evidence of a "
+                "syndrome."
+            )
+        return (
+            f"{NOT_CLOSER_THAN_OTHER_SYNDROME}: its nearest syndrome is at distance {d:.3f}, at or "
+            f"above the median {typical:.3f} of the distances to a different syndrome (the "
+            "calibration has no unaffected cohort). The suggestions below are weak evidence."
+        )
 
     def statement(self, distance: float) -> CalibratedMatch:
-        """What the gallery's leave-one-patient-out counts say about a match at ``distance``."""
+        """What the calibration's counts say about a match at ``distance``."""
         d = float(distance)
         if not math.isfinite(d):
             raise ValueError(f"distance must be finite, got {distance!r}")
@@ -141,34 +251,38 @@ class Calibration:
             n_un = int(un.size)
             k_un = _within(un, d)
             f_un = k_un / n_un if n_un else 0.0
-        if un is not None and un.size:
-            null, typical = "unaffected", float(np.median(un))
-        else:
-            null = "other_syndrome"
-            typical = float(np.median(self.other_distances)) if n_other else math.inf
-        flag = d >= typical
+        null, typical = self.null, self.typical_distance
+        flag = typical is not None and d >= typical
 
-        words = [
-            f"In the gallery {self.gallery_name!r} (leave-one-patient-out), {k_own} of {n_own} "
-            f"patients' images ({f_own:.0%}) had an image of their own syndrome at distance "
-            f"{d:.3f} or closer, and {k_other} of {n_other} ({f_other:.0%}) had an image of another "
-            "syndrome that close."
-        ]
-        if ppv is None:
-            words.append("No gallery match was this close, so no PPV can be estimated.")
+        if self.method == HELD_OUT:
+            counted = f"Of {n_own} held-out images of affected patients (not in the gallery), "
         else:
-            words.append(
-                f"Of the {n_close} nearest matches this close, {ppv:.0%} were the same syndrome "
-                f"(estimated PPV, 95 % interval {low:.0%}-{high:.0%}); this depends on the gallery's "
-                "syndrome mix."
+            counted = (
+                f"Of {n_own} gallery images (each compared with the rest of the gallery, its own "
+                "patient left out), "
             )
+        words = [
+            f"{counted}{k_own} of {n_own} ({f_own:.0%}) had a patient of their own syndrome at "
+            f"distance {d:.3f} or closer, and {k_other} of {n_other} ({f_other:.0%}) had a patient "
+            "of another syndrome that close."
+        ]
         if un is not None:
             words.append(
                 f"{k_un} of {n_un} unaffected people ({f_un:.0%}) were this close to some syndrome."
             )
+        if ppv is None:
+            words.append("No match was this close, so no PPV can be estimated.")
+        else:
+            words.append(
+                f"Of the {n_close} nearest matches this close, {ppv:.0%} were the same syndrome "
+                f"(estimated PPV, 95 % interval {low:.0%}-{high:.0%}); this depends on the "
+                f"syndrome mix of the gallery {self.gallery_name!r}."
+            )
         if flag:
-            who = "unaffected faces" if null == "unaffected" else "matches to a different syndrome"
-            words.append(f"This match is not closer than typical {who}.")
+            who = (
+                "unaffected faces" if null == NULL_UNAFFECTED else "matches to a different syndrome"
+            )
+            words.append(f"This match is not closer than typical {who} (median {typical:.3f}).")
         return CalibratedMatch(
             distance=d,
             n_own=n_own,
@@ -186,65 +300,208 @@ class Calibration:
             not_closer_than_typical=flag,
             null=null,
             sentence=" ".join(words),
+            typical_distance=typical,
+            method=self.method,
         )
 
+    def auroc(self) -> float | None:
+        """AUROC of affected vs unaffected by nearest-syndrome distance (smaller = affected).
 
-def calibrate(gallery: Gallery, *, unaffected: Any = None) -> Calibration:
+        ``P(affected nearest < unaffected nearest) + 0.5 P(equal)`` over all pairs (Mann-Whitney);
+        ``None`` without an unaffected cohort or without :attr:`nearest_distances`.
+        """
+        a, u = self.nearest_distances, self.unaffected_distances
+        if a is None or u is None or not a.size or not u.size:
+            return None
+        below = np.searchsorted(u, a, side="left")  # unaffected strictly closer than each a
+        upto = np.searchsorted(u, a, side="right")
+        wins = (u.size - upto).sum() + 0.5 * (upto - below).sum()
+        return float(wins / (a.size * u.size))
+
+
+def nearest_syndrome_distances(embeddings: np.ndarray, gallery: Gallery) -> np.ndarray:
+    """Each face's distance to its nearest gallery image (any syndrome): its top-1 distance.
+
+    Args:
+        embeddings: ``(M, V, D)`` embeddings of the faces (the gallery's variants, same order).
+        gallery: the gallery.
+
+    Returns:
+        ``(M,)`` float64: the ranking's distance (mean over variants) to the nearest image.
+
+    Raises:
+        ValueError: shapes that do not fit the gallery, or an empty gallery.
+    """
+    q = np.asarray(embeddings)
+    if q.ndim != 3 or q.shape[1:] != gallery.embeddings.shape[1:]:
+        raise ValueError(
+            f"embeddings must be (M, {gallery.n_variants}, {gallery.embedding_dim}) like the "
+            f"gallery's, got {q.shape}"
+        )
+    if len(gallery) == 0:
+        raise ValueError(f"gallery {gallery.name!r} is empty")
+    out = np.empty(q.shape[0])
+    for start in range(0, q.shape[0], _BLOCK):
+        stop = min(start + _BLOCK, q.shape[0])
+        dist = cosine_distances(
+            q[start:stop], gallery.embeddings, image_inv_norms=gallery._inv_norms
+        )
+        out[start:stop] = dist.mean(axis=2).min(axis=1)
+    return out
+
+
+def _own_other(
+    gallery: Gallery, queries: np.ndarray, syn: np.ndarray, sub: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: nearest own-syndrome and other-syndrome distance (``inf`` where none), leaving
+    out gallery images of the query's own patient. ``syn``/``sub`` are gallery codes (-1 = none)."""
+    g_syn = np.asarray(gallery._syndrome_codes)
+    g_sub = np.asarray(gallery._subject_codes)
+    n = queries.shape[0]
+    own = np.full(n, np.inf)
+    other = np.full(n, np.inf)
+    if not len(gallery):
+        return own, other
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        dist = cosine_distances(
+            queries[start:stop], gallery.embeddings, image_inv_norms=gallery._inv_norms
+        ).mean(axis=2)
+        same_syn = syn[start:stop, None] == g_syn[None, :]
+        same_sub = sub[start:stop, None] == g_sub[None, :]
+        own[start:stop] = np.where(same_syn & ~same_sub, dist, np.inf).min(axis=1)
+        other[start:stop] = np.where(~same_syn & ~same_sub, dist, np.inf).min(axis=1)
+    return own, other
+
+
+def _assemble(
+    gallery: Gallery,
+    own: np.ndarray,
+    other: np.ndarray,
+    labels: Sequence[str],
+    *,
+    method: str,
+    unaffected: Any,
+    provenance: str,
+) -> Calibration:
+    has_own = np.isfinite(own)
+    counted = has_own & np.isfinite(other)
+    if not counted.any():
+        raise ValueError(
+            f"gallery {gallery.name!r}: no query image has both an own-syndrome image of another "
+            "patient and an image of another syndrome: nothing to calibrate"
+        )
+    skipped = sorted({labels[i] for i in np.flatnonzero(~counted)})
+    un = None if unaffected is None else _frozen_sorted(unaffected, "unaffected")
+    return Calibration(
+        gallery_name=gallery.name,
+        own_distances=own[counted],
+        other_distances=other[counted],
+        unaffected_distances=un,
+        n_images=int(counted.sum()),
+        n_skipped_images=int((~counted).sum()),
+        skipped_syndromes=tuple(skipped),
+        method=method,
+        nearest_distances=np.minimum(own[counted], other[counted]),
+        model_fingerprint=gallery.model_fingerprint,
+        provenance=provenance,
+    )
+
+
+def calibrate(gallery: Gallery, *, unaffected: Any = None, provenance: str = "") -> Calibration:
     """Leave-one-patient-out own/other-syndrome nearest distances of every gallery image.
 
     Args:
         gallery: the gallery (its stored embeddings; nothing is modified).
-        unaffected: optional 1-d distances of unaffected faces to their nearest syndrome (e.g. the
-            top-1 distance of ranking each unaffected face against this gallery).
+        unaffected: optional 1-d distances of unaffected faces to their nearest syndrome
+            (:func:`nearest_syndrome_distances` of their embeddings against this gallery).
+        provenance: free text recorded with the calibration (e.g. where the unaffected came from).
 
     Returns:
-        The :class:`Calibration`.
+        The :class:`Calibration` (``method="leave-one-patient-out"``).
 
     Raises:
         ValueError: no image has both an own-syndrome (other patient) and an other-syndrome image,
             or ``unaffected`` is not a finite 1-d array.
     """
-    emb = gallery.embeddings
     syn = np.asarray(gallery._syndrome_codes)
     sub = np.asarray(gallery._subject_codes)
-    n = emb.shape[0]
-    own = np.full(n, np.inf)
-    other = np.full(n, np.inf)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        dist = cosine_distances(emb[start:stop], emb, image_inv_norms=gallery._inv_norms).mean(
-            axis=2
-        )
-        same_syn = syn[start:stop, None] == syn[None, :]
-        same_sub = sub[start:stop, None] == sub[None, :]
-        own_d = np.where(same_syn & ~same_sub, dist, np.inf)
-        other_d = np.where(~same_syn & ~same_sub, dist, np.inf)
-        if own_d.shape[1]:
-            own[start:stop] = own_d.min(axis=1)
-            other[start:stop] = other_d.min(axis=1)
-    has_own = np.isfinite(own)
-    counted = has_own & np.isfinite(other)
-    if not counted.any():
-        raise ValueError(
-            f"gallery {gallery.name!r} has no image with both an own-syndrome image of another "
-            "patient and an image of another syndrome: nothing to calibrate"
-        )
-    skipped = sorted({gallery.images[i].syndrome_id for i in np.flatnonzero(~has_own)})
-    un = None
-    if unaffected is not None:
-        arr = np.asarray(unaffected, dtype=np.float64)
-        if arr.ndim != 1 or not np.isfinite(arr).all():
-            raise ValueError("unaffected must be a 1-d array of finite distances")
-        un = _frozen_sorted(arr)
-    return Calibration(
-        gallery_name=gallery.name,
-        own_distances=_frozen_sorted(own[counted]),
-        other_distances=_frozen_sorted(other[counted]),
-        unaffected_distances=un,
-        n_images=int(counted.sum()),
-        n_skipped_images=int((~counted).sum()),
-        skipped_syndromes=tuple(skipped),
+    own, other = _own_other(gallery, gallery.embeddings, syn, sub)
+    labels = [im.syndrome_id for im in gallery.images]
+    return _assemble(
+        gallery,
+        own,
+        other,
+        labels,
+        method=LEAVE_ONE_PATIENT_OUT,
+        unaffected=unaffected,
+        provenance=provenance,
     )
 
 
-__all__ = ["WILSON_Z_95", "CalibratedMatch", "Calibration", "calibrate", "wilson_interval"]
+def calibrate_held_out(
+    gallery: Gallery,
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    *,
+    subjects: Sequence[str] | None = None,
+    unaffected: Any = None,
+    provenance: str = "",
+) -> Calibration:
+    """Own/other-syndrome nearest distances of labelled images that are not in the gallery.
+
+    Args:
+        gallery: the gallery (nothing is modified).
+        embeddings: ``(M, V, D)`` embeddings of the held-out images (the gallery's variants).
+        labels: ``M`` syndrome ids. Images of syndromes the gallery does not hold have no own
+            distance and are skipped (counted in :attr:`Calibration.n_skipped_images`).
+        subjects: ``M`` patient ids; gallery images of the same patient are left out (as
+            :func:`~gmx.gallery.rank`'s ``exclude_subjects``). ``None``: nothing is left out.
+        unaffected: optional 1-d distances of unaffected faces to their nearest syndrome.
+        provenance: free text recorded with the calibration.
+
+    Returns:
+        The :class:`Calibration` (``method="held-out"``).
+
+    Raises:
+        ValueError: lengths or shapes that do not fit, nothing countable, or a bad ``unaffected``.
+    """
+    q = np.asarray(embeddings)
+    if q.ndim != 3 or q.shape[1:] != gallery.embeddings.shape[1:]:
+        raise ValueError(
+            f"embeddings must be (M, {gallery.n_variants}, {gallery.embedding_dim}) like the "
+            f"gallery's, got {q.shape}"
+        )
+    labels = [str(x) for x in labels]
+    if len(labels) != q.shape[0] or (subjects is not None and len(subjects) != q.shape[0]):
+        raise ValueError(
+            f"{q.shape[0]} embeddings need as many labels (got {len(labels)}) and subjects "
+            f"(got {None if subjects is None else len(subjects)})"
+        )
+    syn_code = {s: k for k, s in enumerate(gallery._syndrome_order)}
+    sub_code = {s: k for k, s in enumerate(gallery._subject_order)}
+    syn = np.array([syn_code.get(lab, -1) for lab in labels], dtype=np.int64)
+    if subjects is None:
+        sub = np.full(len(labels), -1, dtype=np.int64)
+    else:
+        sub = np.array([sub_code.get(str(s), -1) for s in subjects], dtype=np.int64)
+    own, other = _own_other(gallery, q, syn, sub)
+    return _assemble(
+        gallery, own, other, labels, method=HELD_OUT, unaffected=unaffected, provenance=provenance
+    )
+
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "HELD_OUT",
+    "LEAVE_ONE_PATIENT_OUT",
+    "NOT_CLOSER_THAN_OTHER_SYNDROME",
+    "NOT_CLOSER_THAN_UNAFFECTED",
+    "WILSON_Z_95",
+    "CalibratedMatch",
+    "Calibration",
+    "calibrate",
+    "calibrate_held_out",
+    "nearest_syndrome_distances",
+    "wilson_interval",
+]
