@@ -21,7 +21,8 @@
   images not in the gallery) -> :class:`Calibration` (own vs other-syndrome distances, optional
   unaffected cohort from :func:`nearest_syndrome_distances`), stored in the gallery file as
   :attr:`Gallery.calibration`; :meth:`Calibration.statement` -> :class:`CalibratedMatch` (counts,
-  PPV with a Wilson interval, in words); :meth:`Calibration.not_closer_message` for the face.
+  PPV with a Wilson interval, in words); :meth:`Calibration.not_closer_message` for the face; :func:`calibration_summary` (distributions,
+  PPV curve, AUROC).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -40,8 +41,11 @@ from gmx.gallery._calibration import (
     WILSON_Z_95,
     CalibratedMatch,
     Calibration,
+    CalibrationSummary,
+    DistanceSummary,
     calibrate,
     calibrate_held_out,
+    calibration_summary,
     nearest_syndrome_distances,
     wilson_interval,
 )
@@ -118,6 +122,8 @@ __all__ = [
     "WILSON_Z_95",
     "CalibratedMatch",
     "Calibration",
+    "CalibrationSummary",
+    "DistanceSummary",
     "EmbedFn",
     "EmbeddingCheck",
     "EncodedPhotos",
@@ -143,6 +149,7 @@ __all__ = [
     "build_gallery",
     "calibrate",
     "calibrate_held_out",
+    "calibration_summary",
     "check_compatible",
     "composite_face",
     "cosine_distances",

@@ -319,6 +319,130 @@ class Calibration:
         return float(wins / (a.size * u.size))
 
 
+#: Quantiles :func:`calibration_summary` reports for each distribution.
+SUMMARY_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class DistanceSummary:
+    """Size and quantiles of one distance distribution (``n == 0``: all ``None``)."""
+
+    n: int
+    min: float | None
+    quantiles: tuple[tuple[float, float], ...]
+    max: float | None
+
+    @classmethod
+    def of(cls, values: np.ndarray | None) -> DistanceSummary | None:
+        """The summary of sorted ``values``; ``None`` for ``None``."""
+        if values is None:
+            return None
+        if not values.size:
+            return cls(0, None, (), None)
+        qs = tuple((q, float(np.quantile(values, q))) for q in SUMMARY_QUANTILES)
+        return cls(int(values.size), float(values[0]), qs, float(values[-1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"n", "min", "q10", "q25", "median", "q75", "q90", "max"}``."""
+        out: dict[str, Any] = {"n": self.n, "min": self.min}
+        for q, v in self.quantiles:
+            out["median" if q == 0.5 else f"q{round(q * 100)}"] = v
+        out["max"] = self.max
+        return out
+
+
+@dataclass(frozen=True)
+class CalibrationSummary:
+    """The figures of a calibration (:func:`calibration_summary`): distributions, PPV curve, AUROC.
+
+    Attributes:
+        gallery_name / method / n_images / n_skipped_images / skipped_syndromes / provenance: as
+            in :class:`Calibration`.
+        own / other / nearest / unaffected: :class:`DistanceSummary` of each distribution
+            (``None`` where the calibration has none).
+        typical_distance: the flag's median (:attr:`Calibration.typical_distance`) and ``null``.
+        auroc: :meth:`Calibration.auroc` (affected vs unaffected by nearest distance), or ``None``.
+        curve: the statements at the reported distances.
+    """
+
+    gallery_name: str
+    method: str
+    n_images: int
+    n_skipped_images: int
+    skipped_syndromes: tuple[str, ...]
+    provenance: str
+    own: DistanceSummary
+    other: DistanceSummary
+    nearest: DistanceSummary | None
+    unaffected: DistanceSummary | None
+    null: str
+    typical_distance: float | None
+    auroc: float | None
+    curve: tuple[CalibratedMatch, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; each curve point without its sentence."""
+        out = {k: getattr(self, k) for k in ("gallery_name", "method", "n_images")}
+        out.update(
+            n_skipped_images=self.n_skipped_images,
+            skipped_syndromes=list(self.skipped_syndromes),
+            provenance=self.provenance,
+            distributions={
+                k: None if v is None else v.to_dict()
+                for k, v in (
+                    ("own", self.own),
+                    ("other", self.other),
+                    ("nearest", self.nearest),
+                    ("unaffected", self.unaffected),
+                )
+            },
+            null=self.null,
+            typical_distance=self.typical_distance,
+            auroc_affected_vs_unaffected=self.auroc,
+            ppv_curve=[
+                {k: v for k, v in m.to_dict().items() if k not in ("sentence", "method")}
+                for m in self.curve
+            ],
+        )
+        return out
+
+
+def calibration_summary(
+    calibration: Calibration, distances: Sequence[float] | None = None
+) -> CalibrationSummary:
+    """Distributions, PPV curve and AUROC of a calibration.
+
+    Args:
+        calibration: the calibration.
+        distances: where to evaluate the PPV curve; default: the :data:`SUMMARY_QUANTILES` of the
+            nearest (top-1) distances of the counted images (own distances for calibrations without
+            them) and the flag's typical distance, rounded to 3 decimals.
+    """
+    c = calibration
+    if distances is None:
+        base = c.nearest_distances if c.nearest_distances is not None else c.own_distances
+        points = [float(np.quantile(base, q)) for q in SUMMARY_QUANTILES]
+        if c.typical_distance is not None:
+            points.append(c.typical_distance)
+        distances = sorted({round(p, 3) for p in points})
+    return CalibrationSummary(
+        gallery_name=c.gallery_name,
+        method=c.method,
+        n_images=c.n_images,
+        n_skipped_images=c.n_skipped_images,
+        skipped_syndromes=c.skipped_syndromes,
+        provenance=c.provenance,
+        own=DistanceSummary.of(c.own_distances),  # type: ignore[arg-type]
+        other=DistanceSummary.of(c.other_distances),  # type: ignore[arg-type]
+        nearest=DistanceSummary.of(c.nearest_distances),
+        unaffected=DistanceSummary.of(c.unaffected_distances),
+        null=c.null,
+        typical_distance=c.typical_distance,
+        auroc=c.auroc(),
+        curve=tuple(c.statement(d) for d in distances),
+    )
+
+
 def nearest_syndrome_distances(embeddings: np.ndarray, gallery: Gallery) -> np.ndarray:
     """Each face's distance to its nearest gallery image (any syndrome): its top-1 distance.
 
@@ -497,11 +621,15 @@ __all__ = [
     "LEAVE_ONE_PATIENT_OUT",
     "NOT_CLOSER_THAN_OTHER_SYNDROME",
     "NOT_CLOSER_THAN_UNAFFECTED",
+    "SUMMARY_QUANTILES",
     "WILSON_Z_95",
     "CalibratedMatch",
     "Calibration",
+    "CalibrationSummary",
+    "DistanceSummary",
     "calibrate",
     "calibrate_held_out",
+    "calibration_summary",
     "nearest_syndrome_distances",
     "wilson_interval",
 ]

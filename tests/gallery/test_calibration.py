@@ -254,3 +254,32 @@ def test_service_json_face_flag() -> None:
     assert block["gmx"]["calibration"]["not_closer_than_typical"] is False
     assert block["gmx"]["calibration"]["message"] is None
     json.dumps(block)
+
+
+def test_demo_gallery_ships_its_held_out_calibration() -> None:
+    """The committed demo gallery stores the calibration that docs/calibration.json reports
+    (``python -m gmx.demo calibrate --report docs/calibration.json``)."""
+    from pathlib import Path
+
+    from gmx.config import DEMO_GALLERY
+    from gmx.gallery import calibration_summary, load_gallery
+
+    c = load_gallery(DEMO_GALLERY).calibration
+    assert c is not None and c.method == "held-out"
+    assert (c.n_images, c.n_skipped_images, c.n_unaffected) == (324, 0, 231)
+    recorded = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "calibration.json").read_text("utf-8")
+    )
+    now = calibration_summary(c).to_dict()
+    assert now["auroc_affected_vs_unaffected"] == pytest.approx(
+        recorded["auroc_affected_vs_unaffected"], abs=1e-4
+    )
+    assert now["typical_distance"] == pytest.approx(recorded["typical_distance"], abs=1e-4)
+    for key in ("own", "other", "nearest", "unaffected"):
+        assert now["distributions"][key] == pytest.approx(recorded["distributions"][key], abs=1e-4)
+    counts = ("distance", "n_own_within", "n_other_within", "n_unaffected_within")
+    assert [[p[k] for k in counts] for p in now["ppv_curve"]] == [
+        [p[k] for k in counts] for p in recorded["ppv_curve"]
+    ]
+    # the published shape: affected faces are closer to a syndrome than unaffected ones
+    assert 0.7 < c.auroc() < 0.9
