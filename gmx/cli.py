@@ -319,6 +319,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 gallery_version=diagnoser.gallery.version,
                 top_k=args.top_k,
                 demo=cfg.is_demo,
+                calibration=diagnoser.gallery.calibration,
             )
             n_faces = len(d.alignment.faces)
             if n_faces > 1:
