@@ -145,11 +145,16 @@ def feature_controls(
 
 def statement_line(match: SyndromeMatch, s: CalibratedMatch) -> str:
     """One suggested syndrome's calibrated statement in words (Markdown)."""
-    who = "held-out patients" if s.method == HELD_OUT else "gallery patients"
+    photos = (
+        "held-out photos of affected patients"
+        if s.method == HELD_OUT
+        else "gallery photos (own patient left out)"
+    )
     parts = [
-        f"**{match.rank}. {match.name}** (distance {s.distance:.3f}): {s.n_own_within} of "
-        f"{s.n_own} {who} ({s.frac_own_within:.0%}) had a patient of their own syndrome this "
-        f"close, {s.n_other_within} ({s.frac_other_within:.0%}) one of another syndrome"
+        f"**{match.rank}. {match.name}** (distance {s.distance:.3f}): a same-syndrome gallery "
+        f"patient was this close for {s.n_own_within} of {s.n_own} {photos} "
+        f"({s.frac_own_within:.0%}), one of another syndrome for {s.n_other_within} "
+        f"({s.frac_other_within:.0%})"
     ]
     if s.n_unaffected is not None:
         parts.append(

@@ -77,7 +77,10 @@ def test_statements_per_syndrome_flag_and_export(calibrated_env, downloads):  # 
     assert len(lines) == len(table) == 3  # one statement per suggested syndrome, in rank order
     for k, (line, name) in enumerate(zip(lines, table["syndrome"], strict=True), start=1):
         assert line.startswith(f"**{k}. {name}**")
-        assert "of 6 gallery patients" in line and "3 of 3 unaffected people (100%)" in line
+        assert (
+            "of 6 gallery photos (own patient left out)" in line
+            and "3 of 3 unaffected people (100%)" in line
+        )
         assert "Not closer than typical unaffected faces (median 0.000)" in line
     gmx = _export(at, downloads)["gmx"]
     assert gmx["calibration"]["not_closer_than_typical"] is True
@@ -97,10 +100,10 @@ def test_demo_faces_flagged_only_when_not_closer_than_unaffected(monkeypatch):
     next(b for b in at.button if b.label == "syndrome C 1209").click().run()
     _ok(at)
     assert any(NOT_CLOSER_THAN_UNAFFECTED in w.value for w in at.warning)
-    lines = [m.value for m in at.markdown if "held-out patients" in m.value]
+    lines = [m.value for m in at.markdown if "held-out photos of affected patients" in m.value]
     assert lines and "of 231 unaffected people" in lines[0] and "estimated PPV" in lines[0]
     next(b for b in at.button if b.label == "syndrome B 1113").click().run()
     _ok(at)
     assert not any(NOT_CLOSER_THAN_UNAFFECTED in w.value for w in at.warning)
-    first = next(m.value for m in at.markdown if "held-out patients" in m.value)
+    first = next(m.value for m in at.markdown if "held-out photos of affected patients" in m.value)
     assert first.startswith("**1. ") and "estimated PPV 100%" in first

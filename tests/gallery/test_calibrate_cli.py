@@ -123,3 +123,15 @@ def test_calibrate_with_a_folder_of_photos(
     want = nearest_syndrome_distances(ensemble.embed([face]), g)
     np.testing.assert_allclose(c.unaffected_distances, want, atol=1e-6)
     assert "1 photos in" in c.provenance
+    # gmx predict on the calibrated gallery: the gmx block carries the statements
+    photo = tmp_path / "case.jpg"
+    photo.write_bytes(tiny_setup.photo_jpeg)
+    args = ["--device", "cpu", "predict", str(photo), "--models", str(tiny_setup.model_path)]
+    assert main([*args, "--gallery", str(path), "--top-k", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    block = result["gmx"]["calibration"]
+    assert block["method"] == "leave-one-patient-out" and block["n_unaffected"] == 1
+    assert block["typical_distance"] == pytest.approx(float(want[0]))
+    top = result["gmx"]["syndromes"][0]
+    assert top["calibration"] == c.statement(top["distance"]).to_dict()
+    assert len(result["suggested_syndromes_list"]) == 2  # the service fields as before
