@@ -34,6 +34,7 @@ See ``docs/gallery.md`` for the file schema, the ranking definition and the JSON
 from __future__ import annotations
 
 from gmx.gallery._build import EmbedFn, build_gallery, gallery_from_encodings
+from gmx.gallery._calibrate import calibrate, calibrate_held_out, nearest_syndrome_distances
 from gmx.gallery._calibration import (
     HELD_OUT,
     LEAVE_ONE_PATIENT_OUT,
@@ -43,10 +44,7 @@ from gmx.gallery._calibration import (
     Calibration,
     CalibrationSummary,
     DistanceSummary,
-    calibrate,
-    calibrate_held_out,
     calibration_summary,
-    nearest_syndrome_distances,
     wilson_interval,
 )
 from gmx.gallery._consistency import (

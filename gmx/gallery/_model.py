@@ -10,17 +10,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
+from gmx.gallery._calibration import Calibration
 from gmx.gallery._photos import EncodedPhotos
 from gmx.variants import Variant
-
-if TYPE_CHECKING:
-    from gmx.gallery._calibration import Calibration
 
 #: Names allowed for :attr:`Gallery.extras` keys (they become SQLite row keys).
 EXTRA_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -355,8 +353,6 @@ class Gallery:
             )
 
     def _check_calibration(self) -> None:
-        from gmx.gallery._calibration import Calibration
-
         cal = self.calibration
         if cal is None:
             return

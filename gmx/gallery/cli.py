@@ -21,34 +21,15 @@ log = logging.getLogger("gmx")
 
 
 def _unaffected_embeddings(args: argparse.Namespace, gallery) -> tuple[np.ndarray, str]:
-    """Embeddings of the unaffected cohort: a folder of photos (aligned and embedded with
-    ``--models``) or a GestaltMatcher-Arc encodings CSV (``gmx encode``), and what it was."""
+    """Embeddings of the unaffected cohort and what they were: a folder of photos (each aligned
+    and embedded exactly as the Diagnose page and ``gmx predict`` do, with the gallery's models:
+    ``--models`` or the configured ones) or a GestaltMatcher-Arc encodings CSV (``gmx encode``)."""
     from gmx.errors import GalleryError
-    from gmx.gallery import check_compatible, read_encodings
+    from gmx.gallery import read_encodings
 
     source = Path(args.unaffected)
     if source.is_dir():
-        from tqdm import tqdm
-
-        from gmx.align import FaceAligner
-        from gmx.cli import _configured, _ensemble, _photos, _primary_face
-
-        ensemble = _ensemble(_configured(args))
-        check_compatible(ensemble, gallery)
-        photos = list(_photos([source]))
-        faces, failed = [], []
-        with FaceAligner() as aligner:
-            for path in tqdm(photos, desc="unaffected", unit="img", file=sys.stderr, disable=None):
-                face, why = _primary_face(aligner, path)
-                if face is None:
-                    failed.append(f"{path}: {why}")
-                else:
-                    faces.append(face)
-        for line in failed:
-            log.warning("skipped %s", line)
-        if not faces:
-            raise GalleryError(f"no face found in any of the {len(photos)} photos in {source}")
-        return ensemble.embed(faces), f"{len(faces)} photos in {source}"
+        return _embed_folder(args, source)
     table = read_encodings(source)
     if tuple(table.variants) != tuple(gallery.variants):
         raise GalleryError(
@@ -59,9 +40,41 @@ def _unaffected_embeddings(args: argparse.Namespace, gallery) -> tuple[np.ndarra
     return table.embeddings, f"{len(table.image_ids)} encodings in {source.name}"
 
 
+def _embed_folder(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, str]:
+    """The largest face of every file in ``folder`` (sorted; undecodable or faceless files are
+    skipped with a warning), embedded by a :class:`~gmx.pipeline.Diagnoser` on the gallery."""
+    from tqdm import tqdm
+
+    from gmx.config import from_cli_args
+    from gmx.device import set_threads
+    from gmx.errors import GalleryError, ImageLoadError
+    from gmx.pipeline import Diagnoser
+
+    cfg = from_cli_args(args)  # args.gallery is the gallery being calibrated
+    set_threads(cfg.threads)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    embeddings, skipped = [], []
+    with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
+        for path in tqdm(files, desc="unaffected", unit="img", file=sys.stderr, disable=None):
+            try:
+                d = diagnoser.diagnose(path)
+            except ImageLoadError as exc:
+                skipped.append(f"{path.name}: {exc}")
+                continue
+            if d.embeddings is None:
+                skipped.append(f"{path.name}: {d.message or 'no face found'}")
+                continue
+            embeddings.append(d.embeddings)
+    for line in skipped:
+        log.warning("skipped %s", line)
+    if not embeddings:
+        raise GalleryError(f"no face found in any of the {len(files)} files in {folder}")
+    return np.stack(embeddings), f"{len(embeddings)} photos in {folder}"
+
+
 def cmd_gallery_calibrate(args: argparse.Namespace) -> int:
     """Compute the leave-one-patient-out calibration (+ unaffected cohort) and store it."""
-    from gmx.cli import output_file
+    from gmx.errors import OutputError
     from gmx.gallery import (
         calibrate,
         calibration_summary,
@@ -70,8 +83,12 @@ def cmd_gallery_calibrate(args: argparse.Namespace) -> int:
         save_gallery,
     )
 
-    out = output_file(Path(args.out)) if args.out else Path(args.gallery_file)
-    report = output_file(Path(args.report), "--report") if args.report else None
+    out = Path(args.out) if args.out else Path(args.gallery_file)
+    report = Path(args.report) if args.report else None
+    for flag, path in (("--out", out), ("--report", report)):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            raise OutputError(f"{flag} {path}: not a file in an existing folder")
+    args.gallery = Path(args.gallery_file)
     gallery = load_gallery(args.gallery_file)
     unaffected, provenance = (
         None,
@@ -98,10 +115,8 @@ def cmd_gallery_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(gallery_subparsers) -> None:
+def add_parser(gallery_subparsers: argparse._SubParsersAction) -> None:
     """Add ``calibrate`` to the ``gmx gallery`` group."""
-    from gmx.cli import _add_model_args
-
     p = gallery_subparsers.add_parser(
         "calibrate",
         help="store the gallery's calibration: leave-one-patient-out distances (+ an unaffected "
@@ -118,5 +133,9 @@ def add_parser(gallery_subparsers) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="gallery to write (default: in place)")
     p.add_argument("--report", type=Path, default=None, help="also write the figures (JSON) here")
-    _add_model_args(p, gallery=False)
+    p.add_argument(
+        "--models", nargs="+", type=Path, help="models for a photo folder (default: the demo)"
+    )
+    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
+    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
     p.set_defaults(func=cmd_gallery_calibrate)
