@@ -220,13 +220,14 @@ class Calibration:
             return (
                 f"{NOT_CLOSER_THAN_UNAFFECTED}: its nearest syndrome is at distance {d:.3f}, at or "
                 f"above the median {typical:.3f} of {self.n_unaffected} unaffected people's "
-                "distances to their nearest syndrome. The suggestions below are no evidence of a "
-                "syndrome."
+                "distances to their nearest syndrome: at least half of the unaffected people were "
+                "this close to some syndrome, so the suggestions below say little on their own."
             )
         return (
             f"{NOT_CLOSER_THAN_OTHER_SYNDROME}: its nearest syndrome is at distance {d:.3f}, at or "
             f"above the median {typical:.3f} of the distances to a different syndrome (the "
-            "calibration has no unaffected cohort). The suggestions below are weak evidence."
+            "calibration has no unaffected cohort), so the suggestions below say little on their "
+            "own."
         )
 
     def statement(self, distance: float) -> CalibratedMatch:
