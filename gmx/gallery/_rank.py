@@ -461,6 +461,11 @@ def to_service_json(
         )
     if top_k is not None and top_k < 0:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
+    face_message = (
+        calibration.not_closer_message(ranking.syndromes[0].distance)
+        if calibration is not None and ranking.syndromes
+        else None
+    )
     syn = ranking.syndromes[:top_k]
     genes = ranking.genes[:top_k]
     patients = ranking.patients[:top_k]
@@ -529,15 +534,10 @@ def to_service_json(
                         "n_unaffected": calibration.n_unaffected,
                         "null": calibration.null,
                         "typical_distance": calibration.typical_distance,
-                        "not_closer_than_typical": calibration.not_closer_message(
-                            ranking.syndromes[0].distance
-                        )
-                        is not None
-                        if ranking.syndromes
-                        else None,
-                        "message": calibration.not_closer_message(ranking.syndromes[0].distance)
-                        if ranking.syndromes
-                        else None,
+                        "not_closer_than_typical": (
+                            None if not ranking.syndromes else face_message is not None
+                        ),
+                        "message": face_message,
                     }
                 }
                 if calibration is not None

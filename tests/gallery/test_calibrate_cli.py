@@ -135,3 +135,18 @@ def test_calibrate_with_a_folder_of_photos(
     top = result["gmx"]["syndromes"][0]
     assert top["calibration"] == c.statement(top["distance"]).to_dict()
     assert len(result["suggested_syndromes_list"]) == 2  # the service fields as before
+
+
+def test_calibrate_refuses_bad_outputs_before_any_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    g = tmp_path / "g.sqlite"
+    save_gallery(make_tiny(), g)
+    before = g.read_bytes()
+    missing = tmp_path / "no" / "such" / "out.sqlite"
+    assert main(["gallery", "calibrate", str(g), "--out", str(missing)]) == 2
+    assert main(["gallery", "calibrate", str(g), "--report", str(tmp_path)]) == 2
+    assert "--out" in caplog.text and "--report" in caplog.text
+    assert g.read_bytes() == before and not missing.parent.exists()
+    assert main(["gallery", "calibrate", str(tmp_path / "none.sqlite")]) == 2
+    assert "does not exist" in caplog.text
