@@ -90,6 +90,13 @@ def cmd_gallery_calibrate(args: argparse.Namespace) -> int:
             raise OutputError(f"{flag} {path}: not a file in an existing folder")
     args.gallery = Path(args.gallery_file)
     gallery = load_gallery(args.gallery_file)
+    if gallery.calibration is not None:
+        log.warning(
+            "%s already holds a %s calibration (%s); it is replaced",
+            args.gallery_file,
+            gallery.calibration.method,
+            gallery.calibration.provenance or "no details",
+        )
     unaffected, provenance = (
         None,
         "gmx gallery calibrate: leave-one-patient-out; no unaffected cohort",
@@ -134,7 +141,10 @@ def add_parser(gallery_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="gallery to write (default: in place)")
     p.add_argument("--report", type=Path, default=None, help="also write the figures (JSON) here")
     p.add_argument(
-        "--models", nargs="+", type=Path, help="models for a photo folder (default: the demo)"
+        "--models",
+        nargs="+",
+        type=Path,
+        help="models for a photo folder (default: the configured ones, else the demo)",
     )
     p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
     p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")

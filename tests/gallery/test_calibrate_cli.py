@@ -74,7 +74,9 @@ def test_calibrate_with_unaffected_encodings(tmp_path: Path, capsys: pytest.Capt
     assert info.metadata_checksum == "verified"
 
 
-def test_calibrate_in_place_without_cohort(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_calibrate_in_place_without_cohort(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
     g = tmp_path / "g.sqlite"
     save_gallery(make_tiny(), g)
     assert main(["gallery", "calibrate", str(g)]) == 0
@@ -82,6 +84,9 @@ def test_calibrate_in_place_without_cohort(tmp_path: Path, capsys: pytest.Captur
     c = load_gallery(g).calibration
     assert c is not None and c.unaffected_distances is None and c.null == "other_syndrome"
     assert gallery_info(g).calibration_unaffected is None
+    assert "already holds" not in caplog.text
+    assert main(["gallery", "calibrate", str(g)]) == 0  # again: replaces it, says so
+    assert "already holds a leave-one-patient-out calibration" in caplog.text
 
 
 def test_calibrate_refuses_encodings_of_other_variants(
