@@ -6,9 +6,9 @@ gallery, so that :class:`~gmx.gallery.Gallery` can hold a :class:`Calibration`).
 Two ways to count, both with the ranking's distance (the mean over variants of
 :func:`~gmx.gallery.cosine_distances`, nearest image per syndrome):
 
-* :func:`calibrate`, *leave-one-patient-out* within the gallery: every gallery image is a query
+* :func:`~gmx.gallery.calibrate`, *leave-one-patient-out* within the gallery: every gallery image is a query
   against the gallery without its own patient's images, exactly as a new patient would be ranked;
-* :func:`calibrate_held_out`: labelled query images that are not in the gallery (a held-out test
+* :func:`~gmx.gallery.calibrate_held_out`: labelled query images that are not in the gallery (a held-out test
   split), each against the whole gallery (without its own patient's images if that patient is in
   the gallery).
 
@@ -22,7 +22,7 @@ Query images whose syndrome has no image of another patient in the gallery are s
 distances), so the lists are paired: one own and one other distance per counted image.
 
 An optional *unaffected* cohort adds each unaffected face's distance to its nearest syndrome image
-(:func:`nearest_syndrome_distances`).
+(:func:`~gmx.gallery.nearest_syndrome_distances`).
 
 At a distance ``d``, :meth:`Calibration.statement` counts how many own / other / unaffected
 distances are ``<= d`` and estimates the PPV ``P(same syndrome | nearest distance <= d)`` = own /
