@@ -6,11 +6,12 @@ gallery, so that :class:`~gmx.gallery.Gallery` can hold a :class:`Calibration`).
 Two ways to count, both with the ranking's distance (the mean over variants of
 :func:`~gmx.gallery.cosine_distances`, nearest image per syndrome):
 
-* :func:`~gmx.gallery.calibrate`, *leave-one-patient-out* within the gallery: every gallery image is a query
-  against the gallery without its own patient's images, exactly as a new patient would be ranked;
-* :func:`~gmx.gallery.calibrate_held_out`: labelled query images that are not in the gallery (a held-out test
-  split), each against the whole gallery (without its own patient's images if that patient is in
-  the gallery).
+* :func:`~gmx.gallery.calibrate`, *leave-one-patient-out* within the gallery: every gallery image
+  is a query against the gallery without its own patient's images, exactly as a new patient would
+  be ranked;
+* :func:`~gmx.gallery.calibrate_held_out`: labelled query images that are not in the gallery (a
+  held-out test split), each against the whole gallery (without its own patient's images if that
+  patient is in the gallery).
 
 Each counted query image gives
 
