@@ -319,6 +319,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 gallery_version=diagnoser.gallery.version,
                 top_k=args.top_k,
                 demo=cfg.is_demo,
+                calibration=diagnoser.gallery.calibration,
             )
             n_faces = len(d.alignment.faces)
             if n_faces > 1:
@@ -775,6 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gallery_file", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_gallery_export)
+    from gmx.gallery.cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(gsub)
 
     p = sub.add_parser("evaluate", help="macro top-1/5/10/30 on a GMDB-layout test split")
     p.add_argument("--gmdb", type=Path, required=True)

@@ -5,6 +5,10 @@ One command reproduces ``models/demo/gmx-demo-iresnet.pt`` (+ ``.card.json``), `
 
     python -m gmx.demo build --data models/demo --seed 0
 
+``python -m gmx.demo calibrate`` (re)computes only the gallery's stored calibration: the held-out test
+images (frequent test split + rare split-0 test images) against the gallery, and the unaffected
+cohort's distances to their nearest syndrome (:func:`calibrate_demo`).
+
 The model is a narrow iResNet of the GestaltMatcher-Arc family, trained from scratch with the upstream
 fine-tuning recipe (see :mod:`gmx.train`) on the frequent syndromes' training split. Rare syndromes are
 never trained on: like GMDB's rare set they are only in the gallery. The unaffected cohort is kept
@@ -19,7 +23,7 @@ import json
 import logging
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +41,17 @@ from gmx.encode import (
 )
 from gmx.encode import save_model as save_encoder
 from gmx.gallery import (
+    Calibration,
     Gallery,
     GalleryImage,
     PhotoCodec,
     Syndrome,
     build_gallery,
+    calibrate_held_out,
+    calibration_summary,
     evaluate,
+    load_gallery,
+    nearest_syndrome_distances,
     save_gallery,
 )
 from gmx.synth.dataset import DemoData, load_demo_data
@@ -245,6 +254,72 @@ def evaluate_demo(
     return out
 
 
+def calibrate_demo(
+    data: DemoData, ensemble: Ensemble, gallery: Gallery, directory: Path
+) -> Calibration:
+    """The demo gallery's calibration from its held-out splits and its unaffected cohort.
+
+    Counted queries: the frequent syndromes' test split and the rare syndromes' split-0 test images
+    (the images :func:`evaluate_demo` ranks; none is in the gallery), each against the whole
+    gallery. Unaffected: every image of the unaffected cohort (``SYN:0000``, never trained on, not
+    in the gallery), its distance to the nearest gallery image.
+    """
+    held_out = data.select(
+        (data.splits == FREQUENT_TEST_SPLIT)
+        | np.isin(data.image_ids, list(rare_split_ids(directory, "test")))
+    )
+    unaffected = data.select(data.labels == UNAFFECTED)
+    un = nearest_syndrome_distances(ensemble.embed(unaffected.images), gallery)
+    n_un_subjects = len(set(unaffected.subject_ids))
+    return calibrate_held_out(
+        gallery,
+        ensemble.embed(held_out.images),
+        list(held_out.labels),
+        subjects=list(held_out.subject_ids),
+        unaffected=un,
+        provenance=f"gmx.demo {__version__}: held-out = frequent test split + rare split-0 test "
+        f"images ({len(held_out)} images); unaffected = synthetic unaffected cohort "
+        f"{UNAFFECTED} ({len(unaffected)} images of {n_un_subjects} people); data {directory}",
+    )
+
+
+def calibrate_demo_gallery(
+    directory: Path, model_path: Path, *, report: Path | None = None
+) -> Calibration:
+    """Compute :func:`calibrate_demo` for the saved demo gallery and store it in the file.
+
+    Args:
+        directory: the demo folder (``models/demo``).
+        model_path: the demo model (the gallery's fingerprint is checked).
+        report: also write :func:`~gmx.gallery.calibration_summary` as JSON here.
+    """
+    data = load_demo_data(directory)
+    ensemble = Ensemble([load_model(model_path, device="cpu")], flip=True, grey=True)
+    gallery_path = directory / "gallery.sqlite"
+    gallery = load_gallery(gallery_path, expected_fingerprint=ensemble.fingerprint)
+    calibration = calibrate_demo(data, ensemble, gallery, directory)
+    save_gallery(replace(gallery, calibration=calibration), gallery_path)
+    if report is not None:
+        write_calibration_report(calibration, report)
+    return calibration
+
+
+def write_calibration_report(calibration: Calibration, path: Path) -> None:
+    """:func:`~gmx.gallery.calibration_summary` as indented JSON (numbers rounded to 4 places)."""
+    summary = calibration_summary(calibration).to_dict()
+    atomic_write_text(path, json.dumps(_rounded(summary), indent=1) + "\n")
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _say_epoch(cfg: TrainConfig, say: Callable[[str], None]) -> Callable[[EpochLog], None]:
     def report(e: EpochLog) -> None:
         say(
@@ -269,6 +344,8 @@ def build_demo_gallery_and_metrics(
     ensemble = Ensemble([loaded], flip=True, grey=True)
     say("Embedding the gallery")
     gallery = build_demo_gallery(data, ensemble, directory)
+    say("Calibrating on the held-out splits and the unaffected cohort")
+    gallery = replace(gallery, calibration=calibrate_demo(data, ensemble, gallery, directory))
     gallery_path = directory / "gallery.sqlite"
     save_gallery(gallery, gallery_path)  # the photos' WebP bytes, verbatim
     say("Evaluating on the test splits")
@@ -324,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": "train the demo model only",
         "gallery": "embed the gallery with the existing model and evaluate",
         "build": "train, then embed the gallery and evaluate",
+        "calibrate": "store the gallery's calibration (held-out splits + unaffected cohort)",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text)
@@ -331,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--model", type=Path, default=None, help="model path (default DATA/gmx-demo-iresnet.pt)"
         )
-        if name != "gallery":
+        if name == "calibrate":
+            p.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
+        if name not in ("gallery", "calibrate"):
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
             p.add_argument("--layers", type=int, nargs=4, default=TrainConfig.layers)
@@ -358,6 +438,16 @@ def main(argv: list[str] | None = None) -> int:
         log.info(
             "classifier macro top-k on the test split: %s", training["classifier_macro_topk_test"]
         )
+    if args.command == "calibrate":
+        cal = calibrate_demo_gallery(args.data, model_path, report=args.report)
+        log.info(
+            "calibration: %d held-out images counted, %d skipped, %s unaffected, AUROC %s",
+            cal.n_images,
+            cal.n_skipped_images,
+            cal.n_unaffected,
+            cal.auroc(),
+        )
+        return 0
     if args.command in ("gallery", "build"):
         result = build_demo_gallery_and_metrics(args.data, model_path, training=training)
         log.info("evaluation: %s", json.dumps(result.metrics["evaluation"], indent=1))

@@ -63,6 +63,7 @@ st.dataframe(
     width="stretch",
     column_config=tables.SYNDROME_COLUMNS,
 )
+diagnose_view.calibration_block(diagnosis.ranking, gallery, request.top_k)
 with st.expander("Genes and patients"):
     g, p = st.columns(2)
     g.dataframe(

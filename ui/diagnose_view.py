@@ -12,8 +12,13 @@ import streamlit as st
 from gmx.config import GmxConfig
 from gmx.constants import NEAR_DUPLICATE_DISTANCE
 from gmx.gallery import (
+    HELD_OUT,
+    CalibratedMatch,
     FeatureChoices,
+    Gallery,
+    Ranking,
     SuggestedFeature,
+    SyndromeMatch,
     to_gene_tsv,
     to_phenopacket_json,
     to_service_json,
@@ -39,6 +44,12 @@ EXPORT_COLUMNS = 3
 NOT_ASSESSED, PRESENT, ABSENT = "not assessed", "present", "absent"
 FEATURE_OPTIONS = (NOT_ASSESSED, PRESENT, ABSENT)
 FEATURES_TITLE = "Facial features of the suggested syndromes"
+CALIBRATION_TITLE = "How close is close? Calibrated statements"
+NOT_CALIBRATED = (
+    "This gallery is not calibrated, so the distances above come without counts of how often "
+    "same-syndrome patients, other syndromes and unaffected people are that close. Store a "
+    "calibration with `gmx gallery calibrate GALLERY --unaffected DIR_OR_CSV` (docs/gallery.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,57 @@ def feature_controls(
     return FeatureChoices(tuple(present), tuple(absent))
 
 
+def statement_line(match: SyndromeMatch, s: CalibratedMatch) -> str:
+    """One suggested syndrome's calibrated statement in words (Markdown)."""
+    photos = (
+        "held-out photos of affected patients"
+        if s.method == HELD_OUT
+        else "gallery photos (own patient left out)"
+    )
+    parts = [
+        f"**{match.rank}. {match.name}** (distance {s.distance:.3f}): a same-syndrome gallery "
+        f"patient was this close for {s.n_own_within} of {s.n_own} {photos} "
+        f"({s.frac_own_within:.0%}), one of another syndrome for {s.n_other_within} "
+        f"({s.frac_other_within:.0%})"
+    ]
+    if s.n_unaffected is not None:
+        parts.append(
+            f"{s.n_unaffected_within} of {s.n_unaffected} unaffected people "
+            f"({s.frac_unaffected_within:.0%}) were this close to some syndrome"
+        )
+    if s.ppv is None:
+        parts.append("no match this close, so no PPV")
+    else:
+        parts.append(f"estimated PPV {s.ppv:.0%} (95 % interval {s.ppv_low:.0%}-{s.ppv_high:.0%})")
+    line = "; ".join(parts) + "."
+    if s.not_closer_than_typical:
+        who = "unaffected faces" if s.n_unaffected else "matches to a different syndrome"
+        line += f" *Not closer than typical {who} (median {s.typical_distance:.3f}).*"
+    return line
+
+
+def calibration_block(ranking: Ranking, gallery: Gallery, top_k: int) -> None:
+    """The face-level "not closer than typical unaffected faces" message and, per suggested
+    syndrome, the gallery's calibrated statement (or a note that the gallery is not calibrated)."""
+    calibration = gallery.calibration
+    st.subheader(CALIBRATION_TITLE)
+    if calibration is None:
+        st.info(NOT_CALIBRATED, icon=":material/info:")
+        return
+    if ranking.syndromes:
+        message = calibration.not_closer_message(ranking.syndromes[0].distance)
+        if message is not None:
+            st.warning(message, icon=":material/warning:")
+    for match in ranking.syndromes[:top_k]:
+        st.markdown(statement_line(match, calibration.statement(match.distance)))
+    st.caption(
+        f"Counted {calibration.method} on the gallery {calibration.gallery_name!r}: "
+        f"{calibration.provenance or 'no details recorded'}. PPV = same-syndrome share of the "
+        "nearest matches at this distance or closer; it depends on the gallery's syndrome mix and "
+        "is no probability that this person has the syndrome (docs/gallery.md, Calibrated answers)."
+    )
+
+
 def export(
     current: photo.CurrentPhoto,
     diagnoser: Diagnoser,
@@ -159,6 +221,7 @@ def export(
         demo=cfg.is_demo,
         confirmed_hpo=choices.present,
         rejected_hpo=choices.absent,
+        calibration=diagnoser.gallery.calibration,
     )
     json_col, packet_col, genes_col = st.columns(EXPORT_COLUMNS)
     json_col.download_button(

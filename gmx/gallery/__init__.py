@@ -17,9 +17,12 @@
   :func:`to_phenopacket_json` (a GA4GH Phenopacket v2 of the case; see ``docs/exports.md``).
 * Facial features: :func:`suggested_features` (the HPO terms of the top-k syndromes, each once) and
   :class:`FeatureChoices` (which the user marked present / absent; the exports take them).
-* Calibration: :func:`calibrate` -> :class:`Calibration` (leave-one-patient-out own vs
-  other-syndrome distances); :meth:`Calibration.statement` -> :class:`CalibratedMatch` (counts,
-  PPV with a Wilson interval, in words).
+* Calibration: :func:`calibrate` (leave-one-patient-out) / :func:`calibrate_held_out` (labelled
+  images not in the gallery) -> :class:`Calibration` (own vs other-syndrome distances, optional
+  unaffected cohort from :func:`nearest_syndrome_distances`), stored in the gallery file as
+  :attr:`Gallery.calibration`; :meth:`Calibration.statement` -> :class:`CalibratedMatch` (counts,
+  PPV with a Wilson interval, in words); :meth:`Calibration.not_closer_message` for the face; :func:`calibration_summary` (distributions,
+  PPV curve, AUROC).
 * Evaluation: :func:`evaluate` -> macro/micro top-k accuracy as GestaltMatcher-Arc reports it.
 * Upstream data: :func:`import_gmdb` (GMDB metadata), :func:`read_encodings` /
   :func:`write_encodings` (GestaltMatcher-Arc encoding CSVs), :func:`gallery_from_encodings`.
@@ -31,11 +34,17 @@ See ``docs/gallery.md`` for the file schema, the ranking definition and the JSON
 from __future__ import annotations
 
 from gmx.gallery._build import EmbedFn, build_gallery, gallery_from_encodings
+from gmx.gallery._calibrate import calibrate, calibrate_held_out, nearest_syndrome_distances
 from gmx.gallery._calibration import (
+    HELD_OUT,
+    LEAVE_ONE_PATIENT_OUT,
+    NOT_CLOSER_THAN_UNAFFECTED,
     WILSON_Z_95,
     CalibratedMatch,
     Calibration,
-    calibrate,
+    CalibrationSummary,
+    DistanceSummary,
+    calibration_summary,
     wilson_interval,
 )
 from gmx.gallery._consistency import (
@@ -102,12 +111,17 @@ __all__ = [
     "DEFAULT_WEBP_QUALITY",
     "DEMO_REFERENCE_ID",
     "GENE_TSV_COLUMNS",
+    "HELD_OUT",
+    "LEAVE_ONE_PATIENT_OUT",
     "MIN_COMPOSITE_SUBJECTS",
+    "NOT_CLOSER_THAN_UNAFFECTED",
     "PHOTO_CODECS",
     "SCHEMA_VERSION",
     "WILSON_Z_95",
     "CalibratedMatch",
     "Calibration",
+    "CalibrationSummary",
+    "DistanceSummary",
     "EmbedFn",
     "EmbeddingCheck",
     "EncodedPhotos",
@@ -132,6 +146,8 @@ __all__ = [
     "SyndromeMatch",
     "build_gallery",
     "calibrate",
+    "calibrate_held_out",
+    "calibration_summary",
     "check_compatible",
     "composite_face",
     "cosine_distances",
@@ -145,6 +161,7 @@ __all__ = [
     "load_gallery",
     "may_show_photos",
     "mean_face",
+    "nearest_syndrome_distances",
     "rank",
     "read_encodings",
     "read_lookup_table",

@@ -16,6 +16,7 @@ import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
+from gmx.gallery._calibration import Calibration
 from gmx.gallery._photos import EncodedPhotos
 from gmx.variants import Variant
 
@@ -165,6 +166,10 @@ class Gallery:
             :func:`~gmx.gallery.load_gallery` and :meth:`subset` guarantee it; the first photo is
             checked). Keeping the bytes is what makes the stored photos exactly the embedded pixels
             (see :mod:`gmx.gallery._photos`).
+        calibration: the gallery's stored :class:`~gmx.gallery.Calibration` (``gmx gallery
+            calibrate``), or ``None`` (not calibrated). It must name this gallery and, when it
+            records one, this gallery's model fingerprint. :meth:`subset` drops it (the counts
+            belong to the whole gallery).
     """
 
     name: str
@@ -180,6 +185,7 @@ class Gallery:
     description: str = ""
     provenance: str = ""
     encoded_photos: EncodedPhotos | None = None
+    calibration: Calibration | None = None
     # Derived, cached once: inverse L2 norms (N, V), integer codes for fast ranking.
     _inv_norms: np.ndarray = field(init=False, repr=False, compare=False)
     _syndrome_codes: np.ndarray = field(init=False, repr=False, compare=False)
@@ -301,6 +307,8 @@ class Gallery:
             extras[key] = _readonly(arr)
         set_(self, "extras", MappingProxyType(extras))
 
+        self._check_calibration()
+
         # Cached derivations for ranking: inverse norms (0 for zero vectors, which then have cosine
         # similarity 0 to everything, as sklearn's normalize() leaves them) and integer codes.
         norms = np.sqrt(np.einsum("nvd,nvd->nv", emb, emb, dtype=np.float64))
@@ -342,6 +350,24 @@ class Gallery:
             raise InvalidGalleryError(
                 "photos are not the decoding of encoded_photos (first photo differs): the stored "
                 "photos would not be the pixels that were embedded"
+            )
+
+    def _check_calibration(self) -> None:
+        cal = self.calibration
+        if cal is None:
+            return
+        if not isinstance(cal, Calibration):
+            raise InvalidGalleryError(
+                f"calibration must be a Calibration, got {type(cal).__name__}"
+            )
+        if cal.gallery_name != self.name:
+            raise InvalidGalleryError(
+                f"calibration of gallery {cal.gallery_name!r} does not belong to gallery {self.name!r}"
+            )
+        if cal.model_fingerprint and cal.model_fingerprint != self.model_fingerprint:
+            raise InvalidGalleryError(
+                f"calibration was made with model {cal.model_fingerprint[:12]}, the gallery's "
+                f"embeddings with {self.model_fingerprint[:12]}: recalibrate (`gmx gallery calibrate`)"
             )
 
     # --- convenience -------------------------------------------------------------------------

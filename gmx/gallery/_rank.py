@@ -446,10 +446,13 @@ def to_service_json(
         confirmed_hpo: HPO term ids the user confirmed present on this face (``gmx.confirmed_hpo``,
             always present, possibly empty).
         rejected_hpo: HPO term ids the user confirmed absent (``gmx.rejected_hpo``, likewise).
-        calibration: the gallery's :class:`~gmx.gallery.Calibration` (same gallery name): adds
-            ``gmx.calibration`` (counts, skipped syndromes) and a ``calibration`` statement to each
-            entry of ``gmx.syndromes`` (:meth:`~gmx.gallery.Calibration.statement` at its distance).
-            The service fields are unchanged.
+        calibration: the gallery's :class:`~gmx.gallery.Calibration` (same gallery name), e.g.
+            :attr:`Gallery.calibration`: adds ``gmx.calibration`` (method, counts, skipped
+            syndromes, the null and its median ``typical_distance``; ``not_closer_than_typical``
+            and ``message`` for the face: its top-1 distance against that median, see
+            :meth:`~gmx.gallery.Calibration.not_closer_message`) and a ``calibration`` statement
+            to each entry of ``gmx.syndromes`` (:meth:`~gmx.gallery.Calibration.statement` at its
+            distance). The service fields are unchanged.
     """
     if calibration is not None and calibration.gallery_name != ranking.gallery_name:
         raise ValueError(
@@ -458,6 +461,11 @@ def to_service_json(
         )
     if top_k is not None and top_k < 0:
         raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
+    face_message = (
+        calibration.not_closer_message(ranking.syndromes[0].distance)
+        if calibration is not None and ranking.syndromes
+        else None
+    )
     syn = ranking.syndromes[:top_k]
     genes = ranking.genes[:top_k]
     patients = ranking.patients[:top_k]
@@ -519,12 +527,17 @@ def to_service_json(
             **(
                 {
                     "calibration": {
+                        "method": calibration.method,
                         "n_images": calibration.n_images,
                         "n_skipped_images": calibration.n_skipped_images,
                         "skipped_syndromes": list(calibration.skipped_syndromes),
-                        "n_unaffected": None
-                        if calibration.unaffected_distances is None
-                        else int(calibration.unaffected_distances.size),
+                        "n_unaffected": calibration.n_unaffected,
+                        "null": calibration.null,
+                        "typical_distance": calibration.typical_distance,
+                        "not_closer_than_typical": (
+                            None if not ranking.syndromes else face_message is not None
+                        ),
+                        "message": face_message,
                     }
                 }
                 if calibration is not None

@@ -29,6 +29,16 @@ file with :func:`load_gallery` / :func:`save_gallery` adds it. Arrays: ``embeddi
 photo concatenated in ``photos/data`` (uint8) with ``photos/offsets`` (N + 1,) int64 (photo ``i`` is
 ``data[offsets[i]:offsets[i + 1]]``); and ``extra/<name>`` for each of :attr:`Gallery.extras`.
 
+A calibrated gallery (:attr:`Gallery.calibration`, ``gmx gallery calibrate``) also holds the meta
+entry ``calibration`` (JSON: ``format`` 1, ``gallery_name``, ``method``, ``n_images``,
+``n_skipped_images``, ``skipped_syndromes``, ``model_fingerprint``, ``provenance``, ``arrays``) and the
+float64 arrays ``calibration/own``, ``calibration/other``, ``calibration/nearest`` and, with an
+unaffected cohort, ``calibration/unaffected`` (sorted distances). Both are ordinary ``meta`` and
+``arrays`` rows, so the metadata checksum covers them (a changed count or distance is refused on
+load). The schema version stays 2: a gmx that does not know the calibration loads such a file and
+ignores it; a file without one loads with ``calibration=None``. A calibration ``format`` newer than
+this gmx reads is ignored with a warning (the gallery still loads).
+
 Photos are written exactly as the gallery holds them (:attr:`Gallery.encoded_photos` verbatim, or raw
 pixels) and read back with their bytes, so the stored pixels are the ones that were embedded (see
 :mod:`gmx.gallery._photos`); a lossy codec can only be chosen when the gallery is built.
@@ -54,6 +64,7 @@ import gmx
 from gmx._io import atomic_write
 from gmx.constants import TEMPLATE_SIZE
 from gmx.errors import GalleryError
+from gmx.gallery._calibration import Calibration
 from gmx.gallery._model import Gallery, GalleryImage, Syndrome
 from gmx.gallery._photos import (
     DEFAULT_WEBP_QUALITY,
@@ -100,6 +111,9 @@ _SAMPLE_PIECES, _SAMPLE_BYTES = 8, 128 * 1024
 
 #: ``meta`` key of the metadata checksum (:func:`metadata_digest`).
 METADATA_KEY = "metadata_sha256"
+
+#: ``meta`` key of the stored calibration, its layout version and its arrays' name prefix.
+CALIBRATION_KEY, CALIBRATION_FORMAT, CALIBRATION_PREFIX = "calibration", 1, "calibration/"
 
 #: :attr:`GalleryInfo.metadata_checksum` values.
 METADATA_VERIFIED, METADATA_ABSENT = "verified", "absent"
@@ -167,6 +181,10 @@ class GalleryInfo:
         photo_quality: WebP quality (100 = lossless) for ``"webp"``, else ``None``.
         metadata_checksum: ``"verified"`` (the metadata matches its recorded SHA-256) or
             ``"absent"`` (a file written before gmx recorded one: not checked).
+        calibration_method: ``"leave-one-patient-out"`` / ``"held-out"`` when the file stores a
+            calibration, else ``None``.
+        calibration_images: query images the calibration counted (``None``: not calibrated).
+        calibration_unaffected: unaffected faces in it (``None``: none, or not calibrated).
     """
 
     path: Path
@@ -190,6 +208,9 @@ class GalleryInfo:
     photo_codec: str | None = None
     photo_quality: int | None = None
     metadata_checksum: str = METADATA_ABSENT
+    calibration_method: str | None = None
+    calibration_images: int | None = None
+    calibration_unaffected: int | None = None
 
 
 # --- metadata checksum ----------------------------------------------------------------------------
@@ -353,8 +374,101 @@ def _write_database(
             _write_array(con, "photos/data", encoded.data, compress=compress)
     for key, arr in gallery.extras.items():
         _write_array(con, f"extra/{key}", arr, compress=compress)
+    if gallery.calibration is not None:
+        _write_calibration(con, gallery.calibration, compress=compress)
     # Last: the digest of everything written above, read back the way load_gallery reads it.
     con.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (METADATA_KEY, metadata_digest(con)))
+
+
+def _calibration_arrays(cal: Calibration) -> dict[str, np.ndarray]:
+    arrays = {"own": cal.own_distances, "other": cal.other_distances}
+    if cal.nearest_distances is not None:
+        arrays["nearest"] = cal.nearest_distances
+    if cal.unaffected_distances is not None:
+        arrays["unaffected"] = cal.unaffected_distances
+    return arrays
+
+
+def _write_calibration(con: sqlite3.Connection, cal: Calibration, *, compress: bool) -> None:
+    """The ``calibration`` meta entry and its ``calibration/*`` arrays (float64)."""
+    arrays = _calibration_arrays(cal)
+    record = {
+        "format": CALIBRATION_FORMAT,
+        "gallery_name": cal.gallery_name,
+        "method": cal.method,
+        "n_images": cal.n_images,
+        "n_skipped_images": cal.n_skipped_images,
+        "skipped_syndromes": list(cal.skipped_syndromes),
+        "model_fingerprint": cal.model_fingerprint,
+        "provenance": cal.provenance,
+        "arrays": sorted(arrays),
+    }
+    con.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?)",
+        (CALIBRATION_KEY, json.dumps(record, ensure_ascii=False, sort_keys=True)),
+    )
+    for key, arr in arrays.items():
+        _write_array(con, CALIBRATION_PREFIX + key, arr.astype("<f8"), compress=compress)
+
+
+def _calibration_record(meta: dict[str, str], src: Path) -> dict[str, object] | None:
+    """The parsed ``calibration`` meta entry; ``None`` without one or in a newer format (warned).
+
+    Raises:
+        GalleryError: the entry is not a JSON object.
+    """
+    text = meta.get(CALIBRATION_KEY)
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise GalleryError(f"gallery {src}: its calibration record is unreadable: {exc}") from exc
+    if not isinstance(record, dict):
+        raise GalleryError(f"gallery {src}: its calibration record is not a JSON object")
+    fmt = record.get("format")
+    if not isinstance(fmt, int) or fmt > CALIBRATION_FORMAT:
+        logger.warning(
+            "gallery %s stores a calibration in format %r, which this gmx does not read; "
+            "loading it without calibration (upgrade gmx, or run `gmx gallery calibrate`)",
+            src,
+            fmt,
+        )
+        return None
+    return record
+
+
+def _read_calibration(
+    con: sqlite3.Connection, meta: dict[str, str], src: Path, *, has_codec: bool
+) -> Calibration | None:
+    """The stored calibration, or ``None``.
+
+    Raises:
+        GalleryError: the record and its arrays do not fit together.
+    """
+    record = _calibration_record(meta, src)
+    if record is None:
+        return None
+    try:
+        names = [str(n) for n in record["arrays"]]  # type: ignore[union-attr]
+        arrays = {
+            n: _read_array(con, CALIBRATION_PREFIX + n, src, has_codec=has_codec) for n in names
+        }
+        return Calibration(
+            gallery_name=str(record["gallery_name"]),
+            own_distances=arrays["own"],
+            other_distances=arrays["other"],
+            unaffected_distances=arrays.get("unaffected"),
+            n_images=int(record["n_images"]),  # type: ignore[call-overload]
+            n_skipped_images=int(record["n_skipped_images"]),  # type: ignore[call-overload]
+            skipped_syndromes=tuple(str(x) for x in record["skipped_syndromes"]),  # type: ignore[union-attr]
+            method=str(record["method"]),
+            nearest_distances=arrays.get("nearest"),
+            model_fingerprint=str(record.get("model_fingerprint", "")),
+            provenance=str(record.get("provenance", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GalleryError(f"gallery {src}: its stored calibration is inconsistent: {exc}") from exc
 
 
 def _photos_to_write(
@@ -692,6 +806,7 @@ def load_gallery(
             for n in names
             if n.startswith("extra/")
         }
+        calibration = _read_calibration(con, meta, src, has_codec=has_codec)
     try:
         return Gallery(
             name=meta["name"],
@@ -707,6 +822,7 @@ def load_gallery(
             description=meta.get("description", ""),
             provenance=meta.get("provenance", ""),
             encoded_photos=encoded,
+            calibration=calibration,
         )
     except GalleryError as exc:
         raise GalleryError(f"gallery {src} is inconsistent: {exc}") from exc
@@ -732,6 +848,10 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
     if "embeddings" not in arrays:
         raise GalleryError(f"gallery {src} has no embeddings")
     shape = json.loads(arrays["embeddings"])
+    cal = _calibration_record(meta, src)
+    cal_unaffected = None
+    if cal is not None and "unaffected" in cal.get("arrays", ()):  # type: ignore[operator]
+        cal_unaffected = int(json.loads(arrays.get(CALIBRATION_PREFIX + "unaffected", "[0]"))[0])
     has_photos = "photos" in arrays or "photos/data" in arrays
     photo_codec, photo_quality = _photo_codec(meta, src) if has_photos else (None, None)
     return GalleryInfo(
@@ -756,10 +876,14 @@ def gallery_info(path: str | os.PathLike[str]) -> GalleryInfo:
         photo_codec=photo_codec,
         photo_quality=photo_quality,
         metadata_checksum=checksum,
+        calibration_method=None if cal is None else str(cal.get("method")),
+        calibration_images=None if cal is None else int(cal.get("n_images", 0)),  # type: ignore[call-overload]
+        calibration_unaffected=cal_unaffected,
     )
 
 
 __all__ = [
+    "CALIBRATION_KEY",
     "METADATA_ABSENT",
     "METADATA_KEY",
     "METADATA_VERIFIED",

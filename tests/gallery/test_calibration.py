@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gmx.gallery import GalleryImage, calibrate, rank, to_service_json, wilson_interval
-from tests.gallery._gallery_fixtures import EMBEDDINGS, IMAGES, make_tiny, random_gallery
+from tests.gallery._gallery_fixtures import EMBEDDINGS, IMAGES, QUERY, make_tiny, random_gallery
 
 OWN = [1.1, 1.1, 1.8, 1.8]
 OTHER = [0.04, 0.04, 0.5, 1.0]
@@ -112,8 +112,6 @@ def test_wilson_interval_edges() -> None:
 
 def test_service_json_carries_the_calibration_in_gmx_only() -> None:
     g = make_tiny()
-    from tests.gallery._gallery_fixtures import QUERY
-
     r = rank(QUERY, g)
     c = calibrate(g)
     plain = to_service_json(r, case_id="q", model_version="m", gallery_version="t1")
@@ -153,3 +151,135 @@ def test_demo_gallery_figures() -> None:
     s = c.statement(top1)
     assert s.ppv is not None and s.ppv_low > 0.9 and not s.not_closer_than_typical
     assert c.statement(float(np.median(c.other_distances))).not_closer_than_typical
+
+
+# --- issue 12: held-out queries, unaffected cohort, the flag rule, AUROC ---------------------------
+def test_nearest_distances_are_the_smaller_of_own_and_other() -> None:
+    c = calibrate(make_tiny())
+    # b1 min(1.1, 0.04), b2 min(1.1, 0.5), c1 min(1.8, 1.0), c2 min(1.8, 0.04)
+    np.testing.assert_allclose(c.nearest_distances, [0.04, 0.04, 0.5, 1.0], atol=1e-6)
+    assert c.method == "leave-one-patient-out" and c.model_fingerprint == "f" * 64
+
+
+def test_nearest_syndrome_distances_hand_computed() -> None:
+    from gmx.gallery import nearest_syndrome_distances
+
+    g = make_tiny()
+    # QUERY is a1's direction in both variants (mean distance 0.0); c1 against the gallery without
+    # c1: a1 2.0, a2 1.0, b1 1.6, b2 1.5, c2 1.8 -> 1.0.
+    np.testing.assert_allclose(nearest_syndrome_distances(QUERY[None], g), [0.0], atol=1e-12)
+    without_c1 = g.subset([0, 1, 2, 3, 5])
+    np.testing.assert_allclose(
+        nearest_syndrome_distances(EMBEDDINGS[4:5], without_c1), [1.0], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="like the gallery"):
+        nearest_syndrome_distances(QUERY, g)
+
+
+def test_held_out_queries_hand_computed() -> None:
+    from gmx.gallery import calibrate_held_out
+
+    g = make_tiny()
+    # QUERY's mean distances: a1 0.0, a2 1.0, b1 0.4, b2 0.5, c1 2.0, c2 0.2.
+    # As B of patient s2 (b1's patient, left out): own b2 0.5, other a1 0.0.
+    # As C of a new patient: own c2 0.2, other a1 0.0.
+    # As A of patient s1: A's only patient is left out -> skipped. As Z (not in the gallery): skipped.
+    q = np.stack([QUERY] * 4)
+    c = calibrate_held_out(
+        g, q, ["B", "C", "A", "Z"], subjects=["s2", "new", "s1", "z"], unaffected=[0.3]
+    )
+    np.testing.assert_allclose(c.own_distances, [0.2, 0.5], atol=1e-6)
+    np.testing.assert_allclose(c.other_distances, [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(c.nearest_distances, [0.0, 0.0], atol=1e-6)
+    assert (c.n_images, c.n_skipped_images, c.skipped_syndromes) == (2, 2, ("A", "Z"))
+    assert c.method == "held-out"
+    # without subjects nothing is left out: as B, own is b1 0.4
+    c2 = calibrate_held_out(g, q[:1], ["B"])
+    np.testing.assert_allclose(c2.own_distances, [0.4], atol=1e-6)
+    s = c.statement(0.5)
+    assert (s.n_own_within, s.n_other_within, s.n_unaffected_within) == (2, 2, 1)
+    assert s.sentence.startswith("Of 2 held-out images") and s.method == "held-out"
+    with pytest.raises(ValueError, match="labels"):
+        calibrate_held_out(g, q, ["B"])
+    with pytest.raises(ValueError, match="nothing to calibrate"):
+        calibrate_held_out(g, q[:1], ["Z"])
+
+
+def test_flag_rule_is_at_or_above_the_unaffected_median() -> None:
+    from gmx.gallery import NOT_CLOSER_THAN_UNAFFECTED
+
+    c = calibrate(make_tiny(), unaffected=[0.9, 0.3, 0.6])  # median 0.6
+    assert c.typical_distance == 0.6 and c.null == "unaffected" and c.n_unaffected == 3
+    at, below = c.statement(0.6), c.statement(0.599)
+    assert at.not_closer_than_typical and not below.not_closer_than_typical
+    assert at.typical_distance == 0.6 and "(median 0.600)" in at.sentence
+    assert (below.n_unaffected_within, below.frac_unaffected_within) == (1, pytest.approx(1 / 3))
+    assert "1 of 3 unaffected people (33%) were this close to some syndrome" in below.sentence
+    message = c.not_closer_message(0.6)
+    assert message is not None and message.startswith(NOT_CLOSER_THAN_UNAFFECTED)
+    assert "0.600" in message and "3 unaffected" in message
+    assert c.not_closer_message(0.599) is None
+    # even cohort: the median is the mean of the middle two
+    assert calibrate(make_tiny(), unaffected=[0.2, 0.4, 0.6, 0.8]).typical_distance == 0.5
+    # no cohort: the null is the other-syndrome distances, median (0.04 + 0.5) / 2 = 0.27
+    plain = calibrate(make_tiny())
+    assert plain.typical_distance == pytest.approx(0.27) and plain.n_unaffected is None
+    assert "different syndrome" in plain.not_closer_message(0.27)
+    assert plain.not_closer_message(0.26) is None
+
+
+def test_auroc_affected_vs_unaffected_hand_computed() -> None:
+    # nearest [0.04, 0.04, 0.5, 1.0] vs unaffected [0.3, 0.6, 0.9]: pairs where the affected face is
+    # closer: 3 + 3 + 2 + 0 = 8 of 12.
+    c = calibrate(make_tiny(), unaffected=[0.3, 0.6, 0.9])
+    assert c.auroc() == pytest.approx(8 / 12)
+    # a tie counts half: unaffected [0.5] -> 1 + 1 + 0.5 + 0 = 2.5 of 4
+    assert calibrate(make_tiny(), unaffected=[0.5]).auroc() == pytest.approx(2.5 / 4)
+    assert calibrate(make_tiny()).auroc() is None
+
+
+def test_service_json_face_flag() -> None:
+    g = make_tiny()
+    r = rank(QUERY, g)  # top-1 distance 0.0 (a1)
+    far = calibrate(g, unaffected=[0.0, 0.0, 0.1])  # median 0.0: a face at 0.0 is not closer
+    near = calibrate(g, unaffected=[0.3, 0.6, 0.9])
+    block = to_service_json(r, case_id="q", model_version="m", gallery_version="t", calibration=far)
+    cal = block["gmx"]["calibration"]
+    assert cal["not_closer_than_typical"] is True and cal["typical_distance"] == 0.0
+    assert cal["method"] == "leave-one-patient-out" and cal["null"] == "unaffected"
+    assert cal["message"].startswith("This face is not closer to any syndrome")
+    block = to_service_json(
+        r, case_id="q", model_version="m", gallery_version="t", calibration=near
+    )
+    assert block["gmx"]["calibration"]["not_closer_than_typical"] is False
+    assert block["gmx"]["calibration"]["message"] is None
+    json.dumps(block)
+
+
+def test_demo_gallery_ships_its_held_out_calibration() -> None:
+    """The committed demo gallery stores the calibration that docs/calibration.json reports
+    (``python -m gmx.demo calibrate --report docs/calibration.json``)."""
+    from pathlib import Path
+
+    from gmx.config import DEMO_GALLERY
+    from gmx.gallery import calibration_summary, load_gallery
+
+    c = load_gallery(DEMO_GALLERY).calibration
+    assert c is not None and c.method == "held-out"
+    assert (c.n_images, c.n_skipped_images, c.n_unaffected) == (324, 0, 231)
+    recorded = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "calibration.json").read_text("utf-8")
+    )
+    now = calibration_summary(c).to_dict()
+    assert now["auroc_affected_vs_unaffected"] == pytest.approx(
+        recorded["auroc_affected_vs_unaffected"], abs=1e-4
+    )
+    assert now["typical_distance"] == pytest.approx(recorded["typical_distance"], abs=1e-4)
+    for key in ("own", "other", "nearest", "unaffected"):
+        assert now["distributions"][key] == pytest.approx(recorded["distributions"][key], abs=1e-4)
+    counts = ("distance", "n_own_within", "n_other_within", "n_unaffected_within")
+    assert [[p[k] for k in counts] for p in now["ppv_curve"]] == [
+        [p[k] for k in counts] for p in recorded["ppv_curve"]
+    ]
+    # the published shape: affected faces are closer to a syndrome than unaffected ones
+    assert 0.7 < c.auroc() < 0.9
