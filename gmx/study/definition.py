@@ -143,7 +143,7 @@ DEFAULT_COMPOSITE_ITEMS: tuple[LikertItem, ...] = (
 def _items_toml(table: str, items: Sequence[LikertItem]) -> str:
     out = []
     for it in items:
-        out.append(f"[[{table}]]\nkey = {it.key!r}\ngoal = {it.goal!r}\ntext = {_q(it.text)}\n")
+        out.append(f"[[{table}]]\nkey = {_q(it.key)}\ngoal = {_q(it.goal)}\ntext = {_q(it.text)}\n")
     return "\n".join(out)
 
 
