@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gmx.study.definition import StudyError
 from gmx.study.regions import (
     Annotation,
     annotation_mask,
@@ -20,7 +21,6 @@ from gmx.study.regions import (
     top_mask,
     truth_agreement,
 )
-from gmx.study.definition import StudyError
 
 S = np.array([[4.0, 3.0], [2.0, 1.0]])
 
