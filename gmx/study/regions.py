@@ -16,9 +16,10 @@ serve as "fixations" (points, clicked cells' centres) for the saliency metrics:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,46 +230,47 @@ def truth_agreement(ann: Annotation, truth: np.ndarray) -> TruthAgreement:
 
 
 def read_fixations(path: str | Path) -> dict[str, Annotation]:
-    """Eye-tracking fixations from a CSV with columns ``image_id, x, y, duration`` (template pixels,
-    duration in seconds) -> image id -> :class:`Annotation` (points with durations).
+    """Eye-tracking fixations from a CSV file (see :func:`parse_fixations`).
+
+    Raises:
+        StudyError: unreadable file, missing columns, bad numbers or points outside the template.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"cannot read {p}: {exc}") from exc
+    return parse_fixations(text, name=str(p))
+
+
+def parse_fixations(text: str, *, name: str = "fixations") -> dict[str, Annotation]:
+    """Fixations CSV text with columns ``image_id, x, y, duration`` (template pixels, duration in
+    seconds) -> image id -> :class:`Annotation` (points with durations).
 
     Raises:
         StudyError: missing columns, unreadable numbers or points outside the template.
     """
-    p = Path(path)
+    p = name
     by_image: dict[str, list[tuple[float, float, float]]] = {}
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in FIXATION_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise StudyError(f"{p}: missing column(s) {missing}; need {list(FIXATION_COLUMNS)}")
-            for n, row in enumerate(reader, start=2):
-                try:
-                    x, y, d = float(row["x"]), float(row["y"]), float(row["duration"])
-                except ValueError as exc:
-                    raise StudyError(f"{p} line {n}: {exc}") from exc
-                if not (0 <= x < TEMPLATE_SIZE and 0 <= y < TEMPLATE_SIZE) or d < 0:
-                    raise StudyError(
-                        f"{p} line {n}: ({x}, {y}) outside the {TEMPLATE_SIZE}-pixel template "
-                        f"or negative duration {d}"
-                    )
-                by_image.setdefault(row["image_id"], []).append((x, y, d))
-    except OSError as exc:
-        raise StudyError(f"cannot read {p}: {exc.strerror or exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in FIXATION_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise StudyError(f"{p}: missing column(s) {missing}; need {list(FIXATION_COLUMNS)}")
+    for n, row in enumerate(reader, start=2):
+        try:
+            x, y, d = float(row["x"]), float(row["y"]), float(row["duration"])
+        except ValueError as exc:
+            raise StudyError(f"{p} line {n}: {exc}") from exc
+        if not (0 <= x < TEMPLATE_SIZE and 0 <= y < TEMPLATE_SIZE) or d < 0:
+            raise StudyError(
+                f"{p} line {n}: ({x}, {y}) outside the {TEMPLATE_SIZE}-pixel template "
+                f"or negative duration {d}"
+            )
+        by_image.setdefault(row["image_id"], []).append((x, y, d))
     return {
         k: Annotation(tuple((x, y) for x, y, _ in v), (), tuple(d for *_, d in v))
         for k, v in by_image.items()
     }
-
-
-def mean_agreement(rows: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """The NaN-ignoring mean of each list (NaN for an all-NaN list)."""
-    out = {}
-    for k, v in rows.items():
-        a = np.asarray(v, np.float64)
-        out[k] = float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
-    return out
 
 
 __all__ = [
@@ -285,6 +287,7 @@ __all__ = [
     "fixations",
     "iou",
     "nss",
+    "parse_fixations",
     "read_fixations",
     "region_agreement",
     "top_mask",
