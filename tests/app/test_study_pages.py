@@ -16,6 +16,8 @@ from ui import study_view
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = str(ROOT / "pages" / "7_Study.py")
 ANALYSIS = str(ROOT / "pages" / "8_Study_analysis.py")
+#: More steps than the demo pilot has (3 cases x at most 4 steps + 3 composite faces).
+MAX_STEPS = 20
 
 pytestmark = pytest.mark.skipif(
     not (DEMO_DIR / "synth_faces.npz").exists(), reason="demo data not built"
@@ -53,6 +55,7 @@ def _stage(at: AppTest) -> str:
 
 def _answer_step(at: AppTest, *, rating: int = 4) -> str:
     stage = _stage(at)
+    assert stage != "?", [b.label for b in at.button]
     if stage == "impression":
         at.multiselect[0].set_value([5, 6]).run()
         at.selectbox[0].set_value(at.selectbox[0].options[0] and "SYN:0001")
@@ -61,7 +64,8 @@ def _answer_step(at: AppTest, *, rating: int = 4) -> str:
     elif stage == "maps":
         for r in at.radio:
             r.set_value(rating)
-        next(b for b in at.button if b.label.startswith("Save ratings of")).click().run()
+        saved = sum("✓ saved" in m.value for m in at.markdown)
+        [b for b in at.button if b.label.startswith("Save ratings of")][saved].click().run()
     elif stage == "final":
         at.selectbox[0].set_value("SYN:0001")
         at.radio[0].set_value(4)
@@ -102,15 +106,20 @@ def test_rater_walks_resumes_and_methods_stay_blinded(study_env):
     assert not [a for a in store.answers() if a.item.startswith("initial")]
 
     seen = [_answer_step(at)]  # first impression
-    while _stage(at) not in ("impression", "done"):
+    for _ in range(MAX_STEPS):
+        if _stage(at) in ("impression", "done"):
+            break
         seen.append(_answer_step(at))
     # a new session (the tab was closed) resumes at the second case
     at = _start("R01")
     assert "1 of 3 cases done" in at.get("progress")[0].proto.text
     text = _text(at)
-    while _stage(at) != "done":
+    for _ in range(MAX_STEPS):
+        if _stage(at) == "done":
+            break
         seen.append(_answer_step(at))
         text += _text(at)
+    assert _stage(at) == "done", seen
     assert {"impression", "final", "composite"} <= set(seen)
     for m in study.methods:  # blinded: no method name anywhere a rater reads
         assert m not in text.lower() and "grad-cam" not in text.lower()
@@ -129,7 +138,10 @@ def test_analysis_page_shows_the_numbers(study_env):
     c = study.cases[0]
     t = "2026-01-01T00:00:00Z"
     rows = []
-    for rater, (first, final) in {"R1": ("SYN:0002", "SYN:0001"), "R2": ("SYN:0001", "SYN:0001")}.items():
+    for rater, (first, final) in {
+        "R1": ("SYN:0002", "SYN:0001"),
+        "R2": ("SYN:0001", "SYN:0001"),
+    }.items():
         rows += [Answer(rater, c, "ai", "initial_guess", "", first, t),
                  Answer(rater, c, "ai", "initial_confidence", "", "2", t),
                  Answer(rater, c, "ai", "final_guess", "", final, t),
