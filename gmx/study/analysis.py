@@ -472,14 +472,14 @@ def to_markdown(result: StudyAnalysis) -> str:
         out.append("")
     if result.regions:
         out += [f"### Where raters looked vs the maps (IoU at top {result.top_percent:g} %)", "",
-                "| source | method | cases | AUC-Judd | NSS | IoU |", "|---|---|---|---|---|---|"]  # fmt: skip
+                "| source | method | readings | AUC-Judd | NSS | IoU |", "|---|---|---|---|---|---|"]  # fmt: skip
         out += [f"| {r.source} | {r.method} | {r.n} | {_f(r.auc_judd, 3)} | {_f(r.nss)} | "
                 f"{_f(r.iou_top, 3)} |" for r in result.regions]  # fmt: skip
         out.append("")
     if result.truth is not None:
         t = result.truth
         out += ["### Raters' marks vs the true causal regions (synthetic demo)", "",
-                "| marked cases | IoU | hit rate | coverage |", "|---|---|---|---|",
+                "| marked readings | IoU | hit rate | coverage |", "|---|---|---|---|",
                 f"| {t.n} | {_f(t.iou, 3)} | {_f(t.hit_rate, 3)} | {_f(t.coverage, 3)} |", ""]  # fmt: skip
     return "\n".join(out)
 

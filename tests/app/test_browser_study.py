@@ -23,7 +23,10 @@ from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-WRONG = "SYN:0005"  # every case below is of another syndrome
+WRONG = "SYN:0005"
+SHOTS = Path(
+    os.environ.get("GMX_SCREENSHOT_DIR", "/tmp")
+)  # every case below is of another syndrome
 T = 60_000
 
 
@@ -63,27 +66,36 @@ def _sign_in(page, url: str, rater: str) -> None:
     box.press("Enter")
 
 
-def _impression(page) -> None:
+def _shot(page, name: str | None) -> None:
+    if name:
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _impression(page, shot: str | None = None) -> None:
     page.get_by_role("button", name="Save my impression").wait_for(timeout=T)
     frame = page.frame_locator("iframe").first
     frame.locator("img").click(position={"x": 120, "y": 130})
     page.get_by_text("1 clicked mark(s)").wait_for(timeout=T)
     _choose(page, "Syndrome", _name(WRONG))
     _radio(page, "Unsure")
+    _shot(page, shot)
     page.get_by_role("button", name="Save my impression").click()
 
 
-def _after_impression(page, truth: str) -> None:
+def _after_impression(page, truth: str, shot: str | None = None) -> None:
     """Maps (if shown) then the final answer: the model's top suggestion is the truth."""
     final = page.get_by_role("button", name="Save and go to the next case")
     maps = page.get_by_role("button", name="Save ratings of Map A")
     final.or_(maps).first.wait_for(timeout=T * 2)
     if maps.count():
         _radio(page, "4 Agree")
+        _shot(page, shot and f"{shot}_maps")
         maps.click()
         final.wait_for(timeout=T)
     _choose(page, "Syndrome", _name(truth))
     _radio(page, "Confident")
+    _shot(page, shot and f"{shot}_final")
     final.click()
 
 
@@ -116,9 +128,9 @@ def test_two_raters_resume_export_and_analysis(tmp_path):
             _sign_in(a, url, "R01")
             _sign_in(b, url, "R02")
             # both raters answer their first case, interleaved
-            _impression(a)
+            _impression(a, shot="study_impression")
             _impression(b)
-            _after_impression(a, truth[plans["R01"].cases[0].case_id])
+            _after_impression(a, truth[plans["R01"].cases[0].case_id], shot="study_case1")
             _after_impression(b, truth[plans["R02"].cases[0].case_id])
             # R01 gives the second impression, then closes the tab
             a.get_by_text("1 of 3 cases done").wait_for(timeout=T)
@@ -135,7 +147,7 @@ def test_two_raters_resume_export_and_analysis(tmp_path):
             _sign_in(a, url, "R01")
             a.get_by_text("1 of 3 cases done").wait_for(timeout=T)
             assert a.get_by_role("button", name="Save my impression").count() == 0
-            _after_impression(a, truth[plans["R01"].cases[1].case_id])
+            _after_impression(a, truth[plans["R01"].cases[1].case_id], shot="study_case2")
             _impression(a)
             _after_impression(a, truth[plans["R01"].cases[2].case_id])
             a.get_by_text("All done").wait_for(timeout=T)
@@ -143,8 +155,8 @@ def test_two_raters_resume_export_and_analysis(tmp_path):
             # the analysis page: export, and the numbers of these answers
             a.goto(f"{url}/Study_analysis", wait_until="networkidle")
             a.get_by_text("Accuracy and confidence before").wait_for(timeout=T * 3)
-            shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "study_analysis.png"
-            a.screenshot(path=str(shot), full_page=True)
+            a.get_by_text("Where raters looked").wait_for(timeout=T)
+            _shot(a, "study_analysis")
             with a.expect_download() as dl:
                 a.get_by_role("button", name="Download answers (CSV)").click()
             rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
@@ -162,3 +174,5 @@ def test_two_raters_resume_export_and_analysis(tmp_path):
             rf"{re.escape(arm)}\s+{n}\s+0\.00\s+1\.00\s+[\d.]+\s+2\.00\s+4\.00\s+2\.00", body
         ), body
     assert "2 raters, " in body
+    # every case was marked once by each rater: 6 readings compared with the gradcam maps
+    assert re.search(r"raters\s+gradcam\s+6\s", body), body
