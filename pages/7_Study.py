@@ -14,8 +14,7 @@ st.title("Study")
 location = study_location()
 try:
     study = resolve_study(location, DEMO_DIR)
-    store = StudyStore(location.db_path, study_name=study.name, fingerprint=study.fingerprint)
-except (StudyError, StudyStoreError, OSError) as exc:
+except StudyError as exc:
     st.error(f"The study cannot be opened: {exc}")
     st.stop()
 st.caption(
@@ -29,6 +28,11 @@ if request.rater is None:
     st.info("Enter your rater id in the sidebar to start (or continue) the study.")
     st.stop()
 rater = request.rater
+try:  # created on the first rater's visit
+    store = StudyStore(location.db_path, study_name=study.name, fingerprint=study.fingerprint)
+except (StudyStoreError, OSError) as exc:
+    st.error(f"The study database cannot be opened: {exc}")
+    st.stop()
 plan = rater_plan(study, rater)
 values = study_view.answered(store, rater)
 step = next_step(study, plan, set(values))

@@ -18,6 +18,9 @@ from ui import common, resources, study_view
 cfg = common.page_setup("Study analysis")
 st.title("Study analysis")
 location = study_location()
+if not location.db_path.is_file():
+    st.info(f"No answers yet ({location.db_path}): raters answer on the **Study** page.")
+    st.stop()
 try:
     study = resolve_study(location, DEMO_DIR)
     store = StudyStore(location.db_path, study_name=study.name, fingerprint=study.fingerprint)

@@ -30,6 +30,8 @@ from gmx.study.regions import GRID, TOP_PERCENT
 from gmx.study.views import DISPLAY_PX, display_to_template, map_picture, marks_picture
 
 RATER_KEY = "gmx.study.rater"
+#: Shown next to a map whose ratings are stored.
+SAVED_MARK = ":material/check: saved"
 _LAST_CLICK = "gmx.study.last_click."
 #: Width of a blinded map on the page (pixels) and the number of maps per row.
 MAP_PX = 224
@@ -207,7 +209,7 @@ def maps_step(
         pic, form = st.columns([1, 2])
         pic.image(map_picture(face, material.maps[m]), width=MAP_PX, caption=label)
         with form, st.form(f"gmx.study.map.{case.case_id}.{label}"):
-            st.markdown(f"**{label}**" + (" ✓ saved" if done else ""))
+            st.markdown(f"**{label}**" + (f" {SAVED_MARK}" if done else ""))
             got = _likert_radios(study.map_items, {k: v for k, v in stored.items() if v},
                                  key=f"gmx.study.likert.{rater}.{case.case_id}.{label}")  # fmt: skip
             if st.form_submit_button(f"Save ratings of {label}"):

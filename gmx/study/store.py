@@ -92,6 +92,7 @@ class StudyStore:
             StudyStoreError: another schema version or another study.
         """
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):

@@ -64,7 +64,7 @@ def _answer_step(at: AppTest, *, rating: int = 4) -> str:
     elif stage == "maps":
         for r in at.radio:
             r.set_value(rating)
-        saved = sum("✓ saved" in m.value for m in at.markdown)
+        saved = sum(study_view.SAVED_MARK in m.value for m in at.markdown)
         [b for b in at.button if b.label.startswith("Save ratings of")][saved].click().run()
     elif stage == "final":
         at.selectbox[0].set_value("SYN:0001")
