@@ -2,7 +2,7 @@
 
     gmx study new [--out study.toml] [--demo N]     # commented template (--demo: N held-out demo cases)
     gmx study check study.toml
-    gmx study analyse answers.sqlite --study study.toml [--format markdown|json] [--fixations F.csv]
+    gmx study analyse answers.sqlite [--study study.toml] [--format markdown|json] [--fixations F.csv]
     gmx study export answers.sqlite [--format csv|json] [--out FILE]
     gmx study simulate answers.sqlite --study study.toml [--raters 8] [--seed 0]
 
@@ -74,8 +74,9 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     from gmx.config import DEMO_DIR
     from gmx.study import StudyStore, analyse, load_study, read_fixations, to_markdown
     from gmx.study.cases import demo_analysis_inputs
+    from gmx.study.views import demo_pilot
 
-    study = load_study(args.study)
+    study = load_study(args.study) if args.study else demo_pilot(DEMO_DIR)
     if not args.db.is_file():
         log.error("%s does not exist", args.db)
         return 2
@@ -138,7 +139,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
     p = ssub.add_parser("analyse", help="Likert, agreement, arms and region numbers of a study")
     p.add_argument("db", type=Path, help="the study database (.sqlite)")
-    p.add_argument("--study", type=Path, required=True, help="the study file (TOML)")
+    p.add_argument("--study", type=Path, help="the study file (TOML; default: the demo pilot)")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.add_argument("--fixations", type=Path, help="eye-tracking CSV: image_id,x,y,duration")
