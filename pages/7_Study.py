@@ -37,7 +37,7 @@ plan = rater_plan(study, rater)
 values = study_view.answered(store, rater)
 step = next_step(study, plan, set(values))
 total = len(plan.cases)
-st.progress(step.done_cases / total, text=f"{step.done_cases} of {total} cases done")
+st.progress(step.fraction_done(total), text=f"{step.done_cases} of {total} cases done")
 cases = resources.study_cases(str(DEMO_DIR), study.cases)
 names = dict(cases.syndrome_names)
 
@@ -59,7 +59,7 @@ if step.stage == "impression":
     st.stop()
 with st.spinner("The model is looking at this face…"):
     material = resources.study_material(cfg, case.case_id, face, case.methods, study.top_k)
-left, right = st.columns([1, 3])
+left, right = st.columns(study_view.CASE_COLUMNS)
 left.image(face, caption="The patient (aligned face)", width=study_view.MAP_PX)
 with right:
     if step.stage == "maps":

@@ -36,6 +36,10 @@ _LAST_CLICK = "gmx.study.last_click."
 #: Width of a blinded map on the page (pixels) and the number of maps per row.
 MAP_PX = 224
 MAPS_PER_ROW = 3
+#: Column weights of a case: the face, then the model's answer and the questions.
+CASE_COLUMNS = (1, 3)
+#: Column weights of a map (or composite face) and its questions.
+MAP_COLUMNS = (1, 2)
 LIKERT_OPTIONS = tuple(range(1, len(LIKERT_LABELS) + 1))
 CONFIDENCE_OPTIONS = tuple(range(1, len(CONFIDENCE_LABELS) + 1))
 #: Grid cells for marking regions without clicks (row-major, as :mod:`gmx.study.regions`).
@@ -206,7 +210,7 @@ def maps_step(
             it.key: values.get((case.case_id, likert_item(it.key), m)) for it in study.map_items
         }
         done = all(stored.values())
-        pic, form = st.columns([1, 2])
+        pic, form = st.columns(MAP_COLUMNS)
         pic.image(map_picture(face, material.maps[m]), width=MAP_PX, caption=label)
         with form, st.form(f"gmx.study.map.{case.case_id}.{label}"):
             st.markdown(f"**{label}**" + (f" {SAVED_MARK}" if done else ""))
@@ -263,7 +267,7 @@ def composite_step(
     composite: np.ndarray | None,
 ) -> None:
     """One syndrome's composite face with the composite items."""
-    left, right = st.columns([1, 2])
+    left, right = st.columns(MAP_COLUMNS)
     if composite is None:
         left.info("No composite face for this syndrome in the active gallery.")
     else:

@@ -123,6 +123,10 @@ class Step:
     syndrome: str = ""
     done_cases: int = 0
 
+    def fraction_done(self, total: int) -> float:
+        """Share of ``total`` cases fully answered (1.0 for an empty plan)."""
+        return self.done_cases / total if total else 1.0
+
 
 AnswerKey = tuple[str, str, str]
 """``(case_id, item, method)``; ``method`` is ``""`` for items that belong to no map."""

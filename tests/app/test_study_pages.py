@@ -154,3 +154,21 @@ def test_analysis_page_shows_the_numbers(study_env):
     # truth of the first pilot case is SYN:0001: before 1 of 2 right, after 2 of 2; confidence 2 -> 4
     assert "| ai | 2 | 0.50 | 1.00 | 1.000 | 2.00 | 4.00 | 2.00 |" in md
     assert "2 raters" in md
+
+
+def test_a_bad_study_file_or_foreign_database_is_a_message(monkeypatch, tmp_path):
+    monkeypatch.delenv("GMX_CONFIG", raising=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[study]\nname = 'x'\n")
+    monkeypatch.setenv(STUDY_ENV, str(bad))
+    monkeypatch.setenv(STUDY_DB_ENV, str(tmp_path / "a.sqlite"))
+    at = AppTest.from_file(STUDY, default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert any("cannot be opened" in e.value and "cases.ids is empty" in e.value for e in at.error)
+    # a database made for another study is refused, nothing is written to it
+    monkeypatch.delenv(STUDY_ENV)
+    StudyStore(tmp_path / "a.sqlite", fingerprint="another")
+    at = _start("R01")
+    assert any("another study definition" in e.value for e in at.error)
+    assert StudyStore(tmp_path / "a.sqlite").answers() == []
