@@ -795,6 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.shared_cli import add_parser as add_shared_parser
 
     add_shared_parser(sub)
+    from gmx.study.cli import add_parser as add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 

@@ -45,6 +45,11 @@ PAGES: tuple[AppPage, ...] = (
     AppPage("pages/4_Syndromes.py", "Syndromes", ":material/genetics:",
             "Where the model looks for a syndrome across all its patients; composite faces.",
             "Syndromes"),
+    AppPage("pages/7_Study.py", "Study", ":material/assignment:",
+            "Clinician study: your impression, the model's answer, blinded maps rated.", "Study"),
+    AppPage("pages/8_Study_analysis.py", "Study analysis", ":material/monitoring:",
+            "A study's Likert answers, rater agreement, arms and where raters looked.",
+            "Study_analysis"),
 )  # fmt: skip
 HOME = PAGES[0]
 

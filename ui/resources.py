@@ -450,3 +450,52 @@ def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
         request.opacity,
         request.region,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Clinician study (pages/7_Study.py, pages/8_Study_analysis.py)
+
+_STUDY_MATERIAL_LOCK = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def study_cases(data_dir: str, ids: tuple[str, ...]):
+    """The faces, labels and true regions of a study's demo cases (:class:`gmx.study.cases.CaseSet`,
+    read-only arrays), shared by all sessions."""
+    from gmx.study.cases import load_demo_cases
+
+    return load_demo_cases(data_dir, ids)
+
+
+def study_material(cfg: GmxConfig, case_id: str, face: np.ndarray, methods: tuple[str, ...],
+                   top_k: int):  # fmt: skip
+    """The model's top-k and maps for a study case (:class:`gmx.study.cases.CaseMaterial`), computed
+    once per configuration and kept in the shared in-memory store (one computation at a time: the
+    explainers hook the shared model)."""
+    from gmx.study.cases import case_material
+
+    diag = diagnoser(cfg)
+    key = ("study", config_key(cfg), case_id, methods, top_k)
+    store = map_store()
+    hit = store.get(key)
+    if hit is None:
+        with _STUDY_MATERIAL_LOCK:
+            hit = store.get(key)
+            if hit is None:
+                hit = case_material(list(diag.models), diag.gallery, face,
+                                    methods=methods, top_k=top_k)  # fmt: skip
+                store.put(key, hit)
+    return hit
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def study_composite(cfg_key: tuple[str, ...], syndrome: str, _cfg: GmxConfig) -> np.ndarray | None:
+    """A syndrome's composite face from the active gallery (``None`` without enough photos);
+    ``cfg_key`` is :func:`config_key` of ``_cfg``."""
+    from gmx.gallery import composite_face
+
+    del cfg_key  # only the cache key
+    gallery = diagnoser(_cfg).gallery
+    if syndrome not in gallery.syndromes:
+        return None
+    return composite_face(gallery, syndrome)

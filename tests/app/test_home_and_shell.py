@@ -23,6 +23,8 @@ SCRIPTS = [
     "pages/2_Explain.py",
     "pages/3_Similarity.py",
     "pages/4_Syndromes.py",
+    "pages/7_Study.py",
+    "pages/8_Study_analysis.py",
 ]
 UI_FILES = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
 
@@ -39,6 +41,8 @@ def test_pages_have_names_icons_and_files():
         "Explain",
         "Similarity",
         "Syndromes",
+        "Study",
+        "Study analysis",
     ]
     assert [p.script for p in common.PAGES] == SCRIPTS
     for page in common.PAGES:
