@@ -25,6 +25,47 @@ DEFAULT_REPORT_METHODS = ("gradcam_signed", "saliency")
 DEFAULT_MAP_ROWS = 3
 
 
+# The few argument helpers of ``gmx.cli`` this command needs, restated here: importing them from
+# gmx.cli would make an import cycle (gmx.cli imports this module to register the command).
+def _configured(args: argparse.Namespace):
+    """The command's configuration with its torch thread policy applied (as ``gmx.cli``)."""
+    from gmx.config import from_cli_args
+    from gmx.device import set_threads
+
+    cfg = from_cli_args(args)
+    set_threads(cfg.threads)
+    return cfg
+
+
+def _hpo_id(text: str) -> str:
+    """An ``--hpo`` value: ``HP:`` and seven digits."""
+    from gmx.hpo import HPO_ID_PATTERN
+
+    value = text.strip()
+    if not HPO_ID_PATTERN.match(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HPO term id (HP: and seven digits)")
+    return value
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """``--models``, ``--gallery``, ``--no-flip``, ``--no-grey`` (read by ``from_cli_args``)."""
+    p.add_argument(
+        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
+    )
+    p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
+    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
+    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
+
+
+def _output_file(out: Path) -> None:
+    """Refuse a folder as ``--out`` and create the report's folder (before any work)."""
+    from gmx.errors import OutputError
+
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give the name of the report file.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _report_format(out: Path) -> str:
     from gmx.errors import OutputError
     from gmx.report import REPORT_FORMATS
@@ -54,7 +95,6 @@ def _check_methods(methods: list[str]) -> tuple[str, ...]:
 def cmd_report(args: argparse.Namespace) -> int:
     """Diagnose one photo, explain its top syndromes, write the case report to ``--out``."""
     from gmx.align import load_image
-    from gmx.cli import _configured, output_file
     from gmx.errors import ImageLoadError
     from gmx.explain import explain_targets
     from gmx.gallery import FeatureChoices
@@ -72,7 +112,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.face < 0:
         raise ValueError(f"--face must be >= 0, got {args.face}")
     choices = FeatureChoices(tuple(args.hpo), tuple(args.absent_hpo))
-    output_file(out)
+    _output_file(out)
     photo: Path = args.photo
     try:
         data = photo.read_bytes()
@@ -139,8 +179,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add ``gmx report`` to the ``gmx`` command's subparsers."""
-    from gmx.cli import _add_model_args, _hpo_id
-
     p = sub.add_parser(
         "report",
         help="a case report (HTML or PDF) of one photo: top-k, calibrated statements, genes, "
