@@ -45,6 +45,8 @@ PAGES: tuple[AppPage, ...] = (
     AppPage("pages/4_Syndromes.py", "Syndromes", ":material/genetics:",
             "Where the model looks for a syndrome across all its patients; composite faces.",
             "Syndromes"),
+    AppPage("pages/5_Use_case.py", "Use case", ":material/route:",
+            "One demo patient through every page to a case report, step by step.", "Use_case"),
 )  # fmt: skip
 HOME = PAGES[0]
 
