@@ -52,9 +52,9 @@ STEPS: tuple[Step, ...] = (
         "1 · Diagnose: what does GestaltMatcher suggest?",
         "pages/1_Diagnose.py",
         "Check the aligned face and its quality first: a small, turned or blurred face weakens "
-        "every later step. Then the top syndromes: the distance (smaller = more similar) and, "
-        "under each, the calibrated statement: how often a gallery match this close was the "
-        "patient's own syndrome. For this patient, syndrome C should lead. Open *Facial features "
+        "every later step. Then the top syndromes: the distance (smaller = more similar) and the "
+        "calibrated statement (in the case report, step 5): how often a gallery match this close "
+        "was the patient's own syndrome. For this patient, syndrome C should lead. Open *Facial features "
         "of the suggested syndromes* and mark what you see: here, a long philtrum and a thin "
         "upper lip.",
         "A rank is not a diagnosis. The gestalt score is a similarity, not a probability; the "

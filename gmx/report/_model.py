@@ -13,6 +13,7 @@ in the report.
 from __future__ import annotations
 
 import io
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from gmx.gallery._rank import DEMO_NOTICE  # the one wording of the demo notice 
 from gmx.gallery._storage import METADATA_KEY
 from gmx.hpo import hpo_terms
 from gmx.viz import Palette, colorize, colour_bar, legend_text, overlay, to_png_bytes
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gmx.encode import Ensemble
@@ -283,14 +286,19 @@ def _calibration_words(cal: Calibration, source: str) -> str:
 def gallery_metadata_sha256(path: str | Path) -> str | None:
     """The metadata SHA-256 recorded in a gallery file (``None`` if the file has none).
 
-    Reads one row of the file's ``meta`` table, read-only; the file is not loaded.
+    Reads one row of the file's ``meta`` table, read-only; the file is not loaded. A file that
+    cannot be read (moved or replaced since the gallery was loaded) gives ``None`` and a warning.
     """
     uri = f"file:{Path(path).resolve().as_posix()}?mode=ro"
-    con = sqlite3.connect(uri, uri=True)
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = ?", (METADATA_KEY,)).fetchone()
-    finally:
-        con.close()
+        con = sqlite3.connect(uri, uri=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (METADATA_KEY,)).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # the gallery was loaded; its file may have moved since
+        log.warning("cannot read the metadata checksum of %s: %s", path, exc)
+        return None
     return None if row is None else str(row[0])
 
 

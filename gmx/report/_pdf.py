@@ -68,7 +68,7 @@ class _Writer:
         pdf = self.pdf
         pdf.set_font(FONT, "B" if bold else "", size)
         pdf.set_text_color(*(MUTED if muted else (0, 0, 0)))
-        pdf.multi_cell(self.width, size * 0.45, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(self.width, size * 0.45, text, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
 
     def head(self, text: str) -> None:
@@ -112,8 +112,9 @@ def _demo(w: _Writer, notice: str) -> None:
     pdf.set_fill_color(*DEMO_FILL)
     pdf.set_text_color(*DEMO_TEXT)
     pdf.set_font(FONT, "B", BODY_PT)
-    pdf.multi_cell(w.width, LINE_MM, notice, fill=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(w.width, LINE_MM, notice, fill=True, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
+    pdf.set_fill_color(255, 255, 255)  # tables below fill with the current colour
     pdf.ln(2)
 
 
@@ -139,18 +140,18 @@ def _maps(w: _Writer, maps: Sequence[ReportMap], reading: str) -> None:
             y0 = pdf.get_y()
             pdf.set_font(FONT, "B", SMALL_PT)
             pdf.set_xy(pdf.l_margin, y0 + LINE_MM * 1.5)
-            pdf.multi_cell(label_w - gap, LINE_MM * 0.7, label)
+            pdf.multi_cell(label_w - gap, LINE_MM * 0.7, label, align="L")
             for j, m in enumerate(block):
                 x = pdf.l_margin + label_w + j * (TILE_MM + gap)
                 pdf.set_font(FONT, "B", SMALL_PT)
                 pdf.set_xy(x, y0)
-                pdf.multi_cell(TILE_MM, LINE_MM * 0.7, m.method_name, max_line_height=LINE_MM)
+                pdf.multi_cell(TILE_MM, LINE_MM * 0.7, m.method_name, align="L")
                 top = y0 + LINE_MM * 1.5
                 w.image(m.png, x, top, TILE_MM, TILE_MM)
                 w.image(m.colour_bar_png, x, top + TILE_MM + 0.5, TILE_MM, BAR_MM)
                 pdf.set_font(FONT, "", SMALL_PT - 1)
                 pdf.set_xy(x, top + TILE_MM + BAR_MM + 1)
-                pdf.multi_cell(TILE_MM, LINE_MM * 0.6, f"{m.legend} ({m.units})")
+                pdf.multi_cell(TILE_MM, LINE_MM * 0.6, f"{m.legend} ({m.units})", align="L")
             pdf.set_xy(pdf.l_margin, y0 + need)
         w.text(cells[0].reading, SMALL_PT, muted=True)
         pdf.ln(1)

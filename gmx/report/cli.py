@@ -162,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             include_face=args.include_face,
             demo=cfg.is_demo,
             gallery_file=cfg.gallery_path,
-            parameters={"min_distance": args.min_distance},
+            parameters={"min_distance": "off" if args.min_distance is None else args.min_distance},
         )
     payload = render(report, fmt)
     out.write_bytes(payload)

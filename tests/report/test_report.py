@@ -135,6 +135,13 @@ def test_build_report_refuses_bad_input(tiny):
         build_report(no_face, tiny.ensemble, tiny.gallery, case_id="c")
 
 
+def test_metadata_checksum_of_a_missing_file_is_none(tmp_path, caplog):
+    from gmx.report import gallery_metadata_sha256
+
+    assert gallery_metadata_sha256(tmp_path / "moved.sqlite") is None
+    assert "cannot read the metadata checksum" in caplog.text
+
+
 # --- the face is left out by default ------------------------------------------------------------
 def test_face_left_out_by_default(tiny):
     face_png = to_png_bytes(tiny.d.face.image)
