@@ -139,7 +139,7 @@ def _maps(maps: Sequence[ReportMap], reading: str) -> str:
     rows: dict[str, list[ReportMap]] = {}
     for m in maps:
         rows.setdefault(m.row_label, []).append(m)
-    methods = [m for m in next(iter(rows.values()))]
+    methods = next(iter(rows.values()))
     head = "<tr><th>Syndrome</th>" + "".join(
         f"<th>{_e(m.method_name)}<div class='small'>{_e(m.units)}</div></th>" for m in methods
     )
