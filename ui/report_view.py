@@ -18,7 +18,7 @@ from gmx.gallery import FeatureChoices, Gallery, suggested_features
 from gmx.panel import PanelRequest, PanelRow
 from gmx.pipeline import Diagnoser
 from gmx.report import ReportMaps, build_report, render
-from ui import diagnose_view, photo, state
+from ui import diagnose_view, photo, resources, state
 
 #: Labels of the two buttons (tests and the walkthrough find them by these).
 HTML_LABEL = "Case report (HTML)"
@@ -103,6 +103,7 @@ def report_bytes(
         include_face=include_face,
         demo=cfg.is_demo,
         gallery_file=cfg.gallery_path,
+        calibration=resources.report_calibration(cfg, diagnoser),
         parameters={
             "near-duplicate threshold": "off"
             if current.min_distance is None

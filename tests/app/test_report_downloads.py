@@ -96,3 +96,17 @@ def test_explain_report_holds_the_maps_shown(app, clicked):
     assert shown and all(f"<th>{name}<div" in html for name in shown)
     assert "Aligned face" not in html
     assert "Provenance" in _pdf_text(clicked(app, report_view.PDF_LABEL))
+
+
+def test_the_calibration_is_computed_once_per_configuration(app, monkeypatch, clicked):
+    import gmx.report
+    from ui import resources
+
+    resources._report_calibration.clear()
+    app.run()
+    calls: list[str] = []
+    real = gmx.report.report_calibration
+    monkeypatch.setattr(gmx.report, "report_calibration", lambda g: calls.append(g.name) or real(g))
+    clicked(app, report_view.HTML_LABEL)
+    clicked(app, report_view.PDF_LABEL)
+    assert calls == ["tiny gallery"]
