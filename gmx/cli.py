@@ -798,6 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.study.cli import add_parser as add_study_parser
 
     add_study_parser(sub)
+    from gmx.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

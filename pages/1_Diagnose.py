@@ -6,7 +6,7 @@ import streamlit as st
 
 from gmx.gallery import suggested_features
 from gmx.viz import image_figure
-from ui import common, diagnose_view, examples, photo, resources, tables
+from ui import common, diagnose_view, examples, photo, report_view, resources, tables
 
 cfg = common.page_setup("Diagnose")
 st.title("Diagnose")
@@ -81,3 +81,6 @@ with st.expander("Genes and patients"):
 features = suggested_features(diagnosis.ranking, gallery, request.top_k)
 choices = diagnose_view.feature_controls(current, features)
 diagnose_view.export(current, diag, cfg, request.top_k, choices)
+report_view.report_downloads(
+    current, diag, cfg, top_k=request.top_k, choices=choices, page="diagnose"
+)

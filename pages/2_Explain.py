@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
-from ui import colours, common, explain_view, photo, resources
+from ui import colours, common, explain_view, photo, report_view, resources
 
 cfg = common.page_setup("Explain")
 st.title("Explain")
@@ -133,3 +133,8 @@ d2.download_button(
     on_click="ignore",
 )
 st.caption(json.dumps({"methods": order, "scale": request.scale, "sign": request.sign}))
+top_k = report_view.kept_top_k()
+report_view.report_downloads(
+    current, diag, cfg, top_k=top_k, choices=report_view.kept_choices(current, gallery, top_k),
+    maps=report_view.shown_maps(rows, grid, order, request), page="explain",
+)  # fmt: skip

@@ -45,6 +45,8 @@ PAGES: tuple[AppPage, ...] = (
     AppPage("pages/4_Syndromes.py", "Syndromes", ":material/genetics:",
             "Where the model looks for a syndrome across all its patients; composite faces.",
             "Syndromes"),
+    AppPage("pages/5_Use_case.py", "Use case", ":material/route:",
+            "One demo patient through every page to a case report, step by step.", "Use_case"),
     AppPage("pages/7_Study.py", "Study", ":material/assignment:",
             "Clinician study: your impression, the model's answer, blinded maps rated.", "Study"),
     AppPage("pages/8_Study_analysis.py", "Study analysis", ":material/monitoring:",

@@ -23,6 +23,7 @@ SCRIPTS = [
     "pages/2_Explain.py",
     "pages/3_Similarity.py",
     "pages/4_Syndromes.py",
+    "pages/5_Use_case.py",
     "pages/7_Study.py",
     "pages/8_Study_analysis.py",
 ]
@@ -41,6 +42,7 @@ def test_pages_have_names_icons_and_files():
         "Explain",
         "Similarity",
         "Syndromes",
+        "Use case",
         "Study",
         "Study analysis",
     ]
