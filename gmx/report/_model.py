@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gmx.gallery import (
+    LEAVE_ONE_PATIENT_OUT,
     CalibratedMatch,
     Calibration,
     FeatureChoices,
@@ -275,7 +276,8 @@ def report_calibration(gallery: Gallery) -> tuple[Calibration | None, str]:
 
 
 def _calibration_words(cal: Calibration, source: str) -> str:
-    words = f"{source}; {cal.n_images} gallery images counted"
+    counted = "gallery images" if cal.method == LEAVE_ONE_PATIENT_OUT else "held-out images"
+    words = f"{source} ({cal.method}); {cal.n_images} {counted} counted"
     if cal.n_skipped_images:
         words += f", {cal.n_skipped_images} skipped (syndromes with a single patient)"
     if cal.unaffected_distances is not None:

@@ -336,7 +336,12 @@ def test_report_calibration_uses_a_stored_calibration(tiny):
     stored = SimpleNamespace(calibration=cal)
     got, words = report_calibration(stored)  # type: ignore[arg-type]
     assert got is cal and words.startswith(CALIBRATION_STORED)
+    # the demo gallery ships a held-out calibration; without it, one is computed from the gallery
     got, words = report_calibration(gallery)
+    assert got is gallery.calibration and words.startswith(CALIBRATION_STORED)
+    assert f"{gallery.calibration.n_images} held-out images counted" in words
+    bare = dataclasses.replace(gallery, calibration=None)
+    got, words = report_calibration(bare)
     assert got is not None and words.startswith(CALIBRATION_COMPUTED)
     assert f"{cal.n_images} gallery images counted" in words
 
