@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
-from ui import colours, common, explain_view, photo, resources
+from ui import colours, common, explain_view, photo, resources, scorecard_view
 
 cfg = common.page_setup("Explain")
 st.title("Explain")
@@ -66,7 +66,9 @@ order = [m for m in (*fast, *slow) if all(m in g for g in grid)]
 if not order:
     st.info("No maps yet: compute the slow methods or choose other methods in the sidebar.")
     st.stop()
-values, scales = explain_view.draw_grid(face, rows, grid, order, request)
+card = scorecard_view.current(diag.models[0].fingerprint)  # None: no scorecard for this model
+badges = explain_view.scorecard_badges(card, order)
+values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
 
 st.subheader("Large view")
 choices = [(i, m) for i in range(len(rows)) for m in order]

@@ -45,6 +45,9 @@ PAGES: tuple[AppPage, ...] = (
     AppPage("pages/4_Syndromes.py", "Syndromes", ":material/genetics:",
             "Where the model looks for a syndrome across all its patients; composite faces.",
             "Syndromes"),
+    AppPage("pages/6_Scorecard.py", "Scorecard", ":material/fact_check:",
+            "Which maps to trust: faithfulness, sanity and localisation of every method.",
+            "Scorecard"),
 )  # fmt: skip
 HOME = PAGES[0]
 

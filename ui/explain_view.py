@@ -285,20 +285,56 @@ def _cancelled_note(names: str) -> None:
 
 
 # --- drawing ------------------------------------------------------------------------------------
+#: Badge words of a scorecard verdict: (passed, failed); not judged: no badge.
+BADGE_WORDS: Mapping[str, tuple[str, str]] = {
+    "passes sanity": ("passes sanity", "fails sanity"),
+    "faithful": ("faithful", "not faithful"),
+    "localises": ("localises", "does not localise"),
+}
+BADGE_NOTE = (
+    "Badges: this method's verdicts in the scorecard of the active model, over held-out faces "
+    "(not this photo); see the Scorecard page."
+)
+
+
+def scorecard_badges(card: Any, methods: Sequence[str]) -> dict[str, str]:
+    """Method -> markdown badges of its scorecard verdicts (``{}`` without a scorecard; methods
+    the scorecard lacks get none)."""
+    if card is None:
+        return {}
+    out = {}
+    for m in methods:
+        verdict = card.verdicts.get(m)
+        if verdict is None:
+            continue
+        parts = []
+        for name, value in verdict.badges().items():
+            if value is not None:
+                yes, no = BADGE_WORDS[name]
+                parts.append(f":green-badge[{yes}]" if value else f":red-badge[{no}]")
+        out[m] = " ".join(parts)
+    return out
+
+
 def draw_grid(
     face: Any,
     rows: Sequence[PanelRow],
     grid: Sequence[Mapping[str, AttributionMap]],
     order: Sequence[str],
     request: PanelRequest,
+    badges: Mapping[str, str] | None = None,
 ) -> tuple[list[Any], list[Scale]]:
     """The grid: syndromes x methods, square cells, a colour bar per method column (per map when
-    each map has its own scale); returns the drawn values and scales (row-major)."""
+    each map has its own scale), the method's scorecard ``badges`` under its name; returns the
+    drawn values and scales (row-major)."""
+    badges = badges or {}
     palette = request.colours
     flat = [grid[i][m] for i in range(len(rows)) for m in order]
     values, scales = display_maps(flat, request.share, request.sign)
     per_map = request.share == "map"
     st.caption(reading_note(palette))
+    if badges:
+        st.caption(BADGE_NOTE)
     with st.container(key="explain-grid"):
         for start in range(0, len(order), MAX_GRID_METHODS):
             block = range(start, min(start + MAX_GRID_METHODS, len(order)))
@@ -309,6 +345,8 @@ def draw_grid(
             for c, j in zip(header[2:], block, strict=False):
                 with c:
                     st.markdown(f"**{method_label(order[j])}**")
+                    if order[j] in badges:
+                        st.markdown(badges[order[j]])
                     note = map_units(order[j]) + ("" if flat[j].signed else ", no direction")
                     if per_map:
                         colours.bar(palette, flat[j].signed)

@@ -375,3 +375,14 @@ def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
         request.opacity,
         request.region,
     )
+
+
+# --- scorecard --------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def scorecard(path: str, mtime: float):
+    """A scorecard file (:class:`gmx.metrics.scorecard.Scorecard`), shared by all sessions;
+    ``mtime`` is part of the key so a rewritten file is reloaded."""
+    del mtime  # cache key only
+    from gmx.metrics.scorecard import load_scorecard
+
+    return load_scorecard(path)

@@ -125,6 +125,18 @@ METRIC_INFO: Mapping[str, tuple[str, str]] = {
 }
 #: Summary metrics in table order.
 SUMMARY_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
+#: The leaderboard's columns: one per question (faithful, sane, localises, agrees, simple).
+LEADERBOARD_METRICS: tuple[str, ...] = (
+    "deletion_vs_random",
+    "insertion_vs_random",
+    "road_morf",
+    "mprt_spearman",
+    "auroc_vs_null",
+    "occlusion_spearman",
+    "sparseness",
+)
+#: The committed demo scorecard (``gmx scorecard`` on the demo; see docs/metrics.md).
+DEMO_SCORECARD_NAME = "scorecard.json"
 
 
 @dataclass(frozen=True)
@@ -764,6 +776,62 @@ def load_scorecard(path: str | Path) -> Scorecard:
     return scorecard_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def find_scorecard(model_fingerprint: str, candidates: Sequence[str | Path]) -> Path | None:
+    """The first existing scorecard file among ``candidates`` made with these model weights."""
+    for c in candidates:
+        path = Path(c)
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
+            return path
+    return None
+
+
+def format_summary(got: MetricSummary, digits: int = 3) -> str:
+    """``"0.123 [0.100, 0.150]"`` (``"n/a"`` without a finite mean)."""
+    if got.n == 0 or not np.isfinite(got.mean):
+        return "n/a"
+    return f"{got.mean:.{digits}f} [{got.ci_low:.{digits}f}, {got.ci_high:.{digits}f}]"
+
+
+def verdict_word(value: bool | None, yes: str = "yes", no: str = "no") -> str:
+    """A verdict as a word (``"-"`` when not judged)."""
+    return "-" if value is None else (yes if value else no)
+
+
+def leaderboard(
+    card: Scorecard,
+    metrics: Sequence[str] = LEADERBOARD_METRICS,
+    *,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
+    """One row per method: its (display) name, the three verdicts and ``metrics`` as
+    ``"mean [95 % CI]"`` text, methods that pass more verdicts first (then by name order)."""
+
+    def passed(m: str) -> int:
+        return sum(bool(v) for v in card.verdicts[m].badges().values())
+
+    names = names or {}
+    out = []
+    for m in sorted(card.methods, key=lambda m: -passed(m)):
+        v = card.verdicts[m]
+        row = {
+            "method": names.get(m, m),
+            "passes sanity": verdict_word(v.passes_sanity),
+            "faithful": verdict_word(v.faithful),
+            "localises": verdict_word(v.localises),
+        }
+        for metric in metrics:
+            got = card.table[m].get(metric)
+            row[metric] = "n/a" if got is None else format_summary(got)
+        out.append(row)
+    return out
+
+
 def summarize_scorecard(out_dir: str | Path) -> Scorecard:
     """The :class:`Scorecard` of a run folder's finished rows.
 
@@ -829,6 +897,8 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
 
 
 __all__ = [
+    "DEMO_SCORECARD_NAME",
+    "LEADERBOARD_METRICS",
     "LOCALISATION_SCORES",
     "METRIC_INFO",
     "NULL_METHOD",
@@ -843,8 +913,11 @@ __all__ = [
     "Verdict",
     "bootstrap_mean",
     "column",
+    "find_scorecard",
     "fingerprint",
+    "format_summary",
     "held_out_rows",
+    "leaderboard",
     "load_rows",
     "load_scorecard",
     "map_agreement",
@@ -855,4 +928,5 @@ __all__ = [
     "summarize_scorecard",
     "syndrome_score_targets",
     "verdict",
+    "verdict_word",
 ]
