@@ -130,6 +130,30 @@ def test_run_scorecard_resumable_sharded_and_summarised(tiny, tmp_path) -> None:
     assert back.verdicts == card.verdicts and back.fingerprint == card.fingerprint
     assert card.to_csv().splitlines()[0] == "method,metric,mean,ci_low,ci_high,n,better"
 
+    # `gmx scorecard summarize` writes the same JSON and the CSV.
+    from gmx.cli import main
+
+    out_json, out_csv = tmp_path.parent / "card.json", tmp_path.parent / "card.csv"
+    argv = ["scorecard", "summarize", "--out", str(tmp_path), "--json", str(out_json)]
+    assert main([*argv, "--csv", str(out_csv)]) == 0
+    assert load_scorecard(out_json).verdicts == card.verdicts
+    assert out_csv.read_text() == card.to_csv()
+
+
+def test_cli_arguments() -> None:
+    from gmx.cli import build_parser
+    from gmx.metrics.cli import cmd_scorecard
+
+    parser = build_parser()
+    a = parser.parse_args(["scorecard", "--out", "r", "--images", "3", "--json", "x.json"])
+    assert (a.func, a.scorecard_command, a.images, a.steps) == (cmd_scorecard, None, 3, 10)
+    a = parser.parse_args(
+        ["scorecard", "run", "--out", "r", "--shard", "1/2", "--methods", "edges"]
+    )
+    assert (a.scorecard_command, a.shard, a.methods) == ("run", "1/2", ["edges"])
+    a = parser.parse_args(["scorecard", "summarize", "--out", "r", "--csv", "t.csv"])
+    assert a.scorecard_command == "summarize" and str(a.csv) == "t.csv"
+
 
 def test_committed_demo_scorecard_matches_the_registry() -> None:
     from gmx.encode import load_model
