@@ -69,6 +69,7 @@ if not order:
 card = scorecard_view.current(diag.models[0].fingerprint)  # None: no scorecard for this model
 badges = explain_view.scorecard_badges(card, order)
 values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
+explain_view.agreement_block(rows, grid, order, request.colours)
 
 st.subheader("Large view")
 choices = [(i, m) for i in range(len(rows)) for m in order]

@@ -23,6 +23,7 @@ from gmx.explain import (
     get_method,
     list_methods,
 )
+from gmx.metrics.agreement import agreement_matrix
 from gmx.panel import (
     SCALE_MODES,
     SIGN_MODES,
@@ -47,6 +48,7 @@ from ui import colours, resources, state
 
 __all__ = [
     "SLOW_METHODS",
+    "agreement_block",
     "cell_figure",
     "compute_maps",
     "draw_grid",
@@ -54,6 +56,7 @@ __all__ = [
     "method_label",
     "raw_caption",
     "raw_figure",
+    "scorecard_badges",
 ]
 
 #: Session key of the cancelled slow computation (its job id); set by the Cancel button's callback.
@@ -367,6 +370,71 @@ def draw_grid(
                     if per_map:
                         c.caption(range_text(scales[k]), help=legend_text(scales[k], cmap))
     return values, scales
+
+
+AGREEMENT_HEIGHT = 360
+#: Colour range of the agreement heatmaps: Spearman (signed) and IoU.
+SPEARMAN_RANGE = (-1.0, 1.0)
+IOU_RANGE = (0.0, 1.0)
+AGREEMENT_ROW = "gmx.explain.agreement_row"
+AGREEMENT_TOGGLE = "gmx.explain.agreement"
+
+
+def _agreement_figure(
+    matrix: Any, names: Sequence[str], title: str, palette: Palette, signed: bool
+) -> go.Figure:
+    lo, hi = SPEARMAN_RANGE if signed else IOU_RANGE
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.tolist(), x=list(names), y=list(names), zmin=lo, zmax=hi,
+            colorscale=plotly_colorscale(palette.cmap(signed)), texttemplate="%{z:.2f}",
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=title, height=AGREEMENT_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        yaxis={"autorange": "reversed"},
+    )  # fmt: skip
+    return fig
+
+
+def agreement_block(
+    rows: Sequence[PanelRow], grid: Sequence[Mapping[str, AttributionMap]], order: Sequence[str],
+    palette: Palette,
+) -> None:  # fmt: skip
+    """Expander: how far the shown methods agree on this photo (one syndrome row): Spearman rank
+    correlation and top-10 % IoU of every pair of maps (:func:`gmx.metrics.agreement`)."""
+    if len(order) < 2 or not st.toggle(
+        "Do the methods agree on this photo?", key=AGREEMENT_TOGGLE,
+        help="Rank correlation and top-10 % overlap of every pair of the maps above.",
+    ):  # fmt: skip
+        return
+    with st.container(border=True):
+        i = st.selectbox(
+            "Syndrome", range(len(rows)), format_func=lambda r: rows[r].label, key=AGREEMENT_ROW
+        )
+        agreement = agreement_matrix({m: grid[i][m].values for m in order})
+        names = [method_label(m) for m in agreement.methods]
+        left, right = st.columns(2)
+        left.plotly_chart(
+            _agreement_figure(
+                agreement.spearman, names, "Spearman rank correlation", palette, True
+            ),
+            width="stretch",
+        )
+        right.plotly_chart(
+            _agreement_figure(
+                agreement.iou, names, f"IoU of the top {agreement.top:.0%} pixels", palette, False
+            ),
+            width="stretch",
+        )
+        st.caption(
+            "1 = the two maps rank the face's pixels the same way / pick the same top pixels; "
+            "0 = unrelated (Spearman) or no shared top pixels (IoU). Signed maps are ranked by "
+            "value, so negative evidence counts as least important. Methods that disagree "
+            "cannot all be right about this photo; the Scorecard page says which ones held up "
+            "on held-out faces."
+        )
 
 
 def cell_figure(

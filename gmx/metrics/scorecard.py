@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from gmx.aggregate.localisation import explain_against, template_maps
 from gmx.aggregate.store import BatchStore, Shard, read_manifest
 from gmx.explain import SimilarityTarget, list_methods
 from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import Gallery
+from gmx.metrics.agreement import map_agreement
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
@@ -63,8 +63,6 @@ logger = logging.getLogger(__name__)
 SCORECARD_VERSION = 1
 #: Sanity passes when the 95 % CI of the mean Spearman after full randomisation is below this.
 SANITY_MAX_SPEARMAN = 0.5
-#: Top fraction of pixels compared by the top-k IoU agreement.
-TOP_FRACTION = 0.10
 #: The null map of the faithfulness verdict (a registered method).
 NULL_METHOD = "random"
 #: The reference map of the agreement metrics.
@@ -252,22 +250,6 @@ def syndrome_score_targets(
 
 
 # ------------------------------------------------------------------------------ per-row scoring
-def map_agreement(a: np.ndarray, b: np.ndarray, top: float = TOP_FRACTION) -> tuple[float, float]:
-    """Spearman rank correlation and IoU of the top ``top`` fraction of pixels of two maps.
-
-    Ties at the cut are broken in raster order (stable sort). NaN Spearman for a constant map.
-    """
-    x = np.asarray(a, np.float64).ravel()
-    y = np.asarray(b, np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"maps differ in size: {np.shape(a)} and {np.shape(b)}")
-    rho = float("nan") if np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y).statistic)
-    k = max(1, round(top * x.size))
-    ta = set(np.argsort(-x, kind="stable")[:k].tolist())
-    tb = set(np.argsort(-y, kind="stable")[:k].tolist())
-    return rho, len(ta & tb) / len(ta | tb)
-
-
 def _held_out_maps(
     models: Any,
     gallery: Gallery,
@@ -920,7 +902,6 @@ __all__ = [
     "leaderboard",
     "load_rows",
     "load_scorecard",
-    "map_agreement",
     "run_scorecard",
     "score_rows",
     "scorecard_columns",

@@ -118,3 +118,24 @@ def test_explain_maps_carry_badges_from_the_scorecard(tiny_setup, monkeypatch, t
     assert ":green-badge[passes sanity] :red-badge[not faithful]" in badges  # localises: not judged
     assert len(badges) == 3
     assert any("scorecard of the active model" in c.value for c in at.caption)
+
+
+def test_explain_method_agreement_for_this_photo(tiny_setup, monkeypatch) -> None:
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    at = AppTest.from_file(EXPLAIN, default_timeout=180)
+    at.session_state[state.CONFIG] = load_config()
+    at.session_state[state.PHOTO_BYTES] = tiny_setup.photo_jpeg
+    at.session_state[state.PHOTO_NAME] = "astronaut.jpg"
+    at.session_state[state.KEEP_PREFIX + "explain.methods"] = ["saliency", "edges", "gradcam"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 2  # off by default: large view and raw panel only
+    at.toggle(key="gmx.explain.agreement").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 + 2  # large view, raw panel, Spearman and IoU heatmaps
+    spearman = json.loads(charts[0].proto.spec)["data"][0]
+    assert spearman["type"] == "heatmap" and len(spearman["z"]) == 3
+    assert [spearman["z"][i][i] for i in range(3)] == [1.0, 1.0, 1.0]
+    at.selectbox(key="gmx.explain.agreement_row").set_value(1).run()
+    assert not at.exception, [e.value for e in at.exception]

@@ -11,6 +11,7 @@ import torch
 from gmx.aggregate.store import BatchStoreError, Shard
 from gmx.config import DEMO_DIR, DEMO_MODEL
 from gmx.explain import list_methods
+from gmx.metrics.agreement import agreement_matrix, map_agreement
 from gmx.metrics.scorecard import (
     SANITY_MAX_SPEARMAN,
     MetricSummary,
@@ -18,7 +19,6 @@ from gmx.metrics.scorecard import (
     bootstrap_mean,
     held_out_rows,
     load_scorecard,
-    map_agreement,
     run_scorecard,
     scorecard_from_json,
     summarize_scorecard,
@@ -73,6 +73,10 @@ def test_map_agreement_by_hand() -> None:
     b.flat[9] = -1  # top-2 of b: {8, 7}; overlap {8} of union {9, 8, 7}
     assert map_agreement(a, b, top=0.2)[1] == pytest.approx(1 / 3)
     assert np.isnan(map_agreement(np.zeros((2, 5)), a)[0])
+    m = agreement_matrix({"a": a, "b": b, "neg": -a}, top=0.2)
+    assert m.methods == ("a", "b", "neg")
+    assert np.array_equal(np.diag(m.spearman), [1, 1, 1]) and np.allclose(m.iou, m.iou.T)
+    assert m.iou[0, 1] == pytest.approx(1 / 3) and m.spearman[0, 2] == pytest.approx(-1.0)
 
 
 def test_held_out_rows_stratified_and_outside_the_gallery(tiny) -> None:
