@@ -66,7 +66,7 @@ order = [m for m in (*fast, *slow) if all(m in g for g in grid)]
 if not order:
     st.info("No maps yet: compute the slow methods or choose other methods in the sidebar.")
     st.stop()
-card = scorecard_view.current(diag.models[0].fingerprint)  # None: no scorecard for this model
+card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard for these models
 badges = explain_view.scorecard_badges(card, order)
 values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
 explain_view.agreement_block(rows, grid, order, request.colours)

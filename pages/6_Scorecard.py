@@ -9,7 +9,7 @@ from ui import common, resources, scorecard_view
 cfg = common.page_setup("Scorecard")
 st.title("Scorecard")
 diag = resources.diagnoser(cfg)
-card = scorecard_view.current(diag.models[0].fingerprint)
+card = scorecard_view.current(diag.gallery.model_fingerprint)  # the models + TTA that embedded it
 with st.expander("How to read this", icon=":material/help:", expanded=card is None):
     st.markdown(scorecard_view.HOW_TO_READ)
 if card is None:

@@ -73,7 +73,8 @@ def candidates() -> list[Path]:
 
 
 def current(model_fingerprint: str) -> Scorecard | None:
-    """The scorecard of the active model (``None``: none made with these weights)."""
+    """The scorecard made with the active models (their ensemble fingerprint, which the gallery
+    records as ``model_fingerprint``); ``None``: none."""
     path = find_scorecard(model_fingerprint, candidates())
     if path is None:
         return None

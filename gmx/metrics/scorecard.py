@@ -814,6 +814,22 @@ def leaderboard(
     return out
 
 
+def leaderboard_markdown(
+    card: Scorecard, metrics: Sequence[str] = LEADERBOARD_METRICS, digits: int = 3
+) -> str:
+    """The leaderboard as a markdown table (what docs/metrics.md shows for the demo)."""
+    rows = leaderboard(card, metrics)
+    head = ["method", "passes sanity", "faithful", "localises", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        cells = [row[k] for k in head[:4]]
+        for metric in metrics:
+            got = card.table[row["method"]].get(metric)
+            cells.append("n/a" if got is None else format_summary(got, digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summarize_scorecard(out_dir: str | Path) -> Scorecard:
     """The :class:`Scorecard` of a run folder's finished rows.
 
@@ -900,6 +916,7 @@ __all__ = [
     "format_summary",
     "held_out_rows",
     "leaderboard",
+    "leaderboard_markdown",
     "load_rows",
     "load_scorecard",
     "run_scorecard",

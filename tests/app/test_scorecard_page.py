@@ -42,9 +42,10 @@ def _card(model_fingerprint: str) -> Scorecard:
 
 
 def _tiny_fingerprint(tiny_setup) -> str:
-    from gmx.encode import load_model
+    """The fingerprint of the models + TTA that embedded the gallery (what a scorecard records)."""
+    from gmx.gallery import load_gallery
 
-    return load_model(tiny_setup.model_path, device="cpu").fingerprint
+    return load_gallery(tiny_setup.gallery_path).model_fingerprint
 
 
 def test_no_scorecard_says_how_to_make_one(tiny_setup, monkeypatch, tmp_path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gmx.aggregate.store import BatchStoreError, Shard
-from gmx.config import DEMO_DIR, DEMO_MODEL
+from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.explain import list_methods
 from gmx.metrics.agreement import agreement_matrix, map_agreement
 from gmx.metrics.scorecard import (
@@ -160,12 +160,16 @@ def test_cli_arguments() -> None:
 
 
 def test_committed_demo_scorecard_matches_the_registry() -> None:
+    from gmx.aggregate.run import gallery_ensemble
     from gmx.encode import load_model
+    from gmx.gallery import load_gallery
 
     card = load_scorecard(DEMO_SCORECARD)
     assert set(list_methods()) <= set(card.methods), "re-run the demo scorecard (docs/metrics.md)"
     assert len(card.fingerprint) == 64
-    assert card.model_fingerprint == load_model(DEMO_MODEL, device="cpu").fingerprint
+    gallery = load_gallery(DEMO_GALLERY)
+    ensemble = gallery_ensemble(load_model(DEMO_MODEL, device="cpu"), gallery)
+    assert card.model_fingerprint == ensemble.fingerprint == gallery.model_fingerprint
     assert card.n_images >= 10
     for m in card.methods:
         assert card.table[m]["deletion_auc"].n == card.n_images
