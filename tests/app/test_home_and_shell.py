@@ -23,6 +23,7 @@ SCRIPTS = [
     "pages/2_Explain.py",
     "pages/3_Similarity.py",
     "pages/4_Syndromes.py",
+    "pages/6_Scorecard.py",
 ]
 UI_FILES = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
 
@@ -39,6 +40,7 @@ def test_pages_have_names_icons_and_files():
         "Explain",
         "Similarity",
         "Syndromes",
+        "Scorecard",
     ]
     assert [p.script for p in common.PAGES] == SCRIPTS
     for page in common.PAGES:
