@@ -378,15 +378,17 @@ def score_rows(
     # Sanity: cascading randomisation on a private copy (the caller's model is never touched).
     chosen = np.flatnonzero(mprt_rows) if mprt_rows is not None else np.zeros(0, np.int64)
     if chosen.size:
+        # The first model (the one variant 0 explains) is randomised, on a private copy.
         private = copy.deepcopy(first)
         backbone = as_explain_model(private).backbone
+        swapped = [private, *models[1:]] if isinstance(models, (list, tuple)) else private
         steps = cascading_steps(IRESNET_STAGES)
         for m in s.methods:
             out[column(m, "mprt_curve")] = np.full((n, len(steps)), np.nan)
         for k, stages in enumerate(steps):
             with randomized_stages(backbone, stages, seed=s.seed):
                 rand = _held_out_maps(
-                    private, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
+                    swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
                     s.variants,
                 )  # fmt: skip
             for m in s.methods:
