@@ -37,8 +37,9 @@ HOW_TO_READ = f"""
 explained the same held-out faces (never seen in training, not in the gallery) against their own
 syndrome, and each map was then tested. Brackets are 95 % bootstrap intervals over the faces.
 
-* **Passes sanity** — when the model's learned weights are replaced by random ones, the map
-  changes (Spearman to the original map below {SANITY_MAX_SPEARMAN}, whole interval). A map that
+* **Passes sanity** — when the model's learned weights are replaced by random ones, layer by
+  layer from the top, the map changes early (its Spearman correlation with the original map,
+  averaged over the steps, stays below {SANITY_MAX_SPEARMAN} over the whole interval). A map that
   stays the same shows the photo (edges, contrast), not what the model learned: do not read it
   as an explanation.
 * **Faithful** — deleting the map's most important pixels lowers GestaltMatcher's score, and

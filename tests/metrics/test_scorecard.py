@@ -45,7 +45,8 @@ def _s(mean: float, lo: float, hi: float) -> MetricSummary:
 
 def test_verdict_rules() -> None:
     good = {
-        "mprt_spearman": _s(0.1, 0.0, SANITY_MAX_SPEARMAN - 0.01),
+        "mprt_cascade_spearman": _s(0.1, 0.0, SANITY_MAX_SPEARMAN - 0.01),
+        "mprt_spearman": _s(0.9, 0.8, 1.0),  # the last step alone does not decide
         "deletion_vs_random": _s(0.1, 0.01, 0.2),
         "insertion_vs_random": _s(0.1, 0.02, 0.2),
         "auroc_vs_null": _s(0.05, 0.01, 0.1),
@@ -53,7 +54,8 @@ def test_verdict_rules() -> None:
     assert verdict(good).badges() == {"passes sanity": True, "faithful": True, "localises": True}
     bad = {
         **good,
-        "mprt_spearman": _s(0.45, 0.4, SANITY_MAX_SPEARMAN + 0.01),  # CI reaches the threshold
+        "mprt_cascade_spearman": _s(0.45, 0.4, SANITY_MAX_SPEARMAN + 0.01),  # CI reaches it
+        "mprt_spearman": _s(0.0, -0.1, 0.1),
         "insertion_vs_random": _s(0.1, -0.01, 0.2),  # deletion alone is not enough
         "auroc_vs_null": _s(0.05, -0.001, 0.1),
     }
@@ -126,6 +128,7 @@ def test_run_scorecard_resumable_sharded_and_summarised(tiny, tmp_path) -> None:
     assert card.verdicts["random"].faithful is None
     # Edges and the seeded random map ignore the weights: Spearman exactly 1 after randomising.
     assert card.table["edges"]["mprt_spearman"].mean == pytest.approx(1.0)
+    assert card.table["edges"]["mprt_cascade_spearman"].mean == pytest.approx(1.0)
     assert card.verdicts["edges"].passes_sanity is False
     assert len(card.curves["saliency"]["deletion"]) == 5
     assert len(card.curves["saliency"]["mprt"]) == len(card.mprt_stages)
