@@ -896,8 +896,7 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
     return Scorecard(
         methods, table, verdicts, curves,
         tuple(float(x) for x in np.arange(settings.steps + 1) / settings.steps),
-        tuple("+".join(st) if len(st) == 1 else f"... {st[-1]}" for st in
-              cascading_steps(IRESNET_STAGES)),
+        tuple(st[-1] if len(st) == 1 else f"+{st[-1]}" for st in cascading_steps(IRESNET_STAGES)),
         len(rows), n_mprt, manifest["settings"], fingerprint(config),
         str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")),
     )  # fmt: skip
