@@ -34,33 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gmx.aggregate.run import gallery_ensemble
 from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.encode import load_model
-from gmx.explain import SimilarityTarget, explain
+from gmx.explain import explain
 from gmx.gallery import load_gallery
 from gmx.metrics import faithfulness_curves
+from gmx.metrics.scorecard import syndrome_score_targets as own_targets
 from gmx.synth import load_demo_data
 
 log = logging.getLogger("bench")
 
 METHODS = ("saliency", "deeplift", "gradcam")
-
-
-def own_targets(gallery, embeddings: np.ndarray, labels) -> list[SimilarityTarget]:
-    """Per face: its syndrome's nearest gallery image (mean cosine over variants), re-ranked."""
-    out = []
-    syn = np.array([im.syndrome_id for im in gallery.images])
-    for e, s in zip(embeddings, labels, strict=True):
-        rows = np.flatnonzero(syn == s)
-        g = gallery.embeddings[rows].astype(np.float64)
-        cos = np.einsum("gvd,vd->gv", g, e) / (
-            np.linalg.norm(g, axis=-1) * np.linalg.norm(e, axis=-1)[None]
-        )
-        best = rows[int(np.argmax(cos.mean(axis=1)))]
-        out.append(
-            SimilarityTarget(
-                gallery.embeddings[best], s, syndrome_embeddings=gallery.embeddings[rows]
-            )
-        )
-    return out
 
 
 def main() -> None:

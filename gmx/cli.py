@@ -801,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.report.cli import add_parser as add_report_parser
 
     add_report_parser(sub)
+    from gmx.metrics.cli import add_parser as add_scorecard_parser
+
+    add_scorecard_parser(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
-from ui import colours, common, explain_view, photo, report_view, resources
+from ui import colours, common, explain_view, photo, report_view, resources, scorecard_view
 
 cfg = common.page_setup("Explain")
 st.title("Explain")
@@ -66,7 +66,10 @@ order = [m for m in (*fast, *slow) if all(m in g for g in grid)]
 if not order:
     st.info("No maps yet: compute the slow methods or choose other methods in the sidebar.")
     st.stop()
-values, scales = explain_view.draw_grid(face, rows, grid, order, request)
+card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard for these models
+badges = explain_view.scorecard_badges(card, order)
+values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
+explain_view.agreement_block(rows, grid, order, request.colours)
 
 st.subheader("Large view")
 choices = [(i, m) for i in range(len(rows)) for m in order]

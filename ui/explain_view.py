@@ -23,6 +23,7 @@ from gmx.explain import (
     get_method,
     list_methods,
 )
+from gmx.metrics.agreement import agreement_matrix
 from gmx.panel import (
     SCALE_MODES,
     SIGN_MODES,
@@ -47,6 +48,7 @@ from ui import colours, resources, state
 
 __all__ = [
     "SLOW_METHODS",
+    "agreement_block",
     "cell_figure",
     "compute_maps",
     "draw_grid",
@@ -54,6 +56,7 @@ __all__ = [
     "method_label",
     "raw_caption",
     "raw_figure",
+    "scorecard_badges",
 ]
 
 #: Session key of the cancelled slow computation (its job id); set by the Cancel button's callback.
@@ -285,20 +288,56 @@ def _cancelled_note(names: str) -> None:
 
 
 # --- drawing ------------------------------------------------------------------------------------
+#: Badge words of a scorecard verdict: (passed, failed); not judged: no badge.
+BADGE_WORDS: Mapping[str, tuple[str, str]] = {
+    "passes sanity": ("passes sanity", "fails sanity"),
+    "faithful": ("faithful", "not faithful"),
+    "localises": ("localises", "does not localise"),
+}
+BADGE_NOTE = (
+    "Badges: this method's verdicts in the scorecard of the active model, over held-out faces "
+    "(not this photo); see the Scorecard page."
+)
+
+
+def scorecard_badges(card: Any, methods: Sequence[str]) -> dict[str, str]:
+    """Method -> markdown badges of its scorecard verdicts (``{}`` without a scorecard; methods
+    the scorecard lacks get none)."""
+    if card is None:
+        return {}
+    out = {}
+    for m in methods:
+        verdict = card.verdicts.get(m)
+        if verdict is None:
+            continue
+        parts = []
+        for name, value in verdict.badges().items():
+            if value is not None:
+                yes, no = BADGE_WORDS[name]
+                parts.append(f":green-badge[{yes}]" if value else f":red-badge[{no}]")
+        out[m] = " ".join(parts)
+    return out
+
+
 def draw_grid(
     face: Any,
     rows: Sequence[PanelRow],
     grid: Sequence[Mapping[str, AttributionMap]],
     order: Sequence[str],
     request: PanelRequest,
+    badges: Mapping[str, str] | None = None,
 ) -> tuple[list[Any], list[Scale]]:
     """The grid: syndromes x methods, square cells, a colour bar per method column (per map when
-    each map has its own scale); returns the drawn values and scales (row-major)."""
+    each map has its own scale), the method's scorecard ``badges`` under its name; returns the
+    drawn values and scales (row-major)."""
+    badges = badges or {}
     palette = request.colours
     flat = [grid[i][m] for i in range(len(rows)) for m in order]
     values, scales = display_maps(flat, request.share, request.sign)
     per_map = request.share == "map"
     st.caption(reading_note(palette))
+    if badges:
+        st.caption(BADGE_NOTE)
     with st.container(key="explain-grid"):
         for start in range(0, len(order), MAX_GRID_METHODS):
             block = range(start, min(start + MAX_GRID_METHODS, len(order)))
@@ -309,6 +348,8 @@ def draw_grid(
             for c, j in zip(header[2:], block, strict=False):
                 with c:
                     st.markdown(f"**{method_label(order[j])}**")
+                    if order[j] in badges:
+                        st.markdown(badges[order[j]])
                     note = map_units(order[j]) + ("" if flat[j].signed else ", no direction")
                     if per_map:
                         colours.bar(palette, flat[j].signed)
@@ -329,6 +370,71 @@ def draw_grid(
                     if per_map:
                         c.caption(range_text(scales[k]), help=legend_text(scales[k], cmap))
     return values, scales
+
+
+AGREEMENT_HEIGHT = 360
+#: Colour range of the agreement heatmaps: Spearman (signed) and IoU.
+SPEARMAN_RANGE = (-1.0, 1.0)
+IOU_RANGE = (0.0, 1.0)
+AGREEMENT_ROW = "gmx.explain.agreement_row"
+AGREEMENT_TOGGLE = "gmx.explain.agreement"
+
+
+def _agreement_figure(
+    matrix: Any, names: Sequence[str], title: str, palette: Palette, signed: bool
+) -> go.Figure:
+    lo, hi = SPEARMAN_RANGE if signed else IOU_RANGE
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.tolist(), x=list(names), y=list(names), zmin=lo, zmax=hi,
+            colorscale=plotly_colorscale(palette.cmap(signed)), texttemplate="%{z:.2f}",
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=title, height=AGREEMENT_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        yaxis={"autorange": "reversed"},
+    )  # fmt: skip
+    return fig
+
+
+def agreement_block(
+    rows: Sequence[PanelRow], grid: Sequence[Mapping[str, AttributionMap]], order: Sequence[str],
+    palette: Palette,
+) -> None:  # fmt: skip
+    """Expander: how far the shown methods agree on this photo (one syndrome row): Spearman rank
+    correlation and top-10 % IoU of every pair of maps (:func:`gmx.metrics.agreement`)."""
+    if len(order) < 2 or not st.toggle(
+        "Do the methods agree on this photo?", key=AGREEMENT_TOGGLE,
+        help="Rank correlation and top-10 % overlap of every pair of the maps above.",
+    ):  # fmt: skip
+        return
+    with st.container(border=True):
+        i = st.selectbox(
+            "Syndrome", range(len(rows)), format_func=lambda r: rows[r].label, key=AGREEMENT_ROW
+        )
+        agreement = agreement_matrix({m: grid[i][m].values for m in order})
+        names = [method_label(m) for m in agreement.methods]
+        left, right = st.columns(2)
+        left.plotly_chart(
+            _agreement_figure(
+                agreement.spearman, names, "Spearman rank correlation", palette, True
+            ),
+            width="stretch",
+        )
+        right.plotly_chart(
+            _agreement_figure(
+                agreement.iou, names, f"IoU of the top {agreement.top:.0%} pixels", palette, False
+            ),
+            width="stretch",
+        )
+        st.caption(
+            "1 = the two maps rank the face's pixels the same way / pick the same top pixels; "
+            "0 = unrelated (Spearman) or no shared top pixels (IoU). Signed maps are ranked by "
+            "value, so negative evidence counts as least important. Methods that disagree "
+            "cannot all be right about this photo; the Scorecard page says which ones held up "
+            "on held-out faces."
+        )
 
 
 def cell_figure(

@@ -518,3 +518,14 @@ def report_calibration(cfg: GmxConfig, diagnoser: Diagnoser) -> tuple[Calibratio
     (:func:`gmx.report.report_calibration`: stored in the file, else computed once per
     configuration: 0.2 s on the demo, longer on a large gallery)."""
     return _report_calibration(config_key(cfg), diagnoser)
+
+
+# --- scorecard --------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def scorecard(path: str, mtime: float):
+    """A scorecard file (:class:`gmx.metrics.scorecard.Scorecard`), shared by all sessions;
+    ``mtime`` is part of the key so a rewritten file is reloaded."""
+    del mtime  # cache key only
+    from gmx.metrics.scorecard import load_scorecard
+
+    return load_scorecard(path)

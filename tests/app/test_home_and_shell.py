@@ -24,6 +24,7 @@ SCRIPTS = [
     "pages/3_Similarity.py",
     "pages/4_Syndromes.py",
     "pages/5_Use_case.py",
+    "pages/6_Scorecard.py",
     "pages/7_Study.py",
     "pages/8_Study_analysis.py",
 ]
@@ -43,6 +44,7 @@ def test_pages_have_names_icons_and_files():
         "Similarity",
         "Syndromes",
         "Use case",
+        "Scorecard",
         "Study",
         "Study analysis",
     ]

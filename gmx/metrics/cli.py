@@ -1,0 +1,152 @@
+"""``gmx scorecard``: score every attribution method on held-out faces (resumable, shardable).
+
+    gmx scorecard run --out runs/scorecard [--images 20] [--methods ...] [--shard 0/2]
+    gmx scorecard summarize --out runs/scorecard [--json scorecard.json] [--csv scorecard.csv]
+    gmx scorecard --out runs/scorecard --json scorecard.json     # run, then summarise
+
+Faces: a synthetic-demo-style data folder (``--data``, default the demo) and its ``--split``
+(default ``test``: the frequent held-out test images), those whose syndrome is in the gallery and
+whose image is not, in a stratified order (``--images`` of them; 0 = all). Wire into
+``gmx.cli.build_parser`` with ``add_parser(sub)``. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("gmx")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from gmx.aggregate import Shard
+    from gmx.aggregate.localisation import syndrome_masks
+    from gmx.config import DEMO_DIR, from_cli_args
+    from gmx.device import set_threads
+    from gmx.encode import load_model
+    from gmx.gallery import load_gallery
+    from gmx.metrics.scorecard import ScorecardSettings, held_out_rows, run_scorecard
+    from gmx.synth import load_demo_data
+
+    cfg = from_cli_args(args)
+    set_threads(cfg.threads)
+    models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
+    model = models[0] if len(models) == 1 else models
+    gallery = load_gallery(cfg.gallery_path)
+    data = load_demo_data(args.data or DEMO_DIR)
+    settings = ScorecardSettings(
+        methods=tuple(args.methods or ()),
+        steps=args.steps,
+        fill=args.fill,
+        mprt_images=args.mprt_images,
+        n_boot=args.boot,
+        seed=args.seed,
+    ).resolved()
+    rows = held_out_rows(
+        data.labels, data.splits, data.image_ids, gallery, split=args.split,
+        n_images=args.images, seed=args.seed,
+    )  # fmt: skip
+    every = held_out_rows(data.labels, data.splits, data.image_ids, gallery, split=args.split)
+    regions = syndrome_masks(data.labels[every], data.masks[every])
+    bar = tqdm(total=None, desc="scorecard", unit="img", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        run = run_scorecard(
+            model, gallery, args.out, faces=data.images[rows], labels=data.labels[rows],
+            masks=data.masks[rows], image_ids=[str(x) for x in data.image_ids[rows]],
+            regions=regions, settings=settings, chunk=args.chunk,
+            shard=Shard.parse(args.shard), progress=progress,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    log.info(
+        "%d chunk(s) computed, %d already done, %d in the run; %d images in %.1f s",
+        run.chunks_done_now, run.chunks_skipped, run.chunks_total, run.rows_done_now, run.seconds,
+    )  # fmt: skip
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    from gmx._io import atomic_write_text
+    from gmx.metrics.scorecard import summarize_scorecard
+
+    card = summarize_scorecard(args.out)
+    text = json.dumps(card.to_json(), indent=1, allow_nan=False)
+    if args.json is not None:
+        atomic_write_text(args.json, text + "\n")
+    if args.csv is not None:
+        atomic_write_text(args.csv, card.to_csv())
+    if args.json is None:
+        sys.stdout.write(text + "\n")
+    for m in card.methods:
+        v = card.verdicts[m].badges()
+        log.info("%-22s %s", m, ", ".join(f"{k}: {'-' if b is None else b}" for k, b in v.items()))
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    """``gmx scorecard [run|summarize]`` (no action: run, then summarise)."""
+    action = getattr(args, "scorecard_command", None)
+    if args.out is None:
+        raise SystemExit("gmx scorecard: --out (the run folder) is required")
+    if action in (None, "run"):
+        _run(args)
+    if action in (None, "summarize"):
+        _summarize(args)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``scorecard`` (and its ``run``/``summarize`` actions) to the ``gmx`` subcommands."""
+    from gmx.metrics.faithfulness import FILLS
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
+        p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the demo)")
+        p.add_argument("--data", type=Path, help="demo-style data folder (default: the demo)")
+        p.add_argument("--split", default="test", help="held-out split of --data (default test)")
+        p.add_argument("--images", type=int, default=0, help="faces scored (0 = all)")
+        p.add_argument("--methods", nargs="+", help="registry names (default: all registered)")
+        p.add_argument("--steps", type=int, default=10, help="deletion/insertion steps")
+        p.add_argument("--fill", choices=FILLS, default="blur", help="deletion/insertion fill")
+        p.add_argument(
+            "--mprt-images", type=int, default=10, help="faces given the randomisation test"
+        )
+        p.add_argument("--chunk", type=int, default=2, help="faces per stored chunk")
+        p.add_argument("--shard", default="0/1", help="i/n: compute every n-th chunk from i")
+        p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
+        p.add_argument("--seed", type=int, default=0)
+
+    def out_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+        if required:
+            p.add_argument("--out", type=Path, required=True, help="run folder")
+        p.add_argument("--json", type=Path, help="write the scorecard JSON here (else stdout)")
+        p.add_argument("--csv", type=Path, help="also write the method x metric table here")
+
+    sc = subparsers.add_parser(
+        "scorecard", help="faithfulness, sanity and localisation of every method, with CIs"
+    )
+    sc.add_argument("--out", type=Path, help="run folder (manifest + chunks)")
+    run_args(sc)
+    out_args(sc, required=False)
+    sc.set_defaults(func=cmd_scorecard, scorecard_command=None)
+    sub = sc.add_subparsers(dest="scorecard_command", metavar="ACTION")
+    p = sub.add_parser("run", help="compute or resume the per-face scores (--shard i/n)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (manifest + chunks)")
+    run_args(p)
+    p.set_defaults(func=cmd_scorecard)
+    p = sub.add_parser("summarize", help="means, bootstrap CIs and verdicts of a run folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder (manifest + chunks)")
+    out_args(p, required=False)
+    p.set_defaults(func=cmd_scorecard)
+
+
+__all__ = ["add_parser", "cmd_scorecard"]

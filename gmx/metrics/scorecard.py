@@ -1,0 +1,938 @@
+"""The scorecard: every registered method scored on held-out faces, with CIs and a verdict.
+
+:func:`run_scorecard` explains held-out faces (never in the gallery, never trained on) against their
+own syndrome and scores every method's maps, row by row, into a resumable, shardable run folder
+(the same :class:`~gmx.aggregate.store.BatchStore` as ``gmx batch``: atomic chunks with checksums, a
+manifest that pins the settings). :func:`summarize_scorecard` turns the rows into a
+:class:`Scorecard`: per method and metric the mean over images with a seeded percentile bootstrap
+95 % interval (images resampled), mean curves, and a plain-language :class:`Verdict` per method
+(:func:`verdict` holds the rules; ``docs/metrics.md`` explains them).
+
+Per face and method (``ROW_METRICS``):
+
+* faithfulness: deletion and insertion AUC (most relevant first, :attr:`ScorecardSettings.fill`) on
+  the re-ranked syndrome score over every gallery variant, and the true syndrome's rank AUC
+  (:func:`gmx.metrics.faithfulness_curves`); ROAD (pytorch-grad-cam's
+  ``ROADMostRelevantFirstAverage``, noisy linear imputation; mean score change when the most
+  relevant pixels are imputed, variant 0) and captum's infidelity (Gaussian, variant 0);
+* sanity: Spearman and SSIM of the map after cascading randomisation of every iResNet stage against
+  the original (:func:`gmx.metrics.mprt`'s steps; on the first ``mprt_images`` faces only);
+* localisation against the face's own causal mask and, as the null, the median over the other
+  syndromes' regions (relevance mass, relevance rank, pointing game, AUROC);
+* complexity (Gini sparseness, entropy) and agreement with occlusion (Spearman, top-10 % IoU).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gmx.aggregate.localisation import explain_against, template_maps
+from gmx.aggregate.store import BatchStore, Shard, read_manifest
+from gmx.explain import SimilarityTarget, list_methods
+from gmx.explain.engine import as_explain_model, variant_rows
+from gmx.gallery import Gallery
+from gmx.metrics.agreement import map_agreement
+from gmx.metrics.complexity import entropy, sparseness
+from gmx.metrics.faithfulness import Fill, faithfulness_curves
+from gmx.metrics.localisation import localisation_metrics
+from gmx.metrics.robustness import infidelity, similarity_forward
+from gmx.metrics.sanity import (
+    IRESNET_STAGES,
+    cascading_steps,
+    map_similarity,
+    randomized_stages,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Format version of the scorecard JSON.
+SCORECARD_VERSION = 1
+#: Sanity passes when the 95 % CI of the mean Spearman over the cascade is below this.
+SANITY_MAX_SPEARMAN = 0.5
+#: The null map of the faithfulness verdict (a registered method).
+NULL_METHOD = "random"
+#: The reference map of the agreement metrics.
+REFERENCE_METHOD = "occlusion"
+#: Localisation scores (own mask and the other-regions null).
+LOCALISATION_SCORES: tuple[str, ...] = (
+    "relevance_mass",
+    "relevance_rank",
+    "pointing_game",
+    "auroc",
+)
+
+#: Per-row scalar metrics stored for every method.
+ROW_METRICS: tuple[str, ...] = (
+    "deletion_auc",
+    "insertion_auc",
+    "deletion_rank_auc",
+    "insertion_rank_auc",
+    "road_morf",
+    "infidelity",
+    "mprt_spearman",
+    "mprt_ssim",
+    *(f"{s}{suffix}" for s in LOCALISATION_SCORES for suffix in ("", "_null")),
+    "sparseness",
+    "entropy",
+    "occlusion_spearman",
+    "occlusion_iou10",
+)
+
+#: What each summary metric means, its better direction ("+" higher, "-" lower, "" neither).
+METRIC_INFO: Mapping[str, tuple[str, str]] = {
+    "deletion_auc": ("-", "deletion AUC, most relevant first (score falls fast = low)"),
+    "insertion_auc": ("+", "insertion AUC, most relevant first (score rises fast = high)"),
+    "deletion_vs_random": ("+", "random map's deletion AUC minus this map's (paired)"),
+    "insertion_vs_random": ("+", "this map's insertion AUC minus the random map's (paired)"),
+    "deletion_rank_auc": (
+        "+",
+        "mean rank of the true syndrome during deletion (pushed down = high)",
+    ),
+    "insertion_rank_auc": (
+        "-",
+        "mean rank of the true syndrome during insertion (back to 1 = low)",
+    ),
+    "road_morf": ("-", "ROAD: score change with the most relevant pixels imputed (mean)"),
+    "infidelity": ("-", "captum infidelity, Gaussian perturbation (normalised)"),
+    "mprt_cascade_spearman": (
+        "-",
+        "Spearman to the original map, averaged over the cascading randomisation steps",
+    ),
+    "mprt_spearman": ("-", "Spearman to the original map after randomising every stage"),
+    "mprt_ssim": ("-", "SSIM to the original map after randomising every stage"),
+    "auroc": ("+", "AUROC of the map for the causal region (0.5 = chance)"),
+    "auroc_vs_null": ("+", "AUROC minus the median over other syndromes' regions"),
+    "relevance_mass": ("+", "share of positive relevance inside the causal region"),
+    "relevance_mass_vs_null": ("+", "relevance mass minus the other-regions null"),
+    "relevance_rank_vs_null": ("+", "relevance rank minus the other-regions null"),
+    "pointing_game_vs_null": ("+", "pointing game minus the other-regions null"),
+    "sparseness": ("", "Gini index of |map| (0 uniform, 1 one pixel)"),
+    "entropy": ("", "entropy of |map| in nats (9.44 = uniform)"),
+    "occlusion_spearman": ("+", "Spearman with the occlusion map"),
+    "occlusion_iou10": ("+", "IoU of the top-10 % pixels with the occlusion map's"),
+}
+#: Summary metrics in table order.
+SUMMARY_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
+#: The leaderboard's columns: one per question (faithful, sane, localises, agrees, simple).
+LEADERBOARD_METRICS: tuple[str, ...] = (
+    "deletion_vs_random",
+    "insertion_vs_random",
+    "road_morf",
+    "mprt_cascade_spearman",
+    "auroc_vs_null",
+    "occlusion_spearman",
+    "sparseness",
+)
+#: The committed demo scorecard (``gmx scorecard`` on the demo; see docs/metrics.md).
+DEMO_SCORECARD_NAME = "scorecard.json"
+
+
+@dataclass(frozen=True)
+class ScorecardSettings:
+    """What a scorecard computes (pinned in the run folder's manifest and the fingerprint).
+
+    Attributes:
+        methods: registry names (default: every registered method).
+        steps: steps of the deletion/insertion curves.
+        fill: their fill (``"blur"`` or ``"mean"``).
+        road_percentiles: pytorch-grad-cam ROAD percentiles (pixels above it are imputed).
+        infidelity_samples: captum infidelity perturbations per face.
+        mprt_images: the first this-many faces (selection order) get the randomisation test.
+        variants: gallery variants the maps are explained on (and averaged).
+        n_boot, seed: bootstrap replicates and seed (selection, bootstrap, ROAD noise).
+    """
+
+    methods: tuple[str, ...] = ()
+    steps: int = 10
+    fill: Fill = "blur"
+    road_percentiles: tuple[int, ...] = (20, 50, 80)
+    infidelity_samples: int = 8
+    mprt_images: int = 10
+    variants: tuple[int, ...] = (0,)
+    n_boot: int = 1000
+    seed: int = 0
+
+    def resolved(self) -> ScorecardSettings:
+        """These settings with ``methods`` filled in (every registered method) and checked."""
+        methods = tuple(self.methods) or tuple(list_methods())
+        known = set(list_methods())
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; known: {sorted(known)}")
+        if self.steps < 1 or self.n_boot < 1 or self.mprt_images < 0:
+            raise ValueError("steps and n_boot must be >= 1, mprt_images >= 0")
+        return ScorecardSettings(**{**asdict(self), "methods": methods})
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def fingerprint(config: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a JSON-able configuration (sorted keys)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def column(method: str, metric: str) -> str:
+    """Stored array name of one method's per-row metric or curve."""
+    return f"{method}:{metric}"
+
+
+# ------------------------------------------------------------------------------------ selection
+def held_out_rows(
+    labels: np.ndarray,
+    splits: np.ndarray,
+    image_ids: np.ndarray,
+    gallery: Gallery,
+    *,
+    split: str = "test",
+    n_images: int = 0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Rows of ``split`` whose syndrome is in the gallery and whose image is not, stratified.
+
+    Syndromes take turns (each one's rows in a seeded random order), so any prefix covers the
+    syndromes as evenly as it can. ``n_images = 0``: all of them.
+
+    Raises:
+        ValueError: if nothing is selected.
+    """
+    in_gallery = {im.image_id for im in gallery.images}
+    ok = (
+        (np.asarray(splits) == split)
+        & np.isin(labels, sorted(gallery.syndromes))
+        & ~np.isin(image_ids, sorted(in_gallery))
+    )
+    rng = np.random.default_rng(seed)
+    queues = [
+        list(rng.permutation(np.flatnonzero(ok & (labels == s)))) for s in np.unique(labels[ok])
+    ]
+    order: list[int] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                order.append(int(q.pop(0)))
+    if not order:
+        raise ValueError(f"no held-out images of split {split!r} with a syndrome in the gallery")
+    return np.asarray(order[: n_images or None], np.int64)
+
+
+def syndrome_score_targets(
+    gallery: Gallery, embeddings: np.ndarray, labels: Sequence[str]
+) -> list[SimilarityTarget]:
+    """Per face, GestaltMatcher's score of its syndrome: the nearest image of the syndrome (mean
+    cosine over the gallery's variants), re-ranked over all of the syndrome's images."""
+    out = []
+    syn = np.array([im.syndrome_id for im in gallery.images])
+    for e, s in zip(np.asarray(embeddings, np.float64), labels, strict=True):
+        rows = np.flatnonzero(syn == s)
+        g = gallery.embeddings[rows].astype(np.float64)
+        cos = np.einsum("gvd,vd->gv", g, e) / (
+            np.linalg.norm(g, axis=-1) * np.linalg.norm(e, axis=-1)[None]
+        )
+        best = rows[int(np.argmax(cos.mean(axis=1)))]
+        out.append(
+            SimilarityTarget(
+                gallery.embeddings[best], str(s), syndrome_embeddings=gallery.embeddings[rows]
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ per-row scoring
+def _held_out_maps(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    methods: Sequence[str],
+    variants: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """method -> ``(n, 112, 112)`` template maps, each face against its own syndrome (row order)."""
+    n = len(faces)
+    out = {m: np.full((n, *faces.shape[1:3]), np.nan, np.float32) for m in methods}
+    for s in dict.fromkeys(labels.tolist()):
+        rows = np.flatnonzero(labels == s)
+        got = explain_against(
+            models, gallery, faces[rows], embeddings[rows], s, methods=methods, variants=variants
+        )
+        for m, arr in got.items():
+            out[m][rows] = template_maps(arr)
+    return out
+
+
+def _road(
+    backbone: torch.nn.Module,
+    inputs: torch.Tensor,
+    maps: np.ndarray,
+    targets: Sequence[SimilarityTarget],
+    percentiles: Sequence[int],
+    seed: int,
+) -> np.ndarray:
+    """pytorch-grad-cam's ROAD (most relevant first, averaged over ``percentiles``) on the
+    similarity target of variant 0: ``(n,)`` mean score change after imputation."""
+    from pytorch_grad_cam.metrics.road import ROADMostRelevantFirstAverage
+
+    bound = [t.bind(0, None) for t in targets]
+    # pytorch-grad-cam calls each target on one output row; ours score (N, D) -> (N,).
+    callables = [lambda row, f=f: f(row[None])[0] for f in bound]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        metric = ROADMostRelevantFirstAverage(list(percentiles))
+        got = metric(inputs, np.asarray(maps, np.float32), callables, backbone)
+    return np.asarray(got, np.float64).reshape(-1)
+
+
+def score_rows(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    labels: Sequence[str],
+    masks: np.ndarray,
+    regions: Mapping[str, np.ndarray],
+    settings: ScorecardSettings,
+    *,
+    mprt_rows: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every per-row metric and curve of ``faces`` for every method of ``settings``.
+
+    Args:
+        models: the gallery's model (a ``LoadedModel``); never modified (randomisation runs on a
+            private deep copy).
+        gallery: the gallery (targets, re-ranking).
+        faces: ``(n, 112, 112, 3)`` uint8 held-out faces; labels: their syndromes.
+        masks: ``(n, 112, 112)`` bool their causal masks.
+        regions: syndrome -> ``(112, 112)`` bool region (the other-regions null).
+        settings: resolved settings.
+        mprt_rows: ``(n,)`` bool rows that get the randomisation test (default none).
+
+    Returns:
+        :func:`column` names -> ``(n,)`` scalars (NaN where not computed) and ``(n, k)`` curves
+        (``deletion_curve``, ``insertion_curve`` of ``steps + 1`` points, ``mprt_curve`` of one
+        Spearman per cascading step).
+    """
+    from gmx.aggregate.run import gallery_ensemble
+
+    s = settings.resolved()
+    lab = np.asarray(labels).astype(str)
+    n = len(faces)
+    clock = [time.perf_counter()]
+
+    def lap(what: str) -> None:
+        now = time.perf_counter()
+        logger.info("scorecard: %s of %d face(s) in %.1f s", what, n, now - clock[0])
+        clock[0] = now
+
+    faces = np.ascontiguousarray(faces)
+    emb = gallery_ensemble(models, gallery).embed(faces)
+    maps = _held_out_maps(models, gallery, faces, emb, lab, s.methods, s.variants)
+    maps = {m: np.nan_to_num(a) for m, a in maps.items()}
+    out: dict[str, np.ndarray] = {}
+    for m in s.methods:
+        for metric in ROW_METRICS:
+            out[column(m, metric)] = np.full(n, np.nan)
+    targets = syndrome_score_targets(gallery, emb, lab)
+    lap("maps")
+
+    # Faithfulness: every curve of every face and method shares the forward passes.
+    curves = faithfulness_curves(
+        models, faces, maps, targets, list(gallery.variants), modes=("deletion", "insertion"),
+        orders=("most",), fills=(s.fill,), steps=s.steps, gallery=gallery, syndromes=list(lab),
+    )  # fmt: skip
+    for c in curves:
+        key = column(c.method, f"{c.mode}_curve")
+        out.setdefault(key, np.full((n, s.steps + 1), np.nan))[c.face] = c.scores
+        out[column(c.method, f"{c.mode}_auc")][c.face] = c.auc
+        out[column(c.method, f"{c.mode}_rank_auc")][c.face] = c.rank_auc
+    lap("deletion/insertion curves")
+
+    # ROAD and infidelity on variant 0 (no flip: template pixels are input pixels).
+    first = models[0] if isinstance(models, (list, tuple)) else models
+    pair = as_explain_model(first)
+    v0 = gallery.variants[0]
+    inputs = variant_rows(faces, v0, pair.card)
+    for m in s.methods:
+        out[column(m, "road_morf")] = _road(
+            pair.backbone, inputs, maps[m], targets, s.road_percentiles, s.seed
+        )
+        for i in range(n):
+            fwd = similarity_forward(first, targets[i], 0)
+            got = infidelity(
+                fwd, inputs[i : i + 1], torch.from_numpy(maps[m][i : i + 1]),
+                n_samples=s.infidelity_samples, seed=s.seed + i,
+            )  # fmt: skip
+            out[column(m, "infidelity")][i] = float(got[0])
+    lap("ROAD and infidelity")
+
+    # Sanity: cascading randomisation on a private copy (the caller's model is never touched).
+    chosen = np.flatnonzero(mprt_rows) if mprt_rows is not None else np.zeros(0, np.int64)
+    if chosen.size:
+        # The first model (the one variant 0 explains) is randomised, on a private copy.
+        private = copy.deepcopy(first)
+        backbone = as_explain_model(private).backbone
+        swapped = [private, *models[1:]] if isinstance(models, (list, tuple)) else private
+        steps = cascading_steps(IRESNET_STAGES)
+        for m in s.methods:
+            out[column(m, "mprt_curve")] = np.full((n, len(steps)), np.nan)
+        for k, stages in enumerate(steps):
+            with randomized_stages(backbone, stages, seed=s.seed):
+                rand = _held_out_maps(
+                    swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
+                    s.variants,
+                )  # fmt: skip
+            for m in s.methods:
+                r = np.nan_to_num(rand[m])
+                for j, i in enumerate(chosen):
+                    rho, ssim = map_similarity(maps[m][i], r[j])
+                    out[column(m, "mprt_curve")][i, k] = rho
+                    if k == len(steps) - 1:
+                        out[column(m, "mprt_spearman")][i] = rho
+                        out[column(m, "mprt_ssim")][i] = ssim
+        lap("randomisation test")
+
+    # Localisation (own mask; null: median over the other syndromes' regions), complexity,
+    # agreement with occlusion.
+    for i in range(n):
+        others = [r for syn, r in regions.items() if syn != lab[i]]
+        for m in s.methods:
+            a = maps[m][i]
+            own = localisation_metrics(a, np.asarray(masks[i], bool))
+            null = [localisation_metrics(a, r) for r in others]
+            for name in LOCALISATION_SCORES:
+                out[column(m, name)][i] = getattr(own, name)
+                vals = [getattr(x, name) for x in null]
+                out[column(m, f"{name}_null")][i] = (
+                    float(np.nanmedian(vals)) if np.isfinite(vals).any() else np.nan
+                )
+            out[column(m, "sparseness")][i] = sparseness(a)
+            out[column(m, "entropy")][i] = entropy(a)
+            if REFERENCE_METHOD in maps:
+                rho, iou = map_agreement(a, maps[REFERENCE_METHOD][i])
+                out[column(m, "occlusion_spearman")][i] = rho
+                out[column(m, "occlusion_iou10")][i] = iou
+    lap("localisation, complexity, agreement")
+    return out
+
+
+# ---------------------------------------------------------------------------------- run folder
+@dataclass(frozen=True)
+class ScorecardRun:
+    """What one :func:`run_scorecard` call did (as :class:`gmx.aggregate.BatchRun`)."""
+
+    root: Path
+    chunks_total: int
+    chunks_done_now: int
+    chunks_skipped: int
+    rows_done_now: int
+    seconds: float
+
+
+def scorecard_columns(methods: Sequence[str]) -> list[str]:
+    """Every stored array name of a run over ``methods``."""
+    curves = ("deletion_curve", "insertion_curve", "mprt_curve")
+    return [column(m, x) for m in methods for x in (*ROW_METRICS, *curves)]
+
+
+def run_scorecard(
+    models: Any,
+    gallery: Gallery,
+    out_dir: str | Path,
+    *,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    masks: np.ndarray,
+    image_ids: Sequence[str],
+    regions: Mapping[str, np.ndarray],
+    settings: ScorecardSettings,
+    chunk: int = 2,
+    shard: Shard | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScorecardRun:
+    """Score ``faces`` into run folder ``out_dir`` (resumable; ``shard`` = every n-th chunk).
+
+    The manifest pins the settings, the image ids, the model fingerprint and the gallery, so a
+    rerun with other settings raises :class:`~gmx.aggregate.store.BatchStoreError`. Row ``i``
+    gets the randomisation test when ``i < settings.mprt_images``.
+    """
+    import time
+
+    from gmx.aggregate.run import gallery_ensemble
+
+    s = settings.resolved()
+    ensemble = gallery_ensemble(models, gallery)
+    config = {
+        "kind": "scorecard",
+        "scorecard_version": SCORECARD_VERSION,
+        "keys": [str(k) for k in image_ids],
+        "methods": list(s.methods),
+        "settings": s.to_json(),
+        "model_fingerprint": ensemble.fingerprint,
+        "gallery": gallery.name,
+        "gallery_version": gallery.version,
+    }
+    store = BatchStore(out_dir, config, chunk=chunk)
+    shard = shard or Shard()
+    start = time.perf_counter()
+    mine = [k for k in range(store.n_chunks) if shard.owns(k)]
+    todo = store.pending(shard)
+    total = sum(len(store.chunk_rows(k)) for k in todo)
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    for k in todo:
+        rows = np.asarray(store.chunk_rows(k))
+        got = score_rows(
+            models, gallery, faces[rows], labels[rows], masks[rows], regions, s,
+            mprt_rows=rows < s.mprt_images,
+        )  # fmt: skip
+        n_steps = len(IRESNET_STAGES)
+        for m in s.methods:  # every chunk stores every column (NaN where not computed)
+            got.setdefault(column(m, "mprt_curve"), np.full((len(rows), n_steps), np.nan))
+        store.write(k, got)
+        done += len(rows)
+        if progress is not None:
+            progress(done, total)
+    return ScorecardRun(
+        store.root, store.n_chunks, len(todo), len(mine) - len(todo), done,
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def load_rows(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
+    """A scorecard run folder's manifest, stored arrays (NaN rows unfinished) and finished rows."""
+    manifest = read_manifest(out_dir)
+    if manifest.get("kind") != "scorecard":
+        raise ValueError(f"{out_dir} is not a scorecard run folder")
+    config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
+    store = BatchStore(out_dir, config, chunk=manifest["chunk"])
+    arrays, finished = store.load(scorecard_columns(manifest["methods"]))
+    return manifest, arrays, finished
+
+
+# ------------------------------------------------------------------------------------- summary
+@dataclass(frozen=True)
+class MetricSummary:
+    """Mean over images with its bootstrap 95 % interval; ``n`` images with a finite value."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def bootstrap_mean(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> MetricSummary:
+    """Mean of the finite ``values`` and its percentile bootstrap 95 % interval (seeded)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return MetricSummary(math.nan, math.nan, math.nan, 0)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return MetricSummary(float(v.mean()), float(lo), float(hi), int(v.size))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Plain-language verdict of one method; ``None``: not judged (the method is the null, or the
+    metric was not computed)."""
+
+    passes_sanity: bool | None
+    faithful: bool | None
+    localises: bool | None
+
+    def badges(self) -> dict[str, bool | None]:
+        return {
+            "passes sanity": self.passes_sanity,
+            "faithful": self.faithful,
+            "localises": self.localises,
+        }
+
+    def sentence(self) -> str:
+        """One sentence per judgement."""
+
+        def say(value: bool | None, yes: str, no: str, unknown: str) -> str:
+            return unknown if value is None else (yes if value else no)
+
+        return " ".join(
+            (
+                say(
+                    self.passes_sanity,
+                    "Changes when the model's weights are randomised (passes the sanity check).",
+                    "Stays similar when the model's weights are randomised (fails the sanity "
+                    "check: it shows the image more than the model).",
+                    "Sanity not tested.",
+                ),
+                say(
+                    self.faithful,
+                    "Removing its top pixels lowers the score, and adding them back raises it, "
+                    "faster than a random map (faithful).",
+                    "Not shown to beat a random map at deletion and insertion (not faithful).",
+                    "Faithfulness not judged (the random map is the reference).",
+                ),
+                say(
+                    self.localises,
+                    "Finds the known causal region better than other syndromes' regions "
+                    "(localises).",
+                    "Does not find the known causal region better than other syndromes' regions.",
+                    "Localisation not judged.",
+                ),
+            )
+        )
+
+
+def verdict(table: Mapping[str, MetricSummary], *, is_null: bool = False) -> Verdict:
+    """The rules (see ``docs/metrics.md``), from one method's summary table.
+
+    * passes sanity: the 95 % CI of ``mprt_cascade_spearman`` (per face, the Spearman to the
+      original map averaged over the cascading steps, top stage first) lies below
+      :data:`SANITY_MAX_SPEARMAN`: the map must change early in the cascade, not only once the
+      stem is random (Guided Backprop's classic failure);
+    * faithful: both paired differences to the random map, ``deletion_vs_random`` and
+      ``insertion_vs_random``, have a 95 % CI above 0 (``None`` for the random map itself);
+    * localises: the 95 % CI of ``auroc_vs_null`` (own region minus the median over other
+      syndromes' regions) lies above 0.
+    """
+
+    def known(name: str) -> MetricSummary | None:
+        got = table.get(name)
+        return got if got is not None and got.n > 0 and np.isfinite(got.mean) else None
+
+    mprt = known("mprt_cascade_spearman")
+    sanity = None if mprt is None else bool(mprt.ci_high < SANITY_MAX_SPEARMAN)
+    d, i = known("deletion_vs_random"), known("insertion_vs_random")
+    faithful = None if is_null or d is None or i is None else bool(d.ci_low > 0 and i.ci_low > 0)
+    loc = known("auroc_vs_null")
+    localises = None if loc is None else bool(loc.ci_low > 0)
+    return Verdict(sanity, faithful, localises)
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """The summary of a scorecard run.
+
+    Attributes:
+        methods: registry names, in run order.
+        table: method -> summary metric (:data:`SUMMARY_METRICS`) -> :class:`MetricSummary`.
+        verdicts: method -> :class:`Verdict`.
+        curves: method -> ``"deletion"``/``"insertion"`` (mean score per step) and ``"mprt"``
+            (mean Spearman per cascading step) -> list of floats.
+        fractions: x axis of the deletion/insertion curves; mprt_stages: x labels of ``"mprt"``.
+        n_images, n_mprt_images: faces scored (all, and with the randomisation test).
+        settings: the run's settings; fingerprint: SHA-256 of the run's manifest configuration
+            (settings, image ids, model fingerprint, gallery); model_fingerprint, gallery.
+    """
+
+    methods: tuple[str, ...]
+    table: Mapping[str, Mapping[str, MetricSummary]]
+    verdicts: Mapping[str, Verdict]
+    curves: Mapping[str, Mapping[str, tuple[float, ...]]]
+    fractions: tuple[float, ...]
+    mprt_stages: tuple[str, ...]
+    n_images: int
+    n_mprt_images: int
+    settings: Mapping[str, Any]
+    fingerprint: str
+    model_fingerprint: str = ""
+    gallery: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per method and metric: method, metric, mean, ci_low, ci_high, n, better."""
+        out = []
+        for m in self.methods:
+            for metric, got in self.table[m].items():
+                out.append(
+                    {
+                        "method": m,
+                        "metric": metric,
+                        "mean": got.mean,
+                        "ci_low": got.ci_low,
+                        "ci_high": got.ci_high,
+                        "n": got.n,
+                        "better": METRIC_INFO.get(metric, ("", ""))[0],
+                    }
+                )
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        fields = ["method", "metric", "mean", "ci_low", "ci_high", "n", "better"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows():
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+        return buf.getvalue()
+
+    def to_json(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return None if not np.isfinite(x) else round(float(x), 6)
+
+        return {
+            "scorecard_version": SCORECARD_VERSION,
+            "fingerprint": self.fingerprint,
+            "model_fingerprint": self.model_fingerprint,
+            "gallery": self.gallery,
+            "settings": dict(self.settings),
+            "n_images": self.n_images,
+            "n_mprt_images": self.n_mprt_images,
+            "methods": list(self.methods),
+            "metrics": {k: {"better": v[0], "meaning": v[1]} for k, v in METRIC_INFO.items()},
+            "table": {
+                m: {
+                    k: {"mean": num(v.mean), "ci": [num(v.ci_low), num(v.ci_high)], "n": v.n}
+                    for k, v in self.table[m].items()
+                }
+                for m in self.methods
+            },
+            "verdicts": {
+                m: {**self.verdicts[m].badges(), "sentence": self.verdicts[m].sentence()}
+                for m in self.methods
+            },
+            "curves": {
+                m: {k: [num(x) for x in v] for k, v in c.items()} for m, c in self.curves.items()
+            },
+            "fractions": list(self.fractions),
+            "mprt_stages": list(self.mprt_stages),
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def scorecard_from_json(data: Mapping[str, Any]) -> Scorecard:
+    """Inverse of :meth:`Scorecard.to_json`.
+
+    Raises:
+        ValueError: for another format version or a malformed file.
+    """
+    if data.get("scorecard_version") != SCORECARD_VERSION:
+        raise ValueError(
+            f"scorecard format {data.get('scorecard_version')!r}, expected {SCORECARD_VERSION}"
+        )
+    try:
+        methods = tuple(data["methods"])
+        table = {
+            m: {
+                k: MetricSummary(_nan(v["mean"]), _nan(v["ci"][0]), _nan(v["ci"][1]), int(v["n"]))
+                for k, v in data["table"][m].items()
+            }
+            for m in methods
+        }
+        verdicts = {
+            m: Verdict(
+                data["verdicts"][m]["passes sanity"],
+                data["verdicts"][m]["faithful"],
+                data["verdicts"][m]["localises"],
+            )
+            for m in methods
+        }
+        curves = {
+            m: {k: tuple(_nan(x) for x in v) for k, v in c.items()}
+            for m, c in data.get("curves", {}).items()
+        }
+        return Scorecard(
+            methods, table, verdicts, curves, tuple(data["fractions"]),
+            tuple(data["mprt_stages"]), int(data["n_images"]), int(data["n_mprt_images"]),
+            dict(data["settings"]), str(data["fingerprint"]),
+            str(data.get("model_fingerprint", "")), str(data.get("gallery", "")),
+            dict(data.get("extra", {})),
+        )  # fmt: skip
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"malformed scorecard ({type(exc).__name__}: {exc})") from exc
+
+
+def load_scorecard(path: str | Path) -> Scorecard:
+    """Read a scorecard JSON file (:meth:`Scorecard.to_json`)."""
+    return scorecard_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def find_scorecard(model_fingerprint: str, candidates: Sequence[str | Path]) -> Path | None:
+    """The first existing scorecard file among ``candidates`` made with these model weights."""
+    for c in candidates:
+        path = Path(c)
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
+            return path
+    return None
+
+
+def format_summary(got: MetricSummary, digits: int = 3) -> str:
+    """``"0.123 [0.100, 0.150]"`` (``"n/a"`` without a finite mean)."""
+    if got.n == 0 or not np.isfinite(got.mean):
+        return "n/a"
+    return f"{got.mean:.{digits}f} [{got.ci_low:.{digits}f}, {got.ci_high:.{digits}f}]"
+
+
+def verdict_word(value: bool | None, yes: str = "yes", no: str = "no") -> str:
+    """A verdict as a word (``"-"`` when not judged)."""
+    return "-" if value is None else (yes if value else no)
+
+
+def leaderboard(
+    card: Scorecard,
+    metrics: Sequence[str] = LEADERBOARD_METRICS,
+    *,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
+    """One row per method: its (display) name, the three verdicts and ``metrics`` as
+    ``"mean [95 % CI]"`` text, methods that pass more verdicts first (then by name order)."""
+
+    def passed(m: str) -> int:
+        return sum(bool(v) for v in card.verdicts[m].badges().values())
+
+    names = names or {}
+    out = []
+    for m in sorted(card.methods, key=lambda m: -passed(m)):
+        v = card.verdicts[m]
+        row = {
+            "method": names.get(m, m),
+            "passes sanity": verdict_word(v.passes_sanity),
+            "faithful": verdict_word(v.faithful),
+            "localises": verdict_word(v.localises),
+        }
+        for metric in metrics:
+            got = card.table[m].get(metric)
+            row[metric] = "n/a" if got is None else format_summary(got)
+        out.append(row)
+    return out
+
+
+def leaderboard_markdown(
+    card: Scorecard, metrics: Sequence[str] = LEADERBOARD_METRICS, digits: int = 3
+) -> str:
+    """The leaderboard as a markdown table (what docs/metrics.md shows for the demo)."""
+    rows = leaderboard(card, metrics)
+    head = ["method", "passes sanity", "faithful", "localises", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        cells = [row[k] for k in head[:4]]
+        for metric in metrics:
+            got = card.table[row["method"]].get(metric)
+            cells.append("n/a" if got is None else format_summary(got, digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summarize_scorecard(out_dir: str | Path) -> Scorecard:
+    """The :class:`Scorecard` of a run folder's finished rows.
+
+    Raises:
+        ValueError: if no row is finished.
+    """
+    manifest, arrays, finished = load_rows(out_dir)
+    settings = ScorecardSettings(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["settings"].items()}
+    )
+    if not finished.any():
+        raise ValueError(f"{out_dir} has no finished rows yet")
+    methods = tuple(manifest["methods"])
+    rows = np.flatnonzero(finished)
+
+    def col(m: str, x: str) -> np.ndarray:
+        return np.asarray(arrays[column(m, x)], np.float64)[rows]
+
+    derived: dict[str, Callable[[str], np.ndarray]] = {
+        "mprt_cascade_spearman": lambda m: col(m, "mprt_curve").mean(axis=1),
+        "deletion_vs_random": lambda m: col(NULL_METHOD, "deletion_auc") - col(m, "deletion_auc"),
+        "insertion_vs_random": lambda m: (
+            col(m, "insertion_auc") - col(NULL_METHOD, "insertion_auc")
+        ),
+        "auroc_vs_null": lambda m: col(m, "auroc") - col(m, "auroc_null"),
+        "relevance_mass_vs_null": lambda m: (
+            col(m, "relevance_mass") - col(m, "relevance_mass_null")
+        ),
+        "relevance_rank_vs_null": lambda m: (
+            col(m, "relevance_rank") - col(m, "relevance_rank_null")
+        ),
+        "pointing_game_vs_null": lambda m: col(m, "pointing_game") - col(m, "pointing_game_null"),
+    }
+    table: dict[str, dict[str, MetricSummary]] = {}
+    verdicts: dict[str, Verdict] = {}
+    curves: dict[str, dict[str, tuple[float, ...]]] = {}
+    for m in methods:
+        table[m] = {}
+        for metric in SUMMARY_METRICS:
+            if metric in derived:
+                if metric.endswith("vs_random") and NULL_METHOD not in methods:
+                    continue
+                values = derived[metric](m)
+            else:
+                values = col(m, metric)
+            table[m][metric] = bootstrap_mean(values, n_boot=settings.n_boot, seed=settings.seed)
+        verdicts[m] = verdict(table[m], is_null=m == NULL_METHOD)
+        curves[m] = {}
+        for name in ("deletion", "insertion", "mprt"):
+            c = col(m, f"{name}_curve")
+            ok = np.isfinite(c).all(axis=1)
+            if ok.any():
+                curves[m][name] = tuple(float(x) for x in c[ok].mean(axis=0))
+    n_mprt = int(np.isfinite(col(methods[0], "mprt_spearman")).sum())
+    config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
+    return Scorecard(
+        methods, table, verdicts, curves,
+        tuple(float(x) for x in np.arange(settings.steps + 1) / settings.steps),
+        tuple(st[-1] if len(st) == 1 else f"+{st[-1]}" for st in cascading_steps(IRESNET_STAGES)),
+        len(rows), n_mprt, manifest["settings"], fingerprint(config),
+        str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")),
+    )  # fmt: skip
+
+
+__all__ = [
+    "DEMO_SCORECARD_NAME",
+    "LEADERBOARD_METRICS",
+    "LOCALISATION_SCORES",
+    "METRIC_INFO",
+    "NULL_METHOD",
+    "ROW_METRICS",
+    "SANITY_MAX_SPEARMAN",
+    "SCORECARD_VERSION",
+    "SUMMARY_METRICS",
+    "MetricSummary",
+    "Scorecard",
+    "ScorecardRun",
+    "ScorecardSettings",
+    "Verdict",
+    "bootstrap_mean",
+    "column",
+    "find_scorecard",
+    "fingerprint",
+    "format_summary",
+    "held_out_rows",
+    "leaderboard",
+    "leaderboard_markdown",
+    "load_rows",
+    "load_scorecard",
+    "run_scorecard",
+    "score_rows",
+    "scorecard_columns",
+    "scorecard_from_json",
+    "summarize_scorecard",
+    "syndrome_score_targets",
+    "verdict",
+    "verdict_word",
+]

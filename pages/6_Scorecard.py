@@ -1,0 +1,44 @@
+"""Scorecard: which attribution maps to trust (faithfulness, sanity, localisation, with CIs)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import common, resources, scorecard_view
+
+cfg = common.page_setup("Scorecard")
+st.title("Scorecard")
+diag = resources.diagnoser(cfg)
+card = scorecard_view.current(diag.gallery.model_fingerprint)  # the models + TTA that embedded it
+with st.expander("How to read this", icon=":material/help:", expanded=card is None):
+    st.markdown(scorecard_view.HOW_TO_READ)
+if card is None:
+    st.info(
+        "No scorecard was made with the active model. Run `gmx scorecard --out RUN --json "
+        "FILE` with your models and gallery, and put FILE in gmx's cache folder under "
+        "`scorecards/` (docs/metrics.md)."
+    )
+    st.stop()
+
+request = scorecard_view.scorecard_controls(card)
+st.caption(scorecard_view.provenance(card))
+st.subheader("Leaderboard")
+st.dataframe(scorecard_view.leaderboard_rows(card), hide_index=True, width="stretch")
+with st.expander("What the columns mean"):
+    st.markdown(scorecard_view.column_help())
+
+method = st.selectbox("Verdict of", list(card.methods), format_func=scorecard_view.method_name)
+st.markdown(card.verdicts[method].sentence())
+
+st.subheader("Curves")
+for kind, title in (
+    ("deletion", "Deletion: most relevant pixels blurred first (falls fast = faithful)"),
+    ("insertion", "Insertion: most relevant pixels restored first (rises fast = faithful)"),
+    ("mprt", "Randomisation: similarity to the original map as stages are randomised"),
+):
+    fig = scorecard_view.curve_figure(card, kind, request.curve_methods)
+    if fig is None:
+        st.caption(f"{title}: not stored for the chosen methods.")
+        continue
+    st.markdown(f"**{title}**")
+    st.plotly_chart(fig, width="stretch")

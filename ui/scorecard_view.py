@@ -1,0 +1,172 @@
+"""The Scorecard page's pieces and the Explain badges' lookup: which scorecard file belongs to the
+active models, the controls, the leaderboard table and the plotly curves. The numbers come from
+:mod:`gmx.metrics.scorecard`; nothing is computed here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from gmx._io import NO_CACHE_ENV, user_cache_dir
+from gmx.config import DEMO_DIR
+from gmx.explain import get_method
+from gmx.metrics.scorecard import (
+    DEMO_SCORECARD_NAME,
+    LEADERBOARD_METRICS,
+    METRIC_INFO,
+    NULL_METHOD,
+    SANITY_MAX_SPEARMAN,
+    Scorecard,
+    find_scorecard,
+    leaderboard,
+)
+from ui import resources, state
+
+DEMO_SCORECARD = DEMO_DIR / DEMO_SCORECARD_NAME
+#: Methods whose curves are drawn by default (where the scorecard has them).
+DEFAULT_CURVE_METHODS: tuple[str, ...] = ("saliency", "gradcam", "deeplift", "occlusion", "random")
+CURVE_HEIGHT = 340
+
+HOW_TO_READ = f"""
+**What this page answers: which attribution maps can be trusted for this model.** Every method
+explained the same held-out faces (never seen in training, not in the gallery) against their own
+syndrome, and each map was then tested. Brackets are 95 % bootstrap intervals over the faces.
+
+* **Passes sanity** — when the model's learned weights are replaced by random ones, layer by
+  layer from the top, the map changes early (its Spearman correlation with the original map,
+  averaged over the steps, stays below {SANITY_MAX_SPEARMAN} over the whole interval). A map that
+  stays the same shows the photo (edges, contrast), not what the model learned: do not read it
+  as an explanation.
+* **Faithful** — deleting the map's most important pixels lowers GestaltMatcher's score, and
+  inserting them raises it, faster than for a random map (both differences above 0). A faithful
+  map points at what the score really depends on.
+* **Localises** — on the synthetic demo the changed facial region of each syndrome is known. The
+  map ranks that region above the regions of the other syndromes (AUROC difference above 0).
+
+A method can be faithful without localising (the model may use other cues than the designed
+region) and can localise without being faithful. None of this says the model is right about a
+patient; it says how far each picture of the model's reasoning can be believed. The synthetic
+demo's figures say nothing about real patients or real GestaltMatcher weights: run
+`gmx scorecard` on them.
+"""
+
+
+@dataclass(frozen=True)
+class ScorecardRequest:
+    """What the page shows: the methods whose curves are drawn."""
+
+    curve_methods: tuple[str, ...]
+
+
+def candidates() -> list[Path]:
+    """Scorecard files the app looks at: the committed demo one, then ``scorecards/*.json`` in
+    gmx's cache folder (``gmx scorecard ... --json`` there for your own models)."""
+    out = [DEMO_SCORECARD]
+    base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
+    if base is not None and (base / "scorecards").is_dir():
+        out.extend(sorted((base / "scorecards").glob("*.json")))
+    return out
+
+
+def current(model_fingerprint: str) -> Scorecard | None:
+    """The scorecard made with the active models (their ensemble fingerprint, which the gallery
+    records as ``model_fingerprint``); ``None``: none."""
+    path = find_scorecard(model_fingerprint, candidates())
+    if path is None:
+        return None
+    return resources.scorecard(str(path), path.stat().st_mtime)
+
+
+def method_name(method: str) -> str:
+    """Display name (the registry's), or the name itself for a method no longer registered."""
+    try:
+        return get_method(method).display_name
+    except ValueError:
+        return method
+
+
+def scorecard_controls(card: Scorecard) -> ScorecardRequest:
+    """Sidebar: the methods whose curves are drawn."""
+    default = [m for m in DEFAULT_CURVE_METHODS if m in card.methods]
+    chosen = st.sidebar.multiselect(
+        "Curves of",
+        list(card.methods),
+        format_func=method_name,
+        key=state.keep("scorecard.curves", default),
+    )
+    return ScorecardRequest(tuple(chosen))
+
+
+def leaderboard_rows(card: Scorecard) -> list[dict[str, str]]:
+    """The leaderboard with display names and readable column titles."""
+    titles = {m: m.replace("_", " ") for m in LEADERBOARD_METRICS}
+    rows = leaderboard(card, names={m: method_name(m) for m in card.methods})
+    return [{titles.get(k, k): v for k, v in row.items()} for row in rows]
+
+
+def column_help() -> str:
+    """What each leaderboard column means, one line each."""
+    return "\n".join(
+        f"* **{m.replace('_', ' ')}** ({'higher' if METRIC_INFO[m][0] == '+' else 'lower'} "
+        f"is better): {METRIC_INFO[m][1]}"
+        if METRIC_INFO[m][0]
+        else f"* **{m.replace('_', ' ')}**: {METRIC_INFO[m][1]}"
+        for m in LEADERBOARD_METRICS
+    )
+
+
+def curve_figure(card: Scorecard, kind: str, methods: Sequence[str]) -> go.Figure | None:
+    """Mean ``kind`` curves (``"deletion"``, ``"insertion"``, ``"mprt"``) of ``methods``
+    (``None`` when none is stored)."""
+    fig = go.Figure()
+    for m in methods:
+        ys = card.curves.get(m, {}).get(kind)
+        if not ys:
+            continue
+        xs = list(card.mprt_stages) if kind == "mprt" else list(card.fractions)
+        dash = "dot" if m == NULL_METHOD else None
+        fig.add_trace(
+            go.Scatter(x=xs, y=list(ys), mode="lines+markers", name=method_name(m),
+                       line={"dash": dash})
+        )  # fmt: skip
+    if not fig.data:
+        return None
+    x_title = "stages randomised (top down)" if kind == "mprt" else "fraction of pixels"
+    y_title = "Spearman to the original map" if kind == "mprt" else "GestaltMatcher score"
+    fig.update_layout(
+        height=CURVE_HEIGHT, xaxis_title=x_title, yaxis_title=y_title,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
+    )  # fmt: skip
+    return fig
+
+
+def provenance(card: Scorecard) -> str:
+    """One line: what was scored, with which settings fingerprint."""
+    s = card.settings
+    return (
+        f"{card.n_images} held-out faces ({card.n_mprt_images} with the randomisation test), "
+        f"{len(card.methods)} methods, deletion/insertion with {s.get('steps')} steps "
+        f"({s.get('fill')} fill), {s.get('n_boot')} bootstrap replicates (seed {s.get('seed')}); "
+        f"model {card.model_fingerprint[:12]}, gallery {card.gallery!r}, "
+        f"settings fingerprint {card.fingerprint[:12]}."
+    )
+
+
+__all__ = [
+    "DEMO_SCORECARD",
+    "HOW_TO_READ",
+    "ScorecardRequest",
+    "candidates",
+    "column_help",
+    "current",
+    "curve_figure",
+    "leaderboard_rows",
+    "method_name",
+    "provenance",
+    "scorecard_controls",
+]
