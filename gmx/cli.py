@@ -788,6 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.aggregate.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)
+    from gmx.serve.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
