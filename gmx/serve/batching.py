@@ -199,7 +199,7 @@ class EnsembleBatcher:
         ]
         self._batchers: list[MicroBatcher[Any, np.ndarray]] = [
             MicroBatcher(
-                part.embed,  # type: ignore[arg-type]  # (N, v, D) array: a sequence of (v, D)
+                _embedder(part),
                 max_batch=max_batch,
                 window_s=window_s,
                 name=f"gmx-encode-m{i}",
@@ -208,8 +208,9 @@ class EnsembleBatcher:
         ]
 
     def submit(self, face: Any) -> list[Future[np.ndarray]]:
-        """Queue one aligned face (``gmx.align.AlignedFace`` or an object with ``.image``) with
-        every model; one future of ``(v, D)`` float32 per model."""
+        """Queue one aligned face (``gmx.align.AlignedFace``, an object with ``.image``, or a
+        ``(112, 112, 3)`` uint8 RGB array) with every model; one future of ``(v, D)`` float32
+        per model."""
         return [b.submit(face) for b in self._batchers]
 
     @staticmethod
@@ -226,6 +227,17 @@ class EnsembleBatcher:
         """Stop every worker (after the queued faces)."""
         for b in self._batchers:
             b.close()
+
+
+def _embedder(part: Ensemble) -> Callable[[list[Any]], Sequence[np.ndarray]]:
+    """``part.embed`` on a list of faces (aligned faces, or arrays stacked into one)."""
+
+    def embed(items: list[Any]) -> Sequence[np.ndarray]:
+        if all(isinstance(f, np.ndarray) for f in items):
+            return list(part.embed(np.stack(items)))
+        return list(part.embed(items))
+
+    return embed
 
 
 __all__ = ["BatchStats", "EnsembleBatcher", "MicroBatcher"]

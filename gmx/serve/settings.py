@@ -101,13 +101,14 @@ class ServeSettings:
         env = os.environ if environ is None else environ
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
-        for key, value in {**dict(config.serve), **overrides}.items():
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in {**dict(config.serve), **given}:
             if key not in known:
                 raise ConfigError(f"[serve] {key} is not a setting of gmx serve")
-            if value is not None:
-                values[key] = value
-        if env.get(TOKEN_ENV, "").strip() and overrides.get("token") is None:
+        values.update(config.serve)
+        if env.get(TOKEN_ENV, "").strip():
             values["token"] = env[TOKEN_ENV].strip()
+        values.update(given)
         return cls(**values)
 
     def with_overrides(self, **changes: Any) -> ServeSettings:
