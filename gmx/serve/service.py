@@ -202,14 +202,17 @@ class GmxService:
 
     def _serial(self, data: bytes, face_index: int, stage: Stage, min_distance: float | None):
         """The whole request in one thread (``batching=False``)."""
+        t0 = time.perf_counter()
         rgb = self._decode(data)
+        decoded = time.perf_counter() - t0
         alignment, timings = self.diagnoser.align(rgb)
+        timings["decode"] = decoded
         face = _face_or_raise(alignment, face_index)
         if stage == "align":
-            return alignment, None, None
+            return alignment, None, None, timings
         embeddings, ranking, more = self.diagnoser.rank_face(face, min_distance=min_distance)
         timings.update(more)
-        return alignment, embeddings, ranking
+        return alignment, embeddings, ranking, timings
 
     async def diagnose(
         self,
@@ -230,13 +233,15 @@ class GmxService:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         if self._batcher is None:
-            alignment, embeddings, ranking = await loop.run_in_executor(
+            alignment, embeddings, ranking, spent = await loop.run_in_executor(
                 self._serial_pool, self._serial, data, face_index, stage, min_distance
             )
-            spent = {"total": time.perf_counter() - t0}
+            spent["total"] = time.perf_counter() - t0  # includes the wait for its turn
             return Diagnosis(alignment, face_index, embeddings, ranking, spent, digest)
         rgb = await loop.run_in_executor(None, self._decode, data)
+        decoded = time.perf_counter() - t0
         alignment, timings = await loop.run_in_executor(self._align_pool, self.diagnoser.align, rgb)
+        timings["decode"] = decoded
         del rgb
         face = _face_or_raise(alignment, face_index)
         embeddings = ranking = None
@@ -254,7 +259,7 @@ class GmxService:
                 lambda: rank(embeddings, self.diagnoser.gallery, min_distance=min_distance),
             )
             timings["rank"] = time.perf_counter() - t1
-        timings["total"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t0  # includes the waits for the aligner and batch
         return Diagnosis(alignment, face_index, embeddings, ranking, timings, digest)
 
     # ---------------------------------------------------------------------------- endpoints
