@@ -332,6 +332,38 @@ class GmxService:
         assert d.embeddings is not None  # stage "embed" always embeds (or raises NoFace)
         return {"encodings": encodings_table(self.diagnoser, d.embeddings, case_id)}
 
+    async def predict_encoding(
+        self, encodings: Any, *, top_k: int | None = None, min_distance: float | None = None
+    ) -> dict[str, Any]:
+        """GestaltMatcher-Arc's ``/predict_encoding``: the ``/predict`` answer for embeddings a
+        client computed itself (one row per model/TTA variant, as ``/encode`` returns them).
+
+        Raises:
+            BadRequest: rows that do not match this service's models and variants.
+        """
+        query, case_id = embeddings_from_table(self.diagnoser, encodings)
+        async with self._admitted():
+            loop = asyncio.get_running_loop()
+            try:
+                ranking = await self._within(
+                    loop.run_in_executor(
+                        None,
+                        lambda: rank(query, self.diagnoser.gallery, min_distance=min_distance),
+                    ),
+                    self.settings.timeout_s,
+                    "prediction",
+                )
+            except ValueError as exc:
+                raise BadRequest(f"The encodings cannot be ranked: {exc}") from exc
+        return to_service_json(
+            ranking,
+            case_id=case_id,
+            model_version=",".join(m.card.name for m in self.diagnoser.models),
+            gallery_version=self.diagnoser.gallery.version,
+            top_k=top_k,
+            demo=self.demo,
+        )
+
     async def crop(self, data: bytes, *, face_index: int = 0) -> dict[str, Any]:
         """GestaltMatcher-Arc's ``/crop`` answer: ``{"crop": base64 PNG}`` of the aligned
         112x112 face (RGB)."""
@@ -545,6 +577,61 @@ def encodings_table(diagnoser: Diagnoser, embeddings: np.ndarray, img_name: str)
     return columns
 
 
+def embeddings_from_table(diagnoser: Diagnoser, table: Any) -> tuple[np.ndarray, str]:
+    """``(V, D)`` float32 query embeddings and the case id from GestaltMatcher-Arc's encodings: a
+    list of row records (``DataFrame.to_dict("records")``, what its ``send_encoding_api.py``
+    sends) or the column mapping ``/encode`` returns; rows are matched to the ensemble's variants
+    by ``model`` (``m0``, ``m1``, ...), ``flip`` and ``gray``, in any order.
+
+    Raises:
+        BadRequest: missing columns, several cases, a variant missing or given twice, or a
+            representation of the wrong length or not finite.
+    """
+    if isinstance(table, dict):
+        columns = {k: v for k, v in table.items() if isinstance(v, dict)}
+        if len(columns) != len(table):
+            raise BadRequest("encodings given as columns must map each column to {row: value}.")
+        keys = sorted({r for col in columns.values() for r in col}, key=str)
+        rows = [{c: columns[c].get(r) for c in columns} for r in keys]
+    elif isinstance(table, list) and all(isinstance(r, dict) for r in table):
+        rows = table
+    else:
+        raise BadRequest("encodings must be a list of rows or the mapping /encode returns.")
+    need = {"img_name", "model", "flip", "gray", "representations"}
+    if not rows or any(need - set(r) for r in rows):
+        raise BadRequest(f"every encodings row needs the fields {sorted(need)}.")
+    names = {str(r["img_name"]) for r in rows}
+    if len(names) != 1:
+        raise BadRequest("Send the encodings of one case per request (one img_name).")
+    variants = diagnoser.ensemble.variants
+    dim = diagnoser.ensemble.embedding_dim
+    index = {(f"m{v.model}", v.flip, v.grey): i for i, v in enumerate(variants)}
+    query = np.full((len(variants), dim), np.nan, dtype=np.float32)
+    seen: set[int] = set()
+    for r in rows:
+        try:
+            key = (str(r["model"]), bool(int(r["flip"])), bool(int(r["gray"])))
+            rep = np.asarray(r["representations"], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"an encodings row is malformed ({exc}).") from exc
+        if key not in index:
+            raise BadRequest(
+                f"no variant model={key[0]} flip={int(key[1])} gray={int(key[2])} in this "
+                f"service's ensemble ({', '.join(v.label for v in variants)})."
+            )
+        i = index[key]
+        if i in seen:
+            raise BadRequest(f"the variant {variants[i].label} is given twice.")
+        if rep.shape != (dim,) or not np.isfinite(rep).all():
+            raise BadRequest(f"each representation must be {dim} finite numbers.")
+        seen.add(i)
+        query[i] = rep
+    missing = [variants[i].label for i in range(len(variants)) if i not in seen]
+    if missing:
+        raise BadRequest(f"the encodings lack the variants {', '.join(missing)}.")
+    return query, names.pop()
+
+
 def _safe_name(text: str) -> str:
     kept = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
     return kept or DEFAULT_CASE_ID
@@ -563,6 +650,7 @@ __all__ = [
     "ExplainOptions",
     "GmxService",
     "decode_base64",
+    "embeddings_from_table",
     "encodings_table",
     "provenance_header",
 ]

@@ -313,3 +313,27 @@ def test_one_at_a_time_mode_gives_the_same_answers(serve, demo_diagnoser) -> Non
     expected = _expected(demo_diagnoser, EXAMPLES[4].read_bytes())
     for key in SERVICE_KEYS:
         assert r.json()[key] == expected[key]
+
+
+def test_predict_encoding_round_trip(server, plain_message) -> None:
+    """GestaltMatcher-Arc's /predict_encoding: /encode's rows (as records, shuffled, or as the
+    columns /encode returns) give the /predict answer."""
+    img = b64(EXAMPLES[6])
+    predicted = httpx.post(f"{server.url}/predict", json={"img": img}, timeout=60).json()
+    columns = httpx.post(f"{server.url}/encode", json={"img": img}, timeout=60).json()["encodings"]
+    records = [{c: columns[c][k] for c in columns} for k in columns["model"]]
+    for encodings in (records[::-1], columns):
+        r = httpx.post(f"{server.url}/predict_encoding", json={"encodings": encodings}, timeout=60)
+        assert r.status_code == 200, r.text
+        for key in SERVICE_KEYS:
+            assert r.json()[key] == predicted[key], key
+    for bad, fragment in (
+        (records[:-1], "lack the variants"),
+        ([*records, records[0]], "given twice"),
+        ([{**records[0], "model": "m7"}, *records[1:]], "no variant model=m7"),
+        ([{**records[0], "representations": [1.0, 2.0]}, *records[1:]], "finite numbers"),
+        ([{**records[0], "img_name": "other"}, *records[1:]], "one case per request"),
+    ):
+        r = httpx.post(f"{server.url}/predict_encoding", json={"encodings": bad}, timeout=60)
+        assert r.status_code == 400, r.text
+        assert fragment in plain_message(r.json()["message"])
