@@ -108,6 +108,7 @@ class ExplainBody(ImageBody):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad request: not JSON of this shape, not base64, not a readable image"},
     401: {"description": "Missing or wrong access token"},
+    408: {"description": "The request body did not arrive in time"},
     413: {"description": "Body or photo larger than the configured limits"},
     422: {"description": "No face (or not the requested face) in the photo"},
     503: {"description": "Too many requests in progress; retry after Retry-After seconds"},
@@ -361,8 +362,27 @@ def create_app(
         """``{"status": "running"}`` plus models, gallery, limits and batching counts."""
         return service.status()
 
+    if opts.token:
+        _document_token(app)
     app.add_middleware(GuardMiddleware, settings=opts)
     return app
+
+
+def _document_token(app: FastAPI) -> None:
+    """Declare the token in the OpenAPI schema, so /docs offers an Authorize button."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "token": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic", "description": "token as password"},
+            }
+            schema["security"] = [{"token": []}, {"basic": []}]
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

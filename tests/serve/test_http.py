@@ -17,6 +17,7 @@ from PIL import Image
 
 from gmx.gallery import to_service_json
 from gmx.pipeline import Diagnoser
+from tests.align.test_align_io import _png_header
 from tests.serve.conftest import EXAMPLES, b64
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -145,6 +146,9 @@ def test_crop_is_the_aligned_face(server, demo_diagnoser) -> None:
         ({"image": "x"}, 400, "bad_request"),
         ({"img": 12}, 400, "bad_request"),
         ({"img": _png_b64(np.full((200, 200, 3), 128, np.uint8))}, 422, "no_face"),
+        # a decompression bomb (10 G pixels declared in 100 bytes): refused from the header
+        ({"img": base64.b64encode(_png_header(100_000, 100_000)).decode()}, 413, "too_large"),
+        ({"img": base64.b64encode(_png_header(10_000, 5_000)).decode()}, 413, "too_large"),
     ],
 )
 def test_errors_are_json_with_status(server, plain_message, body, status, code) -> None:
@@ -254,6 +258,8 @@ def test_token_checked_on_every_request(serve, plain_message) -> None:
         assert huge.status_code == 401
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert httpx.get(f"{s.url}/status", headers=good).status_code == 200
+        schema = httpx.get(f"{s.url}/openapi.json", headers=good).json()
+        assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
         r = httpx.post(f"{s.url}/predict", json=body, headers=good, timeout=60)
         assert r.status_code == 200
         # GestaltMatcher-Arc's clients send HTTP Basic: the token as password works

@@ -91,6 +91,7 @@ def test_cli_refuses_open_address_without_token(monkeypatch, caplog) -> None:
     assert "without an access token" in caplog.text
 
 
+@pytest.mark.slow
 def test_cli_serves_until_terminated(tmp_path: Path) -> None:
     """`gmx serve` in its own process, on a free port, with a token from the environment."""
     with socket.socket() as sock:
