@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from gmx import __version__
-from gmx.align import AlignmentResult, load_image
+from gmx.align import DEFAULT_MAX_PIXELS, AlignmentResult, load_image
 from gmx.errors import ImageLoadError, ImageTooLargeError
 from gmx.gallery import rank, to_service_json
 from gmx.pipeline import Diagnoser, Diagnosis
@@ -522,7 +522,7 @@ class GmxService:
                 "explaining": explaining,
                 "limits": {
                     "max_body_bytes": self.settings.max_body_bytes,
-                    "max_pixels": self.settings.max_pixels,
+                    "max_pixels": self.settings.max_pixels or DEFAULT_MAX_PIXELS,
                     "timeout_s": self.settings.timeout_s,
                     "max_pending": self.settings.max_pending,
                 },
