@@ -71,3 +71,9 @@ def test_explain_bad_options_400(server, plain_message, change, fragment) -> Non
     r = httpx.post(f"{server.url}/explain", json={"img": b64(EXAMPLES[0]), **change}, timeout=300)
     assert r.status_code == 400, r.text
     assert fragment in plain_message(r.json()["message"])
+
+
+def test_explain_time_limit_504(serve) -> None:
+    with serve(explain_timeout_s=0.001) as s:
+        r = httpx.post(f"{s.url}/explain", json={"img": b64(EXAMPLES[0])}, timeout=300)
+    assert r.status_code == 504 and r.json()["error"] == "timeout"
