@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 log = logging.getLogger("gmx")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``gmx serve`` to the ``gmx`` command."""
-    from gmx.cli import _add_model_args
-
     p = subparsers.add_parser(
         "serve",
         help="GestaltMatcher-Arc-compatible REST service with explanations (docs/serve.md)",
@@ -34,17 +33,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "encoding)",
     )
     p.add_argument("--max-batch", type=int, default=None, help="faces per forward pass")
-    _add_model_args(p)
+    # as gmx.cli's other commands (not imported from there: gmx.cli imports this module)
+    p.add_argument(
+        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
+    )
+    p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
+    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
+    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check the address and token first (nothing is loaded for a refused address), then load the
     models and serve until interrupted."""
-    from gmx.cli import _configured
+    from gmx.config import from_cli_args
     from gmx.serve.settings import ServeSettings
 
-    cfg = _configured(args)
+    cfg = from_cli_args(args)
     settings = ServeSettings.from_config(
         cfg,
         host=args.host,
@@ -57,8 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from gmx.device import set_threads
     from gmx.serve.app import create_app
 
+    set_threads(cfg.threads)  # the app's policy: runtime.threads / GMX_THREADS, 0 = automatic
     app = create_app(cfg, settings=settings)
     log.info(
         "gmx serve on http://%s:%d (docs at /docs; %s; batching %s)",
