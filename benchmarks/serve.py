@@ -21,7 +21,8 @@ Set-ups:
 The HTTP clients run in threads of the same process (they only wait on sockets). Torch threads:
 ``GMX_THREADS`` or the automatic policy (one per two cores). Usage::
 
-    python benchmarks/serve.py [--setups demo ensemble] [--requests 16] [--json out.json]
+    python benchmarks/serve.py [--setups demo ensemble] [--requests 16] [--clients 1 4 16]
+                               [--max-batch 16] [--json out.json]
 
 ``--requests N``: requests per client count (at least one per client; 1 client sends N // 4).
 """
@@ -142,7 +143,9 @@ def closed_loop(url: str, bodies: Sequence[dict], clients: int, total: int) -> d
     }
 
 
-def run_setup(name: str, total: int) -> dict[str, object]:
+def run_setup(
+    name: str, total: int, clients_levels: Sequence[int] = CLIENTS, max_batch: int | None = None
+) -> dict[str, object]:
     """Both servers of one set-up, every client count."""
     from gmx.config import GmxConfig
     from gmx.device import set_threads
@@ -164,7 +167,9 @@ def run_setup(name: str, total: int) -> dict[str, object]:
             apps = {
                 mode: create_app(
                     cfg,
-                    settings=ServeSettings(batching=mode == "batched", timeout_s=3600),
+                    settings=ServeSettings(
+                        batching=mode == "batched", timeout_s=3600, max_batch=max_batch
+                    ),
                     diagnoser=diagnoser,
                 )
                 for mode in MODES
@@ -173,7 +178,7 @@ def run_setup(name: str, total: int) -> dict[str, object]:
                 urls = dict(zip(MODES, (url0, url1), strict=True))
                 for mode in MODES:  # warm-up: first passes allocate
                     closed_loop(urls[mode], bodies[:1], 1, 1)
-                for clients in CLIENTS:
+                for clients in clients_levels:
                     n = total // 4 if clients == 1 else total
                     for mode in MODES:
                         row = closed_loop(urls[mode], bodies, clients, max(n, clients))
@@ -181,6 +186,7 @@ def run_setup(name: str, total: int) -> dict[str, object]:
                         rows.append(row)
                         print(_line(name, row), file=sys.stderr, flush=True)
                 stats = apps["batched"].state.service.status()["gmx"]["batching"]
+                max_batch = apps["batched"].state.service.max_batch
         variants = len(diagnoser.ensemble.variants)
         models = [m.card.architecture for m in diagnoser.models]
     mismatches = _compare(rows)
@@ -195,6 +201,8 @@ def run_setup(name: str, total: int) -> dict[str, object]:
         "load_average": os.getloadavg(),
         "rows": rows,
         "batching": stats,
+        "max_batch": max_batch,
+        "clients": list(clients_levels),
         "answer_mismatches": mismatches,
     }
 
@@ -230,19 +238,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setups", nargs="+", default=["demo", "ensemble"])
     parser.add_argument("--requests", type=int, default=32, help="requests per client count")
+    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        help="faces per forward pass (default: the service's)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
-    results = [run_setup(s, args.requests) for s in args.setups]
+    results = [run_setup(s, args.requests, args.clients, args.max_batch) for s in args.setups]
     for res in results:
         print(
             f"{res['setup']}: {' + '.join(res['models'])}, {res['variants']} variants, "
-            f"torch threads {res['torch_threads']}, {res['cpus']} CPUs, load average "
+            f"max batch {res['max_batch']}, torch threads {res['torch_threads']}, {res['cpus']} CPUs, "
+            "load average "
             f"{', '.join(f'{x:.1f}' for x in res['load_average'])}"
         )
         print("| clients | mode | req/s | p50 ms | p95 ms | p95 / fair queue | requests |")
         print("|---:|---|---:|---:|---:|---:|---:|")
         by = {(r["clients"], r["mode"]): r for r in res["rows"]}
-        for clients in CLIENTS:
+        for clients in res["clients"]:
             for mode in MODES:
                 r = by[(clients, mode)]
                 print(

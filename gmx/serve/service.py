@@ -141,10 +141,11 @@ class GmxService:
         self._align_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-align")
         self._serial_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-serial")
         self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-explain")
+        self.max_batch = settings.batch_size_for(diagnoser.models[0].device.type)
         self._batcher = (
             EnsembleBatcher(
                 diagnoser.ensemble,
-                max_batch=settings.max_batch,
+                max_batch=self.max_batch,
                 window_s=settings.batch_window_ms / 1000,
             )
             if settings.batching
@@ -503,7 +504,7 @@ class GmxService:
         batching: dict[str, Any] = {"enabled": self._batcher is not None}
         if self._batcher is not None:
             batching.update(
-                max_batch=self.settings.max_batch,
+                max_batch=self.max_batch,
                 window_ms=self.settings.batch_window_ms,
                 per_model=[
                     {"batches": s.batches, "faces": s.items, "largest": s.largest}

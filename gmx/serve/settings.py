@@ -22,6 +22,11 @@ MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("localhost",)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+#: Default faces per forward pass on a CPU / on a GPU. On the 2-core CPU box a forward pass got dearer
+#: per face beyond a few faces (benchmarks/serve.py, real-size ensemble at 16 clients: 1.89x
+#: one-at-a-time with batches of at most 4, 1.15x with 16); a GPU gains from large batches.
+CPU_MAX_BATCH = 4
+GPU_MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class ServeSettings:
         explain_timeout_s: the same for ``/explain`` (its engine stops between batches).
         max_pending: requests admitted at once (queued or running); more: 503 with Retry-After.
         max_explain_pending: ``/explain`` requests admitted at once (they run one at a time).
-        max_batch: most faces in one forward pass per model.
+        max_batch: most faces in one forward pass per model (``None``: :data:`CPU_MAX_BATCH` on a
+            CPU, :data:`GPU_MAX_BATCH` on a GPU).
         batch_window_ms: how long the batcher waits for more faces after the first one (0: take
             what is queued when the model is free).
         batching: micro-batch and overlap alignment with encoding; ``False`` answers one request
@@ -57,7 +63,7 @@ class ServeSettings:
     explain_timeout_s: float = 300.0
     max_pending: int = 64
     max_explain_pending: int = 2
-    max_batch: int = 16
+    max_batch: int | None = None
     batch_window_ms: float = 2.0
     batching: bool = True
     body_read_timeout_s: float = 30.0
@@ -68,7 +74,7 @@ class ServeSettings:
                 raise ConfigError(f"[serve] {name} must be at least 1, got {getattr(self, name)}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"[serve] max_pixels must be at least 1, got {self.max_pixels}")
-        if self.max_batch < 1:
+        if self.max_batch is not None and self.max_batch < 1:
             raise ConfigError(f"[serve] max_batch must be at least 1, got {self.max_batch}")
         for name in ("timeout_s", "explain_timeout_s", "body_read_timeout_s"):
             if float(getattr(self, name)) <= 0:
@@ -115,6 +121,12 @@ class ServeSettings:
         """A copy with some settings changed."""
         return replace(self, **changes)
 
+    def batch_size_for(self, device_type: str) -> int:
+        """:attr:`max_batch`, or the default for a ``torch.device.type`` (``cpu``, ``cuda``, ...)."""
+        if self.max_batch is not None:
+            return self.max_batch
+        return CPU_MAX_BATCH if device_type == "cpu" else GPU_MAX_BATCH
+
     @property
     def loopback(self) -> bool:
         """True when :attr:`host` is reachable from this machine only."""
@@ -148,8 +160,10 @@ def is_loopback(host: str) -> bool:
 
 
 __all__ = [
+    "CPU_MAX_BATCH",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "GPU_MAX_BATCH",
     "MIN_TOKEN_LENGTH",
     "TOKEN_ENV",
     "ServeSettings",
