@@ -19,6 +19,10 @@ Example ``gmx.toml`` for real GestaltMatcher-Arc weights and a GMDB gallery buil
     device = "auto"
     threads = 0        # torch CPU threads; 0: one per two cores (gmx.device.auto_threads)
 
+    [serve]            # `gmx serve` (docs/serve.md); every key optional
+    host = "127.0.0.1" # any other address requires a token (or GMX_SERVE_TOKEN)
+    max_body_bytes = 20000000
+
 The same file configures the app on a shared server (``[shared]``, ``[signin]``,
 ``[model_sets.NAME]``): see :mod:`gmx.shared` and ``docs/shared.md``.
 """
@@ -64,6 +68,8 @@ class GmxConfig:
         threads: torch CPU threads (process-wide); ``0`` is automatic, one per two cores
             (:func:`gmx.device.auto_threads`).
         photos_visible: gallery photos may be shown (``None``: as the gallery says).
+        serve: the ``[serve]`` table as written (keys of :data:`CONFIG_SCHEMA`); read it with
+            :meth:`gmx.serve.ServeSettings.from_config`.
         source: where this configuration came from, for display ("embedded demo", a file path, ...).
     """
 
@@ -75,6 +81,7 @@ class GmxConfig:
     precision: str = "fp32"
     threads: int = 0
     photos_visible: bool | None = None
+    serve: Mapping[str, Any] = field(default_factory=dict)
     source: str = "embedded demo"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -96,6 +103,8 @@ class GmxConfig:
 #: ``path`` (a non-empty string), ``paths`` (a non-empty list of them), or a tuple of the allowed
 #: strings / a compiled pattern for free strings.
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\-\[\]]+")
+_TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # printable ASCII without spaces, at least 16
 CONFIG_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
     "models": {
         "paths": ("paths", 'a list of model files, e.g. paths = ["a.pt", "b.onnx"]'),
@@ -131,6 +140,19 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
     },
     # ``[model_sets.NAME]`` tables, each checked against MODEL_SET_SCHEMA.
     "model_sets": {},
+    "serve": {
+        "host": (_HOST_PATTERN, 'an address to listen on, e.g. host = "127.0.0.1"'),
+        "port": ("count", "a port number, e.g. port = 8000"),
+        "token": (_TOKEN_PATTERN, "at least 16 printable characters without spaces"),
+        "max_body_bytes": ("count", "a whole number of bytes, e.g. max_body_bytes = 20000000"),
+        "max_pixels": ("count", "a whole number of pixels, e.g. max_pixels = 40000000"),
+        "timeout_s": ("count", "whole seconds per request, e.g. timeout_s = 60"),
+        "explain_timeout_s": ("count", "whole seconds per /explain request, e.g. 300"),
+        "max_pending": ("count", "requests admitted at once, e.g. max_pending = 64"),
+        "max_batch": ("count", "faces per forward pass, e.g. max_batch = 16"),
+        "batch_window_ms": ("count", "milliseconds to wait for more faces, e.g. 2"),
+        "batching": ("bool", "true or false (a TOML boolean, without quotes)"),
+    },
 }
 #: Keys of one ``[model_sets.NAME]`` table (``models`` and ``gallery`` are required).
 MODEL_SET_SCHEMA: dict[str, tuple[object, str]] = {
@@ -338,6 +360,8 @@ def _from_toml(path: Path) -> dict[str, Any]:
         out["gallery_path"] = (base / Path(gallery["path"]).expanduser()).resolve()
     if "photos_visible" in gallery:
         out["photos_visible"] = gallery["photos_visible"]
+    if "serve" in data:
+        out["serve"] = dict(data["serve"])
     runtime = data.get("runtime", {})
     for key in ("device", "precision", "threads"):
         if key in runtime:

@@ -16,6 +16,11 @@ class ImageLoadError(GmxError):
     """An uploaded file is not a usable image (corrupt, empty, too large, not an image)."""
 
 
+class ImageTooLargeError(ImageLoadError):
+    """An image declares more pixels than the configured limit (or a decompression bomb); a service
+    answers it with 413 rather than 400."""
+
+
 class ModelLoadError(GmxError):
     """A model file cannot be loaded safely or is not a format gmx knows."""
 
@@ -40,6 +45,7 @@ __all__ = [
     "GalleryError",
     "GmxError",
     "ImageLoadError",
+    "ImageTooLargeError",
     "ModelLoadError",
     "OutputError",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gmx._typing import ImageU8
-from gmx.errors import ImageLoadError
+from gmx.errors import ImageLoadError, ImageTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,9 @@ def load_image(
         ``(H, W, 3)`` uint8 RGB array (a fresh, writable array owned by the caller).
 
     Raises:
-        ImageLoadError: empty, missing, corrupt or truncated file, not an image, more than
-            ``max_pixels`` pixels, or a side shorter than :data:`MIN_IMAGE_SIDE`.
+        ImageLoadError: empty, missing, corrupt or truncated file, not an image, or a side
+            shorter than :data:`MIN_IMAGE_SIDE`; :class:`~gmx.errors.ImageTooLargeError` (a
+            subclass) for more than ``max_pixels`` pixels or a decompression bomb.
         ValueError: ``source`` is of another type, or ``max_pixels`` is not positive.
     """
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
@@ -146,7 +147,7 @@ def load_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))  # lazy: reads the header only
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(
+        raise ImageTooLargeError(
             "The image declares far too many pixels to decode safely (a possible decompression "
             "bomb); please upload a smaller photo."
         ) from exc
@@ -158,7 +159,7 @@ def load_image(
     with im:
         width, height = im.size
         if width * height > max_pixels:
-            raise ImageLoadError(
+            raise ImageTooLargeError(
                 f"The image is {width}x{height} = {width * height:,} pixels, more than the limit "
                 f"of {max_pixels:,}; please upload a smaller photo."
             )

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gmx.align import ALPHA_BACKGROUND, load_image
-from gmx.errors import ImageLoadError
+from gmx.errors import ImageLoadError, ImageTooLargeError
 
 
 def _encode(im: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -192,19 +192,19 @@ def test_bomb_refused_from_header_fast() -> None:
     bomb = _png_header(100_000, 100_000)  # 10 G pixels: Pillow's own bomb guard fires in open()
     assert len(bomb) < 200
     t0 = time.perf_counter()
-    with pytest.raises(ImageLoadError, match="too many pixels"):
+    with pytest.raises(ImageTooLargeError, match="too many pixels"):
         load_image(bomb)
-    with pytest.raises(ImageLoadError, match="too many pixels"):
+    with pytest.raises(ImageTooLargeError, match="too many pixels"):
         load_image(bomb, max_pixels=10**12)
     # 50 MP is below Pillow's guard: our header check (40 MP default) refuses it before decoding
-    with pytest.raises(ImageLoadError, match="more than the limit"):
+    with pytest.raises(ImageTooLargeError, match="more than the limit"):
         load_image(_png_header(10_000, 5_000))
     assert time.perf_counter() - t0 < 1.0
 
 
 def test_max_pixels_is_honoured(small: np.ndarray) -> None:
     data = _encode(Image.fromarray(small), "PNG")
-    with pytest.raises(ImageLoadError, match="16,384 pixels"):
+    with pytest.raises(ImageTooLargeError, match="16,384 pixels"):
         load_image(data, max_pixels=128 * 128 - 1)
     assert load_image(data, max_pixels=128 * 128).shape == (128, 128, 3)
 
