@@ -45,6 +45,8 @@ NOT_ASSESSED, PRESENT, ABSENT = "not assessed", "present", "absent"
 FEATURE_OPTIONS = (NOT_ASSESSED, PRESENT, ABSENT)
 FEATURES_TITLE = "Facial features of the suggested syndromes"
 CALIBRATION_TITLE = "How close is close? Calibrated statements"
+#: Calibrated statements shown open; those of lower ranks are folded into an expander.
+CALIBRATION_FIRST = 3
 NOT_CALIBRATED = (
     "This gallery is not calibrated, so the distances above come without counts of how often "
     "same-syndrome patients, other syndromes and unaffected people are that close. Store a "
@@ -184,8 +186,13 @@ def calibration_block(ranking: Ranking, gallery: Gallery, top_k: int) -> None:
         message = calibration.not_closer_message(ranking.syndromes[0].distance)
         if message is not None:
             st.warning(message, icon=":material/warning:")
-    for match in ranking.syndromes[:top_k]:
+    shown = ranking.syndromes[:top_k]
+    for match in shown[:CALIBRATION_FIRST]:
         st.markdown(statement_line(match, calibration.statement(match.distance)))
+    if len(shown) > CALIBRATION_FIRST:
+        with st.expander(f"Statements for ranks {CALIBRATION_FIRST + 1}–{len(shown)}"):
+            for match in shown[CALIBRATION_FIRST:]:
+                st.markdown(statement_line(match, calibration.statement(match.distance)))
     st.caption(
         f"Counted {calibration.method} on the gallery {calibration.gallery_name!r}: "
         f"{calibration.provenance or 'no details recorded'}. PPV = same-syndrome share of the "
