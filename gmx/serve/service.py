@@ -37,8 +37,9 @@ import numpy as np
 from gmx import __version__
 from gmx.align import DEFAULT_MAX_PIXELS, AlignmentResult, load_image
 from gmx.errors import ImageLoadError, ImageTooLargeError
-from gmx.gallery import rank, to_service_json
+from gmx.gallery import rank
 from gmx.pipeline import Diagnoser, Diagnosis
+from gmx.serve.answers import diagnosis_json, ranking_json
 from gmx.serve.batching import EnsembleBatcher
 from gmx.serve.errors import BadRequest, NoFace, Overloaded, Timeout, TooLarge
 from gmx.serve.settings import ServeSettings
@@ -287,8 +288,9 @@ class GmxService:
         top_k: int | None = None,
         min_distance: float | None = None,
     ) -> dict[str, Any]:
-        """GestaltMatcher-Arc's ``/predict`` answer (:func:`gmx.gallery.to_service_json`) plus the
-        faces found and timings under ``gmx``."""
+        """GestaltMatcher-Arc's ``/predict`` answer (:func:`gmx.gallery.to_service_json`) with the
+        gallery's calibration, plus the faces found and timings under ``gmx``
+        (:func:`gmx.serve.answers.diagnosis_json`)."""
         async with self._admitted():
             d = await self._within(
                 self.diagnose(data, face_index=face_index, min_distance=min_distance),
@@ -300,35 +302,11 @@ class GmxService:
     def service_json(
         self, d: Diagnosis, *, case_id: str = DEFAULT_CASE_ID, top_k: int | None = None
     ) -> dict[str, Any]:
-        """The ``/predict`` JSON of a finished diagnosis."""
+        """The ``/predict`` JSON of a finished diagnosis (:func:`gmx.serve.answers.diagnosis_json`,
+        as ``gmx predict`` writes it)."""
         if d.ranking is None or d.face is None:
             raise NoFace(d.message or "No face found in the photo.")
-        out = to_service_json(
-            d.ranking,
-            case_id=case_id,
-            model_version=",".join(m.card.name for m in self.diagnoser.models),
-            gallery_version=self.diagnoser.gallery.version,
-            top_k=top_k,
-            demo=self.demo,
-        )
-        out["gmx"].update(
-            {
-                "faces_found": len(d.alignment.faces),
-                "face_index": d.face_index,
-                "faces": [
-                    {
-                        "box": [round(c, 1) for c in f.box],
-                        "detection_score": round(f.quality.detection_score, 3),
-                    }
-                    for f in d.alignment.faces
-                ],
-                "face_doubts": list(d.doubts),
-                "quality_warnings": list(d.face.quality.warnings),
-                "photo_sha256": d.image_sha256,
-                "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
-            }
-        )
-        return out
+        return diagnosis_json(d, self.diagnoser, case_id=case_id, top_k=top_k, demo=self.demo)
 
     async def encode(
         self, data: bytes, *, case_id: str = DEFAULT_CASE_ID, face_index: int = 0
@@ -370,14 +348,7 @@ class GmxService:
                 )
             except ValueError as exc:
                 raise BadRequest(f"The encodings cannot be ranked: {exc}") from exc
-        return to_service_json(
-            ranking,
-            case_id=case_id,
-            model_version=",".join(m.card.name for m in self.diagnoser.models),
-            gallery_version=self.diagnoser.gallery.version,
-            top_k=top_k,
-            demo=self.demo,
-        )
+        return ranking_json(ranking, self.diagnoser, case_id=case_id, top_k=top_k, demo=self.demo)
 
     async def crop(self, data: bytes, *, face_index: int = 0) -> dict[str, Any]:
         """GestaltMatcher-Arc's ``/crop`` answer: ``{"crop": base64 PNG}`` of the aligned
