@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -39,6 +40,8 @@ from gmx.align import DEFAULT_MAX_PIXELS, AlignmentResult, load_image
 from gmx.errors import ImageLoadError, ImageTooLargeError
 from gmx.gallery import rank
 from gmx.pipeline import Diagnoser, Diagnosis
+from gmx.report import DEFAULT_TOP_K
+from gmx.report.cli import DEFAULT_MAP_ROWS, DEFAULT_REPORT_METHODS
 from gmx.serve.answers import diagnosis_json, ranking_json
 from gmx.serve.batching import EnsembleBatcher
 from gmx.serve.errors import BadRequest, NoFace, Overloaded, Timeout, TooLarge
@@ -57,6 +60,8 @@ DEFAULT_EXPLAIN_METHODS: tuple[str, ...] = ("saliency", "gradcam")
 ExplainFormat = Literal["npz", "png"]
 EXPLAIN_MEDIA_TYPES: dict[str, str] = {"png": "image/png", "npz": "application/octet-stream"}
 Stage = Literal["align", "embed", "rank"]
+ReportFormat = Literal["pdf", "html"]
+REPORT_MEDIA_TYPES: dict[str, str] = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 
 
 def decode_base64(text: str) -> bytes:
@@ -123,6 +128,28 @@ class ExplainAnswer:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``/report`` puts in the case report (:func:`gmx.report.build_report`).
+
+    Attributes:
+        fmt: ``pdf`` or ``html``.
+        methods: explanation methods drawn (empty: no maps); default as ``gmx report``.
+        top_k: syndromes and genes listed.
+        rows: top syndromes explained by the maps (at most ``top_k``).
+        include_face: put the aligned face in the report (default: no pixel of the face).
+        hpo: HPO term ids confirmed present; absent_hpo: confirmed absent (left out).
+    """
+
+    fmt: ReportFormat = "pdf"
+    methods: tuple[str, ...] = DEFAULT_REPORT_METHODS
+    top_k: int = DEFAULT_TOP_K
+    rows: int = DEFAULT_MAP_ROWS
+    include_face: bool = False
+    hpo: tuple[str, ...] = ()
+    absent_hpo: tuple[str, ...] = ()
+
+
 class GmxService:
     """Concurrent, batched access to one :class:`~gmx.pipeline.Diagnoser`.
 
@@ -130,14 +157,21 @@ class GmxService:
         diagnoser: loaded models, gallery and aligner (shared, never modified; not closed here).
         settings: limits and the batching switch.
         demo: the models and gallery are the synthetic demo (answers say so).
+        gallery_file: the gallery's file (its recorded metadata SHA-256 goes into case reports).
     """
 
     def __init__(
-        self, diagnoser: Diagnoser, settings: ServeSettings, *, demo: bool = False
+        self,
+        diagnoser: Diagnoser,
+        settings: ServeSettings,
+        *,
+        demo: bool = False,
+        gallery_file: Path | None = None,
     ) -> None:
         self.diagnoser = diagnoser
         self.settings = settings
         self.demo = demo
+        self.gallery_file = gallery_file
         self.started = time.time()
         self._align_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-align")
         self._serial_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-serial")
@@ -481,6 +515,108 @@ class GmxService:
             {**provenance, "demo": self.demo},
         )
 
+    async def report(
+        self, data: bytes, options: ReportOptions, *, case_id: str | None = None,
+        face_index: int = 0,
+    ) -> ExplainAnswer:  # fmt: skip
+        """The case report of the photo (:mod:`gmx.report`: top-k, calibrated statements, genes,
+        HPO features, maps, provenance) as PDF or HTML bytes, built in memory; admitted and timed
+        as ``/explain`` (its maps are explanations). ``case_id`` defaults to ``case-<8 hex digits
+        of the photo's SHA-256>`` as ``gmx report``.
+
+        Raises:
+            BadRequest: unknown format or method, a bad HPO id, ``top_k``/``rows`` below 1.
+        """
+        from gmx.explain import list_methods
+        from gmx.hpo import HPO_ID_PATTERN
+
+        if options.fmt not in REPORT_MEDIA_TYPES:
+            raise BadRequest(f"format must be one of {sorted(REPORT_MEDIA_TYPES)}.")
+        unknown = [m for m in options.methods if m not in list_methods()]
+        if unknown:
+            raise BadRequest(
+                f"Unknown explanation method(s) {unknown}; known: {', '.join(list_methods())} "
+                "(an empty list: a report without maps)."
+            )
+        bad = [h for h in (*options.hpo, *options.absent_hpo) if not HPO_ID_PATTERN.match(h)]
+        if bad:
+            raise BadRequest(f"Not HPO term ids (HP: and seven digits): {', '.join(bad)}.")
+        if options.top_k < 1 or options.rows < 1:
+            raise BadRequest("top_k and rows must be at least 1.")
+        async with self._admitted(explain=True):
+            stop = threading.Event()
+            try:
+                return await self._within(
+                    self._report(data, options, case_id, face_index, stop),
+                    self.settings.explain_timeout_s,
+                    "case report",
+                )
+            finally:
+                stop.set()  # abandoned maps stop between batches
+
+    async def _report(
+        self, data: bytes, options: ReportOptions, case_id: str | None, face_index: int,
+        stop: threading.Event,
+    ) -> ExplainAnswer:  # fmt: skip
+        d = await self.diagnose(data, face_index=face_index)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._explain_pool, self._report_bytes, d, options, case_id, stop
+        )
+
+    def _report_bytes(
+        self, d: Diagnosis, options: ReportOptions, case_id: str | None, stop: threading.Event
+    ) -> ExplainAnswer:
+        from gmx.explain import ExplanationCancelled, explain_targets
+        from gmx.gallery import FeatureChoices
+        from gmx.panel import panel_rows
+        from gmx.report import ReportMaps, build_report, render
+
+        assert d.ranking is not None and d.face is not None
+        diag = self.diagnoser
+        case = case_id or f"case-{d.image_sha256[:8]}"
+        maps = None
+        if options.methods:
+            variants = list(diag.ensemble.variants)
+            rows, _ = panel_rows(
+                "similarity", d.ranking, diag.gallery, variants, None,
+                min(options.rows, options.top_k),
+            )  # fmt: skip
+            try:
+                grid = explain_targets(
+                    [m.model for m in diag.models],
+                    d.face.image,
+                    [r.target for r in rows],
+                    variants,
+                    methods=list(options.methods),
+                    should_stop=stop,
+                )
+            except ExplanationCancelled:
+                raise Timeout("The case report's maps were stopped (time limit).") from None
+            maps = ReportMaps(rows, grid, tuple(options.methods))
+        try:
+            report = build_report(
+                d,
+                diag.ensemble,
+                diag.gallery,
+                case_id=case,
+                top_k=options.top_k,
+                choices=FeatureChoices(options.hpo, options.absent_hpo),
+                maps=maps,
+                include_face=options.include_face,
+                demo=self.demo,
+                gallery_file=self.gallery_file,
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        provenance = {label: text for label, text in report.provenance.items()}
+        return ExplainAnswer(
+            render(report, options.fmt),
+            REPORT_MEDIA_TYPES[options.fmt],
+            f"gmx_report_{_safe_name(case)}.{options.fmt}",
+            {"case_id": case, **provenance, "demo": self.demo},
+        )
+
     def status(self) -> dict[str, Any]:
         """GestaltMatcher-Arc's ``/status`` (``{"status": "running"}``) plus what is loaded."""
         diag = self.diagnoser
@@ -632,9 +768,11 @@ __all__ = [
     "DEFAULT_CASE_ID",
     "DEFAULT_EXPLAIN_METHODS",
     "EXPLAIN_MEDIA_TYPES",
+    "REPORT_MEDIA_TYPES",
     "ExplainAnswer",
     "ExplainOptions",
     "GmxService",
+    "ReportOptions",
     "decode_base64",
     "embeddings_from_table",
     "encodings_table",
