@@ -110,6 +110,8 @@ class ExplainBody(ImageBody):
 
 
 class ReportBody(ImageBody):
+    """``/report``'s body: the photo and what the case report holds (``gmx report``'s options)."""
+
     case_id: str | None = Field(  # type: ignore[assignment]
         None,
         max_length=200,

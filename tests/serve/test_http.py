@@ -59,7 +59,7 @@ def test_status_and_openapi(server) -> None:
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
-    assert {"/predict", "/encode", "/crop", "/explain", "/status"} <= set(paths)
+    assert {"/predict", "/encode", "/crop", "/explain", "/report", "/status"} <= set(paths)
 
 
 def test_gm_arc_client_gets_gmx_answer(server, demo_diagnoser) -> None:
