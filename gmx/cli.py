@@ -277,8 +277,8 @@ def _check_unique_image_ids(photos: Sequence[Path], image_id: Callable[[str], st
 # ------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.errors import GmxError
-    from gmx.gallery import to_service_json
     from gmx.pipeline import Diagnoser
+    from gmx.serve.answers import diagnosis_json
 
     cfg = _configured(args)
     if args.hpo and args.format != "phenopacket":
@@ -312,15 +312,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 results.append({"case_id": case_id, "photo": str(path), "error": d.message})
                 status = 1
                 continue
-            out = to_service_json(
-                d.ranking,
-                case_id=case_id,
-                model_version=",".join(m.card.name for m in diagnoser.models),
-                gallery_version=diagnoser.gallery.version,
-                top_k=args.top_k,
-                demo=cfg.is_demo,
-                calibration=diagnoser.gallery.calibration,
-            )
             n_faces = len(d.alignment.faces)
             if n_faces > 1:
                 log.warning(
@@ -330,23 +321,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     n_faces,
                     d.face_index,
                 )
-            out["gmx"].update(
-                {
-                    "faces_found": n_faces,
-                    "face_index": d.face_index,
-                    "faces": [
-                        {
-                            "box": [round(c, 1) for c in f.box],
-                            "detection_score": round(f.quality.detection_score, 3),
-                        }
-                        for f in d.alignment.faces
-                    ],
-                    "face_doubts": list(d.doubts),
-                    "quality_warnings": list(d.face.quality.warnings),
-                    "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
-                    "photo": str(path),
-                }
-            )
+            out = diagnosis_json(d, diagnoser, case_id=case_id, top_k=args.top_k, demo=cfg.is_demo)
+            out["gmx"]["photo"] = str(path)
             results.append(out)
             ranked.append((case_id, d.ranking))
         gallery_version = diagnoser.gallery.version

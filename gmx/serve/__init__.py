@@ -3,7 +3,7 @@
 :func:`create_app` builds the FastAPI application (``POST /predict``, ``/encode``, ``/crop``,
 ``/explain``, ``GET /status``, OpenAPI at ``/docs``); :class:`GmxService` is its HTTP-free core
 (micro-batching, admission control, deadlines); :class:`ServeSettings` its limits (the ``[serve]``
-table of the config).
+table of the config); :func:`diagnosis_json` the ``/predict`` JSON that ``gmx predict`` writes too.
 
 Names are imported on first use, so that ``gmx serve`` can refuse an unsafe address (and
 ``gmx --help`` can answer) before FastAPI, torch and MediaPipe load.
@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gmx.serve.answers import diagnosis_json, ranking_json
     from gmx.serve.app import GuardMiddleware, create_app, token_matches
     from gmx.serve.batching import BatchStats, EnsembleBatcher, MicroBatcher
     from gmx.serve.errors import ServiceError
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from gmx.serve.settings import TOKEN_ENV, ServeSettings, is_loopback
 
 _WHERE = {
+    "diagnosis_json": "answers",
+    "ranking_json": "answers",
     "GuardMiddleware": "app",
     "create_app": "app",
     "token_matches": "app",
@@ -58,6 +61,8 @@ __all__ = [
     "ServiceError",
     "create_app",
     "decode_base64",
+    "diagnosis_json",
     "is_loopback",
+    "ranking_json",
     "token_matches",
 ]

@@ -3,7 +3,8 @@
 ``POST /predict``, ``/encode``, ``/crop`` take GestaltMatcher-Arc's body ``{"img": <base64 photo>}``
 (optional gmx fields: ``case_id``, ``face``, ``top_k``, ``min_distance``) and answer in that
 service's shapes; ``GET /status`` says ``{"status": "running"}``. ``POST /explain`` returns maps as a
-labelled PNG grid or an ``.npz``. OpenAPI docs at ``/docs``. Every error is JSON
+labelled PNG grid or an ``.npz``; ``POST /report`` the case report (PDF or HTML). OpenAPI docs at
+``/docs``. Every error is JSON
 (:mod:`gmx.serve.errors`).
 
 Two checks run before any body is read (:class:`GuardMiddleware`): the access token, when one is set
@@ -33,6 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gmx import __version__
 from gmx.config import GmxConfig, load_config
 from gmx.pipeline import Diagnoser
+from gmx.report import DEFAULT_TOP_K as REPORT_TOP_K
+from gmx.report.cli import DEFAULT_MAP_ROWS, DEFAULT_REPORT_METHODS
 from gmx.serve.errors import (
     RequestTimeout,
     ServiceError,
@@ -45,6 +48,7 @@ from gmx.serve.service import (
     DEFAULT_EXPLAIN_METHODS,
     ExplainOptions,
     GmxService,
+    ReportOptions,
     decode_base64,
     provenance_header,
 )
@@ -103,6 +107,30 @@ class ExplainBody(ImageBody):
     window: int = Field(10, ge=1, le=112, description="Occlusion patch side (pixels).")
     stride: int = Field(5, ge=1, le=112, description="Occlusion step (pixels).")
     ig_steps: int = Field(32, ge=1, le=512, description="Integrated-gradients steps.")
+
+
+class ReportBody(ImageBody):
+    """``/report``'s body: the photo and what the case report holds (``gmx report``'s options)."""
+
+    case_id: str | None = Field(  # type: ignore[assignment]
+        None,
+        max_length=200,
+        description="Case id (default: case-<8 hex digits of the photo's SHA-256>).",
+    )
+    format: str = Field("pdf", description="pdf or html.")
+    methods: list[str] = Field(
+        list(DEFAULT_REPORT_METHODS),
+        description="Explanation methods drawn in the report ([]: no maps).",
+    )
+    top_k: int = Field(REPORT_TOP_K, ge=1, le=30, description="Syndromes and genes listed.")
+    rows: int = Field(
+        DEFAULT_MAP_ROWS, ge=1, le=30, description="Top syndromes explained by the maps."
+    )
+    include_face: bool = Field(
+        False, description="Put the aligned face in the report (default: no pixel of the face)."
+    )
+    hpo: list[str] = Field([], description="HPO term ids confirmed present (HP:NNNNNNN).")
+    absent_hpo: list[str] = Field([], description="HPO term ids confirmed absent (left out).")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -257,7 +285,7 @@ def create_app(
     opts = settings or ServeSettings.from_config(cfg)
     owned = diagnoser is None
     diag = diagnoser or Diagnoser.from_config(cfg, progress=log.info)
-    service = GmxService(diag, opts, demo=cfg.is_demo)
+    service = GmxService(diag, opts, demo=cfg.is_demo, gallery_file=cfg.gallery_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -357,6 +385,40 @@ def create_app(
             },
         )
 
+    @app.post(
+        "/report",
+        responses={
+            **ERROR_RESPONSES,
+            200: {"content": {"application/pdf": {}, "text/html": {}}},
+        },
+        response_class=Response,
+        summary="The case report of a photo (PDF or HTML)",
+    )
+    async def report(body: ReportBody) -> Response:
+        """Top-k syndromes with calibrated statements, genes, HPO features, explanation maps and
+        provenance (docs/report.md), built in memory. The provenance is also in the
+        ``X-GMX-Provenance`` header."""
+        options = ReportOptions(
+            fmt=body.format,  # type: ignore[arg-type]  # checked by the service
+            methods=tuple(dict.fromkeys(body.methods)),
+            top_k=body.top_k,
+            rows=body.rows,
+            include_face=body.include_face,
+            hpo=tuple(body.hpo),
+            absent_hpo=tuple(body.absent_hpo),
+        )
+        answer = await service.report(
+            decode_base64(body.img), options, case_id=body.case_id, face_index=body.face
+        )
+        return Response(
+            answer.content,
+            media_type=answer.media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{answer.filename}"',
+                PROVENANCE_HEADER: provenance_header(answer.provenance),
+            },
+        )
+
     @app.get("/status", summary="Liveness and what is loaded")
     async def status() -> dict[str, Any]:
         """``{"status": "running"}`` plus models, gallery, limits and batching counts."""
@@ -427,6 +489,7 @@ __all__ = [
     "GuardMiddleware",
     "ImageBody",
     "PredictBody",
+    "ReportBody",
     "create_app",
     "token_matches",
 ]

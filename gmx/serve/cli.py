@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p = subparsers.add_parser(
         "serve",
         help="GestaltMatcher-Arc-compatible REST service with explanations (docs/serve.md)",
-        description="Serve POST /predict, /encode, /crop, /explain and GET /status (OpenAPI at "
+        description="Serve POST /predict, /encode, /crop, /explain, /report and GET /status (OpenAPI at "
         "/docs). Listens on 127.0.0.1 unless told otherwise; any other address needs an access "
         "token (--token, GMX_SERVE_TOKEN or [serve] token).",
     )

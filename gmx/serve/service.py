@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -37,8 +38,11 @@ import numpy as np
 from gmx import __version__
 from gmx.align import DEFAULT_MAX_PIXELS, AlignmentResult, load_image
 from gmx.errors import ImageLoadError, ImageTooLargeError
-from gmx.gallery import rank, to_service_json
+from gmx.gallery import rank
 from gmx.pipeline import Diagnoser, Diagnosis
+from gmx.report import DEFAULT_TOP_K
+from gmx.report.cli import DEFAULT_MAP_ROWS, DEFAULT_REPORT_METHODS
+from gmx.serve.answers import diagnosis_json, ranking_json
 from gmx.serve.batching import EnsembleBatcher
 from gmx.serve.errors import BadRequest, NoFace, Overloaded, Timeout, TooLarge
 from gmx.serve.settings import ServeSettings
@@ -56,6 +60,8 @@ DEFAULT_EXPLAIN_METHODS: tuple[str, ...] = ("saliency", "gradcam")
 ExplainFormat = Literal["npz", "png"]
 EXPLAIN_MEDIA_TYPES: dict[str, str] = {"png": "image/png", "npz": "application/octet-stream"}
 Stage = Literal["align", "embed", "rank"]
+ReportFormat = Literal["pdf", "html"]
+REPORT_MEDIA_TYPES: dict[str, str] = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 
 
 def decode_base64(text: str) -> bytes:
@@ -122,6 +128,28 @@ class ExplainAnswer:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``/report`` puts in the case report (:func:`gmx.report.build_report`).
+
+    Attributes:
+        fmt: ``pdf`` or ``html``.
+        methods: explanation methods drawn (empty: no maps); default as ``gmx report``.
+        top_k: syndromes and genes listed.
+        rows: top syndromes explained by the maps (at most ``top_k``).
+        include_face: put the aligned face in the report (default: no pixel of the face).
+        hpo: HPO term ids confirmed present; absent_hpo: confirmed absent (left out).
+    """
+
+    fmt: ReportFormat = "pdf"
+    methods: tuple[str, ...] = DEFAULT_REPORT_METHODS
+    top_k: int = DEFAULT_TOP_K
+    rows: int = DEFAULT_MAP_ROWS
+    include_face: bool = False
+    hpo: tuple[str, ...] = ()
+    absent_hpo: tuple[str, ...] = ()
+
+
 class GmxService:
     """Concurrent, batched access to one :class:`~gmx.pipeline.Diagnoser`.
 
@@ -129,14 +157,21 @@ class GmxService:
         diagnoser: loaded models, gallery and aligner (shared, never modified; not closed here).
         settings: limits and the batching switch.
         demo: the models and gallery are the synthetic demo (answers say so).
+        gallery_file: the gallery's file (its recorded metadata SHA-256 goes into case reports).
     """
 
     def __init__(
-        self, diagnoser: Diagnoser, settings: ServeSettings, *, demo: bool = False
+        self,
+        diagnoser: Diagnoser,
+        settings: ServeSettings,
+        *,
+        demo: bool = False,
+        gallery_file: Path | None = None,
     ) -> None:
         self.diagnoser = diagnoser
         self.settings = settings
         self.demo = demo
+        self.gallery_file = gallery_file
         self.started = time.time()
         self._align_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-align")
         self._serial_pool = ThreadPoolExecutor(1, thread_name_prefix="gmx-serial")
@@ -287,8 +322,9 @@ class GmxService:
         top_k: int | None = None,
         min_distance: float | None = None,
     ) -> dict[str, Any]:
-        """GestaltMatcher-Arc's ``/predict`` answer (:func:`gmx.gallery.to_service_json`) plus the
-        faces found and timings under ``gmx``."""
+        """GestaltMatcher-Arc's ``/predict`` answer (:func:`gmx.gallery.to_service_json`) with the
+        gallery's calibration, plus the faces found and timings under ``gmx``
+        (:func:`gmx.serve.answers.diagnosis_json`)."""
         async with self._admitted():
             d = await self._within(
                 self.diagnose(data, face_index=face_index, min_distance=min_distance),
@@ -300,35 +336,11 @@ class GmxService:
     def service_json(
         self, d: Diagnosis, *, case_id: str = DEFAULT_CASE_ID, top_k: int | None = None
     ) -> dict[str, Any]:
-        """The ``/predict`` JSON of a finished diagnosis."""
+        """The ``/predict`` JSON of a finished diagnosis (:func:`gmx.serve.answers.diagnosis_json`,
+        as ``gmx predict`` writes it)."""
         if d.ranking is None or d.face is None:
             raise NoFace(d.message or "No face found in the photo.")
-        out = to_service_json(
-            d.ranking,
-            case_id=case_id,
-            model_version=",".join(m.card.name for m in self.diagnoser.models),
-            gallery_version=self.diagnoser.gallery.version,
-            top_k=top_k,
-            demo=self.demo,
-        )
-        out["gmx"].update(
-            {
-                "faces_found": len(d.alignment.faces),
-                "face_index": d.face_index,
-                "faces": [
-                    {
-                        "box": [round(c, 1) for c in f.box],
-                        "detection_score": round(f.quality.detection_score, 3),
-                    }
-                    for f in d.alignment.faces
-                ],
-                "face_doubts": list(d.doubts),
-                "quality_warnings": list(d.face.quality.warnings),
-                "photo_sha256": d.image_sha256,
-                "timings_s": {k: round(v, 4) for k, v in d.timings.items()},
-            }
-        )
-        return out
+        return diagnosis_json(d, self.diagnoser, case_id=case_id, top_k=top_k, demo=self.demo)
 
     async def encode(
         self, data: bytes, *, case_id: str = DEFAULT_CASE_ID, face_index: int = 0
@@ -370,14 +382,7 @@ class GmxService:
                 )
             except ValueError as exc:
                 raise BadRequest(f"The encodings cannot be ranked: {exc}") from exc
-        return to_service_json(
-            ranking,
-            case_id=case_id,
-            model_version=",".join(m.card.name for m in self.diagnoser.models),
-            gallery_version=self.diagnoser.gallery.version,
-            top_k=top_k,
-            demo=self.demo,
-        )
+        return ranking_json(ranking, self.diagnoser, case_id=case_id, top_k=top_k, demo=self.demo)
 
     async def crop(self, data: bytes, *, face_index: int = 0) -> dict[str, Any]:
         """GestaltMatcher-Arc's ``/crop`` answer: ``{"crop": base64 PNG}`` of the aligned
@@ -508,6 +513,108 @@ class GmxService:
             EXPLAIN_MEDIA_TYPES[options.fmt],
             f"gmx_explain_{_safe_name(case_id)}.{options.fmt}",
             {**provenance, "demo": self.demo},
+        )
+
+    async def report(
+        self, data: bytes, options: ReportOptions, *, case_id: str | None = None,
+        face_index: int = 0,
+    ) -> ExplainAnswer:  # fmt: skip
+        """The case report of the photo (:mod:`gmx.report`: top-k, calibrated statements, genes,
+        HPO features, maps, provenance) as PDF or HTML bytes, built in memory; admitted and timed
+        as ``/explain`` (its maps are explanations). ``case_id`` defaults to ``case-<8 hex digits
+        of the photo's SHA-256>`` as ``gmx report``.
+
+        Raises:
+            BadRequest: unknown format or method, a bad HPO id, ``top_k``/``rows`` below 1.
+        """
+        from gmx.explain import list_methods
+        from gmx.hpo import HPO_ID_PATTERN
+
+        if options.fmt not in REPORT_MEDIA_TYPES:
+            raise BadRequest(f"format must be one of {sorted(REPORT_MEDIA_TYPES)}.")
+        unknown = [m for m in options.methods if m not in list_methods()]
+        if unknown:
+            raise BadRequest(
+                f"Unknown explanation method(s) {unknown}; known: {', '.join(list_methods())} "
+                "(an empty list: a report without maps)."
+            )
+        bad = [h for h in (*options.hpo, *options.absent_hpo) if not HPO_ID_PATTERN.match(h)]
+        if bad:
+            raise BadRequest(f"Not HPO term ids (HP: and seven digits): {', '.join(bad)}.")
+        if options.top_k < 1 or options.rows < 1:
+            raise BadRequest("top_k and rows must be at least 1.")
+        async with self._admitted(explain=True):
+            stop = threading.Event()
+            try:
+                return await self._within(
+                    self._report(data, options, case_id, face_index, stop),
+                    self.settings.explain_timeout_s,
+                    "case report",
+                )
+            finally:
+                stop.set()  # abandoned maps stop between batches
+
+    async def _report(
+        self, data: bytes, options: ReportOptions, case_id: str | None, face_index: int,
+        stop: threading.Event,
+    ) -> ExplainAnswer:  # fmt: skip
+        d = await self.diagnose(data, face_index=face_index)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._explain_pool, self._report_bytes, d, options, case_id, stop
+        )
+
+    def _report_bytes(
+        self, d: Diagnosis, options: ReportOptions, case_id: str | None, stop: threading.Event
+    ) -> ExplainAnswer:
+        from gmx.explain import ExplanationCancelled, explain_targets
+        from gmx.gallery import FeatureChoices
+        from gmx.panel import panel_rows
+        from gmx.report import ReportMaps, build_report, render
+
+        assert d.ranking is not None and d.face is not None
+        diag = self.diagnoser
+        case = case_id or f"case-{d.image_sha256[:8]}"
+        maps = None
+        if options.methods:
+            variants = list(diag.ensemble.variants)
+            rows, _ = panel_rows(
+                "similarity", d.ranking, diag.gallery, variants, None,
+                min(options.rows, options.top_k),
+            )  # fmt: skip
+            try:
+                grid = explain_targets(
+                    [m.model for m in diag.models],
+                    d.face.image,
+                    [r.target for r in rows],
+                    variants,
+                    methods=list(options.methods),
+                    should_stop=stop,
+                )
+            except ExplanationCancelled:
+                raise Timeout("The case report's maps were stopped (time limit).") from None
+            maps = ReportMaps(rows, grid, tuple(options.methods))
+        try:
+            report = build_report(
+                d,
+                diag.ensemble,
+                diag.gallery,
+                case_id=case,
+                top_k=options.top_k,
+                choices=FeatureChoices(options.hpo, options.absent_hpo),
+                maps=maps,
+                include_face=options.include_face,
+                demo=self.demo,
+                gallery_file=self.gallery_file,
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        provenance = {label: text for label, text in report.provenance.items()}
+        return ExplainAnswer(
+            render(report, options.fmt),
+            REPORT_MEDIA_TYPES[options.fmt],
+            f"gmx_report_{_safe_name(case)}.{options.fmt}",
+            {"case_id": case, **provenance, "demo": self.demo},
         )
 
     def status(self) -> dict[str, Any]:
@@ -661,9 +768,11 @@ __all__ = [
     "DEFAULT_CASE_ID",
     "DEFAULT_EXPLAIN_METHODS",
     "EXPLAIN_MEDIA_TYPES",
+    "REPORT_MEDIA_TYPES",
     "ExplainAnswer",
     "ExplainOptions",
     "GmxService",
+    "ReportOptions",
     "decode_base64",
     "embeddings_from_table",
     "encodings_table",

@@ -15,8 +15,8 @@ import pytest
 import requests
 from PIL import Image
 
-from gmx.gallery import to_service_json
 from gmx.pipeline import Diagnoser
+from gmx.serve.answers import ranking_json
 from tests.align.test_align_io import _png_header
 from tests.serve.conftest import EXAMPLES, b64
 
@@ -38,17 +38,11 @@ def _png_b64(rgb: np.ndarray) -> str:
 
 
 def _expected(diagnoser: Diagnoser, photo: bytes, case_id: str = "input") -> dict:
-    """What ``gmx predict`` computes for the photo, one request at a time (service fields)."""
+    """What ``gmx predict`` computes for the photo, one request at a time (service fields and
+    the ranking's ``gmx`` block, calibration included; no face extras or timings)."""
     d = diagnoser.diagnose(photo)
     assert d.ok
-    out = to_service_json(
-        d.ranking,
-        case_id=case_id,
-        model_version=",".join(m.card.name for m in diagnoser.models),
-        gallery_version=diagnoser.gallery.version,
-        demo=True,
-    )
-    return out
+    return ranking_json(d.ranking, diagnoser, case_id=case_id, demo=True)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +59,7 @@ def test_status_and_openapi(server) -> None:
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
-    assert {"/predict", "/encode", "/crop", "/explain", "/status"} <= set(paths)
+    assert {"/predict", "/encode", "/crop", "/explain", "/report", "/status"} <= set(paths)
 
 
 def test_gm_arc_client_gets_gmx_answer(server, demo_diagnoser) -> None:
