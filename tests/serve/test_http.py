@@ -205,14 +205,21 @@ def test_limits_413(serve, plain_message) -> None:
 def test_slow_body_gets_408_not_a_hang(serve) -> None:
     with serve(body_read_timeout_s=0.5) as s:
         port = int(s.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             sock.sendall(
                 b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"img": '
             )
             t0 = time.monotonic()
-            reply = sock.recv(4096).decode("latin-1")
-            assert time.monotonic() - t0 < 5
+            # headers and body may arrive in separate packets: read until the body is in
+            reply = ""
+            while '"request_timeout"' not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk.decode("latin-1")
+            # not a hang: the 0.5 s limit answers within seconds (generous for a loaded CI box)
+            assert time.monotonic() - t0 < 30
         assert reply.startswith("HTTP/1.1 408")
         assert '"request_timeout"' in reply
 
