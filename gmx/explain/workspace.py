@@ -177,6 +177,16 @@ class _Reference:
     e0: torch.Tensor
 
 
+@dataclass(frozen=True, eq=False)
+class ReferencePass:
+    """A DeepLIFT reference pass of one engine model: its input, embedding and the input of every
+    PReLU call by call index (:attr:`gmx.explain._trace.Trace.refs`), all detached."""
+
+    x0: torch.Tensor
+    e0: torch.Tensor
+    refs: dict[int, torch.Tensor]
+
+
 class Workspace:
     """One face variant on one engine model, with its bound targets and shared passes.
 
@@ -189,6 +199,9 @@ class Workspace:
         colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``, from the model's card).
         norm: the model's input normalisation ``(mean, std)`` per channel (``x / 255`` units,
             :func:`gmx.encode.input_norm`).
+        reference_store: DeepLIFT reference passes shared by the workspaces of one engine model in
+            one call (the baseline does not depend on the variant: a flipped or grey copy of the
+            face has the same reference pass); ``None``: each workspace runs its own.
     """
 
     def __init__(
@@ -199,6 +212,7 @@ class Workspace:
         progress: Progress,
         colour_order: str = "RGB",
         norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM,
+        reference_store: dict[tuple[str, tuple[int, ...]], ReferencePass] | None = None,
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
@@ -217,6 +231,7 @@ class Workspace:
         self._grad_cache: dict[int, Gradients] = {}
         self._rule_cache: dict[tuple[str, int], torch.Tensor] = {}
         self._ref: _Reference | None = None
+        self._reference_store = reference_store
         self.shared_s = 0.0
 
     @property
@@ -366,14 +381,23 @@ class Workspace:
         trace = graph.trace
         with self._timed():
             if self._ref is None or self._ref.key != baseline_key:
-                x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
-                with torch.no_grad(), tracing(trace):
-                    trace.new_pass(record_refs=True)
-                    try:
-                        e0 = self.backbone.head(self.backbone.forward_maps(x0))
-                    finally:
-                        trace.record_refs = False
-                self._ref = _Reference(baseline_key, x0, e0)
+                store = self._reference_store
+                store_key = (baseline_key, tuple(self.x.shape))
+                shared = store.get(store_key) if store is not None else None
+                if shared is None:
+                    x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
+                    with torch.no_grad(), tracing(trace):
+                        trace.new_pass(record_refs=True)
+                        try:
+                            e0 = self.backbone.head(self.backbone.forward_maps(x0))
+                        finally:
+                            trace.record_refs = False
+                    shared = ReferencePass(x0, e0, dict(trace.refs))
+                    if store is not None:
+                        store[store_key] = shared
+                else:
+                    trace.refs = dict(shared.refs)
+                self._ref = _Reference(baseline_key, shared.x0, shared.e0)
             ref = self._ref
             mult = path_gradient(self.targets[t], ref.e0, graph.emb)
             trace.rule = "rescale"
@@ -406,6 +430,7 @@ __all__ = [
     "MAPS_LAYER",
     "Gradients",
     "Progress",
+    "ReferencePass",
     "Workspace",
     "gauss_legendre",
     "path_gradient",
