@@ -29,7 +29,7 @@ import torch
 from gmx.encode.model import IRESNET_NORM
 from gmx.explain._trace import Trace, tracing
 from gmx.explain.prepared import EngineModel
-from gmx.explain.targets import TargetFn
+from gmx.explain.targets import TargetFn, is_rowwise
 
 #: Name of the ``forward_maps`` output as a CAM layer (``bn2`` after ``layer4`` on iResNets).
 MAPS_LAYER = "maps"
@@ -65,7 +65,8 @@ def path_gradient(
     which makes it the exact DeepLIFT multiplier of a non-linear target head.
 
     Args:
-        target: ``(n, D) -> (n,)``, called once per quadrature node with the ``n`` rows.
+        target: ``(n, D) -> (n,)``, called once per quadrature node with the ``n`` rows, or once
+            on all ``steps * n`` rows if it is row-wise (:func:`gmx.explain.targets.rowwise`).
         start: ``(n, D)`` embeddings of the baseline.
         end: ``(n, D)`` embeddings of the input.
         steps: quadrature points.
@@ -80,9 +81,12 @@ def path_gradient(
     end = end.detach()
     with torch.enable_grad():
         path = (start[None] + a * (end - start)[None]).requires_grad_(True)
-        # One call per quadrature node on the n rows, so a row-wise target (row i scored against
-        # its own reference, gmx.explain.RowTarget) sees its rows in order.
-        scores = torch.stack([target(p) for p in path])
+        if is_rowwise(target):  # e.g. a cosine to one gallery row: all nodes in one call
+            scores = target(path.reshape(-1, path.shape[-1])).reshape(path.shape[:2])
+        else:
+            # One call per quadrature node on the n rows, so a target that scores row i against
+            # its own reference (gmx.explain.RowTarget) sees its rows in order.
+            scores = torch.stack([target(p) for p in path])
         (grad,) = torch.autograd.grad(scores.sum(), path)
     return (grad * w).sum(0)
 
