@@ -8,7 +8,8 @@ every target and every gradient method:
   bias-carrying layer (FullGrad) at once.
 * ``rule_gradient(rule, t)``: the same graph back-propagated with the guided-backprop or deconvnet
   rule (:mod:`gmx.explain.prelu`), one extra backward pass each, no extra forward.
-* ``deeplift(baseline, t)``: one no-grad reference forward (shared by all targets) and one backward
+* ``deeplift(baseline, t)``: one no-grad reference forward (shared by all targets, and by the
+  variants of one model through ``reference_store``) and one backward
   pass with the rescale rule.
 
 Passes run without hooks on any user model and without weight gradients (parameters of the private
