@@ -47,7 +47,7 @@ from gmx.explain.reference import ReferenceContext
 from gmx.explain.registry import MethodSpec, get_method, list_methods
 from gmx.explain.result import AttributionMap
 from gmx.explain.targets import RowTarget, Target
-from gmx.explain.workspace import Progress, Workspace
+from gmx.explain.workspace import Progress, ReferencePass, Workspace
 from gmx.variants import Variant
 
 #: The thesis panel (3.2 and 3.3): the nine methods of the benchmark, in display order. The thesis
@@ -355,6 +355,8 @@ def _variant_maps(
     """
     hw = (TEMPLATE_SIZE, TEMPLATE_SIZE)
     emodels: dict[int, EngineModel] = {}
+    # DeepLIFT's reference pass depends on the model and baseline, not on the variant: one per model.
+    reference_stores: dict[int, dict[tuple[str, tuple[int, ...]], ReferencePass]] = {}
 
     def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
         """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
@@ -369,6 +371,7 @@ def _variant_maps(
             tracker,
             _colour_order(pair),
             input_norm(pair.card),
+            reference_store=reference_stores.setdefault(variant.model, {}),
         )
 
     def run(job: _Job, space: Workspace, variant: Variant) -> None:

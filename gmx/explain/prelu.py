@@ -54,16 +54,18 @@ def _channel_view(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class _RescaleTerms:
     """The parts of the rescale rule that do not depend on the incoming gradient: computed once per
-    PReLU and reference pass, reused by every backward pass over the graph (one per target)."""
+    PReLU and reference pass, reused by every backward pass over the graph (one per target).
+
+    Where ``|x - x0| < eps`` the rule falls back to the gradient: there the quotients below are
+    ``0 / 1`` and the masks pick the gradient instead."""
 
     ref: torch.Tensor  # the reference input they were computed for
-    small: torch.Tensor  # |x - x0| < eps (the same for the negated branch: |-x + x0|)
-    x_pos: torch.Tensor  # x > 0
-    x_neg: torch.Tensor  # -x > 0
-    num: torch.Tensor  # relu(x) - relu(x0)
-    d_in: torch.Tensor  # x - x0
-    num_u: torch.Tensor  # relu(-x) - relu(-x0)
-    d_in_u: torch.Tensor  # -x - (-x0)
+    pos_grad: torch.Tensor  # small & x > 0: relu(x) passes the gradient
+    neg_grad: torch.Tensor  # small & -x > 0: relu(-x) passes the gradient
+    num: torch.Tensor  # relu(x) - relu(x0), 0 where small
+    d_in: torch.Tensor  # x - x0, 1 where small
+    num_u: torch.Tensor  # relu(-x) - relu(-x0), 0 where small
+    d_in_u: torch.Tensor  # -x - (-x0), 1 where small
 
 
 def _rescale_terms(ctx, x: torch.Tensor, trace: Trace) -> _RescaleTerms:  # type: ignore[no-untyped-def]
@@ -75,22 +77,54 @@ def _rescale_terms(ctx, x: torch.Tensor, trace: Trace) -> _RescaleTerms:  # type
         return terms
     d_in = x - x0
     u, u0 = -x, -x0
+    small = d_in.abs() < RESCALE_EPS  # the same for the negated branch: |-x + x0|
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    one = torch.ones((), dtype=x.dtype, device=x.device)
     terms = _RescaleTerms(
         ref=x0,
-        small=d_in.abs() < RESCALE_EPS,
-        x_pos=x > 0,
-        x_neg=u > 0,
-        num=F.relu(x) - F.relu(x0),
-        d_in=d_in,
-        num_u=F.relu(u) - F.relu(u0),
-        d_in_u=u - u0,
+        pos_grad=small & (x > 0),
+        neg_grad=small & (u > 0),
+        num=torch.where(small, zero, F.relu(x) - F.relu(x0)),
+        d_in=torch.where(small, one, d_in),
+        num_u=torch.where(small, zero, F.relu(u) - F.relu(u0)),
+        d_in_u=torch.where(small, one, u - u0),
     )
     ctx.rescale_terms = terms
     return terms
 
 
+@dataclass(frozen=True)
+class _Masks:
+    """The forward-sign terms of every rule: computed on a node's first backward pass and reused by
+    the others (one per target and rule), instead of re-deriving ``x > 0`` / ``x < 0`` each time."""
+
+    dtype: torch.dtype  # the gradient dtype ``slope`` is in
+    pos: torch.Tensor  # x > 0
+    slope: torch.Tensor  # the PReLU's derivative: 1 where x > 0, a where x < 0, 0 where x == 0
+
+
+def _masks(ctx, x: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype) -> _Masks:  # type: ignore[no-untyped-def]
+    masks: _Masks | None = getattr(ctx, "masks", None)
+    if masks is not None and masks.dtype == dtype:
+        return masks
+    a = _channel_view(weight, x).to(dtype)
+    one = torch.ones((), dtype=dtype, device=x.device)
+    zero = torch.zeros((), dtype=dtype, device=x.device)
+    pos = x > 0
+    masks = _Masks(dtype, pos, torch.where(pos, one, torch.where(x < 0, a, zero)))
+    ctx.masks = masks
+    return masks
+
+
 class _ModalPReLU(torch.autograd.Function):
-    """Fused PReLU whose backward rule is read from the trace at backward time."""
+    """Fused PReLU whose backward rule is read from the trace at backward time.
+
+    The rules below are the decomposition's (module docstring) in fewer tensor operations, equal
+    value for value to the literal two-ReLU formulas (``tests/explain/test_prelu.py`` keeps those as
+    the reference; the only possible difference is the sign of a zero): with ``t = grad * slope``
+    (``grad`` where ``x > 0``, ``a * grad`` where ``x < 0``, 0 at ``x == 0``), the negative branch
+    ``-relu(-(a * grad))`` is ``min(a * grad, 0)``.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, trace, key):  # type: ignore[override]
@@ -103,32 +137,32 @@ class _ModalPReLU(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         x, weight = ctx.saved_tensors
         trace: Trace = ctx.trace
-        a = _channel_view(weight, x).to(grad.dtype)
         rule = trace.rule
-        neg_grad = -(grad * a)  # gradient reaching relu(-x) through "- a * relu(-x)"
-        zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
         if rule == "gradient":
-            gx = torch.where(x > 0, grad, zero) - torch.where(x < 0, neg_grad, zero)
+            gx = grad * _masks(ctx, x, weight, grad.dtype).slope
         elif rule == "guided":
-            gx = F.relu(torch.where(x > 0, grad, zero)) - F.relu(torch.where(x < 0, neg_grad, zero))
+            masks = _masks(ctx, x, weight, grad.dtype)
+            t = grad * masks.slope
+            gx = torch.where(masks.pos, t.clamp_min(0), t.clamp_max(0))
         elif rule == "deconv":
-            gx = F.relu(grad) - F.relu(neg_grad)
+            a = _channel_view(weight, x).to(grad.dtype)
+            gx = F.relu(grad) + (grad * a).clamp_max(0)
         elif rule == "guided_relu":
             # The PReLU as the papers' ReLU: positive gradients of positively activated units only.
-            gx = F.relu(torch.where(x > 0, grad, zero))
+            masks = _masks(ctx, x, weight, grad.dtype)
+            gx = torch.where(
+                masks.pos, F.relu(grad), torch.zeros((), dtype=grad.dtype, device=grad.device)
+            )
         elif rule == "deconv_relu":
             gx = F.relu(grad)
         elif rule == "rescale":
+            # relu(x) passes grad * Δout / Δin, relu(-x) receives -(a * grad) and passes it times its
+            # own ratio, subtracted: "- (-(a g)) * r" is written "+ (a g) * r" (negation is exact).
             terms = _rescale_terms(ctx, x, trace)
-            pos = torch.where(
-                terms.small, torch.where(terms.x_pos, grad, zero), grad * terms.num / terms.d_in
-            )
-            neg = torch.where(
-                terms.small,
-                torch.where(terms.x_neg, neg_grad, zero),
-                neg_grad * terms.num_u / terms.d_in_u,
-            )
-            gx = pos - neg
+            a = _channel_view(weight, x).to(grad.dtype)
+            ag = grad * a
+            pos = torch.where(terms.pos_grad, grad, grad * terms.num / terms.d_in)
+            gx = pos + torch.where(terms.neg_grad, ag, ag * terms.num_u / terms.d_in_u)
         else:
             raise ValueError(f"unknown backward rule {rule!r}")
         return gx.to(x.dtype), None, None, None

@@ -30,6 +30,23 @@ TargetFn = Callable[[torch.Tensor], torch.Tensor]
 #: ``eps`` of the cosine similarity (as ``torch.nn.functional.cosine_similarity``).
 COSINE_EPS = 1e-8
 
+#: Attribute set on a bound target whose score of row ``i`` depends on embedding row ``i`` only, not
+#: on the other rows or their number (:func:`rowwise`).
+ROWWISE = "gmx_rowwise"
+
+
+def rowwise(fn: TargetFn) -> TargetFn:
+    """Mark a bound target as row-wise: DeepLIFT's head integral
+    (:func:`gmx.explain.workspace.path_gradient`) may then score all its quadrature nodes in one
+    call instead of one call per node. Returns ``fn``."""
+    setattr(fn, ROWWISE, True)
+    return fn
+
+
+def is_rowwise(fn: TargetFn) -> bool:
+    """Whether ``fn`` was marked with :func:`rowwise`."""
+    return bool(getattr(fn, ROWWISE, False))
+
 
 def _embedding_array(value: npt.ArrayLike | torch.Tensor, name: str) -> np.ndarray:
     """A private float32 copy of embeddings, checked for NaN/inf and zero rows."""
@@ -234,7 +251,7 @@ class SimilarityTarget(Target):
         def score(embedding: torch.Tensor) -> torch.Tensor:
             return cosine_score(embedding, row[None, :])
 
-        return score
+        return rowwise(score)  # one fixed gallery row: each embedding row is scored alone
 
     def __repr__(self) -> str:
         return f"SimilarityTarget(V={self._gallery.shape[0]}, D={self._gallery.shape[1]}, label={self._label!r})"
@@ -422,5 +439,7 @@ __all__ = [
     "Target",
     "TargetFn",
     "cosine_score",
+    "is_rowwise",
     "logit_score",
+    "rowwise",
 ]

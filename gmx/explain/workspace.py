@@ -8,7 +8,8 @@ every target and every gradient method:
   bias-carrying layer (FullGrad) at once.
 * ``rule_gradient(rule, t)``: the same graph back-propagated with the guided-backprop or deconvnet
   rule (:mod:`gmx.explain.prelu`), one extra backward pass each, no extra forward.
-* ``deeplift(baseline, t)``: one no-grad reference forward (shared by all targets) and one backward
+* ``deeplift(baseline, t)``: one no-grad reference forward (shared by all targets, and by the
+  variants of one model through ``reference_store``) and one backward
   pass with the rescale rule.
 
 Passes run without hooks on any user model and without weight gradients (parameters of the private
@@ -29,7 +30,7 @@ import torch
 from gmx.encode.model import IRESNET_NORM
 from gmx.explain._trace import Trace, tracing
 from gmx.explain.prepared import EngineModel
-from gmx.explain.targets import TargetFn
+from gmx.explain.targets import TargetFn, is_rowwise
 
 #: Name of the ``forward_maps`` output as a CAM layer (``bn2`` after ``layer4`` on iResNets).
 MAPS_LAYER = "maps"
@@ -65,7 +66,8 @@ def path_gradient(
     which makes it the exact DeepLIFT multiplier of a non-linear target head.
 
     Args:
-        target: ``(n, D) -> (n,)``, called once per quadrature node with the ``n`` rows.
+        target: ``(n, D) -> (n,)``, called once per quadrature node with the ``n`` rows, or once
+            on all ``steps * n`` rows if it is row-wise (:func:`gmx.explain.targets.rowwise`).
         start: ``(n, D)`` embeddings of the baseline.
         end: ``(n, D)`` embeddings of the input.
         steps: quadrature points.
@@ -80,9 +82,12 @@ def path_gradient(
     end = end.detach()
     with torch.enable_grad():
         path = (start[None] + a * (end - start)[None]).requires_grad_(True)
-        # One call per quadrature node on the n rows, so a row-wise target (row i scored against
-        # its own reference, gmx.explain.RowTarget) sees its rows in order.
-        scores = torch.stack([target(p) for p in path])
+        if is_rowwise(target):  # e.g. a cosine to one gallery row: all nodes in one call
+            scores = target(path.reshape(-1, path.shape[-1])).reshape(path.shape[:2])
+        else:
+            # One call per quadrature node on the n rows, so a target that scores row i against
+            # its own reference (gmx.explain.RowTarget) sees its rows in order.
+            scores = torch.stack([target(p) for p in path])
         (grad,) = torch.autograd.grad(scores.sum(), path)
     return (grad * w).sum(0)
 
@@ -177,6 +182,16 @@ class _Reference:
     e0: torch.Tensor
 
 
+@dataclass(frozen=True, eq=False)
+class ReferencePass:
+    """A DeepLIFT reference pass of one engine model: its input, embedding and the input of every
+    PReLU call by call index (:attr:`gmx.explain._trace.Trace.refs`), all detached."""
+
+    x0: torch.Tensor
+    e0: torch.Tensor
+    refs: dict[int, torch.Tensor]
+
+
 class Workspace:
     """One face variant on one engine model, with its bound targets and shared passes.
 
@@ -189,6 +204,9 @@ class Workspace:
         colour_order: channel order of ``x`` (``"RGB"`` or ``"BGR"``, from the model's card).
         norm: the model's input normalisation ``(mean, std)`` per channel (``x / 255`` units,
             :func:`gmx.encode.input_norm`).
+        reference_store: DeepLIFT reference passes shared by the workspaces of one engine model in
+            one call (the baseline does not depend on the variant: a flipped or grey copy of the
+            face has the same reference pass); ``None``: each workspace runs its own.
     """
 
     def __init__(
@@ -199,6 +217,7 @@ class Workspace:
         progress: Progress,
         colour_order: str = "RGB",
         norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM,
+        reference_store: dict[tuple[str, tuple[int, ...]], ReferencePass] | None = None,
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
@@ -217,6 +236,7 @@ class Workspace:
         self._grad_cache: dict[int, Gradients] = {}
         self._rule_cache: dict[tuple[str, int], torch.Tensor] = {}
         self._ref: _Reference | None = None
+        self._reference_store = reference_store
         self.shared_s = 0.0
 
     @property
@@ -366,14 +386,23 @@ class Workspace:
         trace = graph.trace
         with self._timed():
             if self._ref is None or self._ref.key != baseline_key:
-                x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
-                with torch.no_grad(), tracing(trace):
-                    trace.new_pass(record_refs=True)
-                    try:
-                        e0 = self.backbone.head(self.backbone.forward_maps(x0))
-                    finally:
-                        trace.record_refs = False
-                self._ref = _Reference(baseline_key, x0, e0)
+                store = self._reference_store
+                store_key = (baseline_key, tuple(self.x.shape))
+                shared = store.get(store_key) if store is not None else None
+                if shared is None:
+                    x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
+                    with torch.no_grad(), tracing(trace):
+                        trace.new_pass(record_refs=True)
+                        try:
+                            e0 = self.backbone.head(self.backbone.forward_maps(x0))
+                        finally:
+                            trace.record_refs = False
+                    shared = ReferencePass(x0, e0, dict(trace.refs))
+                    if store is not None:
+                        store[store_key] = shared
+                else:
+                    trace.refs = dict(shared.refs)
+                self._ref = _Reference(baseline_key, shared.x0, shared.e0)
             ref = self._ref
             mult = path_gradient(self.targets[t], ref.e0, graph.emb)
             trace.rule = "rescale"
@@ -406,6 +435,7 @@ __all__ = [
     "MAPS_LAYER",
     "Gradients",
     "Progress",
+    "ReferencePass",
     "Workspace",
     "gauss_legendre",
     "path_gradient",

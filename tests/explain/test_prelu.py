@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from captum.attr import Deconvolution, DeepLift, GuidedBackprop, Saliency
 from torch import nn
 
 from gmx.explain import SimilarityTarget, decompose_prelu, explain
 from gmx.explain._trace import Trace, active_trace, tracing
-from gmx.explain.prelu import DecomposedPReLU
+from gmx.explain.prelu import RESCALE_EPS, DecomposedPReLU
 
 from .helpers import face_input, gallery, tiny_iresnet
 
@@ -283,3 +284,64 @@ def test_the_fast_panel_does_not_import_sympy() -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _literal_rule(
+    rule: str, x: torch.Tensor, a: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor
+) -> torch.Tensor:
+    """The backward rules written as the two ReLUs of ``relu(x) - a relu(-x)`` (the module
+    docstring's definitions, and the engine's code before it was reduced to fewer operations)."""
+    neg_grad = -(grad * a)
+    zero = torch.zeros(())
+    if rule == "gradient":
+        return torch.where(x > 0, grad, zero) - torch.where(x < 0, neg_grad, zero)
+    if rule == "guided":
+        pos = F.relu(torch.where(x > 0, grad, zero))
+        return pos - F.relu(torch.where(x < 0, neg_grad, zero))
+    if rule == "deconv":
+        return F.relu(grad) - F.relu(neg_grad)
+    if rule == "guided_relu":
+        return F.relu(torch.where(x > 0, grad, zero))
+    if rule == "rescale":
+        small = (x - x0).abs() < RESCALE_EPS
+        pos = torch.where(
+            small, torch.where(x > 0, grad, zero), grad * (F.relu(x) - F.relu(x0)) / (x - x0)
+        )
+        neg = torch.where(
+            small,
+            torch.where(-x > 0, neg_grad, zero),
+            neg_grad * (F.relu(-x) - F.relu(-x0)) / (-x - (-x0)),
+        )
+        return pos - neg
+    assert rule == "deconv_relu"
+    return F.relu(grad)
+
+
+@pytest.mark.parametrize("rule", [*EXPECTED, "rescale"])
+def test_engine_rules_equal_the_literal_two_relu_formulas(rule: str) -> None:
+    # Random inputs with exact zeros in x and grad and slopes of both signs: the engine's reduced
+    # backward equals the literal formula value for value (torch.equal; only a zero's sign may differ).
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 5, generator=gen)
+    x[x.abs() < 0.2] = 0.0
+    grad = torch.randn(2, 6, 5, 5, generator=gen)
+    grad[grad.abs() < 0.2] = 0.0
+    x0 = torch.where(
+        torch.rand(x.shape, generator=gen) < 0.2, x, torch.randn(x.shape, generator=gen)
+    )
+    weight = torch.tensor([0.25, -0.5, 0.0, 1.0, 3.0, -2.0])
+    module = DecomposedPReLU(weight)
+    trace = Trace()
+    xr = x.clone().requires_grad_(True)
+    with tracing(trace):
+        trace.new_pass(record_refs=True)  # DeepLIFT's reference pass (x0 equals x in 20 % places)
+        with torch.no_grad():
+            module(x0)
+        trace.new_pass()
+        y = module(xr)
+    for first in ("gradient", rule):  # the second pass reuses the masks cached by the first
+        trace.rule = first
+        (got,) = torch.autograd.grad(y, xr, grad_outputs=grad, retain_graph=True)
+    want = _literal_rule(rule, x, weight.reshape(1, -1, 1, 1), grad, x0)
+    assert torch.equal(got, want)
+    assert (got != 0).any()
