@@ -46,6 +46,7 @@ from gmx.explain import SimilarityTarget, list_methods
 from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import Gallery
 from gmx.metrics.agreement import map_agreement
+from gmx.metrics.backends import Backend, run_shards
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
@@ -513,6 +514,45 @@ def run_scorecard(
     )  # fmt: skip
 
 
+def run_scorecard_sharded(
+    models: Any,
+    gallery: Gallery,
+    out_dir: str | Path,
+    *,
+    n_shards: int,
+    backend: Backend = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> ScorecardRun:
+    """:func:`run_scorecard` as ``n_shards`` shards (:func:`gmx.metrics.backends.run_shards`):
+    the same chunks, the same folder, the same result as one local run; ``backend="ray"`` runs
+    the shards as Ray tasks (``address``: a cluster; ``None``: a local Ray instance with
+    ``num_cpus`` CPUs). ``kwargs``: :func:`run_scorecard`'s (not ``shard``, ``progress``).
+    ``progress`` counts finished shards."""
+    start = time.perf_counter()
+
+    def task(shard: Shard) -> ScorecardRun:
+        return run_scorecard(models, gallery, out_dir, shard=shard, **kwargs)
+
+    if progress is not None:
+        progress(0, n_shards)
+    done = [0]
+
+    def on_done(_: int, __: ScorecardRun) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], n_shards)
+
+    runs = run_shards(task, n_shards, backend, address=address, num_cpus=num_cpus, on_done=on_done)
+    return ScorecardRun(
+        Path(out_dir), runs[0].chunks_total, sum(r.chunks_done_now for r in runs),
+        sum(r.chunks_skipped for r in runs), sum(r.rows_done_now for r in runs),
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
 def load_rows(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """A scorecard run folder's manifest, stored arrays (NaN rows unfinished) and finished rows."""
     manifest = read_manifest(out_dir)
@@ -928,6 +968,7 @@ __all__ = [
     "load_rows",
     "load_scorecard",
     "run_scorecard",
+    "run_scorecard_sharded",
     "score_rows",
     "scorecard_columns",
     "scorecard_from_json",
