@@ -53,6 +53,7 @@ from gmx.metrics.localisation import localisation_metrics
 from gmx.metrics.robustness import infidelity, similarity_forward
 from gmx.metrics.sanity import (
     IRESNET_STAGES,
+    SANITY_MAX_SPEARMAN,
     cascading_steps,
     map_similarity,
     randomized_stages,
@@ -62,8 +63,6 @@ logger = logging.getLogger(__name__)
 
 #: Format version of the scorecard JSON.
 SCORECARD_VERSION = 1
-#: Sanity passes when the 95 % CI of the mean Spearman over the cascade is below this.
-SANITY_MAX_SPEARMAN = 0.5
 #: The null map of the faithfulness verdict (a registered method).
 NULL_METHOD = "random"
 #: The reference map of the agreement metrics.
