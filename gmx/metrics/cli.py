@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> None:
         mprt_images=args.mprt_images,
         n_boot=args.boot,
         seed=args.seed,
+        extras=tuple(args.extras or ()),
     ).resolved()
     rows = held_out_rows(
         data.labels, data.splits, data.image_ids, gallery, split=args.split,
@@ -125,6 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``scorecard`` (and its ``run``/``summarize`` actions) to the ``gmx`` subcommands."""
     from gmx.metrics.backends import BACKENDS
     from gmx.metrics.faithfulness import FILLS
+    from gmx.metrics.scorecard import EXTRAS
 
     def run_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
@@ -138,6 +140,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--mprt-images", type=int, default=10, help="faces given the randomisation test"
         )
+        p.add_argument(
+            "--extras", nargs="+", choices=sorted(EXTRAS),
+            help="optional extra scores: mprt_hog (HOG + edge-map similarity after the cascade), "
+            "mprt_independent (each stage randomised alone)",
+        )  # fmt: skip
         p.add_argument("--chunk", type=int, default=2, help="faces per stored chunk")
         p.add_argument("--shard", default="0/1", help="i/n: compute every n-th chunk from i")
         p.add_argument(

@@ -55,6 +55,8 @@ from gmx.metrics.sanity import (
     IRESNET_STAGES,
     SANITY_MAX_SPEARMAN,
     cascading_steps,
+    independent_steps,
+    map_similarities,
     map_similarity,
     randomized_stages,
 )
@@ -74,6 +76,37 @@ LOCALISATION_SCORES: tuple[str, ...] = (
     "pointing_game",
     "auroc",
 )
+
+#: Optional extras of a scorecard (:attr:`ScorecardSettings.extras`), each with the per-row
+#: columns it adds (scalars; the ``*_curve`` ones are ``(n, stages)``):
+#: ``mprt_hog``: HOG similarity after the full cascade, and the randomised map's similarity to the
+#: face's edge map (Spearman, HOG); ``mprt_independent``: independent randomisation of each stage
+#: alone (Spearman per stage, their mean, and the mean HOG).
+EXTRAS: Mapping[str, tuple[str, ...]] = {
+    "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
+    "mprt_independent": (
+        "mprt_independent_spearman",
+        "mprt_independent_hog",
+        "mprt_independent_curve",
+    ),
+}
+#: What the extras' summary metrics mean (as :data:`METRIC_INFO`).
+EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
+    "mprt_hog": ("-", "HOG similarity to the original map after randomising every stage"),
+    "mprt_edge_spearman": (
+        "",
+        "Spearman of the fully randomised map with the face's edge map (near 1: only edges left)",
+    ),
+    "mprt_edge_hog": ("", "HOG similarity of the fully randomised map with the face's edge map"),
+    "mprt_independent_spearman": (
+        "-",
+        "Spearman to the original map, averaged over randomising each stage alone",
+    ),
+    "mprt_independent_hog": (
+        "-",
+        "HOG similarity to the original map, averaged over randomising each stage alone",
+    ),
+}
 
 #: Per-row scalar metrics stored for every method.
 ROW_METRICS: tuple[str, ...] = (
@@ -154,6 +187,8 @@ class ScorecardSettings:
         mprt_images: the first this-many faces (selection order) get the randomisation test.
         variants: gallery variants the maps are explained on (and averaged).
         n_boot, seed: bootstrap replicates and seed (selection, bootstrap, ROAD noise).
+        extras: optional extra scores (keys of :data:`EXTRAS`); none by default, and then the
+            settings (and the fingerprint) are exactly those of scorecards made before extras.
     """
 
     methods: tuple[str, ...] = ()
@@ -165,6 +200,7 @@ class ScorecardSettings:
     variants: tuple[int, ...] = (0,)
     n_boot: int = 1000
     seed: int = 0
+    extras: tuple[str, ...] = ()
 
     def resolved(self) -> ScorecardSettings:
         """These settings with ``methods`` filled in (every registered method) and checked."""
@@ -175,10 +211,21 @@ class ScorecardSettings:
             raise ValueError(f"unknown methods {unknown}; known: {sorted(known)}")
         if self.steps < 1 or self.n_boot < 1 or self.mprt_images < 0:
             raise ValueError("steps and n_boot must be >= 1, mprt_images >= 0")
-        return ScorecardSettings(**{**asdict(self), "methods": methods})
+        bad = [e for e in self.extras if e not in EXTRAS]
+        if bad:
+            raise ValueError(f"unknown extras {bad}; known: {sorted(EXTRAS)}")
+        extras = tuple(e for e in EXTRAS if e in self.extras)  # canonical order
+        return ScorecardSettings(**{**asdict(self), "methods": methods, "extras": extras})
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        data = json.loads(json.dumps(asdict(self)))
+        if not data["extras"]:  # keeps the manifests and fingerprints of earlier scorecards
+            del data["extras"]
+        return data
+
+    def extra_columns(self) -> tuple[str, ...]:
+        """The per-row columns the extras add."""
+        return tuple(c for e in self.extras for c in EXTRAS[e])
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -379,30 +426,58 @@ def score_rows(
             out[column(m, "infidelity")][i] = float(got[0])
     lap("ROAD and infidelity")
 
-    # Sanity: cascading randomisation on a private copy (the caller's model is never touched).
+    # Sanity: cascading (and, as an extra, independent) randomisation on a private copy (the
+    # caller's model is never touched).
     chosen = np.flatnonzero(mprt_rows) if mprt_rows is not None else np.zeros(0, np.int64)
+    for name in s.extra_columns():
+        if not name.endswith("_curve"):
+            for m in s.methods:
+                out[column(m, name)] = np.full(n, np.nan)
     if chosen.size:
         # The first model (the one variant 0 explains) is randomised, on a private copy.
         private = copy.deepcopy(first)
         backbone = as_explain_model(private).backbone
         swapped = [private, *models[1:]] if isinstance(models, (list, tuple)) else private
-        steps = cascading_steps(IRESNET_STAGES)
-        for m in s.methods:
-            out[column(m, "mprt_curve")] = np.full((n, len(steps)), np.nan)
-        for k, stages in enumerate(steps):
-            with randomized_stages(backbone, stages, seed=s.seed):
-                rand = _held_out_maps(
-                    swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
-                    s.variants,
-                )  # fmt: skip
+        edge = None
+        if "mprt_hog" in s.extras:
+            edge = maps["edges"] if "edges" in maps else np.nan_to_num(_held_out_maps(
+                models, gallery, faces, emb, lab, ["edges"], s.variants)["edges"])  # fmt: skip
+        schedules = [("mprt_curve", cascading_steps(IRESNET_STAGES))]
+        if "mprt_independent" in s.extras:
+            schedules.append(("mprt_independent_curve", independent_steps(IRESNET_STAGES)))
+        for curve, steps in schedules:
+            hogs = np.full((n, len(steps)), np.nan)
             for m in s.methods:
-                r = np.nan_to_num(rand[m])
-                for j, i in enumerate(chosen):
-                    rho, ssim = map_similarity(maps[m][i], r[j])
-                    out[column(m, "mprt_curve")][i, k] = rho
-                    if k == len(steps) - 1:
-                        out[column(m, "mprt_spearman")][i] = rho
-                        out[column(m, "mprt_ssim")][i] = ssim
+                out[column(m, curve)] = np.full((n, len(steps)), np.nan)
+            for k, stages in enumerate(steps):
+                with randomized_stages(backbone, stages, seed=s.seed):
+                    rand = _held_out_maps(
+                        swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
+                        s.variants,
+                    )  # fmt: skip
+                for m in s.methods:
+                    r = np.nan_to_num(rand[m])
+                    for j, i in enumerate(chosen):
+                        if curve == "mprt_curve" and edge is None:
+                            rho, ssim = map_similarity(maps[m][i], r[j])
+                            hog = np.nan
+                        else:
+                            sim = map_similarities(maps[m][i], r[j])
+                            rho, ssim, hog = sim.spearman, sim.ssim, sim.hog
+                        out[column(m, curve)][i, k] = rho
+                        hogs[i, k] = hog
+                        if curve == "mprt_curve" and k == len(steps) - 1:
+                            out[column(m, "mprt_spearman")][i] = rho
+                            out[column(m, "mprt_ssim")][i] = ssim
+                            if edge is not None:
+                                to_edge = map_similarities(edge[i], r[j])
+                                out[column(m, "mprt_hog")][i] = hog
+                                out[column(m, "mprt_edge_spearman")][i] = to_edge.spearman
+                                out[column(m, "mprt_edge_hog")][i] = to_edge.hog
+                    if curve == "mprt_independent_curve" and k == len(steps) - 1:
+                        c = out[column(m, curve)][chosen]
+                        out[column(m, "mprt_independent_spearman")][chosen] = c.mean(axis=1)
+                        out[column(m, "mprt_independent_hog")][chosen] = hogs[chosen].mean(axis=1)
         lap("randomisation test")
 
     # Localisation (own mask; null: median over the other syndromes' regions), complexity,
@@ -442,10 +517,11 @@ class ScorecardRun:
     seconds: float
 
 
-def scorecard_columns(methods: Sequence[str]) -> list[str]:
-    """Every stored array name of a run over ``methods``."""
+def scorecard_columns(methods: Sequence[str], extras: Sequence[str] = ()) -> list[str]:
+    """Every stored array name of a run over ``methods`` (with the columns of ``extras``)."""
     curves = ("deletion_curve", "insertion_curve", "mprt_curve")
-    return [column(m, x) for m in methods for x in (*ROW_METRICS, *curves)]
+    more = tuple(c for e in EXTRAS if e in extras for c in EXTRAS[e])
+    return [column(m, x) for m in methods for x in (*ROW_METRICS, *curves, *more)]
 
 
 def run_scorecard(
@@ -502,7 +578,8 @@ def run_scorecard(
         )  # fmt: skip
         n_steps = len(IRESNET_STAGES)
         for m in s.methods:  # every chunk stores every column (NaN where not computed)
-            got.setdefault(column(m, "mprt_curve"), np.full((len(rows), n_steps), np.nan))
+            for curve in ("mprt_curve", *(c for c in s.extra_columns() if c.endswith("_curve"))):
+                got.setdefault(column(m, curve), np.full((len(rows), n_steps), np.nan))
         store.write(k, got)
         done += len(rows)
         if progress is not None:
@@ -559,7 +636,8 @@ def load_rows(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise ValueError(f"{out_dir} is not a scorecard run folder")
     config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
     store = BatchStore(out_dir, config, chunk=manifest["chunk"])
-    arrays, finished = store.load(scorecard_columns(manifest["methods"]))
+    extras = manifest["settings"].get("extras", ())
+    arrays, finished = store.load(scorecard_columns(manifest["methods"], extras))
     return manifest, arrays, finished
 
 
@@ -704,7 +782,7 @@ class Scorecard:
                         "ci_low": got.ci_low,
                         "ci_high": got.ci_high,
                         "n": got.n,
-                        "better": METRIC_INFO.get(metric, ("", ""))[0],
+                        "better": {**METRIC_INFO, **EXTRA_METRIC_INFO}.get(metric, ("", ""))[0],
                     }
                 )
         return out
@@ -733,7 +811,11 @@ class Scorecard:
             "n_images": self.n_images,
             "n_mprt_images": self.n_mprt_images,
             "methods": list(self.methods),
-            "metrics": {k: {"better": v[0], "meaning": v[1]} for k, v in METRIC_INFO.items()},
+            "metrics": {
+                k: {"better": v[0], "meaning": v[1]}
+                for k, v in {**METRIC_INFO, **EXTRA_METRIC_INFO}.items()
+                if k in METRIC_INFO or any(k in self.table[m] for m in self.methods)
+            },
             "table": {
                 m: {
                     k: {"mean": num(v.mean), "ci": [num(v.ci_low), num(v.ci_high)], "n": v.n}
@@ -923,9 +1005,16 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
             else:
                 values = col(m, metric)
             table[m][metric] = bootstrap_mean(values, n_boot=settings.n_boot, seed=settings.seed)
+        for metric in EXTRA_METRIC_INFO:
+            if column(m, metric) in arrays:
+                table[m][metric] = bootstrap_mean(
+                    col(m, metric), n_boot=settings.n_boot, seed=settings.seed
+                )
         verdicts[m] = verdict(table[m], is_null=m == NULL_METHOD)
         curves[m] = {}
-        for name in ("deletion", "insertion", "mprt"):
+        for name in ("deletion", "insertion", "mprt", "mprt_independent"):
+            if column(m, f"{name}_curve") not in arrays:
+                continue
             c = col(m, f"{name}_curve")
             ok = np.isfinite(c).all(axis=1)
             if ok.any():
@@ -943,6 +1032,8 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
 
 __all__ = [
     "DEMO_SCORECARD_NAME",
+    "EXTRAS",
+    "EXTRA_METRIC_INFO",
     "LEADERBOARD_METRICS",
     "LOCALISATION_SCORES",
     "METRIC_INFO",

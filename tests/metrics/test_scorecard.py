@@ -176,3 +176,34 @@ def test_committed_demo_scorecard_matches_the_registry() -> None:
     assert card.n_images >= 10
     for m in card.methods:
         assert card.table[m]["deletion_auc"].n == card.n_images
+
+
+def test_scorecard_extras_hog_edge_and_independent(tiny, tmp_path) -> None:
+    """The optional sanity extras are stored and summarised; without extras the settings JSON
+    (hence every earlier manifest and fingerprint) is unchanged."""
+    assert "extras" not in ScorecardSettings(methods=("edges",)).resolved().to_json()
+    with pytest.raises(ValueError, match="extras"):
+        ScorecardSettings(extras=("nope",)).resolved()
+    masks = np.zeros((1, 112, 112), bool)
+    masks[:, 40:70, 30:80] = True
+    settings = ScorecardSettings(
+        methods=("saliency", "edges"), steps=2, mprt_images=1, n_boot=20, road_percentiles=(50,),
+        infidelity_samples=2, extras=("mprt_independent", "mprt_hog"),
+    )  # fmt: skip
+    run_scorecard(
+        tiny.model, tiny.gallery, tmp_path, faces=tiny.faces[:1], labels=np.array(["S:1"]),
+        masks=masks, image_ids=["x"], regions={"S:1": masks[0], "S:2": ~masks[0]},
+        settings=settings,
+    )  # fmt: skip
+    card = summarize_scorecard(tmp_path)
+    assert card.settings["extras"] == ["mprt_hog", "mprt_independent"]  # canonical order
+    e, g = card.table["edges"], card.table["saliency"]
+    # The edge map ignores the weights: similarity 1 to itself and to the edge map, every way.
+    for k in ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog", "mprt_independent_spearman",
+              "mprt_independent_hog"):  # fmt: skip
+        assert e[k].mean == pytest.approx(1.0) and e[k].n == 1, k
+    assert g["mprt_independent_spearman"].mean < 0.99 and g["mprt_hog"].mean < 0.99
+    assert len(card.curves["saliency"]["mprt_independent"]) == 6
+    data = json.loads(json.dumps(card.to_json(), allow_nan=False))
+    assert "mprt_edge_hog" in data["metrics"]
+    assert scorecard_from_json(data).table["edges"]["mprt_hog"] == e["mprt_hog"]
