@@ -17,6 +17,7 @@ Pure functions: inputs are never modified; results are frozen dataclasses.
 
 from __future__ import annotations
 
+from gmx.metrics.completeness import Completeness, completeness, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import (
     PerturbationCurve,
@@ -39,10 +40,12 @@ from gmx.metrics.sanity import (
 
 __all__ = [
     "IRESNET_STAGES",
+    "Completeness",
     "LocalisationMetrics",
     "MPRTResult",
     "MPRTStep",
     "PerturbationCurve",
+    "completeness",
     "entropy",
     "faithfulness_curves",
     "fill_image",
@@ -51,6 +54,7 @@ __all__ = [
     "localisation_metrics",
     "map_similarities",
     "map_similarity",
+    "method_completeness",
     "mprt",
     "perturbation_curve",
     "randomized_stages",

@@ -47,6 +47,7 @@ from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import Gallery
 from gmx.metrics.agreement import map_agreement
 from gmx.metrics.backends import Backend, run_shards
+from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
@@ -81,7 +82,9 @@ LOCALISATION_SCORES: tuple[str, ...] = (
 #: columns it adds (scalars; the ``*_curve`` ones are ``(n, stages)``):
 #: ``mprt_hog``: HOG similarity after the full cascade, and the randomised map's similarity to the
 #: face's edge map (Spearman, HOG); ``mprt_independent``: independent randomisation of each stage
-#: alone (Spearman per stage, their mean, and the mean HOG).
+#: alone (Spearman per stage, their mean, and the mean HOG); ``completeness``: the completeness
+#: residual of the methods that claim completeness (:mod:`gmx.metrics.completeness`; variant 0,
+#: default parameters; NaN for the others).
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
     "mprt_independent": (
@@ -89,6 +92,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
         "mprt_independent_hog",
         "mprt_independent_curve",
     ),
+    "completeness": ("completeness_residual",),
 }
 #: What the extras' summary metrics mean (as :data:`METRIC_INFO`).
 EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
@@ -105,6 +109,10 @@ EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
     "mprt_independent_hog": (
         "-",
         "HOG similarity to the original map, averaged over randomising each stage alone",
+    ),
+    "completeness_residual": (
+        "-",
+        "|sum of the map - (f(x) - f(baseline))| / |f(x) - f(baseline)| (IG, DeepLIFT only)",
     ),
 }
 
@@ -426,11 +434,20 @@ def score_rows(
             out[column(m, "infidelity")][i] = float(got[0])
     lap("ROAD and infidelity")
 
+    if "completeness" in s.extras:
+        for m in s.methods:
+            out[column(m, "completeness_residual")] = np.full(n, np.nan)
+            if m in COMPLETENESS_METHODS:
+                for i in range(n):
+                    got = method_completeness(first, faces[i], targets[i], m)
+                    out[column(m, "completeness_residual")][i] = got.relative
+        lap("completeness")
+
     # Sanity: cascading (and, as an extra, independent) randomisation on a private copy (the
     # caller's model is never touched).
     chosen = np.flatnonzero(mprt_rows) if mprt_rows is not None else np.zeros(0, np.int64)
     for name in s.extra_columns():
-        if not name.endswith("_curve"):
+        if name.startswith("mprt_") and not name.endswith("_curve"):
             for m in s.methods:
                 out[column(m, name)] = np.full(n, np.nan)
     if chosen.size:
@@ -446,7 +463,7 @@ def score_rows(
         if "mprt_independent" in s.extras:
             schedules.append(("mprt_independent_curve", independent_steps(IRESNET_STAGES)))
         for curve, steps in schedules:
-            hogs = np.full((n, len(steps)), np.nan)
+            hogs = {m: np.full((n, len(steps)), np.nan) for m in s.methods}
             for m in s.methods:
                 out[column(m, curve)] = np.full((n, len(steps)), np.nan)
             for k, stages in enumerate(steps):
@@ -465,7 +482,7 @@ def score_rows(
                             sim = map_similarities(maps[m][i], r[j])
                             rho, ssim, hog = sim.spearman, sim.ssim, sim.hog
                         out[column(m, curve)][i, k] = rho
-                        hogs[i, k] = hog
+                        hogs[m][i, k] = hog
                         if curve == "mprt_curve" and k == len(steps) - 1:
                             out[column(m, "mprt_spearman")][i] = rho
                             out[column(m, "mprt_ssim")][i] = ssim
@@ -477,7 +494,9 @@ def score_rows(
                     if curve == "mprt_independent_curve" and k == len(steps) - 1:
                         c = out[column(m, curve)][chosen]
                         out[column(m, "mprt_independent_spearman")][chosen] = c.mean(axis=1)
-                        out[column(m, "mprt_independent_hog")][chosen] = hogs[chosen].mean(axis=1)
+                        out[column(m, "mprt_independent_hog")][chosen] = hogs[m][chosen].mean(
+                            axis=1
+                        )
         lap("randomisation test")
 
     # Localisation (own mask; null: median over the other syndromes' regions), complexity,

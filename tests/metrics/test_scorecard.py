@@ -187,8 +187,9 @@ def test_scorecard_extras_hog_edge_and_independent(tiny, tmp_path) -> None:
     masks = np.zeros((1, 112, 112), bool)
     masks[:, 40:70, 30:80] = True
     settings = ScorecardSettings(
-        methods=("saliency", "edges"), steps=2, mprt_images=1, n_boot=20, road_percentiles=(50,),
-        infidelity_samples=2, extras=("mprt_independent", "mprt_hog"),
+        methods=("saliency", "edges", "deeplift"), steps=2, mprt_images=1, n_boot=20,
+        road_percentiles=(50,), infidelity_samples=2,
+        extras=("mprt_independent", "completeness", "mprt_hog"),
     )  # fmt: skip
     run_scorecard(
         tiny.model, tiny.gallery, tmp_path, faces=tiny.faces[:1], labels=np.array(["S:1"]),
@@ -196,7 +197,9 @@ def test_scorecard_extras_hog_edge_and_independent(tiny, tmp_path) -> None:
         settings=settings,
     )  # fmt: skip
     card = summarize_scorecard(tmp_path)
-    assert card.settings["extras"] == ["mprt_hog", "mprt_independent"]  # canonical order
+    assert card.settings["extras"] == ["mprt_hog", "mprt_independent", "completeness"]  # canonical
+    assert card.table["deeplift"]["completeness_residual"].mean < 1e-3
+    assert card.table["edges"]["completeness_residual"].n == 0  # claims no completeness
     e, g = card.table["edges"], card.table["saliency"]
     # The edge map ignores the weights: similarity 1 to itself and to the edge map, every way.
     for k in ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog", "mprt_independent_spearman",
