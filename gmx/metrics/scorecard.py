@@ -45,7 +45,13 @@ from gmx.aggregate.store import BatchStore, Shard, read_manifest
 from gmx.explain import SimilarityTarget, list_methods
 from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import Gallery
-from gmx.metrics.agreement import map_agreement
+from gmx.metrics.agreement import (
+    Agreement,
+    SplitAgreement,
+    agreement_matrix,
+    map_agreement,
+    mean_agreement,
+)
 from gmx.metrics.backends import Backend, run_shards
 from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
@@ -84,7 +90,9 @@ LOCALISATION_SCORES: tuple[str, ...] = (
 #: face's edge map (Spearman, HOG); ``mprt_independent``: independent randomisation of each stage
 #: alone (Spearman per stage, their mean, and the mean HOG); ``completeness``: the completeness
 #: residual of the methods that claim completeness (:mod:`gmx.metrics.completeness`; variant 0,
-#: default parameters; NaN for the others).
+#: default parameters; NaN for the others); ``agreement``: per face, each method's Spearman and
+#: top-10 % IoU with every method of the run (``(n, k)``, run order), averaged over the faces in
+#: the summary's ``extra["agreement"]`` (:class:`gmx.metrics.agreement.SplitAgreement`).
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
     "mprt_independent": (
@@ -93,6 +101,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
         "mprt_independent_curve",
     ),
     "completeness": ("completeness_residual",),
+    "agreement": ("agreement_spearman", "agreement_iou10"),
 }
 #: What the extras' summary metrics mean (as :data:`METRIC_INFO`).
 EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
@@ -331,6 +340,44 @@ def _held_out_maps(
     return out
 
 
+def scorecard_maps(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    labels: Sequence[str],
+    methods: Sequence[str],
+    variants: Sequence[int] = (0,),
+) -> dict[str, np.ndarray]:
+    """The maps a scorecard scores: method -> ``(n, 112, 112)``, each face explained against its
+    own syndrome (NaN-free)."""
+    from gmx.aggregate.run import gallery_ensemble
+
+    faces = np.ascontiguousarray(faces)
+    emb = gallery_ensemble(models, gallery).embed(faces)
+    lab = np.asarray(labels).astype(str)
+    got = _held_out_maps(models, gallery, faces, emb, lab, methods, variants)
+    return {m: np.nan_to_num(a) for m, a in got.items()}
+
+
+def manifest_config(
+    models: Any, gallery: Gallery, image_ids: Sequence[str], settings: ScorecardSettings
+) -> dict[str, Any]:
+    """The run folder's manifest configuration (what :func:`fingerprint` hashes)."""
+    from gmx.aggregate.run import gallery_ensemble
+
+    s = settings.resolved()
+    return {
+        "kind": "scorecard",
+        "scorecard_version": SCORECARD_VERSION,
+        "keys": [str(k) for k in image_ids],
+        "methods": list(s.methods),
+        "settings": s.to_json(),
+        "model_fingerprint": gallery_ensemble(models, gallery).fingerprint,
+        "gallery": gallery.name,
+        "gallery_version": gallery.version,
+    }
+
+
 def _road(
     backbone: torch.nn.Module,
     inputs: torch.Tensor,
@@ -519,6 +566,16 @@ def score_rows(
                 rho, iou = map_agreement(a, maps[REFERENCE_METHOD][i])
                 out[column(m, "occlusion_spearman")][i] = rho
                 out[column(m, "occlusion_iou10")][i] = iou
+    if "agreement" in s.extras:
+        for i in range(n):
+            a = agreement_matrix({m: maps[m][i] for m in s.methods})
+            for k, m in enumerate(s.methods):
+                out.setdefault(
+                    column(m, "agreement_spearman"), np.full((n, len(s.methods)), np.nan)
+                )
+                out.setdefault(column(m, "agreement_iou10"), np.full((n, len(s.methods)), np.nan))
+                out[column(m, "agreement_spearman")][i] = a.spearman[k]
+                out[column(m, "agreement_iou10")][i] = a.iou[k]
     lap("localisation, complexity, agreement")
     return out
 
@@ -566,21 +623,8 @@ def run_scorecard(
     """
     import time
 
-    from gmx.aggregate.run import gallery_ensemble
-
     s = settings.resolved()
-    ensemble = gallery_ensemble(models, gallery)
-    config = {
-        "kind": "scorecard",
-        "scorecard_version": SCORECARD_VERSION,
-        "keys": [str(k) for k in image_ids],
-        "methods": list(s.methods),
-        "settings": s.to_json(),
-        "model_fingerprint": ensemble.fingerprint,
-        "gallery": gallery.name,
-        "gallery_version": gallery.version,
-    }
-    store = BatchStore(out_dir, config, chunk=chunk)
+    store = BatchStore(out_dir, manifest_config(models, gallery, image_ids, s), chunk=chunk)
     shard = shard or Shard()
     start = time.perf_counter()
     mine = [k for k in range(store.n_chunks) if shard.owns(k)]
@@ -1038,6 +1082,17 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
             ok = np.isfinite(c).all(axis=1)
             if ok.any():
                 curves[m][name] = tuple(float(x) for x in c[ok].mean(axis=0))
+    extra: dict[str, Any] = {}
+    if column(methods[0], "agreement_spearman") in arrays:
+        per_face = [
+            Agreement(
+                methods,
+                np.stack([col(m, "agreement_spearman")[j] for m in methods]),
+                np.stack([col(m, "agreement_iou10")[j] for m in methods]),
+            )
+            for j in range(len(rows))
+        ]
+        extra["agreement"] = mean_agreement(per_face).to_json()
     n_mprt = int(np.isfinite(col(methods[0], "mprt_spearman")).sum())
     config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
     return Scorecard(
@@ -1045,8 +1100,14 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
         tuple(float(x) for x in np.arange(settings.steps + 1) / settings.steps),
         tuple(st[-1] if len(st) == 1 else f"+{st[-1]}" for st in cascading_steps(IRESNET_STAGES)),
         len(rows), n_mprt, manifest["settings"], fingerprint(config),
-        str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")),
+        str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")), extra,
     )  # fmt: skip
+
+
+def scorecard_agreement(card: Scorecard) -> SplitAgreement | None:
+    """The split-averaged method agreement a scorecard carries (``None``: not computed)."""
+    got = card.extra.get("agreement")
+    return None if got is None else SplitAgreement.from_json(got)
 
 
 __all__ = [
@@ -1076,11 +1137,14 @@ __all__ = [
     "leaderboard_markdown",
     "load_rows",
     "load_scorecard",
+    "manifest_config",
     "run_scorecard",
     "run_scorecard_sharded",
     "score_rows",
+    "scorecard_agreement",
     "scorecard_columns",
     "scorecard_from_json",
+    "scorecard_maps",
     "summarize_scorecard",
     "syndrome_score_targets",
     "verdict",
