@@ -143,7 +143,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--extras", nargs="+", choices=sorted(EXTRAS),
             help="optional extra scores: mprt_hog (HOG + edge-map similarity after the cascade), "
-            "mprt_independent (each stage randomised alone), completeness (IG, DeepLIFT residual)",
+            "mprt_independent (each stage randomised alone), completeness (IG, DeepLIFT residual), "
+            "agreement (every pair of methods, averaged over the faces)",
         )  # fmt: skip
         p.add_argument("--chunk", type=int, default=2, help="faces per stored chunk")
         p.add_argument("--shard", default="0/1", help="i/n: compute every n-th chunk from i")

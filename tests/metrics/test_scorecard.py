@@ -159,6 +159,12 @@ def test_cli_arguments() -> None:
         ["scorecard", "run", "--out", "r", "--shard", "1/2", "--methods", "edges"]
     )
     assert (a.scorecard_command, a.shard, a.methods) == ("run", "1/2", ["edges"])
+    a = parser.parse_args(
+        ["scorecard", "run", "--out", "r", "--backend", "ray", "--workers", "4", "--extras",
+         "agreement", "completeness"]
+    )  # fmt: skip
+    assert (a.backend, a.workers, a.extras) == ("ray", 4, ["agreement", "completeness"])
+    assert parser.parse_args(["scorecard", "--out", "r"]).backend == "local"
     a = parser.parse_args(["scorecard", "summarize", "--out", "r", "--csv", "t.csv"])
     assert a.scorecard_command == "summarize" and str(a.csv) == "t.csv"
 
