@@ -116,7 +116,8 @@ def test_demo_scorecard_shows_instantly(monkeypatch) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not any("gmx scorecard" in i.value for i in at.info)
     assert len(at.dataframe[0].value) >= len(list_methods())
-    assert len(at.get("plotly_chart")) == 3  # deletion, insertion, MPRT
+    assert len(at.get("plotly_chart")) == 3 + 2  # deletion, insertion, MPRT; agreement heatmaps
+    assert any("averaged over the scorecard's 10 faces" in c.value for c in at.caption)
     assert any("How to read this" in e.label for e in at.expander)
 
 
