@@ -42,3 +42,11 @@ for kind, title in (
         continue
     st.markdown(f"**{title}**")
     st.plotly_chart(fig, width="stretch")
+
+agreement = scorecard_view.agreement_figures(card)
+if agreement is not None:
+    st.subheader("Method agreement over the faces")
+    st.caption(scorecard_view.agreement_caption(card))
+    left, right = st.columns(2)
+    left.plotly_chart(agreement[0], width="stretch")
+    right.plotly_chart(agreement[1], width="stretch")

@@ -15,6 +15,7 @@ import streamlit as st
 from gmx._io import NO_CACHE_ENV, user_cache_dir
 from gmx.config import DEMO_DIR
 from gmx.explain import get_method
+from gmx.metrics.agreement import SplitAgreement
 from gmx.metrics.scorecard import (
     DEMO_SCORECARD_NAME,
     LEADERBOARD_METRICS,
@@ -24,6 +25,7 @@ from gmx.metrics.scorecard import (
     Scorecard,
     find_scorecard,
     leaderboard,
+    scorecard_agreement,
 )
 from ui import resources, state
 
@@ -31,6 +33,12 @@ DEMO_SCORECARD = DEMO_DIR / DEMO_SCORECARD_NAME
 #: Methods whose curves are drawn by default (where the scorecard has them).
 DEFAULT_CURVE_METHODS: tuple[str, ...] = ("saliency", "gradcam", "deeplift", "occlusion", "random")
 CURVE_HEIGHT = 340
+AGREEMENT_HEIGHT = 460
+#: Heatmap colour ranges and scales: Spearman is signed (diverging), IoU is not.
+SPEARMAN_RANGE = (-1.0, 1.0)
+IOU_RANGE = (0.0, 1.0)
+SPEARMAN_COLORSCALE = "RdBu_r"
+IOU_COLORSCALE = "Viridis"
 
 HOW_TO_READ = f"""
 **What this page answers: which attribution maps can be trusted for this model.** Every method
@@ -145,6 +153,46 @@ def curve_figure(card: Scorecard, kind: str, methods: Sequence[str]) -> go.Figur
     return fig
 
 
+def agreement_figures(card: Scorecard) -> tuple[go.Figure, go.Figure] | None:
+    """Heatmaps of the split-averaged method agreement (Spearman, top-10 % IoU), ``None`` when
+    the scorecard does not carry it."""
+    got: SplitAgreement | None = scorecard_agreement(card)
+    if got is None:
+        return None
+    names = [method_name(m) for m in got.methods]
+    out = []
+    for matrix, (lo, hi), scale, title in (
+        (got.spearman, SPEARMAN_RANGE, SPEARMAN_COLORSCALE, "Spearman rank correlation"),
+        (got.iou, IOU_RANGE, IOU_COLORSCALE, f"IoU of the top {got.top:.0%} pixels"),
+    ):
+        fig = go.Figure(
+            go.Heatmap(
+                z=[[None if v != v else v for v in row] for row in matrix.tolist()],
+                x=names, y=names, zmin=lo, zmax=hi, colorscale=scale, texttemplate="%{z:.2f}",
+                hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            )
+        )  # fmt: skip
+        fig.update_layout(
+            title=title, height=AGREEMENT_HEIGHT, yaxis={"autorange": "reversed"},
+            margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        )  # fmt: skip
+        out.append(fig)
+    return out[0], out[1]
+
+
+def agreement_caption(card: Scorecard) -> str:
+    """What the agreement heatmaps average."""
+    got = scorecard_agreement(card)
+    if got is None:
+        return ""
+    return (
+        f"Every pair of methods compared on the same face, averaged over the scorecard's {got.n} "
+        "faces: rank correlation of all pixels (1 = the same order, 0 = unrelated, -1 = "
+        f"reversed) and the overlap of their top {got.top:.0%} pixels. High agreement is not "
+        "correctness: read it beside the verdicts (the per-photo view is on the Explain page)."
+    )
+
+
 def provenance(card: Scorecard) -> str:
     """One line: what was scored, with which settings fingerprint."""
     s = card.settings
@@ -161,6 +209,8 @@ __all__ = [
     "DEMO_SCORECARD",
     "HOW_TO_READ",
     "ScorecardRequest",
+    "agreement_caption",
+    "agreement_figures",
     "candidates",
     "column_help",
     "current",

@@ -17,6 +17,7 @@ Pure functions: inputs are never modified; results are frozen dataclasses.
 
 from __future__ import annotations
 
+from gmx.metrics.completeness import Completeness, completeness, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import (
     PerturbationCurve,
@@ -30,6 +31,8 @@ from gmx.metrics.sanity import (
     IRESNET_STAGES,
     MPRTResult,
     MPRTStep,
+    hog_similarity,
+    map_similarities,
     map_similarity,
     mprt,
     randomized_stages,
@@ -37,16 +40,21 @@ from gmx.metrics.sanity import (
 
 __all__ = [
     "IRESNET_STAGES",
+    "Completeness",
     "LocalisationMetrics",
     "MPRTResult",
     "MPRTStep",
     "PerturbationCurve",
+    "completeness",
     "entropy",
     "faithfulness_curves",
     "fill_image",
+    "hog_similarity",
     "infidelity",
     "localisation_metrics",
+    "map_similarities",
     "map_similarity",
+    "method_completeness",
     "mprt",
     "perturbation_curve",
     "randomized_stages",

@@ -3,6 +3,7 @@
     gmx scorecard run --out runs/scorecard [--images 20] [--methods ...] [--shard 0/2]
     gmx scorecard summarize --out runs/scorecard [--json scorecard.json] [--csv scorecard.csv]
     gmx scorecard --out runs/scorecard --json scorecard.json     # run, then summarise
+    gmx scorecard run --out runs/scorecard --backend ray --workers 8   # the shards as Ray tasks
 
 Faces: a synthetic-demo-style data folder (``--data``, default the demo) and its ``--split``
 (default ``test``: the frequent held-out test images), those whose syndrome is in the gallery and
@@ -30,7 +31,12 @@ def _run(args: argparse.Namespace) -> None:
     from gmx.device import set_threads
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
-    from gmx.metrics.scorecard import ScorecardSettings, held_out_rows, run_scorecard
+    from gmx.metrics.scorecard import (
+        ScorecardSettings,
+        held_out_rows,
+        run_scorecard,
+        run_scorecard_sharded,
+    )
     from gmx.synth import load_demo_data
 
     cfg = from_cli_args(args)
@@ -46,6 +52,7 @@ def _run(args: argparse.Namespace) -> None:
         mprt_images=args.mprt_images,
         n_boot=args.boot,
         seed=args.seed,
+        extras=tuple(args.extras or ()),
     ).resolved()
     rows = held_out_rows(
         data.labels, data.splits, data.image_ids, gallery, split=args.split,
@@ -60,13 +67,24 @@ def _run(args: argparse.Namespace) -> None:
         bar.n = done
         bar.refresh()
 
+    kw = dict(
+        faces=data.images[rows], labels=data.labels[rows], masks=data.masks[rows],
+        image_ids=[str(x) for x in data.image_ids[rows]], regions=regions, settings=settings,
+        chunk=args.chunk,
+    )  # fmt: skip
     try:
-        run = run_scorecard(
-            model, gallery, args.out, faces=data.images[rows], labels=data.labels[rows],
-            masks=data.masks[rows], image_ids=[str(x) for x in data.image_ids[rows]],
-            regions=regions, settings=settings, chunk=args.chunk,
-            shard=Shard.parse(args.shard), progress=progress,
-        )  # fmt: skip
+        if args.backend == "local":
+            run = run_scorecard(
+                model, gallery, args.out, shard=Shard.parse(args.shard), progress=progress, **kw
+            )
+        else:  # the same shards as Ray tasks (progress: finished shards)
+            if args.shard != "0/1":
+                raise SystemExit("gmx scorecard: --shard is for the local backend; use --workers")
+            bar.unit = "shard"
+            run = run_scorecard_sharded(
+                model, gallery, args.out, n_shards=args.workers, backend=args.backend,
+                address=args.ray_address, num_cpus=args.ray_cpus, progress=progress, **kw,
+            )  # fmt: skip
     finally:
         bar.close()
     log.info(
@@ -106,7 +124,9 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``scorecard`` (and its ``run``/``summarize`` actions) to the ``gmx`` subcommands."""
+    from gmx.metrics.backends import BACKENDS
     from gmx.metrics.faithfulness import FILLS
+    from gmx.metrics.scorecard import EXTRAS
 
     def run_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
@@ -120,8 +140,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--mprt-images", type=int, default=10, help="faces given the randomisation test"
         )
+        p.add_argument(
+            "--extras", nargs="+", choices=sorted(EXTRAS),
+            help="optional extra scores: mprt_hog (HOG + edge-map similarity after the cascade), "
+            "mprt_independent (each stage randomised alone), completeness (IG, DeepLIFT residual), "
+            "agreement (every pair of methods, averaged over the faces)",
+        )  # fmt: skip
         p.add_argument("--chunk", type=int, default=2, help="faces per stored chunk")
         p.add_argument("--shard", default="0/1", help="i/n: compute every n-th chunk from i")
+        p.add_argument(
+            "--backend", choices=BACKENDS, default="local",
+            help="local: this process; ray: the shards as Ray tasks (pip install 'gmx[ray]')",
+        )  # fmt: skip
+        p.add_argument("--workers", type=int, default=2, help="Ray tasks (shards) of the run")
+        p.add_argument("--ray-address", help="Ray cluster to join (default: start a local one)")
+        p.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance")
         p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
         p.add_argument("--seed", type=int, default=0)
 

@@ -45,14 +45,25 @@ from gmx.aggregate.store import BatchStore, Shard, read_manifest
 from gmx.explain import SimilarityTarget, list_methods
 from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import Gallery
-from gmx.metrics.agreement import map_agreement
+from gmx.metrics.agreement import (
+    Agreement,
+    SplitAgreement,
+    agreement_matrix,
+    map_agreement,
+    mean_agreement,
+)
+from gmx.metrics.backends import Backend, run_shards
+from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
 from gmx.metrics.robustness import infidelity, similarity_forward
 from gmx.metrics.sanity import (
     IRESNET_STAGES,
+    SANITY_MAX_SPEARMAN,
     cascading_steps,
+    independent_steps,
+    map_similarities,
     map_similarity,
     randomized_stages,
 )
@@ -61,8 +72,6 @@ logger = logging.getLogger(__name__)
 
 #: Format version of the scorecard JSON.
 SCORECARD_VERSION = 1
-#: Sanity passes when the 95 % CI of the mean Spearman over the cascade is below this.
-SANITY_MAX_SPEARMAN = 0.5
 #: The null map of the faithfulness verdict (a registered method).
 NULL_METHOD = "random"
 #: The reference map of the agreement metrics.
@@ -74,6 +83,47 @@ LOCALISATION_SCORES: tuple[str, ...] = (
     "pointing_game",
     "auroc",
 )
+
+#: Optional extras of a scorecard (:attr:`ScorecardSettings.extras`), each with the per-row
+#: columns it adds (scalars; the ``*_curve`` ones are ``(n, stages)``):
+#: ``mprt_hog``: HOG similarity after the full cascade, and the randomised map's similarity to the
+#: face's edge map (Spearman, HOG); ``mprt_independent``: independent randomisation of each stage
+#: alone (Spearman per stage, their mean, and the mean HOG); ``completeness``: the completeness
+#: residual of the methods that claim completeness (:mod:`gmx.metrics.completeness`; variant 0,
+#: default parameters; NaN for the others); ``agreement``: per face, each method's Spearman and
+#: top-10 % IoU with every method of the run (``(n, k)``, run order), averaged over the faces in
+#: the summary's ``extra["agreement"]`` (:class:`gmx.metrics.agreement.SplitAgreement`).
+EXTRAS: Mapping[str, tuple[str, ...]] = {
+    "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
+    "mprt_independent": (
+        "mprt_independent_spearman",
+        "mprt_independent_hog",
+        "mprt_independent_curve",
+    ),
+    "completeness": ("completeness_residual",),
+    "agreement": ("agreement_spearman", "agreement_iou10"),
+}
+#: What the extras' summary metrics mean (as :data:`METRIC_INFO`).
+EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
+    "mprt_hog": ("-", "HOG similarity to the original map after randomising every stage"),
+    "mprt_edge_spearman": (
+        "",
+        "Spearman of the fully randomised map with the face's edge map (near 1: only edges left)",
+    ),
+    "mprt_edge_hog": ("", "HOG similarity of the fully randomised map with the face's edge map"),
+    "mprt_independent_spearman": (
+        "-",
+        "Spearman to the original map, averaged over randomising each stage alone",
+    ),
+    "mprt_independent_hog": (
+        "-",
+        "HOG similarity to the original map, averaged over randomising each stage alone",
+    ),
+    "completeness_residual": (
+        "-",
+        "|sum of the map - (f(x) - f(baseline))| / |f(x) - f(baseline)| (IG, DeepLIFT only)",
+    ),
+}
 
 #: Per-row scalar metrics stored for every method.
 ROW_METRICS: tuple[str, ...] = (
@@ -154,6 +204,8 @@ class ScorecardSettings:
         mprt_images: the first this-many faces (selection order) get the randomisation test.
         variants: gallery variants the maps are explained on (and averaged).
         n_boot, seed: bootstrap replicates and seed (selection, bootstrap, ROAD noise).
+        extras: optional extra scores (keys of :data:`EXTRAS`); none by default, and then the
+            settings (and the fingerprint) are exactly those of scorecards made before extras.
     """
 
     methods: tuple[str, ...] = ()
@@ -165,6 +217,7 @@ class ScorecardSettings:
     variants: tuple[int, ...] = (0,)
     n_boot: int = 1000
     seed: int = 0
+    extras: tuple[str, ...] = ()
 
     def resolved(self) -> ScorecardSettings:
         """These settings with ``methods`` filled in (every registered method) and checked."""
@@ -175,10 +228,21 @@ class ScorecardSettings:
             raise ValueError(f"unknown methods {unknown}; known: {sorted(known)}")
         if self.steps < 1 or self.n_boot < 1 or self.mprt_images < 0:
             raise ValueError("steps and n_boot must be >= 1, mprt_images >= 0")
-        return ScorecardSettings(**{**asdict(self), "methods": methods})
+        bad = [e for e in self.extras if e not in EXTRAS]
+        if bad:
+            raise ValueError(f"unknown extras {bad}; known: {sorted(EXTRAS)}")
+        extras = tuple(e for e in EXTRAS if e in self.extras)  # canonical order
+        return ScorecardSettings(**{**asdict(self), "methods": methods, "extras": extras})
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        data = json.loads(json.dumps(asdict(self)))
+        if not data["extras"]:  # keeps the manifests and fingerprints of earlier scorecards
+            del data["extras"]
+        return data
+
+    def extra_columns(self) -> tuple[str, ...]:
+        """The per-row columns the extras add."""
+        return tuple(c for e in self.extras for c in EXTRAS[e])
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -274,6 +338,44 @@ def _held_out_maps(
         for m, arr in got.items():
             out[m][rows] = template_maps(arr)
     return out
+
+
+def scorecard_maps(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    labels: Sequence[str],
+    methods: Sequence[str],
+    variants: Sequence[int] = (0,),
+) -> dict[str, np.ndarray]:
+    """The maps a scorecard scores: method -> ``(n, 112, 112)``, each face explained against its
+    own syndrome (NaN-free)."""
+    from gmx.aggregate.run import gallery_ensemble
+
+    faces = np.ascontiguousarray(faces)
+    emb = gallery_ensemble(models, gallery).embed(faces)
+    lab = np.asarray(labels).astype(str)
+    got = _held_out_maps(models, gallery, faces, emb, lab, methods, variants)
+    return {m: np.nan_to_num(a) for m, a in got.items()}
+
+
+def manifest_config(
+    models: Any, gallery: Gallery, image_ids: Sequence[str], settings: ScorecardSettings
+) -> dict[str, Any]:
+    """The run folder's manifest configuration (what :func:`fingerprint` hashes)."""
+    from gmx.aggregate.run import gallery_ensemble
+
+    s = settings.resolved()
+    return {
+        "kind": "scorecard",
+        "scorecard_version": SCORECARD_VERSION,
+        "keys": [str(k) for k in image_ids],
+        "methods": list(s.methods),
+        "settings": s.to_json(),
+        "model_fingerprint": gallery_ensemble(models, gallery).fingerprint,
+        "gallery": gallery.name,
+        "gallery_version": gallery.version,
+    }
 
 
 def _road(
@@ -379,30 +481,69 @@ def score_rows(
             out[column(m, "infidelity")][i] = float(got[0])
     lap("ROAD and infidelity")
 
-    # Sanity: cascading randomisation on a private copy (the caller's model is never touched).
+    if "completeness" in s.extras:
+        for m in s.methods:
+            out[column(m, "completeness_residual")] = np.full(n, np.nan)
+            if m in COMPLETENESS_METHODS:
+                for i in range(n):
+                    got = method_completeness(first, faces[i], targets[i], m)
+                    out[column(m, "completeness_residual")][i] = got.relative
+        lap("completeness")
+
+    # Sanity: cascading (and, as an extra, independent) randomisation on a private copy (the
+    # caller's model is never touched).
     chosen = np.flatnonzero(mprt_rows) if mprt_rows is not None else np.zeros(0, np.int64)
+    for name in s.extra_columns():
+        if name.startswith("mprt_") and not name.endswith("_curve"):
+            for m in s.methods:
+                out[column(m, name)] = np.full(n, np.nan)
     if chosen.size:
         # The first model (the one variant 0 explains) is randomised, on a private copy.
         private = copy.deepcopy(first)
         backbone = as_explain_model(private).backbone
         swapped = [private, *models[1:]] if isinstance(models, (list, tuple)) else private
-        steps = cascading_steps(IRESNET_STAGES)
-        for m in s.methods:
-            out[column(m, "mprt_curve")] = np.full((n, len(steps)), np.nan)
-        for k, stages in enumerate(steps):
-            with randomized_stages(backbone, stages, seed=s.seed):
-                rand = _held_out_maps(
-                    swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
-                    s.variants,
-                )  # fmt: skip
+        edge = None
+        if "mprt_hog" in s.extras:
+            edge = maps["edges"] if "edges" in maps else np.nan_to_num(_held_out_maps(
+                models, gallery, faces, emb, lab, ["edges"], s.variants)["edges"])  # fmt: skip
+        schedules = [("mprt_curve", cascading_steps(IRESNET_STAGES))]
+        if "mprt_independent" in s.extras:
+            schedules.append(("mprt_independent_curve", independent_steps(IRESNET_STAGES)))
+        for curve, steps in schedules:
+            hogs = {m: np.full((n, len(steps)), np.nan) for m in s.methods}
             for m in s.methods:
-                r = np.nan_to_num(rand[m])
-                for j, i in enumerate(chosen):
-                    rho, ssim = map_similarity(maps[m][i], r[j])
-                    out[column(m, "mprt_curve")][i, k] = rho
-                    if k == len(steps) - 1:
-                        out[column(m, "mprt_spearman")][i] = rho
-                        out[column(m, "mprt_ssim")][i] = ssim
+                out[column(m, curve)] = np.full((n, len(steps)), np.nan)
+            for k, stages in enumerate(steps):
+                with randomized_stages(backbone, stages, seed=s.seed):
+                    rand = _held_out_maps(
+                        swapped, gallery, faces[chosen], emb[chosen], lab[chosen], s.methods,
+                        s.variants,
+                    )  # fmt: skip
+                for m in s.methods:
+                    r = np.nan_to_num(rand[m])
+                    for j, i in enumerate(chosen):
+                        if curve == "mprt_curve" and edge is None:
+                            rho, ssim = map_similarity(maps[m][i], r[j])
+                            hog = np.nan
+                        else:
+                            sim = map_similarities(maps[m][i], r[j])
+                            rho, ssim, hog = sim.spearman, sim.ssim, sim.hog
+                        out[column(m, curve)][i, k] = rho
+                        hogs[m][i, k] = hog
+                        if curve == "mprt_curve" and k == len(steps) - 1:
+                            out[column(m, "mprt_spearman")][i] = rho
+                            out[column(m, "mprt_ssim")][i] = ssim
+                            if edge is not None:
+                                to_edge = map_similarities(edge[i], r[j])
+                                out[column(m, "mprt_hog")][i] = hog
+                                out[column(m, "mprt_edge_spearman")][i] = to_edge.spearman
+                                out[column(m, "mprt_edge_hog")][i] = to_edge.hog
+                    if curve == "mprt_independent_curve" and k == len(steps) - 1:
+                        c = out[column(m, curve)][chosen]
+                        out[column(m, "mprt_independent_spearman")][chosen] = c.mean(axis=1)
+                        out[column(m, "mprt_independent_hog")][chosen] = hogs[m][chosen].mean(
+                            axis=1
+                        )
         lap("randomisation test")
 
     # Localisation (own mask; null: median over the other syndromes' regions), complexity,
@@ -425,6 +566,16 @@ def score_rows(
                 rho, iou = map_agreement(a, maps[REFERENCE_METHOD][i])
                 out[column(m, "occlusion_spearman")][i] = rho
                 out[column(m, "occlusion_iou10")][i] = iou
+    if "agreement" in s.extras:
+        for i in range(n):
+            a = agreement_matrix({m: maps[m][i] for m in s.methods})
+            for k, m in enumerate(s.methods):
+                out.setdefault(
+                    column(m, "agreement_spearman"), np.full((n, len(s.methods)), np.nan)
+                )
+                out.setdefault(column(m, "agreement_iou10"), np.full((n, len(s.methods)), np.nan))
+                out[column(m, "agreement_spearman")][i] = a.spearman[k]
+                out[column(m, "agreement_iou10")][i] = a.iou[k]
     lap("localisation, complexity, agreement")
     return out
 
@@ -442,10 +593,11 @@ class ScorecardRun:
     seconds: float
 
 
-def scorecard_columns(methods: Sequence[str]) -> list[str]:
-    """Every stored array name of a run over ``methods``."""
+def scorecard_columns(methods: Sequence[str], extras: Sequence[str] = ()) -> list[str]:
+    """Every stored array name of a run over ``methods`` (with the columns of ``extras``)."""
     curves = ("deletion_curve", "insertion_curve", "mprt_curve")
-    return [column(m, x) for m in methods for x in (*ROW_METRICS, *curves)]
+    more = tuple(c for e in EXTRAS if e in extras for c in EXTRAS[e])
+    return [column(m, x) for m in methods for x in (*ROW_METRICS, *curves, *more)]
 
 
 def run_scorecard(
@@ -471,21 +623,8 @@ def run_scorecard(
     """
     import time
 
-    from gmx.aggregate.run import gallery_ensemble
-
     s = settings.resolved()
-    ensemble = gallery_ensemble(models, gallery)
-    config = {
-        "kind": "scorecard",
-        "scorecard_version": SCORECARD_VERSION,
-        "keys": [str(k) for k in image_ids],
-        "methods": list(s.methods),
-        "settings": s.to_json(),
-        "model_fingerprint": ensemble.fingerprint,
-        "gallery": gallery.name,
-        "gallery_version": gallery.version,
-    }
-    store = BatchStore(out_dir, config, chunk=chunk)
+    store = BatchStore(out_dir, manifest_config(models, gallery, image_ids, s), chunk=chunk)
     shard = shard or Shard()
     start = time.perf_counter()
     mine = [k for k in range(store.n_chunks) if shard.owns(k)]
@@ -502,13 +641,53 @@ def run_scorecard(
         )  # fmt: skip
         n_steps = len(IRESNET_STAGES)
         for m in s.methods:  # every chunk stores every column (NaN where not computed)
-            got.setdefault(column(m, "mprt_curve"), np.full((len(rows), n_steps), np.nan))
+            for curve in ("mprt_curve", *(c for c in s.extra_columns() if c.endswith("_curve"))):
+                got.setdefault(column(m, curve), np.full((len(rows), n_steps), np.nan))
         store.write(k, got)
         done += len(rows)
         if progress is not None:
             progress(done, total)
     return ScorecardRun(
         store.root, store.n_chunks, len(todo), len(mine) - len(todo), done,
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def run_scorecard_sharded(
+    models: Any,
+    gallery: Gallery,
+    out_dir: str | Path,
+    *,
+    n_shards: int,
+    backend: Backend = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> ScorecardRun:
+    """:func:`run_scorecard` as ``n_shards`` shards (:func:`gmx.metrics.backends.run_shards`):
+    the same chunks, the same folder, the same result as one local run; ``backend="ray"`` runs
+    the shards as Ray tasks (``address``: a cluster; ``None``: a local Ray instance with
+    ``num_cpus`` CPUs). ``kwargs``: :func:`run_scorecard`'s (not ``shard``, ``progress``).
+    ``progress`` counts finished shards."""
+    start = time.perf_counter()
+
+    def task(shard: Shard) -> ScorecardRun:
+        return run_scorecard(models, gallery, out_dir, shard=shard, **kwargs)
+
+    if progress is not None:
+        progress(0, n_shards)
+    done = [0]
+
+    def on_done(_: int, __: ScorecardRun) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], n_shards)
+
+    runs = run_shards(task, n_shards, backend, address=address, num_cpus=num_cpus, on_done=on_done)
+    return ScorecardRun(
+        Path(out_dir), runs[0].chunks_total, sum(r.chunks_done_now for r in runs),
+        sum(r.chunks_skipped for r in runs), sum(r.rows_done_now for r in runs),
         time.perf_counter() - start,
     )  # fmt: skip
 
@@ -520,7 +699,8 @@ def load_rows(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise ValueError(f"{out_dir} is not a scorecard run folder")
     config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
     store = BatchStore(out_dir, config, chunk=manifest["chunk"])
-    arrays, finished = store.load(scorecard_columns(manifest["methods"]))
+    extras = manifest["settings"].get("extras", ())
+    arrays, finished = store.load(scorecard_columns(manifest["methods"], extras))
     return manifest, arrays, finished
 
 
@@ -665,7 +845,7 @@ class Scorecard:
                         "ci_low": got.ci_low,
                         "ci_high": got.ci_high,
                         "n": got.n,
-                        "better": METRIC_INFO.get(metric, ("", ""))[0],
+                        "better": {**METRIC_INFO, **EXTRA_METRIC_INFO}.get(metric, ("", ""))[0],
                     }
                 )
         return out
@@ -694,7 +874,11 @@ class Scorecard:
             "n_images": self.n_images,
             "n_mprt_images": self.n_mprt_images,
             "methods": list(self.methods),
-            "metrics": {k: {"better": v[0], "meaning": v[1]} for k, v in METRIC_INFO.items()},
+            "metrics": {
+                k: {"better": v[0], "meaning": v[1]}
+                for k, v in {**METRIC_INFO, **EXTRA_METRIC_INFO}.items()
+                if k in METRIC_INFO or any(k in self.table[m] for m in self.methods)
+            },
             "table": {
                 m: {
                     k: {"mean": num(v.mean), "ci": [num(v.ci_low), num(v.ci_high)], "n": v.n}
@@ -884,13 +1068,31 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
             else:
                 values = col(m, metric)
             table[m][metric] = bootstrap_mean(values, n_boot=settings.n_boot, seed=settings.seed)
+        for metric in EXTRA_METRIC_INFO:
+            if column(m, metric) in arrays:
+                table[m][metric] = bootstrap_mean(
+                    col(m, metric), n_boot=settings.n_boot, seed=settings.seed
+                )
         verdicts[m] = verdict(table[m], is_null=m == NULL_METHOD)
         curves[m] = {}
-        for name in ("deletion", "insertion", "mprt"):
+        for name in ("deletion", "insertion", "mprt", "mprt_independent"):
+            if column(m, f"{name}_curve") not in arrays:
+                continue
             c = col(m, f"{name}_curve")
             ok = np.isfinite(c).all(axis=1)
             if ok.any():
                 curves[m][name] = tuple(float(x) for x in c[ok].mean(axis=0))
+    extra: dict[str, Any] = {}
+    if column(methods[0], "agreement_spearman") in arrays:
+        per_face = [
+            Agreement(
+                methods,
+                np.stack([col(m, "agreement_spearman")[j] for m in methods]),
+                np.stack([col(m, "agreement_iou10")[j] for m in methods]),
+            )
+            for j in range(len(rows))
+        ]
+        extra["agreement"] = mean_agreement(per_face).to_json()
     n_mprt = int(np.isfinite(col(methods[0], "mprt_spearman")).sum())
     config = {k: v for k, v in manifest.items() if k not in ("store_version", "chunk")}
     return Scorecard(
@@ -898,12 +1100,20 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
         tuple(float(x) for x in np.arange(settings.steps + 1) / settings.steps),
         tuple(st[-1] if len(st) == 1 else f"+{st[-1]}" for st in cascading_steps(IRESNET_STAGES)),
         len(rows), n_mprt, manifest["settings"], fingerprint(config),
-        str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")),
+        str(manifest.get("model_fingerprint", "")), str(manifest.get("gallery", "")), extra,
     )  # fmt: skip
+
+
+def scorecard_agreement(card: Scorecard) -> SplitAgreement | None:
+    """The split-averaged method agreement a scorecard carries (``None``: not computed)."""
+    got = card.extra.get("agreement")
+    return None if got is None else SplitAgreement.from_json(got)
 
 
 __all__ = [
     "DEMO_SCORECARD_NAME",
+    "EXTRAS",
+    "EXTRA_METRIC_INFO",
     "LEADERBOARD_METRICS",
     "LOCALISATION_SCORES",
     "METRIC_INFO",
@@ -927,10 +1137,14 @@ __all__ = [
     "leaderboard_markdown",
     "load_rows",
     "load_scorecard",
+    "manifest_config",
     "run_scorecard",
+    "run_scorecard_sharded",
     "score_rows",
+    "scorecard_agreement",
     "scorecard_columns",
     "scorecard_from_json",
+    "scorecard_maps",
     "summarize_scorecard",
     "syndrome_score_targets",
     "verdict",

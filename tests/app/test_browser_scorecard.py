@@ -1,5 +1,5 @@
 """The Scorecard page in a real browser (Debian Chromium, Playwright): the committed demo scorecard
-renders its leaderboard and three plotly curves without errors."""
+renders its leaderboard, three plotly curves and the two agreement heatmaps without errors."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ def test_demo_scorecard_page_renders(browser_page, tmp_path):  # noqa: F811
         page = browser_page
         page.goto(f"{url}/Scorecard", wait_until="networkidle")
         page.get_by_text("Leaderboard").first.wait_for(timeout=90_000)
-        page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").nth(4).wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "scorecard.png"
         page.screenshot(path=str(shot), full_page=True)
         body = page.inner_text("body")
         assert "Traceback" not in body
-        assert page.locator(".js-plotly-plot").count() == 3
+        assert page.locator(".js-plotly-plot").count() == 3 + 2  # curves; agreement heatmaps
+        assert "Method agreement over the faces" in body
         assert "How to read this" in body and "Verdict of" in body
     finally:
         stop_app(proc)

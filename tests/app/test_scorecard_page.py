@@ -81,6 +81,33 @@ def test_own_scorecard_found_by_fingerprint(tiny_setup, monkeypatch, tmp_path) -
     assert "fails the sanity check" in " ".join(m.value for m in at.markdown)
 
 
+def test_split_agreement_heatmaps(tiny_setup, monkeypatch, tmp_path) -> None:
+    """A scorecard with the split-averaged agreement shows its two heatmaps; one without does
+    not (the test above: two charts)."""
+    import numpy as np
+
+    from gmx.metrics.agreement import split_agreement
+
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))
+    (tmp_path / "scorecards").mkdir()
+    card = _card(_tiny_fingerprint(tiny_setup))
+    a = np.arange(12.0).reshape(1, 3, 4)
+    agree = split_agreement({"saliency": np.concatenate([a, a]), "edges": np.concatenate([a, -a])})
+    data = {**card.to_json(), "extra": {"agreement": agree.to_json()}}
+    (tmp_path / "scorecards" / "mine.json").write_text(json.dumps(data))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state[state.CONFIG] = load_config()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 + 2  # deletion, insertion; Spearman and IoU heatmaps
+    rho = json.loads(charts[2].proto.spec)["data"][0]
+    assert rho["type"] == "heatmap" and rho["x"] == ["Saliency", "Edge detector (baseline)"]
+    assert rho["z"] == [[1.0, 0.0], [0.0, 1.0]]  # +1 on one face, -1 on the other: mean 0
+    assert any("averaged over the scorecard's 2 faces" in c.value for c in at.caption)
+
+
 @pytest.mark.skipif(not DEMO_SCORECARD.exists(), reason="demo scorecard not built")
 def test_demo_scorecard_shows_instantly(monkeypatch) -> None:
     monkeypatch.delenv("GMX_CONFIG", raising=False)
@@ -89,7 +116,8 @@ def test_demo_scorecard_shows_instantly(monkeypatch) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not any("gmx scorecard" in i.value for i in at.info)
     assert len(at.dataframe[0].value) >= len(list_methods())
-    assert len(at.get("plotly_chart")) == 3  # deletion, insertion, MPRT
+    assert len(at.get("plotly_chart")) == 3 + 2  # deletion, insertion, MPRT; agreement heatmaps
+    assert any("averaged over the scorecard's 10 faces" in c.value for c in at.caption)
     assert any("How to read this" in e.label for e in at.expander)
 
 

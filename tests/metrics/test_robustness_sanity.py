@@ -155,3 +155,54 @@ def test_mprt_gradient_passes_edge_detector_fails(face) -> None:
     assert g.final_spearman < 0.9
     for k, v in _state(model).items():
         assert torch.equal(v, before[k]), k
+
+
+def test_hog_similarity_by_hand() -> None:
+    from gmx.metrics import hog_similarity, map_similarities
+
+    yy, xx = np.mgrid[:64, :64].astype(float)
+    a = xx  # a horizontal ramp: every gradient points along x
+    assert hog_similarity(a, 3 * a + 2) == pytest.approx(1.0)  # rescaling does not matter
+    assert hog_similarity(a, yy) < 0.0  # the orientation histograms differ: x versus y bins
+    assert np.isnan(hog_similarity(a, np.zeros_like(a)))
+    s = map_similarities(a, a)
+    assert (s.spearman, s.ssim, s.hog) == pytest.approx((1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="same"):
+        hog_similarity(a, a[:32])
+
+
+def _signed_gradient(model, face, target):
+    """The signed gradient of the similarity target, summed over channels (a gradient map)."""
+    x = variant_input(face, Variant(0)).requires_grad_(True)
+    fwd = similarity_forward(model, target, 0)
+    (g,) = torch.autograd.grad(fwd(x).sum(), x)
+    return g[0].sum(0).detach().numpy()
+
+
+def test_mprt_independent_ssim_hog_and_edge_baseline(face) -> None:
+    """Hand-checked: the edge map fails cascading and independent randomisation (similarity exactly
+    1 to the original and to the edge baseline, by every measure); the signed gradient passes
+    both (mean Spearman below SANITY_MAX_SPEARMAN)."""
+    from gmx.metrics.sanity import SANITY_MAX_SPEARMAN, independent_steps
+
+    model = tiny_iresnet(0)
+    target = SimilarityTarget(gallery(64), "g")
+    before = _state(model)
+    edge_map = np.array(explain(model, face, target, methods=["edges"])["edges"].values)
+    for cascading in (True, False):
+        e = mprt(model, lambda: edge_map.copy(), cascading=cascading, baseline=edge_map)
+        assert not e.passes() and e.mean_spearman == pytest.approx(1.0)
+        assert e.original_baseline.hog == pytest.approx(1.0)
+        for s in e.steps:
+            assert (s.spearman, s.ssim, s.hog) == pytest.approx((1.0, 1.0, 1.0))
+            assert (s.baseline.spearman, s.baseline.hog) == pytest.approx((1.0, 1.0))
+        g = mprt(
+            model, lambda: _signed_gradient(model, face, target), cascading=cascading,
+            baseline=edge_map,
+        )  # fmt: skip
+        assert g.passes() and g.mean_spearman < SANITY_MAX_SPEARMAN, [s.spearman for s in g.steps]
+        assert all(s.hog < 0.99 and s.ssim < 0.99 for s in g.steps)
+        assert all(s.baseline is not None and np.isfinite(s.baseline.hog) for s in g.steps)
+    assert [s.stages for s in g.steps] == independent_steps()
+    for k, v in _state(model).items():
+        assert torch.equal(v, before[k]), k

@@ -20,6 +20,7 @@ from gmx.metrics.scorecard import (
     held_out_rows,
     load_scorecard,
     run_scorecard,
+    scorecard_agreement,
     scorecard_from_json,
     summarize_scorecard,
     verdict,
@@ -158,6 +159,12 @@ def test_cli_arguments() -> None:
         ["scorecard", "run", "--out", "r", "--shard", "1/2", "--methods", "edges"]
     )
     assert (a.scorecard_command, a.shard, a.methods) == ("run", "1/2", ["edges"])
+    a = parser.parse_args(
+        ["scorecard", "run", "--out", "r", "--backend", "ray", "--workers", "4", "--extras",
+         "agreement", "completeness"]
+    )  # fmt: skip
+    assert (a.backend, a.workers, a.extras) == ("ray", 4, ["agreement", "completeness"])
+    assert parser.parse_args(["scorecard", "--out", "r"]).backend == "local"
     a = parser.parse_args(["scorecard", "summarize", "--out", "r", "--csv", "t.csv"])
     assert a.scorecard_command == "summarize" and str(a.csv) == "t.csv"
 
@@ -176,3 +183,58 @@ def test_committed_demo_scorecard_matches_the_registry() -> None:
     assert card.n_images >= 10
     for m in card.methods:
         assert card.table[m]["deletion_auc"].n == card.n_images
+
+
+def test_scorecard_extras_hog_edge_and_independent(tiny, tmp_path) -> None:
+    """The optional sanity extras are stored and summarised; without extras the settings JSON
+    (hence every earlier manifest and fingerprint) is unchanged."""
+    assert "extras" not in ScorecardSettings(methods=("edges",)).resolved().to_json()
+    with pytest.raises(ValueError, match="extras"):
+        ScorecardSettings(extras=("nope",)).resolved()
+    masks = np.zeros((1, 112, 112), bool)
+    masks[:, 40:70, 30:80] = True
+    settings = ScorecardSettings(
+        methods=("saliency", "edges", "deeplift"), steps=2, mprt_images=1, n_boot=20,
+        road_percentiles=(50,), infidelity_samples=2,
+        extras=("agreement", "mprt_independent", "completeness", "mprt_hog"),
+    )  # fmt: skip
+    run_scorecard(
+        tiny.model, tiny.gallery, tmp_path, faces=tiny.faces[:1], labels=np.array(["S:1"]),
+        masks=masks, image_ids=["x"], regions={"S:1": masks[0], "S:2": ~masks[0]},
+        settings=settings,
+    )  # fmt: skip
+    card = summarize_scorecard(tmp_path)
+    assert card.settings["extras"] == ["mprt_hog", "mprt_independent", "completeness", "agreement"]
+    assert card.table["deeplift"]["completeness_residual"].mean < 1e-3
+    assert card.table["edges"]["completeness_residual"].n == 0  # claims no completeness
+    e, g = card.table["edges"], card.table["saliency"]
+    # The edge map ignores the weights: similarity 1 to itself and to the edge map, every way.
+    for k in ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog", "mprt_independent_spearman",
+              "mprt_independent_hog"):  # fmt: skip
+        assert e[k].mean == pytest.approx(1.0) and e[k].n == 1, k
+    assert g["mprt_independent_spearman"].mean < 0.99 and g["mprt_hog"].mean < 0.99
+    assert len(card.curves["saliency"]["mprt_independent"]) == 6
+    data = json.loads(json.dumps(card.to_json(), allow_nan=False))
+    assert "mprt_edge_hog" in data["metrics"]
+    assert scorecard_from_json(data).table["edges"]["mprt_hog"] == e["mprt_hog"]
+    # Split agreement (one face here): the run's pairwise matrix, symmetric, 1 on the diagonal.
+    agree = scorecard_agreement(scorecard_from_json(data))
+    assert agree.methods == ("saliency", "edges", "deeplift") and agree.n == 1
+    assert np.allclose(np.diag(agree.spearman), 1) and np.allclose(agree.iou, agree.iou.T)
+    assert np.allclose(agree.spearman, agree.spearman.T)
+
+
+def test_split_agreement_averages_faces_by_hand() -> None:
+    from gmx.metrics.agreement import SplitAgreement, split_agreement
+
+    a = np.arange(10.0).reshape(1, 2, 5)
+    maps = {"a": np.concatenate([a, a]), "b": np.concatenate([a, -a]), "flat": np.zeros((2, 2, 5))}
+    got = split_agreement(maps, top=0.2)
+    assert got.n == 2
+    assert got.spearman[0, 1] == pytest.approx(0.0)  # +1 on face 0, -1 on face 1
+    assert got.iou[0, 1] == pytest.approx(0.5)  # 1 and 0
+    assert np.isnan(got.spearman[0, 2]) and got.n_pairs[0, 2] == 0  # a constant map: undefined
+    back = SplitAgreement.from_json(json.loads(json.dumps(got.to_json(), allow_nan=False)))
+    assert back.methods == got.methods and np.allclose(back.iou, got.iou)
+    with pytest.raises(ValueError, match="same faces"):
+        split_agreement({"a": a, "b": np.concatenate([a, a])})
