@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from gmx.explain.compare import top_mask
+
 #: Top fraction of pixels compared by the top-k IoU.
 TOP_FRACTION = 0.10
 
@@ -29,10 +31,8 @@ def map_agreement(a: np.ndarray, b: np.ndarray, top: float = TOP_FRACTION) -> tu
     if x.shape != y.shape:
         raise ValueError(f"maps differ in size: {np.shape(a)} and {np.shape(b)}")
     rho = float("nan") if np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y).statistic)
-    k = max(1, round(top * x.size))
-    ta = set(np.argsort(-x, kind="stable")[:k].tolist())
-    tb = set(np.argsort(-y, kind="stable")[:k].tolist())
-    return rho, len(ta & tb) / len(ta | tb)
+    ta, tb = top_mask(x, top), top_mask(y, top)
+    return rho, float((ta & tb).sum() / (ta | tb).sum())
 
 
 @dataclass(frozen=True, eq=False)
