@@ -148,7 +148,7 @@ def curve_figure(card: Scorecard, kind: str, methods: Sequence[str]) -> go.Figur
     y_title = "Spearman to the original map" if kind == "mprt" else "GestaltMatcher score"
     fig.update_layout(
         height=CURVE_HEIGHT, xaxis_title=x_title, yaxis_title=y_title,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )  # fmt: skip
     return fig
 
