@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def test_demo_face_shows_calibrated_statements_and_the_flag(browser_page, tmp_path):  # noqa: F811
     """The syndrome C example's nearest syndrome (0.415) is farther than the median unaffected face
-    (0.330): the face-level message shows, and each suggested syndrome has its statement."""
+    (0.331, photo path): the face-level message shows, and each suggested syndrome has its statement."""
     env = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
     proc, url = start_app(env)
     try:

@@ -91,7 +91,7 @@ def test_statements_per_syndrome_flag_and_export(calibrated_env, downloads):  # 
 
 
 def test_demo_faces_flagged_only_when_not_closer_than_unaffected(monkeypatch):
-    """On the demo (held-out calibration, unaffected median 0.330): the syndrome C example's
+    """On the demo (held-out calibration on the photo path, unaffected median 0.331): the syndrome C example's
     nearest syndrome is at 0.415 (flagged), the syndrome B example's at 0.129 (not flagged)."""
     for name in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY"):
         monkeypatch.delenv(name, raising=False)
