@@ -96,8 +96,8 @@ PHOTO_PATH_PROVENANCE = (
     "quality 90), aligned by MediaPipe and embedded by the app's Diagnoser (largest face)"
 )
 CROP_PATH_PROVENANCE = "queries = the committed 112x112 crops (the generator's reference alignment)"
-#: The photo path costs ~2.4 s per photo on a loaded 2-core CPU (all 555 held-out + unaffected
-#: images ~22 min), so the stored demo calibration uses a seeded stratified subset
+#: The photo path costs 1.8-2.4 s per photo on a loaded 2-core CPU (all 555 held-out + unaffected
+#: images 17-22 min), so the stored demo calibration uses a seeded stratified subset
 #: (:func:`photo_subset`): this fraction of each syndrome's held-out images (rounded up), one image
 #: per unaffected person, plus every demo example photo.
 PHOTO_SUBSET_FRACTION = 0.5
@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument(
                 "--full",
                 action="store_true",
-                help="render every held-out photo (~22 min on a loaded 2-core CPU), not the subset",
+                help="render every held-out photo (17-22 min on a loaded 2-core CPU), not the subset",
             )
             p.add_argument("--seed", type=int, default=0, help="the demo build's seed")
         if name not in ("gallery", "calibrate"):
