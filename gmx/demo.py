@@ -7,7 +7,10 @@ One command reproduces ``models/demo/gmx-demo-iresnet.pt`` (+ ``.card.json``), `
 
 ``python -m gmx.demo calibrate`` (re)computes only the gallery's stored calibration: the held-out test
 images (frequent test split + rare split-0 test images) against the gallery, and the unaffected
-cohort's distances to their nearest syndrome (:func:`calibrate_demo`).
+cohort's distances to their nearest syndrome (:func:`calibrate_demo`). The queries take the user's
+path: each image's full photo is re-rendered (:func:`gmx.synth.examples.iter_held_out_photos`) and
+aligned and embedded by the app's :class:`~gmx.pipeline.Diagnoser`, so the distances counted are the
+distances the Diagnose page shows.
 
 The model is a narrow iResNet of the GestaltMatcher-Arc family, trained from scratch with the upstream
 fine-tuning recipe (see :mod:`gmx.train`) on the frequent syndromes' training split. Rare syndromes are
@@ -22,9 +25,10 @@ import csv
 import json
 import logging
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -54,6 +58,7 @@ from gmx.gallery import (
     nearest_syndrome_distances,
     save_gallery,
 )
+from gmx.pipeline import MAX_FACES, Diagnoser
 from gmx.synth.dataset import DemoData, load_demo_data
 from gmx.train import (
     EpochLog,
@@ -81,6 +86,21 @@ FREQUENT_TEST_SPLIT = "test"
 RARE_SPLIT = "rare"
 RARE_GALLERY_SPLIT = "0"
 UNAFFECTED = "SYN:0000"
+
+#: Where the calibration's query distances come from: ``"photo"`` (the user's path: re-rendered
+#: full photo -> MediaPipe alignment -> ensemble, as the Diagnose page) or ``"crop"`` (the committed
+#: 112x112 crops, aligned with the generator's reference transform).
+QuerySource = Literal["photo", "crop"]
+PHOTO_PATH_PROVENANCE = (
+    "queries on the user's path: each image's full photo re-rendered (gmx.synth.examples, JPEG "
+    "quality 90), aligned by MediaPipe and embedded by the app's Diagnoser (largest face)"
+)
+CROP_PATH_PROVENANCE = "queries = the committed 112x112 crops (the generator's reference alignment)"
+#: The photo path costs 1.8-2.4 s per photo on a loaded 2-core CPU (all 555 held-out + unaffected
+#: images 17-22 min), so the stored demo calibration uses a seeded stratified subset
+#: (:func:`photo_subset`): this fraction of each syndrome's held-out images (rounded up), one image
+#: per unaffected person, plus every demo example photo.
+PHOTO_SUBSET_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -254,8 +274,90 @@ def evaluate_demo(
     return out
 
 
+@dataclass(frozen=True)
+class PhotoQueries:
+    """Embeddings of photos on the user's path (:func:`photo_path_embeddings`).
+
+    Attributes:
+        image_ids: the photos a face was found in, in input order.
+        embeddings: ``(len(image_ids), V, D)`` float32, what :meth:`Diagnoser.rank_face` ranks.
+        no_face: image ids of photos the aligner found no face in (not counted).
+    """
+
+    image_ids: tuple[str, ...]
+    embeddings: np.ndarray
+    no_face: tuple[str, ...]
+
+
+def photo_path_embeddings(
+    diagnoser: Diagnoser, photos: Iterable[tuple[str, bytes]], n_variants: int, dim: int
+) -> PhotoQueries:
+    """Align each photo (bytes, as an upload) with ``diagnoser`` and embed its largest face exactly
+    as :meth:`~gmx.pipeline.Diagnoser.diagnose` does (face 0, one face per call)."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    no_face: list[str] = []
+    for image_id, photo in photos:
+        alignment, _ = diagnoser.align(photo)
+        if not alignment.faces:
+            no_face.append(image_id)
+            continue
+        ids.append(image_id)
+        rows.append(diagnoser.ensemble.embed([alignment.faces[0]])[0])
+    emb = np.stack(rows) if rows else np.zeros((0, n_variants, dim), np.float32)
+    return PhotoQueries(tuple(ids), emb, tuple(no_face))
+
+
+def held_out_ids(data: DemoData, directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Masks over ``data``: the held-out query images (frequent test + rare split-0 test) and the
+    unaffected cohort."""
+    held = (data.splits == FREQUENT_TEST_SPLIT) | np.isin(
+        data.image_ids, list(rare_split_ids(directory, "test"))
+    )
+    return held, data.labels == UNAFFECTED
+
+
+def photo_subset(
+    data: DemoData, directory: Path, *, fraction: float = PHOTO_SUBSET_FRACTION, seed: int = 0
+) -> tuple[frozenset[str], str]:
+    """Image ids of the seeded stratified subset the demo calibration renders, and its description.
+
+    Held-out images: ``ceil(fraction * n)`` of each syndrome's (a seeded draw); unaffected: one image
+    per person (a seeded draw); plus every demo example photo's image (what users try first).
+    """
+    from gmx.synth.examples import example_image_ids
+
+    held, un = held_out_ids(data, directory)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 12]))
+    keep: set[str] = set(example_image_ids(directory).values())
+    n_examples = len(keep)
+    for syn in sorted(set(data.labels[held])):
+        rows = np.flatnonzero(held & (data.labels == syn))
+        k = int(np.ceil(fraction * len(rows)))
+        keep.update(str(data.image_ids[r]) for r in rng.choice(rows, k, replace=False))
+    for person in sorted(set(data.subject_ids[un])):
+        rows = np.flatnonzero(un & (data.subject_ids == person))
+        keep.add(str(data.image_ids[rng.choice(rows)]))
+    n_held = int(np.isin(data.image_ids[held], list(keep)).sum())
+    n_un = int(np.isin(data.image_ids[un], list(keep)).sum())
+    text = (
+        f"seeded stratified subset (seed {seed}): {n_held} of {int(held.sum())} held-out images "
+        f"(ceil({fraction:g} x) each syndrome's) and {n_un} of {int(un.sum())} unaffected images "
+        f"(one per person), the {n_examples} demo example photos always included"
+    )
+    return frozenset(keep), text
+
+
 def calibrate_demo(
-    data: DemoData, ensemble: Ensemble, gallery: Gallery, directory: Path
+    data: DemoData,
+    ensemble: Ensemble,
+    gallery: Gallery,
+    directory: Path,
+    *,
+    source: QuerySource = "photo",
+    subset: tuple[frozenset[str], str] | None = None,
+    seed: int = 0,
+    cache: Path | None = None,
 ) -> Calibration:
     """The demo gallery's calibration from its held-out splits and its unaffected cohort.
 
@@ -263,44 +365,104 @@ def calibrate_demo(
     (the images :func:`evaluate_demo` ranks; none is in the gallery), each against the whole
     gallery. Unaffected: every image of the unaffected cohort (``SYN:0000``, never trained on, not
     in the gallery), its distance to the nearest gallery image.
+
+    Args:
+        source: ``"photo"`` (default): each image's full photo is re-rendered (build ``seed``,
+            source bank in ``cache``) and goes through the app's Diagnoser (MediaPipe alignment +
+            ensemble), the distances the Diagnose page shows; photos with no face found are not
+            counted and their number is in the provenance. ``"crop"``: the committed crops.
+        subset: only these image ids (and the description for the provenance), e.g.
+            :func:`photo_subset`; ``None``: every held-out and unaffected image.
     """
-    held_out = data.select(
-        (data.splits == FREQUENT_TEST_SPLIT)
-        | np.isin(data.image_ids, list(rare_split_ids(directory, "test")))
-    )
-    unaffected = data.select(data.labels == UNAFFECTED)
-    un = nearest_syndrome_distances(ensemble.embed(unaffected.images), gallery)
+    held, un_mask = held_out_ids(data, directory)
+    if subset is not None:
+        chosen = np.isin(data.image_ids, list(subset[0]))
+        held, un_mask = held & chosen, un_mask & chosen
+    held_out, unaffected = data.select(held), data.select(un_mask)
     n_un_subjects = len(set(unaffected.subject_ids))
+    base = (
+        f"gmx.demo {__version__}: held-out = frequent test split + rare split-0 test images "
+        f"({len(held_out)} images); unaffected = synthetic unaffected cohort {UNAFFECTED} "
+        f"({len(unaffected)} images of {n_un_subjects} people); data {directory}"
+    )
+    if subset is not None:
+        base += f"; {subset[1]}"
+    if source == "crop":
+        return calibrate_held_out(
+            gallery,
+            ensemble.embed(held_out.images),
+            list(held_out.labels),
+            subjects=list(held_out.subject_ids),
+            unaffected=nearest_syndrome_distances(ensemble.embed(unaffected.images), gallery),
+            provenance=f"{base}; {CROP_PATH_PROVENANCE}",
+        )
+    from gmx.align import FaceAligner
+    from gmx.synth.examples import DEFAULT_CACHE, iter_held_out_photos
+
+    ids = [str(i) for i in held_out.image_ids] + [str(i) for i in unaffected.image_ids]
+    photos = iter_held_out_photos(directory, ids, seed=seed, cache=cache or DEFAULT_CACHE)
+    with Diagnoser(ensemble, gallery, FaceAligner(max_faces=MAX_FACES)) as diagnoser:
+        q = photo_path_embeddings(diagnoser, photos, gallery.n_variants, gallery.embedding_dim)
+    row = {iid: k for k, iid in enumerate(q.image_ids)}
+    held_rows = [row[str(i)] for i in held_out.image_ids if str(i) in row]
+    un_rows = [row[str(i)] for i in unaffected.image_ids if str(i) in row]
+    held_kept = [k for k, i in enumerate(held_out.image_ids) if str(i) in row]
+    n_fail_held = len(held_out) - len(held_rows)
+    n_fail_un = len(unaffected) - len(un_rows)
+    if q.no_face:
+        log.warning("no face found in %d re-rendered photos: %s", len(q.no_face), q.no_face)
     return calibrate_held_out(
         gallery,
-        ensemble.embed(held_out.images),
-        list(held_out.labels),
-        subjects=list(held_out.subject_ids),
-        unaffected=un,
-        provenance=f"gmx.demo {__version__}: held-out = frequent test split + rare split-0 test "
-        f"images ({len(held_out)} images); unaffected = synthetic unaffected cohort "
-        f"{UNAFFECTED} ({len(unaffected)} images of {n_un_subjects} people); data {directory}",
+        q.embeddings[held_rows],
+        [str(held_out.labels[k]) for k in held_kept],
+        subjects=[str(held_out.subject_ids[k]) for k in held_kept],
+        unaffected=nearest_syndrome_distances(q.embeddings[un_rows], gallery),
+        provenance=f"{base}; {PHOTO_PATH_PROVENANCE}; no face found (not counted): "
+        f"{n_fail_held} held-out and {n_fail_un} unaffected photos",
     )
 
 
 def calibrate_demo_gallery(
-    directory: Path, model_path: Path, *, report: Path | None = None
+    directory: Path,
+    model_path: Path,
+    *,
+    report: Path | None = None,
+    crop_report: Path | None = None,
+    full: bool = False,
+    seed: int = 0,
+    cache: Path | None = None,
 ) -> Calibration:
-    """Compute :func:`calibrate_demo` for the saved demo gallery and store it in the file.
+    """Compute :func:`calibrate_demo` (photo path) for the saved demo gallery and store it in the file.
 
     Args:
         directory: the demo folder (``models/demo``).
         model_path: the demo model (the gallery's fingerprint is checked).
         report: also write :func:`~gmx.gallery.calibration_summary` as JSON here.
+        crop_report: also write, for comparison, the crop path's summaries (same run, same model
+            and gallery) on the same images and on every held-out image, as JSON here.
+        full: render every held-out and unaffected photo instead of :func:`photo_subset`.
+        seed: the demo build's seed (rendering) and the subset's.
+        cache: the synth source bank's folder (default :data:`gmx.synth.examples.DEFAULT_CACHE`).
     """
     data = load_demo_data(directory)
     ensemble = Ensemble([load_model(model_path, device="cpu")], flip=True, grey=True)
     gallery_path = directory / "gallery.sqlite"
     gallery = load_gallery(gallery_path, expected_fingerprint=ensemble.fingerprint)
-    calibration = calibrate_demo(data, ensemble, gallery, directory)
+    subset = None if full else photo_subset(data, directory, seed=seed)
+    calibration = calibrate_demo(
+        data, ensemble, gallery, directory, subset=subset, seed=seed, cache=cache
+    )
     save_gallery(replace(gallery, calibration=calibration), gallery_path)
     if report is not None:
         write_calibration_report(calibration, report)
+    if crop_report is not None:
+        same = calibrate_demo(data, ensemble, gallery, directory, source="crop", subset=subset)
+        every = calibrate_demo(data, ensemble, gallery, directory, source="crop")
+        summaries = {
+            "crop_path_same_images": calibration_summary(same).to_dict(),
+            "crop_path_all_images": calibration_summary(every).to_dict(),
+        }
+        atomic_write_text(crop_report, json.dumps(_rounded(summaries), indent=1) + "\n")
     return calibration
 
 
@@ -345,7 +507,12 @@ def build_demo_gallery_and_metrics(
     say("Embedding the gallery")
     gallery = build_demo_gallery(data, ensemble, directory)
     say("Calibrating on the held-out splits and the unaffected cohort")
-    gallery = replace(gallery, calibration=calibrate_demo(data, ensemble, gallery, directory))
+    gallery = replace(
+        gallery,
+        calibration=calibrate_demo(
+            data, ensemble, gallery, directory, subset=photo_subset(data, directory)
+        ),
+    )
     gallery_path = directory / "gallery.sqlite"
     save_gallery(gallery, gallery_path)  # the photos' WebP bytes, verbatim
     say("Evaluating on the test splits")
@@ -411,6 +578,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         if name == "calibrate":
             p.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
+            p.add_argument(
+                "--crop-report",
+                type=Path,
+                default=None,
+                help="also write the crop path's figures (comparison, same run) as JSON",
+            )
+            p.add_argument(
+                "--full",
+                action="store_true",
+                help="render every held-out photo (17-22 min on a loaded 2-core CPU), not the subset",
+            )
+            p.add_argument("--seed", type=int, default=0, help="the demo build's seed")
         if name not in ("gallery", "calibrate"):
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
@@ -439,7 +618,14 @@ def main(argv: list[str] | None = None) -> int:
             "classifier macro top-k on the test split: %s", training["classifier_macro_topk_test"]
         )
     if args.command == "calibrate":
-        cal = calibrate_demo_gallery(args.data, model_path, report=args.report)
+        cal = calibrate_demo_gallery(
+            args.data,
+            model_path,
+            report=args.report,
+            crop_report=args.crop_report,
+            full=args.full,
+            seed=args.seed,
+        )
         log.info(
             "calibration: %d held-out images counted, %d skipped, %s unaffected, AUROC %s",
             cal.n_images,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gmx.config import DEMO_GALLERY
+from gmx.gallery import load_gallery
 from tests.app.test_browser import browser_page, start_app, stop_app  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def test_demo_face_shows_calibrated_statements_and_the_flag(browser_page, tmp_path):  # noqa: F811
     """The syndrome C example's nearest syndrome (0.415) is farther than the median unaffected face
-    (0.330): the face-level message shows, and each suggested syndrome has its statement."""
+    (0.331, photo path): the face-level message shows, and each suggested syndrome has its statement."""
     env = {k: "" for k in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY")}
     proc, url = start_app(env)
     try:
@@ -33,6 +35,8 @@ def test_demo_face_shows_calibrated_statements_and_the_flag(browser_page, tmp_pa
         page.screenshot(path=str(shot))
         body = page.inner_text("body")
         assert body.count("held-out photos of affected patients") == 10  # top-10, one each
-        assert "of 231 unaffected people" in body and "estimated PPV" in body
+        cal = load_gallery(DEMO_GALLERY).calibration
+        assert cal is not None and f"of {cal.n_unaffected} unaffected people" in body
+        assert "estimated PPV" in body
     finally:
         stop_app(proc)

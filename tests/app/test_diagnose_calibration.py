@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gmx.config import load_config
+from gmx.config import DEMO_GALLERY, load_config
 from gmx.gallery import (
     NOT_CLOSER_THAN_UNAFFECTED,
     GalleryImage,
@@ -91,7 +91,7 @@ def test_statements_per_syndrome_flag_and_export(calibrated_env, downloads):  # 
 
 
 def test_demo_faces_flagged_only_when_not_closer_than_unaffected(monkeypatch):
-    """On the demo (held-out calibration, unaffected median 0.330): the syndrome C example's
+    """On the demo (held-out calibration on the photo path, unaffected median 0.331): the syndrome C example's
     nearest syndrome is at 0.415 (flagged), the syndrome B example's at 0.129 (not flagged)."""
     for name in ("GMX_CONFIG", "GMX_MODELS", "GMX_GALLERY"):
         monkeypatch.delenv(name, raising=False)
@@ -101,7 +101,10 @@ def test_demo_faces_flagged_only_when_not_closer_than_unaffected(monkeypatch):
     _ok(at)
     assert any(NOT_CLOSER_THAN_UNAFFECTED in w.value for w in at.warning)
     lines = [m.value for m in at.markdown if "held-out photos of affected patients" in m.value]
-    assert lines and "of 231 unaffected people" in lines[0] and "estimated PPV" in lines[0]
+    cal = load_gallery(DEMO_GALLERY).calibration
+    assert cal is not None and cal.n_unaffected  # measured on the photo path (docs/gallery.md)
+    assert lines and f"of {cal.n_unaffected} unaffected people" in lines[0]
+    assert "estimated PPV" in lines[0]
     next(b for b in at.button if b.label == "syndrome B 1113").click().run()
     _ok(at)
     assert not any(NOT_CLOSER_THAN_UNAFFECTED in w.value for w in at.warning)
