@@ -440,16 +440,139 @@ def target_scorer(
     return evaluate
 
 
+# ----------------------------------------------------------------------------------------------
+# HPO features linked to regions (issue 12)
+
+#: The synthetic demo's features (:data:`gmx.synth.features.FEATURES`, keyed by feature key) ->
+#: the regions their generator changes (from each feature's ``region`` and ``description``).
+SYNTH_FEATURE_REGIONS: dict[str, tuple[str, ...]] = {
+    "hypertelorism": ("periorbital",),
+    "hypotelorism": ("periorbital",),
+    "downslanted_pf": ("periorbital",),
+    "upslanted_pf": ("periorbital",),
+    "short_pf": ("periorbital",),
+    "ptosis": ("periorbital",),
+    "synophrys": ("glabella", "brows"),
+    "thick_eyebrow": ("brows",),
+    "long_philtrum": ("philtrum", "upper_lip", "lower_lip", "chin"),
+    "thin_upper_lip": ("upper_lip",),
+    "thick_lower_lip": ("lower_lip",),
+    "wide_mouth": ("upper_lip", "lower_lip"),
+    "narrow_mouth": ("upper_lip", "lower_lip"),
+    "micrognathia": ("chin",),
+    "broad_nasal_tip": ("nose",),
+    "full_cheeks": ("cheeks",),
+}
+
+#: Further facial HPO terms -> regions: gmx's own anatomical reading of each term's label (labels
+#: from the HPO release shipped with ``hpo3``, :mod:`gmx.hpo`); not an HPO annotation.
+FACIAL_HPO_REGIONS: dict[str, tuple[str, ...]] = {
+    "HP:0000348": ("forehead",),  # High forehead
+    "HP:0000341": ("forehead",),  # Narrow forehead
+    "HP:0000336": ("brows",),  # Prominent supraorbital ridges
+    "HP:0045075": ("brows",),  # Sparse eyebrow
+    "HP:0002553": ("brows",),  # Highly arched eyebrow
+    "HP:0000431": ("nose", "glabella"),  # Wide nasal bridge
+    "HP:0000286": ("periorbital",),  # Epicanthus
+    "HP:0000506": ("periorbital",),  # Telecanthus
+    "HP:0000448": ("nose",),  # Prominent nose
+    "HP:0000463": ("nose",),  # Anteverted nares
+    "HP:0011800": ("cheeks", "nose"),  # Midface retrusion
+    "HP:0000319": ("philtrum",),  # Smooth philtrum
+    "HP:0000322": ("philtrum",),  # Short philtrum
+    "HP:0000233": ("upper_lip", "lower_lip"),  # Thin vermilion border
+    "HP:0000232": ("lower_lip",),  # Everted lower lip vermilion
+    "HP:0000307": ("chin",),  # Pointed chin
+    "HP:0000303": ("chin",),  # Mandibular prognathia
+}
+
+
+def _hpo_regions() -> dict[str, tuple[str, ...]]:
+    from gmx.synth.features import FEATURES
+
+    table = {f.hpo_id: SYNTH_FEATURE_REGIONS[f.key] for f in FEATURES}
+    return {**FACIAL_HPO_REGIONS, **table}
+
+
+#: HPO id -> facial regions: the demo's features plus :data:`FACIAL_HPO_REGIONS`.
+HPO_REGIONS: dict[str, tuple[str, ...]] = _hpo_regions()
+
+#: A feature's region counts as highlighted when it is among this many top regions of the map.
+TOP_REGIONS = 3
+
+
+@dataclass(frozen=True)
+class FeatureRegions:
+    """One HPO feature of a syndrome against a map's region ranking.
+
+    Attributes:
+        hpo_id: the term.
+        label: its HPO label (``None`` when the shipped HPO does not hold it).
+        regions: the facial regions the term concerns (empty: not a term gmx places on the face).
+        best_rank: 1-based rank (by density) of the term's best region in the map (``None``: no
+            region, or the map has no positive values).
+        highlighted: ``best_rank <= top``.
+    """
+
+    hpo_id: str
+    label: str | None
+    regions: tuple[str, ...]
+    best_rank: int | None
+    highlighted: bool
+
+    @property
+    def summary(self) -> str:
+        """``Hypertelorism -> Periorbital (eyes, lids): rank 1 of 10``, in words."""
+        name = self.label or self.hpo_id
+        if not self.regions:
+            return f"{name}: no facial region assigned"
+        where = ", ".join(REGION_LABELS[r] for r in self.regions)
+        if self.best_rank is None:
+            return f"{name} -> {where}: the map has no positive relevance"
+        return f"{name} -> {where}: rank {self.best_rank} of {len(REGIONS)}"
+
+
+def feature_regions(
+    hpo_ids: Sequence[str], mass: RegionMass, *, top: int = TOP_REGIONS
+) -> tuple[FeatureRegions, ...]:
+    """Which of a syndrome's features' regions a map highlights on this face.
+
+    Args:
+        hpo_ids: the syndrome's HPO terms (``Syndrome.hpo``), in its order.
+        mass: the map's :func:`region_mass` on this face.
+        top: a region counts as highlighted among the map's ``top`` regions by density.
+    """
+    from gmx.hpo import hpo_terms
+
+    ranking = mass.ranking("density")
+    valid = not np.all(np.isnan(mass.density))
+    out = []
+    for term in hpo_terms(dict.fromkeys(h.strip() for h in hpo_ids if h.strip())):
+        regions = HPO_REGIONS.get(term.hpo_id, ())
+        ranks = [ranking.index(r) + 1 for r in regions if r in ranking]
+        best = min(ranks) if ranks and valid else None
+        out.append(
+            FeatureRegions(term.hpo_id, term.label, regions, best, best is not None and best <= top)
+        )
+    return tuple(out)
+
+
 __all__ = [
     "BROW_SCALE",
+    "FACIAL_HPO_REGIONS",
+    "HPO_REGIONS",
     "NO_REGION",
     "PERIORBITAL_SCALE",
     "REGIONS",
     "REGION_LABELS",
+    "SYNTH_FEATURE_REGIONS",
+    "TOP_REGIONS",
     "Evaluate",
+    "FeatureRegions",
     "RegionMasks",
     "RegionMass",
     "RegionScores",
+    "feature_regions",
     "masked_faces",
     "region_masks",
     "region_mass",

@@ -193,3 +193,35 @@ def test_masked_faces_keep_pixels_outside_regions(regions: RegionMasks) -> None:
     assert np.all(out[0][regions.labels < 0] == 200)
     assert np.all(out[0][regions.labels >= 0] == 0)
     assert np.all(face == 200)  # input untouched
+
+
+def test_every_demo_feature_and_facial_term_has_known_regions_and_a_label() -> None:
+    from gmx.hpo import hpo_terms
+    from gmx.regions import HPO_REGIONS, SYNTH_FEATURE_REGIONS
+    from gmx.synth.features import FEATURES
+
+    assert set(SYNTH_FEATURE_REGIONS) == {f.key for f in FEATURES}
+    assert all(set(r) <= set(REGIONS) and r for r in HPO_REGIONS.values())
+    assert all(t.known for t in hpo_terms(HPO_REGIONS))
+
+
+def test_feature_regions_ranks_each_features_regions(regions: RegionMasks) -> None:
+    from gmx.regions import feature_regions
+
+    a = np.zeros((112, 112))
+    a[regions.mask("philtrum")] = 3.0  # density rank 1
+    a[regions.mask("nose")] = 2.0  # rank 2
+    a[regions.mask("chin")] = 0.1  # rank 3
+    a[regions.mask("periorbital")] = 0.01  # rank 4
+    mass = region_mass(a, regions)
+    # Long philtrum, Broad nasal tip, Hypertelorism, a term gmx places nowhere
+    got = feature_regions(["HP:0000343", "HP:0000455", "HP:0000316", "HP:0001250"], mass)
+    assert [f.best_rank for f in got] == [1, 2, 4, None]
+    assert [f.highlighted for f in got] == [True, True, False, False]
+    assert got[0].label == "Long philtrum"
+    assert got[0].summary == (
+        "Long philtrum -> Philtrum, Upper lip, Lower lip & mouth, Chin & mandible: rank 1 of 10"
+    )
+    assert got[3].regions == () and "no facial region" in got[3].summary
+    none = feature_regions(["HP:0000343"], region_mass(-np.ones((112, 112)), regions))
+    assert none[0].best_rank is None and not none[0].highlighted
