@@ -557,6 +557,52 @@ def feature_regions(
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class RegionProfile:
+    """One map of one explained syndrome, summarised per region, beside the syndrome's features.
+
+    Attributes:
+        row_label: the explained syndrome (``#1 Name``).
+        method: the map's method (display name).
+        mass: the map per region (:func:`region_mass`).
+        features: the syndrome's HPO features against the map's regions (:func:`feature_regions`).
+        top: the map's :data:`TOP_REGIONS` regions by density, most relevant first.
+    """
+
+    row_label: str
+    method: str
+    mass: RegionMass
+    features: tuple[FeatureRegions, ...]
+    top: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        """``Top regions: Nose (31%, 2.4x its size), ...``: both numbers, in words."""
+        i = self.mass.names.index
+        parts = [
+            f"{REGION_LABELS[r]} ({self.mass.mass[i(r)]:.0%}, {self.mass.density[i(r)]:.1f}x its size)"
+            for r in self.top
+            if np.isfinite(self.mass.density[i(r)])
+        ]
+        return "Top regions: " + (", ".join(parts) if parts else "none (no positive relevance)")
+
+
+def region_profile(
+    regions: RegionMasks,
+    attribution: np.ndarray,
+    hpo_ids: Sequence[str] = (),
+    *,
+    row_label: str = "",
+    method: str = "",
+    top: int = TOP_REGIONS,
+) -> RegionProfile:
+    """A map's :class:`RegionProfile` on a face (mass, density, top regions, linked features)."""
+    mass = region_mass(attribution, regions)
+    features = feature_regions(hpo_ids, mass, top=top)
+    best = mass.ranking("density")[:top] if not np.all(np.isnan(mass.density)) else ()
+    return RegionProfile(row_label, method, mass, features, best)
+
+
 __all__ = [
     "BROW_SCALE",
     "FACIAL_HPO_REGIONS",
@@ -571,11 +617,13 @@ __all__ = [
     "FeatureRegions",
     "RegionMasks",
     "RegionMass",
+    "RegionProfile",
     "RegionScores",
     "feature_regions",
     "masked_faces",
     "region_masks",
     "region_mass",
+    "region_profile",
     "region_shapley",
     "shapley_from_table",
     "subsets",

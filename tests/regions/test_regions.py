@@ -225,3 +225,20 @@ def test_feature_regions_ranks_each_features_regions(regions: RegionMasks) -> No
     assert got[3].regions == () and "no facial region" in got[3].summary
     none = feature_regions(["HP:0000343"], region_mass(-np.ones((112, 112)), regions))
     assert none[0].best_rank is None and not none[0].highlighted
+
+
+def test_region_profile_reports_mass_and_density(regions: RegionMasks) -> None:
+    from gmx.regions import region_profile
+
+    a = np.zeros((112, 112))
+    a[regions.mask("nose")] = 1.0
+    a[regions.mask("philtrum")] = 3.0
+    prof = region_profile(regions, a, ["HP:0000455"], row_label="#1 X", method="Grad")
+    assert prof.top[:2] == ("philtrum", "nose")
+    total = 273 + 195
+    assert prof.summary.startswith(
+        f"Top regions: Philtrum ({195 / total:.0%}, {(195 / total) / (65 / 112**2):.1f}x its size)"
+    )
+    assert prof.features[0].best_rank == 2 and prof.features[0].highlighted
+    empty = region_profile(regions, np.zeros((112, 112)))
+    assert empty.top == () and "no positive relevance" in empty.summary
