@@ -49,6 +49,15 @@ def _true_regions(syndrome_id: str) -> set[str]:
     return {r for k in syn.features for r in SYNTH_FEATURE_REGIONS[k]}
 
 
+def _text(args: argparse.Namespace, variants: list, faces: list) -> str:
+    return json.dumps({"threads": args.threads, "batch_size": args.batch_size,
+                       "variants": [v.label for v in variants], "faces": faces}, indent=1) + "\n"  # fmt: skip
+
+
+def _write(path: Path, args: argparse.Namespace, variants: list, faces: list) -> None:
+    path.write_text(_text(args, variants, faces))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=10)
@@ -111,12 +120,10 @@ def main() -> None:
                      order[:3], sorted(truth),
                      {m: v["top3_density"] for m, v in rec["methods"].items()})  # fmt: skip
             out.append(rec)
-    text = json.dumps({"threads": args.threads, "batch_size": args.batch_size,
-                       "variants": [v.label for v in variants], "faces": out}, indent=1)  # fmt: skip
-    if args.out:
-        args.out.write_text(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+            if args.out:  # after every face: a long run keeps what it finished
+                _write(args.out, args, variants, out)
+    if not args.out:
+        sys.stdout.write(_text(args, variants, out))
 
 
 if __name__ == "__main__":
