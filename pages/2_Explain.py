@@ -70,6 +70,7 @@ card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard f
 badges = explain_view.scorecard_badges(card, order)
 values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
 explain_view.agreement_block(rows, grid, order, request.colours)
+explain_view.region_block(diagnosis.face, rows, grid, order, gallery)
 
 st.subheader("Large view")
 choices = [(i, m) for i in range(len(rows)) for m in order]

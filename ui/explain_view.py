@@ -15,6 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from gmx.align import AlignedFace
 from gmx.explain import (
     THESIS_PANEL,
     AttributionMap,
@@ -34,6 +35,14 @@ from gmx.panel import (
     display_maps,
     map_units,
     reading_note,
+)
+from gmx.regions import (
+    REGION_LABELS,
+    REGIONS,
+    TOP_REGIONS,
+    RegionProfile,
+    region_masks,
+    region_profile,
 )
 from gmx.viz import (
     Palette,
@@ -492,3 +501,76 @@ def raw_caption(amap: AttributionMap) -> str:
 def method_label(name: str) -> str:
     """Display name of a registered method."""
     return get_method(name).display_name
+
+
+# --- regions (issue 11 "Regions (RQ3)", issue 12 "HPO features linked to regions") ---------------
+REGION_METHOD = "gmx.explain.region_method"
+REGION_HELP = (
+    "Share of the map's positive relevance inside each facial region (regions from the face mesh "
+    "of this photo). The x-size column divides that share by the region's share of the image: 1 = "
+    "as much as its size predicts, so a big region does not win by size alone."
+)
+
+
+def _syndrome_hpo(gallery: Any, row: PanelRow) -> tuple[str, ...]:
+    syndrome = gallery.syndromes.get(row.match.syndrome_id)
+    return tuple(syndrome.hpo) if syndrome is not None else ()
+
+
+def region_table(profiles: Sequence[RegionProfile]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows (one per region) and column config: per syndrome, its share and its density."""
+    config: dict[str, Any] = {"Region": st.column_config.TextColumn("Region")}
+    rows: list[dict[str, Any]] = [{"Region": REGION_LABELS[n]} for n in REGIONS]
+    for p in profiles:
+        share, dens = f"{p.row_label}: share", f"{p.row_label}: x size"
+        config[share] = st.column_config.ProgressColumn(
+            share, format="percent", min_value=0.0, max_value=1.0, help=REGION_HELP
+        )
+        config[dens] = st.column_config.NumberColumn(dens, format="%.1f", help=REGION_HELP)
+        for r, name in enumerate(REGIONS):
+            i = p.mass.names.index(name)
+            rows[r][share] = float(p.mass.mass[i])
+            rows[r][dens] = float(p.mass.density[i])
+    return rows, config
+
+
+def feature_lines(profile: RegionProfile) -> str:
+    """The syndrome's features against the map's regions, in words (markdown)."""
+    if not profile.features:
+        return f"**{profile.row_label}**: no HPO features in the gallery's metadata."
+    marks = [
+        f"{'✅ highlighted' if f.highlighted else '— not among the top regions'}: {f.summary}"
+        for f in profile.features
+    ]
+    return f"**{profile.row_label}**  \n" + "  \n".join(marks)
+
+
+def region_block(
+    face: AlignedFace, rows: Sequence[PanelRow], grid: Sequence[Mapping[str, AttributionMap]],
+    order: Sequence[str], gallery: Any,
+) -> list[RegionProfile]:  # fmt: skip
+    """Region bars of every syndrome row for one method, and its features' regions."""
+    st.subheader("Regions")
+    method = st.selectbox(
+        "Map summarised per region", list(order), format_func=method_label, key=REGION_METHOD
+    )
+    regions = region_masks(face.landmarks_template)
+    profiles = [
+        region_profile(
+            regions,
+            grid[i][method].values,
+            _syndrome_hpo(gallery, row),
+            row_label=row.label,
+            method=method_label(method),
+        )
+        for i, row in enumerate(rows)
+    ]
+    table, config = region_table(profiles)
+    st.dataframe(table, column_config=config, hide_index=True)
+    st.markdown(
+        f"**Features and regions** — a feature's region is *highlighted* when it is among the map's "
+        f"top {TOP_REGIONS} regions by relevance per pixel."
+    )
+    for p in profiles:
+        st.markdown(feature_lines(p) + f"  \n{p.summary}")
+    return profiles

@@ -162,6 +162,33 @@ def _maps(maps: Sequence[ReportMap], reading: str) -> str:
     return "".join(out)
 
 
+def _regions(report: CaseReport) -> str:
+    if not report.regions:
+        return "<p>No explanation maps were included.</p>"
+    rows = [
+        (
+            _td(r.row_label),
+            _td(r.method_name),
+            _td(r.top),
+            "<td>"
+            + (
+                "<ul class='small'>"
+                + "".join(
+                    f"<li>{'highlighted' if hit else 'not among the top regions'}: {_e(words)}</li>"
+                    for words, hit in r.features
+                )
+                + "</ul>"
+                if r.features
+                else "no HPO features in the gallery's metadata"
+            )
+            + "</td>",
+        )
+        for r in report.regions
+    ]
+    note = f"<p class='small'>{_e(report.region_note)}</p>"
+    return note + _table(("Syndrome", "Method", "Top regions", "Its features' regions"), rows)
+
+
 def _provenance(report: CaseReport) -> str:
     rows = [(_td(k), _td(v)) for k, v in report.provenance.items()]
     return _table(("Item", "Value"), rows, cls="prov")
@@ -186,6 +213,7 @@ def to_html(report: CaseReport) -> str:
     parts.append("<h2>Genes</h2>" + _genes(report))
     parts.append("<h2>Facial features (HPO)</h2>" + _features(report))
     parts.append("<h2>Explanation maps</h2>" + _maps(report.maps, report.map_reading))
+    parts.append("<h2>Region relevance</h2>" + _regions(report))
     parts.append("<h2>Provenance</h2>" + _provenance(report))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -36,11 +36,13 @@ from gmx.gallery import (
 from gmx.gallery._rank import DEMO_NOTICE  # the one wording of the demo notice (as the exports)
 from gmx.gallery._storage import METADATA_KEY
 from gmx.hpo import hpo_terms
+from gmx.regions import TOP_REGIONS
 from gmx.viz import Palette, colorize, colour_bar, legend_text, overlay, to_png_bytes
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from gmx.align import AlignedFace
     from gmx.encode import Ensemble
     from gmx.explain import AttributionMap
     from gmx.panel import PanelRow
@@ -170,6 +172,35 @@ class ReportMaps:
 
 
 @dataclass(frozen=True)
+class ReportRegions:
+    """Region relevance of one explanation map (:mod:`gmx.regions`), beside the syndrome's features.
+
+    Attributes:
+        row_label: the explained syndrome (``#1 Name``).
+        method_name: the map's method (display name).
+        top: the map's top regions with their share of the positive relevance and their density,
+            in words (:attr:`gmx.regions.RegionProfile.summary`).
+        features: per HPO feature of the syndrome, ``(words, highlighted)``: its regions and their
+            rank in the map, and whether one is among the map's top regions.
+    """
+
+    row_label: str
+    method_name: str
+    top: str
+    features: tuple[tuple[str, bool], ...]
+
+
+#: How to read the region relevance section.
+REGION_NOTE = (
+    "Facial regions come from the face mesh of this photo. Share = the region's part of the map's "
+    "positive relevance; density = that share divided by the region's share of the image (1 = as "
+    "much as its size predicts). A feature is 'highlighted' when one of its regions is among the "
+    "map's {top} regions by density. This says where the map points on this face, not that the "
+    "feature is present."
+)
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where every number of the report came from.
 
@@ -230,6 +261,8 @@ class CaseReport:
         map_reading: how to read the maps' colours (empty without maps).
         calibration_note: what the calibration is, or why there is none.
         provenance: the :class:`Provenance`.
+        regions: region relevance of every map (empty without maps).
+        region_note: how to read the region relevance (empty without maps).
     """
 
     case_id: str
@@ -243,6 +276,8 @@ class CaseReport:
     map_reading: str
     calibration_note: str
     provenance: Provenance
+    regions: tuple[ReportRegions, ...] = ()
+    region_note: str = ""
 
     @property
     def title(self) -> str:
@@ -405,6 +440,25 @@ def _maps(maps: ReportMaps, face: np.ndarray | None) -> tuple[tuple[ReportMap, .
     return tuple(out), reading_note(maps.palette)
 
 
+def _regions(maps: ReportMaps, face: AlignedFace, gallery: Gallery) -> tuple[ReportRegions, ...]:
+    from gmx.regions import region_masks, region_profile
+
+    methods = list(maps.methods)
+    if not maps.rows or not methods:
+        return ()
+    regions = region_masks(face.landmarks_template)
+    out = []
+    for row, cells in zip(maps.rows, maps.grid, strict=True):
+        syndrome = gallery.syndromes.get(row.match.syndrome_id)
+        hpo = tuple(syndrome.hpo) if syndrome is not None else ()
+        for m in methods:
+            amap = cells[m]
+            prof = region_profile(regions, amap.values, hpo, row_label=row.label)
+            feats = tuple((f.summary, f.highlighted) for f in prof.features)
+            out.append(ReportRegions(row.label, amap.display_name, prof.summary, feats))
+    return tuple(out)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v) for v in value)
@@ -501,4 +555,6 @@ def build_report(
         map_reading=map_reading,
         calibration_note=cal_words,
         provenance=provenance,
+        regions=_regions(maps, diagnosis.face, gallery) if maps is not None else (),
+        region_note=REGION_NOTE.format(top=TOP_REGIONS) if maps is not None and maps.rows else "",
     )

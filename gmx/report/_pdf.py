@@ -239,6 +239,29 @@ def to_pdf(report: CaseReport) -> bytes:
     w.head("Explanation maps")
     _maps(w, report.maps, report.map_reading)
 
+    w.head("Region relevance")
+    if report.regions:
+        w.text(report.region_note, SMALL_PT, muted=True)
+        w.table(
+            ("Syndrome", "Method", "Top regions", "Its features' regions"),
+            [
+                (
+                    r.row_label,
+                    r.method_name,
+                    r.top,
+                    "\n".join(
+                        f"{'highlighted' if hit else 'not among the top regions'}: {words}"
+                        for words, hit in r.features
+                    )
+                    or "no HPO features in the gallery's metadata",
+                )
+                for r in report.regions
+            ],
+            (2.5, 1.6, 4, 5),
+        )
+    else:
+        w.text("No explanation maps were included.")
+
     w.head("Provenance")
     w.table(("Item", "Value"), report.provenance.items(), (1.3, 4))
     return bytes(w.pdf.output())

@@ -241,3 +241,30 @@ def test_downloads_are_built_on_click_not_on_every_run(explain_page, media_manag
     with np.load(io.BytesIO(clicked("Download raw maps (.npz)"))) as z:
         assert "index" in z and "provenance" in z
     assert sorted(built) == ["npz", "png"]
+
+
+def test_region_bars_per_syndrome_row_and_feature_regions(explain_page):
+    """Issue 11/12: each syndrome row gets region bars (share and density per facial region of the
+    photo's mesh, from gmx.regions) and its HPO features' regions are ranked against the map."""
+    from gmx.regions import REGION_LABELS, REGIONS
+
+    at = explain_page.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value == "Regions" for s in at.subheader)
+    table = next(d.value for d in at.dataframe if "Region" in d.value.columns)
+    assert list(table["Region"]) == [REGION_LABELS[r] for r in REGIONS]
+    shares = [c for c in table.columns if c.endswith(": share")]
+    assert len(shares) == 3  # one per syndrome row
+    for c in shares:
+        assert 0.0 < table[c].sum() <= 1.0 + 1e-9  # a share of the map's positive mass
+        assert table[c.replace(": share", ": x size")].notna().all()
+    text = " ".join(m.value for m in at.markdown)
+    # the tiny gallery's syndrome one lists Hypertelorism (HP:0000316): a periorbital feature
+    assert "Hypertelorism -> Periorbital (eyes, lids): rank" in text
+    # another method: the bars follow it
+    box = next(s for s in at.selectbox if s.label == "Map summarised per region")
+    before = table[shares[0]].tolist()
+    box.select_index(len(box.options) - 1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "Region" in d.value.columns)
+    assert table[shares[0]].tolist() != before

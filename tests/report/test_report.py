@@ -107,6 +107,36 @@ def test_report_holds_ranking_features_maps_and_provenance(tiny):
     assert r.demo_notice is None
 
 
+def test_report_region_relevance_per_map(tiny):
+    """Issue 12: the report's region relevance section, one entry per map, with the syndrome's
+    HPO features' regions ranked against the map (the numbers from gmx.regions)."""
+    from gmx.regions import REGION_LABELS, region_masks, region_profile
+
+    r = _report(tiny)
+    assert len(r.regions) == len(tiny.maps.rows) * len(METHODS)
+    assert r.region_note and "highlighted" in r.region_note
+    regions = region_masks(tiny.d.face.landmarks_template)
+    for k, g in enumerate(r.regions):
+        row = tiny.maps.rows[k // len(METHODS)]
+        method = METHODS[k % len(METHODS)]
+        assert g.row_label == row.label
+        prof = region_profile(regions, tiny.maps.grid[k // len(METHODS)][method].values)
+        assert g.top == prof.summary and g.top.startswith("Top regions: ")
+        assert any(lab in g.top for lab in REGION_LABELS.values())
+    # the tiny gallery's syndrome one lists Hypertelorism: a periorbital feature
+    one = [g for g in r.regions if "Test syndrome one" in g.row_label]
+    assert one and all(
+        g.features and g.features[0][0].startswith("Hypertelorism -> Periorbital") for g in one
+    )
+    html = to_html(r)
+    assert "<h2>Region relevance</h2>" in html and "Hypertelorism -&gt; Periorbital" in html
+    text = _squash_keep_spaces(_pdf_text(to_pdf(r)))
+    assert "Region relevance" in text and "Top regions:" in text
+    # without maps: no section content
+    bare = _report(tiny, maps=None)
+    assert bare.regions == () and "No explanation maps were included." in to_html(bare)
+
+
 def test_tiny_gallery_has_no_calibration_and_says_so(tiny):
     # the tiny gallery has one patient per syndrome: nothing to calibrate
     r = _report(tiny)
@@ -216,6 +246,11 @@ def _hostile(r):
         )
         for m in r.maps
     )
+    regions = tuple(
+        dataclasses.replace(g, row_label=HOSTILE, method_name=HOSTILE, top=HOSTILE,
+                            features=((HOSTILE, True), (HOSTILE, False)))
+        for g in r.regions
+    )  # fmt: skip
     prov = dataclasses.replace(
         r.provenance,
         gallery_name=HOSTILE,
@@ -234,6 +269,8 @@ def _hostile(r):
         map_reading=HOSTILE,
         calibration_note=HOSTILE,
         provenance=prov,
+        regions=regions,
+        region_note=HOSTILE,
     )
 
 

@@ -1,0 +1,130 @@
+"""Benchmark: facial regions on the demo's example photos (held-out test patients, issue 11 RQ3).
+
+For each demo example photo (one held-out test patient per frequent syndrome A-J): the photo goes
+through the real pipeline (align -> encode -> rank), the map of its own syndrome's score (the
+re-ranked similarity, GestaltMatcher's answer, every gallery variant) is computed with
+``--methods``, and summarised per region (:func:`gmx.regions.region_mass`); then the region
+occlusion and the exact Shapley values of the ten regions (``2**10 = 1024`` masked faces, blur fill,
+``--batch-size`` per forward pass) on the same score, timed. The syndrome's true regions are its
+features' regions (:data:`gmx.regions.SYNTH_FEATURE_REGIONS`): is one of them the top-1 region?
+
+    python benchmarks/regions.py [--images 10] [--start 0] [--threads 2] [--out docs/regions_bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gmx.config import load_config
+from gmx.explain import explain
+from gmx.metrics.faithfulness import fill_image
+from gmx.metrics.scorecard import syndrome_score_targets
+from gmx.pipeline import Diagnoser
+from gmx.regions import (
+    SYNTH_FEATURE_REGIONS,
+    region_masks,
+    region_mass,
+    region_shapley,
+    target_scorer,
+)
+from gmx.synth.syndromes import all_classes
+from ui.examples import example_files
+
+log = logging.getLogger("bench.regions")
+METHODS = ("gradcam_signed", "saliency", "integrated_gradients")
+
+
+def _true_regions(syndrome_id: str) -> set[str]:
+    syn = next(s for s in all_classes() if s.syndrome_id == syndrome_id)
+    return {r for k in syn.features for r in SYNTH_FEATURE_REGIONS[k]}
+
+
+def _text(args: argparse.Namespace, variants: list, faces: list) -> str:
+    return json.dumps({"threads": args.threads, "batch_size": args.batch_size,
+                       "variants": [v.label for v in variants], "faces": faces}, indent=1) + "\n"  # fmt: skip
+
+
+def _write(path: Path, args: argparse.Namespace, variants: list, faces: list) -> None:
+    path.write_text(_text(args, variants, faces))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=10)
+    ap.add_argument("--start", type=int, default=0, help="skip this many example photos first")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    cfg = load_config({})
+    out = []
+    with Diagnoser.from_config(cfg) as dg:
+        gallery = dg.gallery
+        variants = list(gallery.variants)
+        models = [m.model for m in dg.models]
+        by_letter = {s.name.split()[2]: sid for sid, s in gallery.syndromes.items() if
+                     s.name.startswith("Synthetic syndrome ")}  # fmt: skip
+        for photo in example_files()[args.start : args.start + args.images]:
+            sid = by_letter[photo.name.split("_")[1]]
+            d = dg.diagnose(photo.read_bytes())
+            face = d.face.image
+            target = syndrome_score_targets(gallery, d.embeddings[None], [sid])[0]
+            regions = region_masks(d.face.landmarks_template)
+            truth = _true_regions(sid)
+            rec = {"photo": photo.name, "syndrome": sid, "rank": d.ranking.syndrome(sid).rank,
+                   "true_regions": sorted(truth), "methods": {}}  # fmt: skip
+            maps = explain(models, face, target, variants, methods=args.methods)
+            for m, amap in maps.items():
+                rm = region_mass(amap.values, regions)
+                order = rm.ranking("density")
+                rec["methods"][m] = {
+                    "top3_density": list(order[:3]),
+                    "top1_mass": rm.ranking("mass")[0],
+                    "true_top1": order[0] in truth,
+                    "true_best_rank": min(order.index(r) + 1 for r in truth),
+                }
+            evaluate = target_scorer(models, target, variants)
+            t0 = time.perf_counter()
+            rs = region_shapley(evaluate, face, regions, fill_image(face, "blur"),
+                                batch_size=args.batch_size)  # fmt: skip
+            dt = time.perf_counter() - t0
+            order = [regions.names[i] for i in np.argsort(-rs.shapley, kind="stable")]
+            rec["shapley"] = {
+                "seconds": round(dt, 2),
+                "evaluations": rs.evaluations,
+                "full": round(rs.full, 4),
+                "empty": round(rs.empty, 4),
+                "sum_minus_gap": float(rs.shapley.sum() - (rs.full - rs.empty)),
+                "values": {
+                    n: round(float(v), 4) for n, v in zip(regions.names, rs.shapley, strict=True)
+                },
+                "top3": order[:3],
+                "true_top1": order[0] in truth,
+                "true_best_rank": min(order.index(r) + 1 for r in truth),
+                "occlusion_top1": regions.names[int(np.argmax(rs.occlusion))],
+            }
+            log.info("%s %s: shapley %.1f s top3 %s (true %s); %s", photo.name, sid, dt,
+                     order[:3], sorted(truth),
+                     {m: v["top3_density"] for m, v in rec["methods"].items()})  # fmt: skip
+            out.append(rec)
+            if args.out:  # after every face: a long run keeps what it finished
+                _write(args.out, args, variants, out)
+    if not args.out:
+        sys.stdout.write(_text(args, variants, out))
+
+
+if __name__ == "__main__":
+    main()
