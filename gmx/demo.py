@@ -21,7 +21,6 @@ out of training and gallery (it serves contrasts).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import platform
@@ -59,7 +58,7 @@ from gmx.gallery import (
     save_gallery,
 )
 from gmx.pipeline import MAX_FACES, Diagnoser
-from gmx.synth.dataset import DemoData, load_demo_data
+from gmx.synth.dataset import DemoData, load_demo_data, rare_split_ids
 from gmx.train import (
     EpochLog,
     TrainConfig,
@@ -84,7 +83,6 @@ FREQUENT_TEST_SPLIT = "test"
 #: Synth marks rare syndromes' rows with split ``rare``; the GMDB-layout files split them 10 ways
 #: (GestaltMatcher-Arc's rare protocol). The demo gallery uses rare split 0.
 RARE_SPLIT = "rare"
-RARE_GALLERY_SPLIT = "0"
 UNAFFECTED = "SYN:0000"
 
 #: Where the calibration's query distances come from: ``"photo"`` (the user's path: re-rendered
@@ -120,15 +118,6 @@ def _syndrome_table(data: DemoData) -> dict[str, Syndrome]:
         for s in data.syndromes
         if s.syndrome_id != UNAFFECTED
     }
-
-
-def rare_split_ids(directory: Path, which: str, split: str = RARE_GALLERY_SPLIT) -> set[str]:
-    """Image ids of one split of the rare syndromes' ``gallery`` or ``test`` file (GMDB layout)."""
-    files = sorted(directory.glob(f"gmdb_rare_{which}_images_*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no gmdb_rare_{which}_images_*.csv in {directory}")
-    with files[0].open(newline="", encoding="utf-8") as fh:
-        return {r["image_id"] for r in csv.DictReader(fh) if r["split"] == split}
 
 
 def _device_description(device: str) -> str:

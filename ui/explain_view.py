@@ -298,11 +298,6 @@ def _cancelled_note(names: str) -> None:
 
 # --- drawing ------------------------------------------------------------------------------------
 #: Badge words of a scorecard verdict: (passed, failed); not judged: no badge.
-BADGE_WORDS: Mapping[str, tuple[str, str]] = {
-    "passes sanity": ("passes sanity", "fails sanity"),
-    "faithful": ("faithful", "not faithful"),
-    "localises": ("localises", "does not localise"),
-}
 BADGE_NOTE = (
     "Badges: this method's verdicts in the scorecard of the active model, over held-out faces "
     "(not this photo); see the Scorecard page."
@@ -320,10 +315,8 @@ def scorecard_badges(card: Any, methods: Sequence[str]) -> dict[str, str]:
         if verdict is None:
             continue
         parts = []
-        for name, value in verdict.badges().items():
-            if value is not None:
-                yes, no = BADGE_WORDS[name]
-                parts.append(f":green-badge[{yes}]" if value else f":red-badge[{no}]")
+        for words, value in verdict.words():
+            parts.append(f":green-badge[{words}]" if value else f":red-badge[{words}]")
         out[m] = " ".join(parts)
     return out
 

@@ -4,7 +4,6 @@ active models, the controls, the leaderboard table and the plotly curves. The nu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from gmx._io import NO_CACHE_ENV, user_cache_dir
 from gmx.config import DEMO_DIR
 from gmx.explain import get_method
 from gmx.metrics.agreement import SplitAgreement
@@ -26,6 +24,7 @@ from gmx.metrics.scorecard import (
     find_scorecard,
     leaderboard,
     scorecard_agreement,
+    scorecard_paths,
 )
 from ui import resources, state
 
@@ -72,13 +71,8 @@ class ScorecardRequest:
 
 
 def candidates() -> list[Path]:
-    """Scorecard files the app looks at: the committed demo one, then ``scorecards/*.json`` in
-    gmx's cache folder (``gmx scorecard ... --json`` there for your own models)."""
-    out = [DEMO_SCORECARD]
-    base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
-    if base is not None and (base / "scorecards").is_dir():
-        out.extend(sorted((base / "scorecards").glob("*.json")))
-    return out
+    """Scorecard files the app looks at (:func:`gmx.metrics.scorecard.scorecard_paths`)."""
+    return scorecard_paths()
 
 
 def current(model_fingerprint: str) -> Scorecard | None:

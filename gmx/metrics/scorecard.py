@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -727,6 +728,14 @@ def bootstrap_mean(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> 
     return MetricSummary(float(v.mean()), float(lo), float(hi), int(v.size))
 
 
+#: Each verdict's wording when it holds and when it does not (badges on Explain, the case report).
+BADGE_WORDS: Mapping[str, tuple[str, str]] = {
+    "passes sanity": ("passes sanity", "fails sanity"),
+    "faithful": ("faithful", "not faithful"),
+    "localises": ("localises", "does not localise"),
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Plain-language verdict of one method; ``None``: not judged (the method is the null, or the
@@ -742,6 +751,15 @@ class Verdict:
             "faithful": self.faithful,
             "localises": self.localises,
         }
+
+    def words(self) -> tuple[tuple[str, bool], ...]:
+        """The judged verdicts in words, e.g. ``(("passes sanity", True), ("not faithful",
+        False))`` (:data:`BADGE_WORDS`); verdicts not judged are left out."""
+        return tuple(
+            (BADGE_WORDS[name][0] if value else BADGE_WORDS[name][1], value)
+            for name, value in self.badges().items()
+            if value is not None
+        )
 
     def sentence(self) -> str:
         """One sentence per judgement."""
@@ -965,6 +983,25 @@ def find_scorecard(model_fingerprint: str, candidates: Sequence[str | Path]) -> 
     return None
 
 
+def scorecard_paths() -> list[Path]:
+    """Scorecard files gmx looks at, in order: the committed demo one, then ``scorecards/*.json``
+    in gmx's cache folder (write ``gmx scorecard ... --json`` there for your own models)."""
+    from gmx._io import NO_CACHE_ENV, user_cache_dir
+    from gmx.config import DEMO_DIR
+
+    out = [DEMO_DIR / DEMO_SCORECARD_NAME]
+    base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
+    if base is not None and (base / "scorecards").is_dir():
+        out.extend(sorted((base / "scorecards").glob("*.json")))
+    return out
+
+
+def scorecard_for(model_fingerprint: str) -> Scorecard | None:
+    """The scorecard made with these model weights among :func:`scorecard_paths`; ``None``: none."""
+    path = find_scorecard(model_fingerprint, scorecard_paths())
+    return None if path is None else load_scorecard(path)
+
+
 def format_summary(got: MetricSummary, digits: int = 3) -> str:
     """``"0.123 [0.100, 0.150]"`` (``"n/a"`` without a finite mean)."""
     if got.n == 0 or not np.isfinite(got.mean):
@@ -1111,6 +1148,7 @@ def scorecard_agreement(card: Scorecard) -> SplitAgreement | None:
 
 
 __all__ = [
+    "BADGE_WORDS",
     "DEMO_SCORECARD_NAME",
     "EXTRAS",
     "EXTRA_METRIC_INFO",
@@ -1143,8 +1181,10 @@ __all__ = [
     "score_rows",
     "scorecard_agreement",
     "scorecard_columns",
+    "scorecard_for",
     "scorecard_from_json",
     "scorecard_maps",
+    "scorecard_paths",
     "summarize_scorecard",
     "syndrome_score_targets",
     "verdict",

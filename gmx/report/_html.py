@@ -162,6 +162,13 @@ def _maps(maps: Sequence[ReportMap], reading: str) -> str:
     return "".join(out)
 
 
+def _scorecard(report: CaseReport) -> str:
+    items = "".join(f"<li><b>{_e(name)}</b>: {_e(words)}</li>" for name, words in report.scorecard)
+    return f"<p class='small'>{_e(report.scorecard_note)}</p>" + (
+        f"<ul>{items}</ul>" if items else ""
+    )
+
+
 def _regions(report: CaseReport) -> str:
     if not report.regions:
         return "<p>No explanation maps were included.</p>"
@@ -214,6 +221,8 @@ def to_html(report: CaseReport) -> str:
     parts.append("<h2>Facial features (HPO)</h2>" + _features(report))
     parts.append("<h2>Explanation maps</h2>" + _maps(report.maps, report.map_reading))
     parts.append("<h2>Region relevance</h2>" + _regions(report))
+    if report.scorecard_note:
+        parts.append("<h2>Scorecard verdicts</h2>" + _scorecard(report))
     parts.append("<h2>Provenance</h2>" + _provenance(report))
     parts.append("</body></html>")
     return "\n".join(parts)

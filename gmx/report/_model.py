@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from gmx.align import AlignedFace
     from gmx.encode import Ensemble
     from gmx.explain import AttributionMap
+    from gmx.metrics.scorecard import Scorecard
     from gmx.panel import PanelRow
     from gmx.pipeline import Diagnosis
 
@@ -190,6 +191,19 @@ class ReportRegions:
     features: tuple[tuple[str, bool], ...]
 
 
+#: What the methods' scorecard verdicts are measured on (``n``: faces; ``fp``: settings fingerprint).
+SCORECARD_NOTE = (
+    "Verdicts of each method in the scorecard of these models ({n} held-out faces, settings "
+    "fingerprint {fp}): measured over those faces, not on this photo. 'Passes sanity' = the map "
+    "changes when the model's weights are randomised; 'faithful' = removing and restoring the "
+    "pixels it ranks first moves the score more than a random map; 'localises' = it finds the "
+    "known causal regions better than other syndromes' regions (docs/metrics.md)."
+)
+#: Said when no scorecard was made with these models.
+SCORECARD_NONE = (
+    "No scorecard was made with these models, so the maps carry no verdicts (`gmx scorecard`)."
+)
+
 #: How to read the region relevance section.
 REGION_NOTE = (
     "Facial regions come from the face mesh of this photo. Share = the region's part of the map's "
@@ -263,6 +277,9 @@ class CaseReport:
         provenance: the :class:`Provenance`.
         regions: region relevance of every map (empty without maps).
         region_note: how to read the region relevance (empty without maps).
+        scorecard: ``(method display name, verdicts in words)`` for each method of the maps, from
+            the scorecard of these models (empty without maps or without a scorecard).
+        scorecard_note: what the verdicts are measured on, or that no scorecard exists.
     """
 
     case_id: str
@@ -278,6 +295,8 @@ class CaseReport:
     provenance: Provenance
     regions: tuple[ReportRegions, ...] = ()
     region_note: str = ""
+    scorecard: tuple[tuple[str, str], ...] = ()
+    scorecard_note: str = ""
 
     @property
     def title(self) -> str:
@@ -459,6 +478,28 @@ def _regions(maps: ReportMaps, face: AlignedFace, gallery: Gallery) -> tuple[Rep
     return tuple(out)
 
 
+def _scorecard(
+    maps: ReportMaps | None, gallery: Gallery, card: Scorecard | Literal["auto"] | None
+) -> dict[str, Any]:
+    """``scorecard`` and ``scorecard_note`` of :class:`CaseReport` for the maps' methods."""
+    if maps is None or not maps.rows or not maps.methods:
+        return {}
+    if card == "auto":
+        from gmx.metrics.scorecard import scorecard_for
+
+        card = scorecard_for(gallery.model_fingerprint)
+    if card is None:
+        return {"scorecard_note": SCORECARD_NONE}
+    lines = []
+    for method in maps.methods:
+        verdict = card.verdicts.get(method)
+        name = maps.grid[0][method].display_name
+        words = ", ".join(w for w, _ in verdict.words()) if verdict is not None else ""
+        lines.append((name, words or "not scored"))
+    note = SCORECARD_NOTE.format(n=card.n_images, fp=card.fingerprint[:12])
+    return {"scorecard": tuple(lines), "scorecard_note": note}
+
+
 def _text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v) for v in value)
@@ -482,6 +523,7 @@ def build_report(
     gallery_file: str | Path | None = None,
     parameters: Mapping[str, Any] | None = None,
     created: datetime | None = None,
+    scorecard: Scorecard | Literal["auto"] | None = "auto",
 ) -> CaseReport:
     """The case report of one diagnosed photo (in memory; nothing is written).
 
@@ -501,6 +543,9 @@ def build_report(
         gallery_file: the gallery's file, for its recorded metadata SHA-256.
         parameters: further settings to record (e.g. the near-duplicate threshold).
         created: the report's time (default: now, UTC).
+        scorecard: the scorecard whose verdicts badge each map's method; ``"auto"`` (default):
+            the one made with the gallery's models (:func:`gmx.metrics.scorecard.scorecard_for`);
+            ``None``: no verdicts.
 
     Raises:
         ValueError: a diagnosis without a ranking, a ``top_k`` below 1, or ``maps`` whose rows
@@ -557,4 +602,5 @@ def build_report(
         provenance=provenance,
         regions=_regions(maps, diagnosis.face, gallery) if maps is not None else (),
         region_note=REGION_NOTE.format(top=TOP_REGIONS) if maps is not None and maps.rows else "",
+        **_scorecard(maps, gallery, scorecard),
     )

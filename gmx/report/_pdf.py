@@ -239,6 +239,12 @@ def to_pdf(report: CaseReport) -> bytes:
     w.head("Explanation maps")
     _maps(w, report.maps, report.map_reading)
 
+    if report.scorecard_note:
+        w.head("Scorecard verdicts")
+        w.text(report.scorecard_note, SMALL_PT, muted=True)
+        for name, words in report.scorecard:
+            w.text(f"{name}: {words}")
+
     w.head("Region relevance")
     if report.regions:
         w.text(report.region_note, SMALL_PT, muted=True)

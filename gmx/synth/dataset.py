@@ -124,4 +124,26 @@ def read_photo_params(directory: str | Path) -> list[dict[str, object]]:
         return [json.loads(r["photo"]) for r in csv.DictReader(fh)]
 
 
-__all__ = ["DemoData", "DemoDataError", "gmdb_file", "load_demo_data", "read_photo_params"]
+#: The GMDB-layout files split the rare syndromes 10 ways (GestaltMatcher-Arc's rare protocol);
+#: the demo gallery uses rare split 0.
+RARE_GALLERY_SPLIT = "0"
+
+
+def rare_split_ids(directory: Path, which: str, split: str = RARE_GALLERY_SPLIT) -> set[str]:
+    """Image ids of one split of the rare syndromes' ``gallery`` or ``test`` file (GMDB layout)."""
+    files = sorted(directory.glob(f"gmdb_rare_{which}_images_*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no gmdb_rare_{which}_images_*.csv in {directory}")
+    with files[0].open(newline="", encoding="utf-8") as fh:
+        return {r["image_id"] for r in csv.DictReader(fh) if r["split"] == split}
+
+
+__all__ = [
+    "RARE_GALLERY_SPLIT",
+    "DemoData",
+    "DemoDataError",
+    "gmdb_file",
+    "load_demo_data",
+    "rare_split_ids",
+    "read_photo_params",
+]

@@ -118,7 +118,7 @@ def iter_held_out_photos(
 
 def _test_subjects(data_dir: Path) -> dict[str, str]:
     """One test subject per class: syndrome id -> subject id (first in file order)."""
-    from gmx.demo import rare_split_ids
+    from gmx.synth.dataset import rare_split_ids
 
     rare_test = rare_split_ids(data_dir, "test")
     chosen: dict[str, str] = {}

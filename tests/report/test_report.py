@@ -137,6 +137,35 @@ def test_report_region_relevance_per_map(tiny):
     assert bare.regions == () and "No explanation maps were included." in to_html(bare)
 
 
+def test_report_carries_the_scorecard_verdicts_of_its_methods(tiny):
+    """Issue 12: each map's method with its scorecard verdicts in words (not on this photo)."""
+    from gmx.metrics.scorecard import Verdict
+
+    card = SimpleNamespace(
+        verdicts={
+            "gradcam_signed": Verdict(True, False, None),
+            "saliency": Verdict(True, True, False),
+        },
+        n_images=7,
+        fingerprint="f" * 64,
+    )
+    r = _report(tiny, scorecard=card)
+    names = [tiny.maps.grid[0][m].display_name for m in METHODS]
+    assert r.scorecard == (
+        (names[0], "passes sanity, not faithful"),
+        (names[1], "passes sanity, faithful, does not localise"),
+    )
+    assert "7 held-out faces" in r.scorecard_note and "ffffffffffff" in r.scorecard_note
+    html = to_html(r)
+    assert "<h2>Scorecard verdicts</h2>" in html and "passes sanity, not faithful" in html
+    text = _squash_keep_spaces(_pdf_text(to_pdf(r)))
+    assert "Scorecard verdicts" in text and "passes sanity, faithful, does not localise" in text
+    # the tiny models have no scorecard: the report says so; without maps there is nothing to badge
+    none = _report(tiny)
+    assert none.scorecard == () and "No scorecard was made with these models" in none.scorecard_note
+    assert _report(tiny, maps=None, scorecard=card).scorecard_note == ""
+
+
 def test_tiny_gallery_has_no_calibration_and_says_so(tiny):
     # the tiny gallery has one patient per syndrome: nothing to calibrate
     r = _report(tiny)
@@ -353,6 +382,9 @@ def test_report_of_a_held_out_demo_photo():
     assert all(m.calibrated is not None for m in r.matches)
     assert r.matches[0].calibrated.ppv is not None
     assert r.demo_notice and r.demo_notice in html
+    # the committed demo scorecard was made with these models: every map's method has verdicts
+    assert len(r.scorecard) == len(r.maps) // max(1, len({m.row_label for m in r.maps}))
+    assert all(words != "not scored" for _, words in r.scorecard), r.scorecard
     text = _pdf_text(pdf)
     assert "Synthetic demo, not for clinical use" in _squash_keep_spaces(text)
     assert "Provenance" in text and "PPV" in text
