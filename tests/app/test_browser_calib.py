@@ -34,6 +34,10 @@ def test_demo_face_shows_calibrated_statements_and_the_flag(browser_page, tmp_pa
         shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "calibration.png"
         page.screenshot(path=str(shot))
         body = page.inner_text("body")
+        assert body.count("held-out photos of affected patients") == 3  # ranks 1-3 open
+        page.get_by_text("Statements for ranks 4–10").click()  # the rest are folded
+        page.get_by_text("held-out photos of affected patients").nth(9).wait_for(timeout=30_000)
+        body = page.inner_text("body")
         assert body.count("held-out photos of affected patients") == 10  # top-10, one each
         cal = load_gallery(DEMO_GALLERY).calibration
         assert cal is not None and f"of {cal.n_unaffected} unaffected people" in body
