@@ -61,7 +61,7 @@ def problems(shared: SharedConfig) -> list[str]:
     if not is_authlib_installed():
         found.append(
             '[signin] method = "oidc" uses Streamlit\'s st.login, which needs Authlib: '
-            "pip install 'gmx[oidc]' (or Authlib>=1.3.2)."
+            "pip install 'gmx[oidc]' (it installs Authlib)."
         )
     try:
         auth = st.secrets.get("auth")

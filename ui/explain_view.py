@@ -532,7 +532,7 @@ def feature_lines(profile: RegionProfile) -> str:
     if not profile.features:
         return f"**{profile.row_label}**: no HPO features in the gallery's metadata."
     marks = [
-        f"{'✅ highlighted' if f.highlighted else '— not among the top regions'}: {f.summary}"
+        f"{':green[highlighted]' if f.highlighted else 'not among the top regions'}: {f.summary}"
         for f in profile.features
     ]
     return f"**{profile.row_label}**  \n" + "  \n".join(marks)

@@ -57,7 +57,9 @@ def test_shared_mode_sign_in_set_names_and_audit(tiny_setup, browser_page, tmp_p
         page.screenshot(path=str(shots / "shared-home.png"))
         assert page.locator("textarea").count() == 0
         assert page.get_by_label("Gallery file (.sqlite)").count() == 0
-        page.locator("[data-testid=stSelectbox]").click()
+        box = page.locator("[data-testid=stSelectbox]").filter(has_text="Model set").first
+        box.wait_for(timeout=30_000)
+        box.locator('input[role="combobox"]').click()
         options = page.get_by_role("option")
         options.first.wait_for(timeout=10_000)
         assert sorted(options.all_inner_texts()) == ["tiny", "tiny, no flip"]
