@@ -163,14 +163,20 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.caption(f"{label}: open it from the sidebar.")
 
 
+#: Page cards per row on Home (eight in one row wrapped every title mid-word).
+CARDS_PER_ROW = 4
+
+
 def page_cards() -> None:
     """One card per page (except Home): title, what it shows, a link to it."""
     pages = [p for p in PAGES if p is not HOME]
-    for column, page in zip(st.columns(len(pages)), pages, strict=True):
-        with column.container(border=True, height="stretch"):
-            st.markdown(f"#### {page.icon} {page.title}")
-            st.write(page.summary)
-            page_link(page.script, f"Open {page.title}")
+    for start in range(0, len(pages), CARDS_PER_ROW):
+        row = pages[start : start + CARDS_PER_ROW]
+        for column, page in zip(st.columns(CARDS_PER_ROW), row, strict=False):
+            with column.container(border=True, height="stretch"):
+                st.markdown(f"#### {page.icon} {page.title}")
+                st.write(page.summary)
+                page_link(page.script, f"Open {page.title}")
 
 
 def current_photo() -> tuple[bytes, str] | None:
