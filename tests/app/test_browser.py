@@ -378,7 +378,7 @@ def test_syndromes_page_at_1440_px_names_methods_and_cuts_no_select_box(tmp_path
             page.get_by_role("option", name="SYN:0013", exact=False).first.click()
             page.get_by_role("heading", name="SYN:0013").wait_for(timeout=60_000)
             page.get_by_text("Compare with a second syndrome").click()
-            page.get_by_text("Second syndrome").wait_for(timeout=60_000)
+            page.get_by_text("Second syndrome", exact=True).wait_for(timeout=60_000)
             page.wait_for_timeout(2000)
             shot = Path(os.environ.get("GMX_SCREENSHOT_DIR", tmp_path)) / "syndromes_1440.png"
             page.screenshot(path=str(shot), full_page=True)
