@@ -259,7 +259,13 @@ def _write_jpeg(path: Path, rgb: np.ndarray) -> Path:
 
 @pytest.fixture
 def no_work(monkeypatch):
-    """Fail the test if a command starts aligning or loading models."""
+    """Fail the test if a command starts aligning or loading models.
+
+    ``gmx.pipeline`` is imported before anything is patched: it binds ``FaceAligner`` at import,
+    and a first import under the patch kept the refusing stand-in for the rest of the session
+    (``test_commands_apply_the_configured_torch_threads`` then failed when run after these tests).
+    """
+    import gmx.pipeline  # noqa: F401 - see the docstring
 
     def refuse(*args, **kwargs):
         raise AssertionError("the command started working before checking its output")
