@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from gmx import __version__
-from gmx.config import GmxConfig, from_cli_args
+from gmx._cli_args import add_min_distance_arg, add_model_args, configured, hpo_id
+from gmx.config import GmxConfig
 from gmx.errors import OutputError
 
 if TYPE_CHECKING:
@@ -36,16 +37,6 @@ log = logging.getLogger("gmx")
 #: Output formats of ``gmx predict`` (the first is the default).
 PREDICT_FORMATS = ("json", "phenopacket", "genes-tsv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def _configured(args: argparse.Namespace) -> GmxConfig:
-    """The command's configuration (:func:`gmx.config.from_cli_args`), with its torch thread policy
-    applied (``runtime.threads`` / ``GMX_THREADS``; 0 = one thread per two cores), as in the app."""
-    from gmx.device import set_threads
-
-    cfg = from_cli_args(args)
-    set_threads(cfg.threads)
-    return cfg
 
 
 def _ensemble(cfg: GmxConfig):
@@ -227,7 +218,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = output_file(Path(args.out))
     photos = list(_photos(args.photos))
     _check_unique_image_ids(photos, image_id_from_name)
-    cfg = _configured(args)
+    cfg = configured(args)
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
     with FaceAligner() as aligner:
@@ -280,7 +271,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gmx.pipeline import Diagnoser
     from gmx.serve.answers import diagnosis_json
 
-    cfg = _configured(args)
+    cfg = configured(args)
     if args.hpo and args.format != "phenopacket":
         log.warning("--hpo is written only with --format phenopacket; ignored here")
     photos = list(_photos(args.photos))
@@ -381,16 +372,6 @@ def _gene_tables(ranked: Sequence[tuple[str, Ranking]], *, top_k: int, demo: boo
     return "".join(parts)
 
 
-def _hpo_id(text: str) -> str:
-    """An ``--hpo`` value: ``HP:`` and seven digits."""
-    from gmx.hpo import HPO_ID_PATTERN
-
-    value = text.strip()
-    if not HPO_ID_PATTERN.match(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an HPO term id (HP: and seven digits)")
-    return value
-
-
 # ------------------------------------------------------------------------------------- gallery
 def _find_image(directory: Path, image_id: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
@@ -431,7 +412,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from gmx.gallery import build_gallery, import_gmdb, save_gallery
 
     output_file(Path(args.out))
-    cfg = _configured(args)
+    cfg = configured(args)
     tables = import_gmdb(args.gmdb, args.version, split="gallery", kind=args.kind)
     images = tables.images()
     kept, faces, problems = _align_listed(images, Path(args.images), "align gallery")
@@ -483,7 +464,7 @@ def cmd_gallery_import(args: argparse.Namespace) -> int:
     from gmx.gallery import gallery_from_encodings, import_gmdb, read_encodings, save_gallery
 
     output_file(Path(args.out))
-    cfg = _configured(args)
+    cfg = configured(args)
     ensemble = _ensemble(cfg)
     table = read_encodings(args.encodings, allow_pickle=args.allow_pickle)
     if tuple(table.variants) != tuple(ensemble.variants):
@@ -541,7 +522,7 @@ def _verify_gallery(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     """Re-embed a sample of the stored photos with the configured models (``info --verify``)."""
     from gmx.gallery import CONSISTENT_COSINE, check_compatible, load_gallery, verify_embeddings
 
-    cfg = _configured(args)
+    cfg = configured(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(args.gallery_file)
     check_compatible(ensemble, gallery)
@@ -582,7 +563,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gmx.gallery import evaluate as evaluate_ranking
     from gmx.gallery import import_gmdb, load_gallery
 
-    cfg = _configured(args)
+    cfg = configured(args)
     ensemble = _ensemble(cfg)
     gallery = load_gallery(cfg.gallery_path, expected_fingerprint=ensemble.fingerprint)
     tables = import_gmdb(args.gmdb, args.version, split="all", kind=args.kind)
@@ -615,16 +596,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------- main
-def _add_model_args(p: argparse.ArgumentParser, gallery: bool = True) -> None:
-    p.add_argument(
-        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
-    )
-    if gallery:
-        p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
-    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gmx``."""
     parser = argparse.ArgumentParser(
@@ -652,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="embed photos; write a GestaltMatcher-Arc encodings CSV")
     p.add_argument("photos", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True, help="encodings CSV to write")
-    _add_model_args(p, gallery=False)
+    add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("predict", help="rank syndromes for photos (GestaltMatcher service JSON)")
@@ -668,20 +639,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--hpo",
-        type=_hpo_id,
+        type=hpo_id,
         action="append",
         default=[],
         metavar="HP:NNNNNNN",
         help="a confirmed HPO term of the patient, for --format phenopacket (repeat for more)",
     )
     p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
-    p.add_argument(
-        "--min-distance",
-        type=float,
-        default=None,
-        help="drop gallery matches at or below this distance (the service uses 0.3)",
-    )
-    _add_model_args(p)
+    add_min_distance_arg(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_predict)
 
     g = sub.add_parser("gallery", help="build, inspect and export galleries")
@@ -710,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="store every variant's last feature maps (float16) so similarity maps need no "
         "gallery forward pass (size: N x variants x C x 7 x 7 x 2 bytes)",
     )
-    _add_model_args(p, gallery=False)
+    add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_build)
     p = gsub.add_parser(
         "import",
@@ -730,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read a pickled DataFrame encodings file (only from a source you trust)",
     )
-    _add_model_args(p, gallery=False)
+    add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_import)
     p = gsub.add_parser(
         "info", help="what a gallery file holds (metadata only; --verify re-embeds stored photos)"
@@ -746,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample", type=int, default=100, help="images to re-embed with --verify (0 = all)"
     )
     p.add_argument("--seed", type=int, default=0, help="of the --verify sample")
-    _add_model_args(p, gallery=False)
+    add_model_args(p, gallery=False)
     p.set_defaults(func=cmd_gallery_info)
     p = gsub.add_parser("export", help="write a gallery's embeddings as a GestaltMatcher-Arc CSV")
     p.add_argument("gallery_file", type=Path)
@@ -761,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, required=True)
     p.add_argument("--version", default=None)
     p.add_argument("--kind", choices=["frequent", "rare", "both"], default="frequent")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     # Imported here: gmx.aggregate loads torch, which `gmx --help` does not need.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gmx._cli_args import add_model_args
 from gmx.config import from_cli_args
 
 log = logging.getLogger("gmx")
@@ -159,8 +160,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from gmx.aggregate.targets import TARGET_MODES
 
     def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
-        p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
+        add_model_args(p, tta=False)  # the variants are the gallery's (--all-variants)
         p.add_argument("--out", type=Path, required=True, help="run folder (manifest + chunks)")
 
     b = subparsers.add_parser("batch", help="per-image maps of a gallery, syndrome-level summaries")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gmx._cli_args import add_model_args, configured
+
 log = logging.getLogger("gmx")
 
 
@@ -45,13 +47,10 @@ def _embed_folder(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, s
     skipped with a warning), embedded by a :class:`~gmx.pipeline.Diagnoser` on the gallery."""
     from tqdm import tqdm
 
-    from gmx.config import from_cli_args
-    from gmx.device import set_threads
     from gmx.errors import GalleryError, ImageLoadError
     from gmx.pipeline import Diagnoser
 
-    cfg = from_cli_args(args)  # args.gallery is the gallery being calibrated
-    set_threads(cfg.threads)
+    cfg = configured(args)  # args.gallery is the gallery being calibrated
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     embeddings, skipped = [], []
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
@@ -140,12 +139,9 @@ def add_parser(gallery_subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="gallery to write (default: in place)")
     p.add_argument("--report", type=Path, default=None, help="also write the figures (JSON) here")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        type=Path,
-        help="models for a photo folder (default: the configured ones, else the demo)",
+    add_model_args(  # --gallery is the gallery being calibrated (gallery_file)
+        p,
+        gallery=False,
+        models_help="models for a photo folder (default: the configured ones, else the demo)",
     )
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
-    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
     p.set_defaults(func=cmd_gallery_calibrate)

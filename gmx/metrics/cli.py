@@ -19,6 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
+from gmx._cli_args import add_model_args
+
 log = logging.getLogger("gmx")
 
 
@@ -129,8 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from gmx.metrics.scorecard import EXTRAS
 
     def run_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
-        p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the demo)")
+        add_model_args(p, tta=False)  # the variants are the gallery's
         p.add_argument("--data", type=Path, help="demo-style data folder (default: the demo)")
         p.add_argument("--split", default="test", help="held-out split of --data (default test)")
         p.add_argument("--images", type=int, default=0, help="faces scored (0 = all)")

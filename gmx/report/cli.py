@@ -15,6 +15,7 @@ import logging
 import time
 from pathlib import Path
 
+from gmx._cli_args import add_min_distance_arg, add_model_args, configured, hpo_id
 from gmx.report._model import DEFAULT_TOP_K
 
 log = logging.getLogger("gmx")
@@ -23,38 +24,6 @@ log = logging.getLogger("gmx")
 DEFAULT_REPORT_METHODS = ("gradcam_signed", "saliency")
 #: Syndromes explained by default (the top ones).
 DEFAULT_MAP_ROWS = 3
-
-
-# The few argument helpers of ``gmx.cli`` this command needs, restated here: importing them from
-# gmx.cli would make an import cycle (gmx.cli imports this module to register the command).
-def _configured(args: argparse.Namespace):
-    """The command's configuration with its torch thread policy applied (as ``gmx.cli``)."""
-    from gmx.config import from_cli_args
-    from gmx.device import set_threads
-
-    cfg = from_cli_args(args)
-    set_threads(cfg.threads)
-    return cfg
-
-
-def _hpo_id(text: str) -> str:
-    """An ``--hpo`` value: ``HP:`` and seven digits."""
-    from gmx.hpo import HPO_ID_PATTERN
-
-    value = text.strip()
-    if not HPO_ID_PATTERN.match(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an HPO term id (HP: and seven digits)")
-    return value
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    """``--models``, ``--gallery``, ``--no-flip``, ``--no-grey`` (read by ``from_cli_args``)."""
-    p.add_argument(
-        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
-    )
-    p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
-    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
 
 
 def _output_file(out: Path) -> None:
@@ -120,7 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         why = exc.strerror or "unreadable"
         raise ImageLoadError(f"cannot read the photo {photo}: {why}") from exc
     load_image(data)  # an unreadable photo is refused before any model is loaded
-    cfg = _configured(args)
+    cfg = configured(args)
     t0 = time.perf_counter()
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
         d = diagnoser.diagnose(data, face_index=args.face, min_distance=args.min_distance)
@@ -208,7 +177,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
     p.add_argument(
         "--hpo",
-        type=_hpo_id,
+        type=hpo_id,
         action="append",
         default=[],
         metavar="HP:NNNNNNN",
@@ -216,18 +185,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--absent-hpo",
-        type=_hpo_id,
+        type=hpo_id,
         action="append",
         default=[],
         metavar="HP:NNNNNNN",
         help="an HPO term confirmed absent (repeat for more); left out of the report",
     )
     p.add_argument("--case-id", default=None, help="case id (default: case-<photo hash>)")
-    p.add_argument(
-        "--min-distance",
-        type=float,
-        default=None,
-        help="drop gallery matches at or below this distance (the service uses 0.3)",
-    )
-    _add_model_args(p)
+    add_min_distance_arg(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_report)

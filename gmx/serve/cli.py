@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
+
+from gmx._cli_args import add_model_args
 
 log = logging.getLogger("gmx")
 
@@ -33,13 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "encoding)",
     )
     p.add_argument("--max-batch", type=int, default=None, help="faces per forward pass")
-    # as gmx.cli's other commands (not imported from there: gmx.cli imports this module)
-    p.add_argument(
-        "--models", nargs="+", type=Path, help="model files (default: the embedded demo)"
-    )
-    p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the embedded demo)")
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time variants")
-    p.add_argument("--no-grey", action="store_true", help="no grey test-time variants")
+    add_model_args(p)
     p.set_defaults(func=cmd_serve)
 
 
