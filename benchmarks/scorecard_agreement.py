@@ -5,7 +5,7 @@ The faces are selected again exactly as ``gmx scorecard`` did (``held_out_rows``
 ``n_images`` and seed); the manifest configuration rebuilt from them must hash to the file's
 settings fingerprint, so the agreement is measured on the very faces of the scorecard, else the
 script refuses. Only the maps are recomputed (every method of the file, default parameters), then
-:func:`gmx.metrics.agreement.split_agreement` (Spearman and top-10 % IoU per face, averaged)
+:func:`gmx.explain.compare.split_agreement` (Spearman and top-10 % IoU per face, averaged)
 goes into the file's ``extra.agreement``; nothing else in the file changes.
 
     python benchmarks/scorecard_agreement.py [--scorecard models/demo/scorecard.json]
@@ -22,8 +22,8 @@ from pathlib import Path
 from gmx._io import atomic_write_text
 from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.encode import load_model
+from gmx.explain.compare import split_agreement
 from gmx.gallery import load_gallery
-from gmx.metrics.agreement import split_agreement
 from gmx.metrics.scorecard import (
     ScorecardSettings,
     fingerprint,

@@ -24,7 +24,7 @@ from gmx.explain import (
     get_method,
     list_methods,
 )
-from gmx.metrics.agreement import agreement_matrix
+from gmx.explain.compare import agreement_matrix
 from gmx.panel import (
     SCALE_MODES,
     SIGN_MODES,
@@ -405,7 +405,7 @@ def agreement_block(
     palette: Palette,
 ) -> None:  # fmt: skip
     """Expander: how far the shown methods agree on this photo (one syndrome row): Spearman rank
-    correlation and top-10 % IoU of every pair of maps (:func:`gmx.metrics.agreement`)."""
+    correlation and top-10 % IoU of every pair of maps (:func:`gmx.explain.compare.agreement_matrix`)."""
     if len(order) < 2 or not st.toggle(
         "Do the methods agree on this photo?", key=AGREEMENT_TOGGLE,
         help="Rank correlation and top-10 % overlap of every pair of the maps above.",

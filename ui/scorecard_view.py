@@ -13,7 +13,7 @@ import streamlit as st
 
 from gmx.config import DEMO_DIR
 from gmx.explain import get_method
-from gmx.metrics.agreement import SplitAgreement
+from gmx.explain.compare import SplitAgreement
 from gmx.metrics.scorecard import (
     DEMO_SCORECARD_NAME,
     LEADERBOARD_METRICS,

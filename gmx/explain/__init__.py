@@ -11,7 +11,7 @@ for the screen. See ``docs/explain.md``.
 
 from __future__ import annotations
 
-from gmx.explain.compare import Agreement, agreement, pearson
+from gmx.explain.compare import ReferenceAgreement, agreement, pearson
 from gmx.explain.display import (
     DisplayRange,
     display_ranges,
@@ -41,7 +41,6 @@ from gmx.explain import methods as _builtin_methods  # noqa: F401  # isort: skip
 
 __all__ = [
     "THESIS_PANEL",
-    "Agreement",
     "AttributionMap",
     "ContrastTarget",
     "DecomposedPReLU",
@@ -50,6 +49,7 @@ __all__ = [
     "ExplanationCancelled",
     "LogitTarget",
     "MethodSpec",
+    "ReferenceAgreement",
     "RowTarget",
     "SimilarityTarget",
     "Target",

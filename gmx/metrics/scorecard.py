@@ -44,15 +44,15 @@ import torch
 from gmx.aggregate.localisation import explain_against, template_maps
 from gmx.aggregate.store import BatchStore, Shard, read_manifest
 from gmx.explain import SimilarityTarget, list_methods
-from gmx.explain.engine import as_explain_model, variant_rows
-from gmx.gallery import Gallery
-from gmx.metrics.agreement import (
-    Agreement,
+from gmx.explain.compare import (
+    MethodAgreement,
     SplitAgreement,
     agreement_matrix,
     map_agreement,
     mean_agreement,
 )
+from gmx.explain.engine import as_explain_model, variant_rows
+from gmx.gallery import Gallery
 from gmx.metrics.backends import Backend, run_shards
 from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
@@ -1122,7 +1122,7 @@ def summarize_scorecard(out_dir: str | Path) -> Scorecard:
     extra: dict[str, Any] = {}
     if column(methods[0], "agreement_spearman") in arrays:
         per_face = [
-            Agreement(
+            MethodAgreement(
                 methods,
                 np.stack([col(m, "agreement_spearman")[j] for m in methods]),
                 np.stack([col(m, "agreement_iou10")[j] for m in methods]),

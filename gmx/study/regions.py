@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gmx.constants import TEMPLATE_SIZE
+from gmx.explain.compare import top_mask as compare_top_mask
 from gmx.study.definition import StudyError
 
 #: The region grid shown when image clicks are not available: GRID x GRID cells over the face.
@@ -164,15 +164,12 @@ def nss(saliency: np.ndarray, points: np.ndarray, weights: np.ndarray | None = N
 
 
 def top_mask(saliency: np.ndarray, percent: float) -> np.ndarray:
-    """The map's ``percent`` % highest pixels (``ceil``; ties in raster order) as a bool mask."""
+    """The map's ``percent`` % highest pixels (``ceil``; ties in raster order) as a bool mask
+    (:func:`gmx.explain.compare.top_mask` with ``rounding="ceil"``)."""
     s = _checked_map(saliency)
     if not 0 < percent <= 100:
         raise ValueError(f"percent must be in (0, 100], got {percent}")
-    k = math.ceil(s.size * percent / 100)
-    top = np.argsort(-s.ravel(), kind="stable")[:k]
-    out = np.zeros(s.size, bool)
-    out[top] = True
-    return out.reshape(s.shape)
+    return compare_top_mask(s, percent / 100, rounding="ceil")
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

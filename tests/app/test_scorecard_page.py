@@ -86,7 +86,7 @@ def test_split_agreement_heatmaps(tiny_setup, monkeypatch, tmp_path) -> None:
     not (the test above: two charts)."""
     import numpy as np
 
-    from gmx.metrics.agreement import split_agreement
+    from gmx.explain.compare import split_agreement
 
     monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
     monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))

@@ -32,3 +32,68 @@ def test_constant_maps_have_no_correlation() -> None:
 
 def test_aggregate_statistics_use_the_same_pearson() -> None:
     assert stats.pearson is pearson
+
+
+# ------------------------------------------------------------------ one top_mask, two countings
+def test_top_mask_rounds_or_takes_the_ceiling() -> None:
+    from gmx.explain.compare import top_mask
+
+    ramp = np.arange(100.0).reshape(10, 10)
+    assert top_mask(ramp, 0.071).sum() == 7  # round(7.1)
+    assert top_mask(ramp, 0.071, rounding="ceil").sum() == 8  # every started pixel
+    assert top_mask(ramp, 0.07, rounding="ceil").sum() == 7  # 0.07 * 100 = 7.000000000000001
+    assert top_mask(ramp, 0.001).sum() == 1  # "round" keeps at least one pixel
+    top = top_mask(ramp, 0.1, rounding="ceil")
+    assert top.shape == ramp.shape and top[9].all() and top.sum() == 10
+    ties = top_mask(np.zeros(10), 0.3, rounding="ceil")
+    assert ties.tolist() == [True] * 3 + [False] * 7  # ties in raster order
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="fraction"):
+            top_mask(ramp, bad)
+    with pytest.raises(ValueError, match="rounding"):
+        top_mask(ramp, 0.1, rounding="floor")  # type: ignore[arg-type]
+
+
+def test_study_top_percent_counts_as_before() -> None:
+    """The study's top-k % (``ceil(size * percent / 100)`` pixels, its hand-computed tests) is the
+    one top_mask with ``rounding="ceil"``: the same count for every map size and percent tried."""
+    from gmx.explain.compare import top_mask
+    from gmx.study import regions
+
+    rng = np.random.default_rng(0)
+    for side in (7, 10, 14, 28, 112):
+        m = rng.normal(size=(side, side))
+        for percent in (*np.arange(0.5, 100.5, 0.5), 1 / 3, 12.345, 33.3):
+            want = math.ceil(m.size * float(percent) / 100)
+            got = regions.top_mask(m, float(percent))
+            assert got.sum() == want, (side, percent)
+            assert np.array_equal(got, top_mask(m, float(percent) / 100, rounding="ceil"))
+
+
+def test_study_top_percent_is_the_one_top_mask(monkeypatch) -> None:
+    from gmx.explain import compare
+    from gmx.study import regions
+
+    calls: list[dict[str, object]] = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return compare.top_mask(*args, **kwargs)
+
+    monkeypatch.setattr(regions, "compare_top_mask", spy)
+    assert regions.top_mask(np.arange(100.0).reshape(10, 10), 10).sum() == 10
+    assert calls == [{"rounding": "ceil"}]
+
+
+# --------------------------------------------------- one module, distinct names for two agreements
+def test_reference_and_method_agreement_are_distinct_classes_of_one_module() -> None:
+    import gmx.explain
+    from gmx.explain import compare
+
+    ref = compare.agreement(np.arange(9.0), np.arange(9.0))
+    assert isinstance(ref, compare.ReferenceAgreement) and ref.pearson == pytest.approx(1.0)
+    maps = {"a": np.arange(9.0).reshape(3, 3), "b": -np.arange(9.0).reshape(3, 3)}
+    pair = compare.agreement_matrix(maps)
+    assert isinstance(pair, compare.MethodAgreement) and pair.spearman[0, 1] == pytest.approx(-1)
+    assert gmx.explain.ReferenceAgreement is compare.ReferenceAgreement
+    assert not hasattr(compare, "Agreement") and not hasattr(gmx.explain, "Agreement")

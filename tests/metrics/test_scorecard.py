@@ -11,7 +11,7 @@ import torch
 from gmx.aggregate.store import BatchStoreError, Shard
 from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.explain import list_methods
-from gmx.metrics.agreement import agreement_matrix, map_agreement
+from gmx.explain.compare import agreement_matrix, map_agreement
 from gmx.metrics.scorecard import (
     SANITY_MAX_SPEARMAN,
     MetricSummary,
@@ -225,7 +225,7 @@ def test_scorecard_extras_hog_edge_and_independent(tiny, tmp_path) -> None:
 
 
 def test_split_agreement_averages_faces_by_hand() -> None:
-    from gmx.metrics.agreement import SplitAgreement, split_agreement
+    from gmx.explain.compare import SplitAgreement, split_agreement
 
     a = np.arange(10.0).reshape(1, 2, 5)
     maps = {"a": np.concatenate([a, a]), "b": np.concatenate([a, -a]), "flat": np.zeros((2, 2, 5))}
