@@ -429,9 +429,9 @@ def target_scorer(
     forward pass per variant per batch, in inference mode; the models must be in eval mode.
     """
     # One implementation: the faithfulness metrics' batch scorer (one target for every row).
-    from gmx.metrics.faithfulness import _Scorer
+    from gmx.metrics.faithfulness import BatchScorer
 
-    scorer = _Scorer(models, variants, classifiers, [target], None, None)
+    scorer = BatchScorer(models, variants, classifiers, [target], None, None)
 
     def evaluate(faces: np.ndarray) -> np.ndarray:
         scores, _ = scorer(np.asarray(faces), np.zeros(len(faces), np.int64))

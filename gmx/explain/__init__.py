@@ -11,6 +11,7 @@ for the screen. See ``docs/explain.md``.
 
 from __future__ import annotations
 
+from gmx.explain._params import input_value
 from gmx.explain.compare import ReferenceAgreement, agreement, pearson
 from gmx.explain.display import (
     DisplayRange,
@@ -62,6 +63,7 @@ __all__ = [
     "explain_batch",
     "explain_targets",
     "get_method",
+    "input_value",
     "iter_explain",
     "list_methods",
     "normalize_for_display",

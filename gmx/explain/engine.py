@@ -123,7 +123,8 @@ def as_explain_model(model: Any, classifier: nn.Module | None = None) -> Explain
     )
 
 
-def _check_faces(faces: np.ndarray) -> np.ndarray:
+def check_faces(faces: np.ndarray) -> np.ndarray:
+    """``faces`` as an array, checked: ``(n, 112, 112, 3)`` uint8 RGB aligned faces (else ValueError)."""
     arr = np.asarray(faces)
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (TEMPLATE_SIZE, TEMPLATE_SIZE, 3):
         raise ValueError(
@@ -155,7 +156,7 @@ def variant_rows(faces: np.ndarray, variant: Variant, card: Any = None) -> torch
     Raises:
         ValueError: for bad faces, or a card the engine cannot explain (not 3x112x112).
     """
-    arr = _check_faces(faces)
+    arr = check_faces(faces)
     if card is not None and (card.channels != 3 or card.input_size != TEMPLATE_SIZE):
         raise ValueError(
             f"the engine explains 3x112x112 models; card {card.name!r} has "
@@ -255,7 +256,7 @@ def _units(job: _Job, hw: tuple[int, int], device: torch.device) -> int:
     return int(job.spec.units(job.params, hw, device)) if job.spec.units is not None else 1
 
 
-def _setup(
+def setup_models(
     models: Any, variants: Sequence[Variant] | None, classifiers: Sequence[nn.Module | None] | None
 ) -> tuple[list[ExplainModel], tuple[Variant, ...]]:
     """The models as :class:`ExplainModel` and the checked variants (default: model 0 as is)."""
@@ -452,7 +453,7 @@ def iter_explain(
     Arguments as :func:`explain_targets`; they are validated before the first item is requested
     (``ValueError`` at call time). Raises :class:`ExplanationCancelled` when stopped.
     """
-    pairs, variants = _setup(models, variants, classifiers)
+    pairs, variants = setup_models(models, variants, classifiers)
     targets = tuple(targets)
     if not targets or not all(isinstance(t, Target) for t in targets):
         raise ValueError(f"targets must be a non-empty sequence of Target, got {targets!r}")
@@ -561,7 +562,7 @@ def batch_faces(models: Any, batch_size: int = 0) -> int:
         raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
     if batch_size:
         return batch_size
-    pairs, _ = _setup(models, None, None)
+    pairs, _ = setup_models(models, None, None)
     cpu, cuda = AUTO_BATCH_FACES
     return cuda if device_of(pairs[0].backbone).type == "cuda" else cpu
 
@@ -611,8 +612,8 @@ def explain_batch(
         ValueError: for bad faces, a method that is unknown or not batchable, SmoothGrad, or a
             target that does not fit.
     """
-    pairs, variants = _setup(models, variants, classifiers)
-    arr = _check_faces(faces)
+    pairs, variants = setup_models(models, variants, classifiers)
+    arr = check_faces(faces)
     if len(arr) == 0:
         raise ValueError("no faces given")
     if not isinstance(target, Target):
@@ -729,10 +730,12 @@ __all__ = [
     "ExplanationCancelled",
     "as_explain_model",
     "batch_faces",
+    "check_faces",
     "explain",
     "explain_batch",
     "explain_targets",
     "iter_explain",
+    "setup_models",
     "smoothgrad_rows",
     "variant_input",
     "variant_rows",

@@ -89,6 +89,7 @@ from gmx.gallery._pictures import (
     template_face,
 )
 from gmx.gallery._rank import (
+    DEMO_NOTICE,
     GeneMatch,
     PatientMatch,
     Ranking,
@@ -98,6 +99,7 @@ from gmx.gallery._rank import (
     to_service_json,
 )
 from gmx.gallery._storage import (
+    METADATA_KEY,
     SCHEMA_VERSION,
     GalleryInfo,
     gallery_info,
@@ -109,10 +111,12 @@ __all__ = [
     "CONSISTENT_COSINE",
     "DEFAULT_KS",
     "DEFAULT_WEBP_QUALITY",
+    "DEMO_NOTICE",
     "DEMO_REFERENCE_ID",
     "GENE_TSV_COLUMNS",
     "HELD_OUT",
     "LEAVE_ONE_PATIENT_OUT",
+    "METADATA_KEY",
     "MIN_COMPOSITE_SUBJECTS",
     "NOT_CLOSER_THAN_UNAFFECTED",
     "PHOTO_CODECS",

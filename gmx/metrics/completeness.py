@@ -23,8 +23,7 @@ import torch
 
 from gmx.encode import Variant
 from gmx.encode.model import input_norm
-from gmx.explain import Target, explain, variant_input
-from gmx.explain._params import input_value
+from gmx.explain import Target, explain, input_value, variant_input
 from gmx.explain.engine import as_explain_model
 from gmx.metrics.robustness import similarity_forward
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from gmx.encode import Variant
-from gmx.explain.engine import _check_faces, _setup, variant_rows
+from gmx.explain.engine import check_faces, setup_models, variant_rows
 from gmx.explain.prepared import device_of
 from gmx.explain.targets import Target
 from gmx.gallery import Gallery, rank
@@ -224,7 +224,7 @@ class _Job:
     fill: Fill
 
 
-class _Scorer:
+class BatchScorer:
     """Scores batches of faces: one forward pass per variant, each row by its own face's target."""
 
     def __init__(
@@ -236,7 +236,7 @@ class _Scorer:
         gallery: Gallery | None,
         syndromes: Sequence[str] | None,
     ) -> None:
-        self.pairs, self.variants = _setup(models, variants, classifiers)
+        self.pairs, self.variants = setup_models(models, variants, classifiers)
         for pair in self.pairs:
             if pair.backbone.training:
                 # Training-mode BatchNorm would mix the rows of a batch and update its statistics.
@@ -309,7 +309,7 @@ def faithfulness_curves(
     Returns:
         One curve per face, method, mode, order and fill, in that nesting order.
     """
-    arr = _check_faces(faces)
+    arr = check_faces(faces)
     n = len(arr)
     if len(targets) != n:
         raise ValueError(f"{len(targets)} targets for {n} faces")
@@ -325,7 +325,7 @@ def faithfulness_curves(
         if a.shape != (n, *arr.shape[1:3]):
             raise ValueError(f"maps[{m!r}] has shape {a.shape}, expected ({n}, 112, 112)")
         checked[m] = a
-    scorer = _Scorer(models, variants, classifiers, targets, gallery, syndromes)
+    scorer = BatchScorer(models, variants, classifiers, targets, gallery, syndromes)
     jobs = [
         _Job(i, m, mode, order, fill)
         for i in range(n)
@@ -417,6 +417,7 @@ __all__ = [
     "FILLS",
     "MODES",
     "ORDERS",
+    "BatchScorer",
     "PerturbationCurve",
     "curve_auc",
     "faithfulness_curves",

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gmx.gallery import (
+    DEMO_NOTICE,  # the one wording of the demo notice (as the exports)
     LEAVE_ONE_PATIENT_OUT,
+    METADATA_KEY,
     CalibratedMatch,
     Calibration,
     FeatureChoices,
@@ -33,8 +35,6 @@ from gmx.gallery import (
     calibrate,
     suggested_features,
 )
-from gmx.gallery._rank import DEMO_NOTICE  # the one wording of the demo notice (as the exports)
-from gmx.gallery._storage import METADATA_KEY
 from gmx.hpo import hpo_terms
 from gmx.regions import TOP_REGIONS
 from gmx.viz import Palette, colorize, colour_bar, legend_text, overlay, to_png_bytes

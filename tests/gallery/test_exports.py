@@ -13,6 +13,7 @@ from phenopackets import Interpretation, Phenopacket
 
 import gmx
 from gmx.gallery import (
+    DEMO_NOTICE,
     DEMO_REFERENCE_ID,
     GENE_TSV_COLUMNS,
     Gallery,
@@ -22,7 +23,6 @@ from gmx.gallery import (
     to_phenopacket_json,
     to_service_json,
 )
-from gmx.gallery._rank import DEMO_NOTICE
 from gmx.hpo import ontology_version
 
 from ._gallery_fixtures import QUERY

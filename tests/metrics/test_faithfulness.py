@@ -165,13 +165,13 @@ def test_clean_and_fill_faces_scored_once_per_face(tiny, monkeypatch) -> None:
     from gmx.metrics import faithfulness as fm
 
     seen: list[int] = []
-    real = fm._Scorer.__call__
+    real = fm.BatchScorer.__call__
 
     def counting(self, faces, owners):
         seen.append(len(faces))
         return real(self, faces, owners)
 
-    monkeypatch.setattr(fm._Scorer, "__call__", counting)
+    monkeypatch.setattr(fm.BatchScorer, "__call__", counting)
     g = tiny.gallery
     rng = np.random.default_rng(2)
     maps = {m: rng.standard_normal((1, 112, 112)) for m in ("a", "b")}
