@@ -65,6 +65,12 @@ def add_model_args(
         p.add_argument("--no-grey", action="store_true", help=NO_GREY_HELP)
 
 
+def add_hpo_arg(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An HPO term option (``flag``, e.g. ``--hpo``) that may be repeated: a list, empty by default,
+    each value checked by :func:`hpo_id`."""
+    p.add_argument(flag, type=hpo_id, action="append", default=[], metavar="HP:NNNNNNN", help=help)
+
+
 def add_min_distance_arg(p: argparse.ArgumentParser) -> None:
     """``--min-distance`` (default off), passed to :meth:`gmx.pipeline.Diagnoser.diagnose`."""
     p.add_argument("--min-distance", type=float, default=None, help=MIN_DISTANCE_HELP)
@@ -76,6 +82,7 @@ __all__ = [
     "MODELS_HELP",
     "NO_FLIP_HELP",
     "NO_GREY_HELP",
+    "add_hpo_arg",
     "add_min_distance_arg",
     "add_model_args",
     "configured",

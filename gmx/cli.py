@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gmx import __version__
-from gmx._cli_args import add_min_distance_arg, add_model_args, configured, hpo_id
+from gmx._cli_args import add_hpo_arg, add_min_distance_arg, add_model_args, configured
 from gmx.config import GmxConfig
 from gmx.errors import OutputError
 
@@ -637,13 +637,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(JSON) with the candidate syndromes and the --hpo terms; genes-tsv: the ranked genes as a "
         "tab-separated table for variant prioritisation (docs/exports.md)",
     )
-    p.add_argument(
+    add_hpo_arg(
+        p,
         "--hpo",
-        type=hpo_id,
-        action="append",
-        default=[],
-        metavar="HP:NNNNNNN",
-        help="a confirmed HPO term of the patient, for --format phenopacket (repeat for more)",
+        "a confirmed HPO term of the patient, for --format phenopacket (repeat for more)",
     )
     p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
     add_min_distance_arg(p)

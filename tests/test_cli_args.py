@@ -103,7 +103,7 @@ def test_min_distance_is_offered_where_matches_are_ranked_for_a_user():
 
 #: The option strings whose ``add_argument`` lives only in :mod:`gmx._cli_args`.
 _SHARED_OPTIONS = re.compile(
-    r"""add_argument\(\s*["'](--models|--no-flip|--no-grey|--min-distance)["']"""
+    r"""add_argument\(\s*["'](--models|--no-flip|--no-grey|--min-distance|--hpo|--absent-hpo)["']"""
 )
 _RESTATED_HELPERS = re.compile(r"^def (_?configured|_?hpo_id|_?add_model_args)\(", re.MULTILINE)
 
@@ -129,3 +129,13 @@ def test_hpo_id_accepts_a_term_and_refuses_anything_else():
     for bad in ("HP:316", "hp:0000316", "0000316", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="not an HPO term id"):
             _cli_args.hpo_id(bad)
+
+
+def test_hpo_options_collect_checked_terms(capsys):
+    terms = ["--hpo", "HP:0000316", "--hpo", " HP:0000154", "--absent-hpo", "HP:0000252"]
+    args = build_parser().parse_args(["report", "p.jpg", "--out", "c.pdf", *terms])
+    assert (args.hpo, args.absent_hpo) == (["HP:0000316", "HP:0000154"], ["HP:0000252"])
+    assert build_parser().parse_args(["predict", "p.jpg"]).hpo == []
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["report", "p.jpg", "--out", "c.pdf", "--absent-hpo", "HP:1"])
+    assert "not an HPO term id" in capsys.readouterr().err

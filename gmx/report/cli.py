@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from gmx._cli_args import add_min_distance_arg, add_model_args, configured, hpo_id
+from gmx._cli_args import add_hpo_arg, add_min_distance_arg, add_model_args, configured
 from gmx.report._model import DEFAULT_TOP_K
 
 log = logging.getLogger("gmx")
@@ -175,21 +175,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="put the aligned face in the report and draw the maps over it (default: no face)",
     )
     p.add_argument("--face", type=int, default=0, help="which face of the photo (0 = largest)")
-    p.add_argument(
-        "--hpo",
-        type=hpo_id,
-        action="append",
-        default=[],
-        metavar="HP:NNNNNNN",
-        help="an HPO term confirmed present (repeat for more); marked in the report",
-    )
-    p.add_argument(
-        "--absent-hpo",
-        type=hpo_id,
-        action="append",
-        default=[],
-        metavar="HP:NNNNNNN",
-        help="an HPO term confirmed absent (repeat for more); left out of the report",
+    add_hpo_arg(p, "--hpo", "an HPO term confirmed present (repeat for more); marked in the report")
+    add_hpo_arg(
+        p, "--absent-hpo", "an HPO term confirmed absent (repeat for more); left out of the report"
     )
     p.add_argument("--case-id", default=None, help="case id (default: case-<photo hash>)")
     add_min_distance_arg(p)
