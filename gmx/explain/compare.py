@@ -76,7 +76,7 @@ def top_mask(values: np.ndarray, fraction: float, *, rounding: TopRounding = "ro
         values: a map (any shape; the mask has its shape).
         fraction: the share of the values kept, in ``(0, 1]``.
         rounding: how ``fraction * values.size`` becomes a count (:data:`TopRounding`):
-            ``"round"`` (at least one value) or ``"ceil"``.
+            ``"round"`` or ``"ceil"``; at least one value either way.
 
     Raises:
         ValueError: for a fraction outside ``(0, 1]`` or an unknown rounding.
@@ -87,7 +87,7 @@ def top_mask(values: np.ndarray, fraction: float, *, rounding: TopRounding = "ro
     if rounding == "round":
         k = max(1, round(fraction * flat.size))
     elif rounding == "ceil":
-        k = math.ceil(round(fraction * flat.size, _CEIL_DECIMALS))
+        k = max(1, math.ceil(round(fraction * flat.size, _CEIL_DECIMALS)))
     else:
         raise ValueError(f"unknown rounding {rounding!r}; use 'round' or 'ceil'")
     idx = np.argsort(-flat, kind="stable")[:k]

@@ -43,6 +43,7 @@ def test_top_mask_rounds_or_takes_the_ceiling() -> None:
     assert top_mask(ramp, 0.071, rounding="ceil").sum() == 8  # every started pixel
     assert top_mask(ramp, 0.07, rounding="ceil").sum() == 7  # 0.07 * 100 = 7.000000000000001
     assert top_mask(ramp, 0.001).sum() == 1  # "round" keeps at least one pixel
+    assert top_mask(ramp, 1e-15, rounding="ceil").sum() == 1  # as does "ceil"
     top = top_mask(ramp, 0.1, rounding="ceil")
     assert top.shape == ramp.shape and top[9].all() and top.sum() == 10
     ties = top_mask(np.zeros(10), 0.3, rounding="ceil")
