@@ -17,6 +17,13 @@ try:
 except StudyError as exc:
     st.error(f"The study cannot be opened: {exc}")
     st.stop()
+source = resources.study_source_config(study, location.study_dir, cfg)
+try:
+    cases = resources.study_cases(study, source)
+except StudyError as exc:
+    st.error(f"The study's cases cannot be opened: {exc}")
+    st.stop()
+names = dict(cases.syndrome_names)
 st.caption(
     f"{study.name} · answers are saved at once in {location.db_path.name}; only image ids and "
     "your answers are stored, under your pseudonymous id."
@@ -38,15 +45,13 @@ values = study_view.answered(store, rater)
 step = next_step(study, plan, set(values))
 total = len(plan.cases)
 st.progress(step.fraction_done(total), text=f"{step.done_cases} of {total} cases done")
-cases = resources.study_cases(str(DEMO_DIR), study.cases)
-names = dict(cases.syndrome_names)
 
 if step.stage == "done":
     st.success("All done — thank you. You can close this tab.")
     st.stop()
 if step.stage == "composite":
     st.subheader("Composite faces")
-    composite = resources.study_composite(resources.config_key(cfg), step.syndrome, cfg)
+    composite = resources.study_composite(resources.config_key(source), step.syndrome, source)
     study_view.composite_step(store, rater, study, step.syndrome,
                               names.get(step.syndrome, step.syndrome), composite)  # fmt: skip
     st.stop()
@@ -58,7 +63,8 @@ if step.stage == "impression":
     study_view.impression_step(store, rater, case, face, names, values)
     st.stop()
 with st.spinner("The model is looking at this face…"):
-    material = resources.study_material(cfg, case.case_id, face, case.methods, study.top_k)
+    material = resources.study_material(source, case.case_id, face, case.methods, study.top_k,
+                                        cases.subjects.get(case.case_id))  # fmt: skip
 left, right = st.columns(study_view.CASE_COLUMNS)
 left.image(face, caption="The patient (aligned face)", width=study_view.MAP_PX)
 with right:

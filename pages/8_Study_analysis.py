@@ -40,13 +40,19 @@ if request.fixations_csv is not None:
         fixations = parse_fixations(request.fixations_csv.decode("utf-8"), name="the uploaded CSV")
     except (StudyError, UnicodeDecodeError) as exc:
         st.error(f"Fixations not used: {exc}")
-cases = resources.study_cases(str(DEMO_DIR), study.cases)
+source = resources.study_source_config(study, location.study_dir, cfg)
+try:
+    cases = resources.study_cases(study, source)
+except StudyError as exc:
+    st.error(f"The study's cases cannot be opened: {exc}")
+    st.stop()
 maps = {}
 if request.with_maps and study.methods:
     marked = [c for c in answered_region_cases(answers) if c in cases.faces]
     with st.spinner(f"Computing the maps of {len(marked)} marked case(s)…"):
         for c in marked:
-            material = resources.study_material(cfg, c, cases.faces[c], study.methods, study.top_k)
+            material = resources.study_material(source, c, cases.faces[c], study.methods,
+                                                study.top_k, cases.subjects.get(c))  # fmt: skip
             maps.update({(c, m): v for m, v in material.maps.items()})
 result = analyse(study, answers, truth=cases.labels, maps=maps, masks=cases.masks,
                  fixations=fixations, top_percent=request.top_percent)  # fmt: skip
