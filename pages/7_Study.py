@@ -17,13 +17,6 @@ try:
 except StudyError as exc:
     st.error(f"The study cannot be opened: {exc}")
     st.stop()
-source = resources.study_source_config(study, location.study_dir, cfg)
-try:
-    cases = resources.study_cases(study, source)
-except StudyError as exc:
-    st.error(f"The study's cases cannot be opened: {exc}")
-    st.stop()
-names = dict(cases.syndrome_names)
 st.caption(
     f"{study.name} · answers are saved at once in {location.db_path.name}; only image ids and "
     "your answers are stored, under your pseudonymous id."
@@ -31,6 +24,14 @@ st.caption(
 request = study_view.rater_controls()
 if request.problem:
     st.error(request.problem)
+# the cases load after the rater box is drawn (the demo data takes a while on a busy machine)
+source = resources.study_source_config(study, location.study_dir, cfg)
+try:
+    cases = resources.study_cases(study, source)
+except StudyError as exc:
+    st.error(f"The study's cases cannot be opened: {exc}")
+    st.stop()
+names = dict(cases.syndrome_names)
 if request.rater is None:
     st.info("Enter your rater id in the sidebar to start (or continue) the study.")
     st.stop()

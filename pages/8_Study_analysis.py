@@ -9,7 +9,7 @@ import streamlit as st
 from gmx.config import DEMO_DIR
 from gmx.study import StudyError, StudyStore, StudyStoreError, analyse, to_csv, to_json
 from gmx.study.analysis import to_markdown
-from gmx.study.cases import answered_region_cases
+from gmx.study.cases import answered_region_cases, case_source_text
 from gmx.study.plots import likert_figure
 from gmx.study.regions import parse_fixations
 from gmx.study.views import resolve_study, study_location
@@ -29,7 +29,8 @@ except (StudyError, StudyStoreError, OSError) as exc:
     st.stop()
 request = study_view.analysis_controls()
 answers = store.answers()
-st.caption(f"{study.name} · {location.db_path}")
+source = resources.study_source_config(study, location.study_dir, cfg)
+st.caption(f"{study.name} · {location.db_path} · {case_source_text(study, source)}")
 if not answers:
     st.info("No answers yet: raters answer on the **Study** page.")
     st.stop()
@@ -40,7 +41,6 @@ if request.fixations_csv is not None:
         fixations = parse_fixations(request.fixations_csv.decode("utf-8"), name="the uploaded CSV")
     except (StudyError, UnicodeDecodeError) as exc:
         st.error(f"Fixations not used: {exc}")
-source = resources.study_source_config(study, location.study_dir, cfg)
 try:
     cases = resources.study_cases(study, source)
 except StudyError as exc:

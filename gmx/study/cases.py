@@ -239,6 +239,13 @@ def case_source_config(
     return base.with_overrides(gallery_path=path.resolve())
 
 
+def case_source_text(study: StudyDefinition, cfg: Any) -> str:
+    """Where the study's cases come from, in words (``cfg``: :func:`case_source_config`'s)."""
+    if study.case_source == CASE_SOURCE_GALLERY:
+        return f"cases: images of gallery {Path(cfg.gallery_path).name} (own patient left out)"
+    return "cases: held-out demo images"
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """One model suggestion shown to the rater."""
@@ -373,6 +380,7 @@ __all__ = [
     "case_maps",
     "case_material",
     "case_source_config",
+    "case_source_text",
     "demo_case_ids",
     "demo_truth",
     "gallery_case_ids",

@@ -104,6 +104,7 @@ def test_a_rater_rates_a_gallery_case_and_the_analysis_has_no_true_regions(study
 
     at = _ok(AppTest.from_file(ANALYSIS, default_timeout=300).run())
     md = " ".join(m.value for m in at.markdown)
+    assert any("cases: images of gallery g.sqlite" in c.value for c in at.caption)
     # scored against the gallery label: wrong before, right after
     assert "| ai+maps | 1 | 0.00 | 1.00 |" in md
     assert TRUTH_NOT_AVAILABLE in md and "hit rate" not in md
