@@ -236,7 +236,7 @@ def case_source_config(
     path = Path(study.case_gallery).expanduser()
     if not path.is_absolute() and study_dir is not None:
         path = Path(study_dir) / path
-    return base.with_overrides(gallery_path=path.resolve())
+    return base.with_overrides(gallery_path=path.absolute())
 
 
 def case_source_text(study: StudyDefinition, cfg: Any) -> str:
