@@ -45,7 +45,7 @@ def test_a_rater_rates_a_gallery_case(tmp_path):
             _sign_in(page, url, "R01")
             page.get_by_text("Case 1 of 1").wait_for(timeout=T)
             _impression(page, shot="study3_gallery_impression")
-            page.get_by_text("The model suggests").wait_for(timeout=T * 2)
+            page.get_by_role("button", name="Save ratings of Map A").wait_for(timeout=T * 2)
             suggested = page.inner_text("body")
             _after_impression(page, truth, shot="study3_gallery_case")
             page.get_by_text("All done").wait_for(timeout=T)
