@@ -24,6 +24,14 @@ st.caption(
 request = study_view.rater_controls()
 if request.problem:
     st.error(request.problem)
+# the cases load after the rater box is drawn (the demo data takes a while on a busy machine)
+source = resources.study_source_config(study, location.study_dir, cfg)
+try:
+    cases = resources.study_cases(study, source)
+except StudyError as exc:
+    st.error(f"The study's cases cannot be opened: {exc}")
+    st.stop()
+names = dict(cases.syndrome_names)
 if request.rater is None:
     st.info("Enter your rater id in the sidebar to start (or continue) the study.")
     st.stop()
@@ -38,15 +46,13 @@ values = study_view.answered(store, rater)
 step = next_step(study, plan, set(values))
 total = len(plan.cases)
 st.progress(step.fraction_done(total), text=f"{step.done_cases} of {total} cases done")
-cases = resources.study_cases(str(DEMO_DIR), study.cases)
-names = dict(cases.syndrome_names)
 
 if step.stage == "done":
     st.success("All done — thank you. You can close this tab.")
     st.stop()
 if step.stage == "composite":
     st.subheader("Composite faces")
-    composite = resources.study_composite(resources.config_key(cfg), step.syndrome, cfg)
+    composite = resources.study_composite(resources.config_key(source), step.syndrome, source)
     study_view.composite_step(store, rater, study, step.syndrome,
                               names.get(step.syndrome, step.syndrome), composite)  # fmt: skip
     st.stop()
@@ -58,7 +64,8 @@ if step.stage == "impression":
     study_view.impression_step(store, rater, case, face, names, values)
     st.stop()
 with st.spinner("The model is looking at this face…"):
-    material = resources.study_material(cfg, case.case_id, face, case.methods, study.top_k)
+    material = resources.study_material(source, case.case_id, face, case.methods, study.top_k,
+                                        cases.subjects.get(case.case_id))  # fmt: skip
 left, right = st.columns(study_view.CASE_COLUMNS)
 left.image(face, caption="The patient (aligned face)", width=study_view.MAP_PX)
 with right:

@@ -9,7 +9,7 @@ import streamlit as st
 from gmx.config import DEMO_DIR
 from gmx.study import StudyError, StudyStore, StudyStoreError, analyse, to_csv, to_json
 from gmx.study.analysis import to_markdown
-from gmx.study.cases import answered_region_cases
+from gmx.study.cases import answered_region_cases, case_source_text
 from gmx.study.plots import likert_figure
 from gmx.study.regions import parse_fixations
 from gmx.study.views import resolve_study, study_location
@@ -29,7 +29,8 @@ except (StudyError, StudyStoreError, OSError) as exc:
     st.stop()
 request = study_view.analysis_controls()
 answers = store.answers()
-st.caption(f"{study.name} · {location.db_path}")
+source = resources.study_source_config(study, location.study_dir, cfg)
+st.caption(f"{study.name} · {location.db_path} · {case_source_text(study, source)}")
 if not answers:
     st.info("No answers yet: raters answer on the **Study** page.")
     st.stop()
@@ -40,13 +41,18 @@ if request.fixations_csv is not None:
         fixations = parse_fixations(request.fixations_csv.decode("utf-8"), name="the uploaded CSV")
     except (StudyError, UnicodeDecodeError) as exc:
         st.error(f"Fixations not used: {exc}")
-cases = resources.study_cases(str(DEMO_DIR), study.cases)
+try:
+    cases = resources.study_cases(study, source)
+except StudyError as exc:
+    st.error(f"The study's cases cannot be opened: {exc}")
+    st.stop()
 maps = {}
 if request.with_maps and study.methods:
     marked = [c for c in answered_region_cases(answers) if c in cases.faces]
     with st.spinner(f"Computing the maps of {len(marked)} marked case(s)…"):
         for c in marked:
-            material = resources.study_material(cfg, c, cases.faces[c], study.methods, study.top_k)
+            material = resources.study_material(source, c, cases.faces[c], study.methods,
+                                                study.top_k, cases.subjects.get(c))  # fmt: skip
             maps.update({(c, m): v for m, v in material.maps.items()})
 result = analyse(study, answers, truth=cases.labels, maps=maps, masks=cases.masks,
                  fixations=fixations, top_percent=request.top_percent)  # fmt: skip

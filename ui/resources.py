@@ -459,32 +459,68 @@ def syndrome_tile(path: str, mtime: float, syndrome: str, method: str, request):
 _STUDY_MATERIAL_LOCK = threading.Lock()
 
 
+def study_source_config(study, study_dir: Path | None, cfg: GmxConfig) -> GmxConfig:
+    """The configuration whose models and gallery look at the study's cases
+    (:func:`gmx.study.cases.case_source_config`): ``cfg`` for demo cases; for gallery cases the
+    model set named in the study file, else its gallery file with ``cfg``'s models. In shared mode
+    only a listed set can be loaded (:func:`load_diagnoser` refuses anything else)."""
+    from gmx.study.cases import case_source_config
+
+    sets = {s.name: s.config for s in shared_config().sets}
+    return case_source_config(study, cfg, model_sets=sets, study_dir=study_dir)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def study_cases(data_dir: str, ids: tuple[str, ...]):
-    """The faces, labels and true regions of a study's demo cases (:class:`gmx.study.cases.CaseSet`,
-    read-only arrays), shared by all sessions."""
+def _demo_study_cases(data_dir: str, ids: tuple[str, ...]):
     from gmx.study.cases import load_demo_cases
 
     return load_demo_cases(data_dir, ids)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _gallery_study_cases(cfg_key: tuple[str, ...], ids: tuple[str, ...], _gallery,
+                         show_photo: bool | None):  # fmt: skip
+    from gmx.study.cases import load_gallery_cases
+
+    del cfg_key  # only the cache key
+    return load_gallery_cases(_gallery, ids, show_photo=show_photo)
+
+
+def study_cases(study, cfg: GmxConfig):
+    """The faces, labels, patients and true regions of a study's cases
+    (:class:`gmx.study.cases.CaseSet`, read-only arrays), shared by all sessions: demo cases from
+    the demo data, gallery cases from the gallery of ``cfg`` (:func:`study_source_config`).
+
+    Raises:
+        StudyError: an unknown id, or a gallery without photos that may be shown.
+    """
+    from gmx.config import DEMO_DIR
+    from gmx.study.definition import CASE_SOURCE_GALLERY
+
+    if study.case_source == CASE_SOURCE_GALLERY:
+        return _gallery_study_cases(config_key(cfg), study.cases, diagnoser(cfg).gallery,
+                                    cfg.photos_visible)  # fmt: skip
+    return _demo_study_cases(str(DEMO_DIR), study.cases)
+
+
 def study_material(cfg: GmxConfig, case_id: str, face: np.ndarray, methods: tuple[str, ...],
-                   top_k: int):  # fmt: skip
+                   top_k: int, exclude_subject: str | None = None):  # fmt: skip
     """The model's top-k and maps for a study case (:class:`gmx.study.cases.CaseMaterial`), computed
     once per configuration and kept in the shared in-memory store (one computation at a time: the
-    explainers hook the shared model)."""
+    explainers hook the shared model). A gallery case's own patient (``exclude_subject``) is left
+    out of the gallery."""
     from gmx.study.cases import case_material
 
     diag = diagnoser(cfg)
-    key = ("study", config_key(cfg), case_id, methods, top_k)
+    key = ("study", config_key(cfg), case_id, methods, top_k, exclude_subject)
     store = map_store()
     hit = store.get(key)
     if hit is None:
         with _STUDY_MATERIAL_LOCK:
             hit = store.get(key)
             if hit is None:
-                hit = case_material(list(diag.models), diag.gallery, face,
-                                    methods=methods, top_k=top_k)  # fmt: skip
+                hit = case_material(list(diag.models), diag.gallery, face, methods=methods,
+                                    top_k=top_k, exclude_subject=exclude_subject)  # fmt: skip
                 store.put(key, hit)
     return hit
 

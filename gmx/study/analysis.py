@@ -143,6 +143,9 @@ class StudyAnalysis:
     regions: tuple[RegionRow, ...]
     truth: TruthRow | None
     top_percent: float
+    #: Whether any case has a true causal region (the synthetic demo does; a real gallery does not:
+    #: then marks vs true regions is "not available", never a number).
+    regions_known: bool = True
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready (NaN becomes ``None``)."""
@@ -415,7 +418,8 @@ def analyse(
         answers: the stored answers.
         truth: case id -> true syndrome id (accuracy).
         maps: ``(case id, method)`` -> ``(112, 112)`` template map (region agreement).
-        masks: case id -> ``(112, 112)`` bool true causal region (synthetic demo).
+        masks: case id -> ``(112, 112)`` bool true causal region (synthetic demo); ``None`` or no
+            non-empty mask (a real gallery): marks vs true regions is not available.
         fixations: case id -> imported eye-tracking fixations.
         top_percent: the k of "IoU at top-k %".
         n_boot: bootstrap replicates of the Likert intervals.
@@ -432,7 +436,15 @@ def analyse(
         ),
         truth=truth_row(answers, masks) if masks else None,
         top_percent=top_percent,
+        regions_known=bool(masks) and any(np.asarray(m).any() for m in masks.values()),
     )
+
+
+#: What the analysis says about marks vs true regions when the cases have none (a real gallery).
+TRUTH_NOT_AVAILABLE = (
+    "Not available: these cases have no known causal regions (only the synthetic demo's do), so "
+    "how well raters find them cannot be measured. Marks vs maps above still can."
+)
 
 
 def _f(x: float, nd: int = 2) -> str:
@@ -476,7 +488,9 @@ def to_markdown(result: StudyAnalysis) -> str:
         out += [f"| {r.source} | {r.method} | {r.n} | {_f(r.auc_judd, 3)} | {_f(r.nss)} | "
                 f"{_f(r.iou_top, 3)} |" for r in result.regions]  # fmt: skip
         out.append("")
-    if result.truth is not None:
+    if not result.regions_known:
+        out += ["### Raters' marks vs the true causal regions", "", TRUTH_NOT_AVAILABLE, ""]
+    elif result.truth is not None:
         t = result.truth
         out += ["### Raters' marks vs the true causal regions (synthetic demo)", "",
                 "| marked readings | IoU | hit rate | coverage |", "|---|---|---|---|",
@@ -485,6 +499,7 @@ def to_markdown(result: StudyAnalysis) -> str:
 
 
 __all__ = [
+    "TRUTH_NOT_AVAILABLE",
     "AlphaRow",
     "ArmComparison",
     "ArmRow",

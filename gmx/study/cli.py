@@ -1,6 +1,7 @@
 """``gmx study``: write, check and analyse clinician studies; export their answers.
 
     gmx study new [--out study.toml] [--demo N]     # commented template (--demo: N held-out demo cases)
+    gmx study new --gallery G [--cases N]           # gallery cases (G: a model set name or gallery file)
     gmx study check study.toml
     gmx study analyse answers.sqlite [--study study.toml] [--format markdown|json] [--fixations F.csv]
     gmx study export answers.sqlite [--format csv|json] [--out FILE]
@@ -30,19 +31,46 @@ def _write(text: str, out: Path | None) -> None:
         log.info("wrote %s", out)
 
 
+def _source_config(study, study_path: Path):
+    """The configuration that looks at the study's cases (GMX_CONFIG's model sets and models)."""
+    from gmx.shared import load_shared_config
+    from gmx.study.cases import case_source_config
+
+    shared = load_shared_config()
+    return case_source_config(study, shared.default.config,
+                              model_sets={s.name: s.config for s in shared.sets},
+                              study_dir=study_path.parent)  # fmt: skip
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     """Write a commented study template."""
     from gmx.config import DEMO_DIR
-    from gmx.study.cases import demo_case_ids
-    from gmx.study.definition import new_template
+    from gmx.gallery import load_gallery
+    from gmx.study.cases import demo_case_ids, gallery_case_ids
+    from gmx.study.definition import StudyError, new_template
 
-    cases: list[str] = []
-    if args.demo:
-        cases = demo_case_ids(DEMO_DIR)[: args.demo]
     if args.out is not None and args.out.exists() and not args.force:
         log.error("%s exists; use --force to overwrite", args.out)
         return 2
-    _write(new_template(cases=cases), args.out)
+    if args.gallery is None:
+        cases = demo_case_ids(DEMO_DIR)[: args.demo] if args.demo else []
+        _write(new_template(cases=cases), args.out)
+        return 0
+    if args.demo:
+        log.error("--demo and --gallery are two case sources: give one")
+        return 2
+    from gmx.shared import load_shared_config
+
+    sets = {s.name: s.config for s in load_shared_config().sets}
+    named = args.gallery in sets
+    gallery_value = args.gallery if named else str(Path(args.gallery).expanduser().resolve())
+    path = sets[args.gallery].gallery_path if named else Path(gallery_value)
+    try:
+        cases = gallery_case_ids(load_gallery(path), args.cases)
+    except (StudyError, OSError, ValueError) as exc:
+        log.error("cannot take cases from %s: %s", path, exc)
+        return 2
+    _write(new_template(cases=cases, gallery=gallery_value), args.out)
     return 0
 
 
@@ -52,15 +80,41 @@ def _known_methods() -> tuple[str, ...]:
     return list_methods()
 
 
+def _gallery_problems(study, study_path: Path) -> list[str]:
+    """What keeps a gallery case source from being used (its file, photos and ids)."""
+    from gmx.errors import GmxError
+    from gmx.gallery import load_gallery
+    from gmx.study.cases import gallery_case_problems
+
+    try:
+        cfg = _source_config(study, study_path)
+    except GmxError as exc:
+        return [f"the gmx configuration cannot be read: {exc}"]
+    if not Path(cfg.gallery_path).is_file():
+        return [
+            f"cases.gallery {study.case_gallery!r} is neither a model set of the gmx "
+            f"configuration nor a gallery file ({cfg.gallery_path} does not exist)"
+        ]
+    try:
+        gallery = load_gallery(cfg.gallery_path)
+    except (GmxError, OSError, ValueError) as exc:
+        return [f"cases.gallery {cfg.gallery_path} cannot be read: {exc}"]
+    return gallery_case_problems(gallery, study.cases, show_photo=cfg.photos_visible)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a study file: exit 0 and "ok", or every problem and exit 1."""
     from gmx.config import DEMO_DIR
     from gmx.study.cases import demo_truth
-    from gmx.study.definition import check
+    from gmx.study.definition import CASE_SOURCE_GALLERY, check, load_study
 
     problems = check(args.study, known_methods=_known_methods())
     if not problems:
-        problems = check(args.study, known_cases=list(demo_truth(DEMO_DIR)))
+        study = load_study(args.study)
+        if study.case_source == CASE_SOURCE_GALLERY:
+            problems = _gallery_problems(study, args.study)
+        else:
+            problems = check(args.study, known_cases=list(demo_truth(DEMO_DIR)))
     if problems:
         for p in problems:
             sys.stdout.write(f"problem: {p}\n")
@@ -71,9 +125,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_analyse(args: argparse.Namespace) -> int:
     """Print the analysis of a study database."""
-    from gmx.config import DEMO_DIR
+    from gmx.config import DEMO_DIR, GmxConfig
     from gmx.study import StudyStore, analyse, load_study, read_fixations, to_markdown
-    from gmx.study.cases import demo_analysis_inputs
+    from gmx.study.cases import case_maps, load_cases, load_source
+    from gmx.study.definition import CASE_SOURCE_GALLERY
     from gmx.study.views import demo_pilot
 
     study = load_study(args.study) if args.study else demo_pilot(DEMO_DIR)
@@ -81,10 +136,15 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         log.error("%s does not exist", args.db)
         return 2
     answers = StudyStore(args.db, study_name=study.name, fingerprint=study.fingerprint).answers()
-    truth, masks, maps = demo_analysis_inputs(study, answers, DEMO_DIR, with_maps=args.maps)
+    gallery_cases = study.case_source == CASE_SOURCE_GALLERY
+    # demo cases: the demo model and gallery; gallery cases: the study's model set or gallery
+    cfg = _source_config(study, args.study) if gallery_cases else GmxConfig()
+    models, gallery = load_source(cfg) if gallery_cases or args.maps else ([], None)
+    cases = load_cases(study, DEMO_DIR, gallery, show_photo=cfg.photos_visible)
+    maps = case_maps(study, answers, cases, models, gallery) if args.maps else {}
     fix = read_fixations(args.fixations) if args.fixations else None
-    result = analyse(study, answers, truth=truth, maps=maps, masks=masks, fixations=fix,
-                     top_percent=args.top_percent)  # fmt: skip
+    result = analyse(study, answers, truth=cases.labels, maps=maps, masks=cases.masks,
+                     fixations=fix, top_percent=args.top_percent)  # fmt: skip
     if args.format == "json":
         _write(json.dumps(result.to_dict(), indent=1), args.out)
     else:
@@ -108,12 +168,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Fill a database with seeded simulated raters (for trying the analysis)."""
     from gmx.config import DEMO_DIR
+    from gmx.gallery import load_gallery
     from gmx.study import StudyStore, load_study
-    from gmx.study.cases import load_demo_cases
+    from gmx.study.cases import load_cases
+    from gmx.study.definition import CASE_SOURCE_GALLERY
     from gmx.study.simulate import simulate
 
     study = load_study(args.study)
-    cases = load_demo_cases(DEMO_DIR, study.cases)
+    gallery, show = None, None
+    if study.case_source == CASE_SOURCE_GALLERY:
+        cfg = _source_config(study, args.study)
+        gallery, show = load_gallery(cfg.gallery_path), cfg.photos_visible
+    cases = load_cases(study, DEMO_DIR, gallery, show_photo=show)
     store = StudyStore(args.db, study_name=study.name, fingerprint=study.fingerprint)
     syndromes = sorted({s for s in cases.labels.values()} | set(cases.syndrome_names))
     ids = simulate(study, store, truth=cases.labels, masks=cases.masks, syndromes=syndromes,
@@ -132,6 +198,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.add_argument("--demo", type=int, default=0, metavar="N",
                    help="fill in the first N held-out test cases of the embedded demo")  # fmt: skip
+    p.add_argument("--gallery", metavar="G",
+                   help="gallery cases: a model set name of the gmx configuration or a gallery "
+                        "file with photos")  # fmt: skip
+    p.add_argument("--cases", type=int, default=6, metavar="N",
+                   help="with --gallery: how many gallery images to fill in (default 6)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=cmd_new)
     p = ssub.add_parser("check", help="validate a study file (exit 1 with every problem)")

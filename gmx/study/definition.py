@@ -39,9 +39,14 @@ LIKERT_LABELS: tuple[str, ...] = (
 #: Confidence in a syndrome guess, 1 = a guess ... 5 = certain.
 CONFIDENCE_POINTS = 5
 CONFIDENCE_LABELS: tuple[str, ...] = ("Guess", "Unsure", "Moderate", "Confident", "Certain")
-#: Case sources: the embedded demo's data (``models/demo``) by image id.
-CASE_SOURCES: tuple[str, ...] = ("demo",)
+#: Case sources: the embedded demo's data (``models/demo``) by image id, or the images of a gallery
+#: (its stored photos; the case's own patient is left out of the gallery when the model ranks it).
+CASE_SOURCE_DEMO = "demo"
+CASE_SOURCE_GALLERY = "gallery"
+CASE_SOURCES: tuple[str, ...] = (CASE_SOURCE_DEMO, CASE_SOURCE_GALLERY)
 DEMO_TEST_SPLIT = "test"
+#: ``cases_per_rater`` of a new template (fewer when fewer cases are filled in).
+DEFAULT_CASES_PER_RATER = 3
 
 
 class StudyError(GmxError, ValueError):
@@ -71,7 +76,7 @@ class StudyDefinition:
         name: shown to raters and in exports.
         seed: seeds every randomisation (with the rater id).
         cases: image ids the raters may see (on the demo: held-out test images).
-        case_source: where the ids are looked up (``"demo"``).
+        case_source: where the ids are looked up: ``"demo"`` or ``"gallery"``.
         cases_per_rater: how many of ``cases`` each rater sees.
         methods: attribution methods (registry names) shown, blinded, in the maps arm.
         arms: arms in use (a subset of :data:`ARMS`).
@@ -80,6 +85,9 @@ class StudyDefinition:
         map_items: Likert items asked for every map.
         composite_items: Likert items asked for every composite face.
         composite_syndromes: syndromes whose composite faces are rated (empty: none).
+        case_gallery: for ``case_source == "gallery"``: a model set name of the gmx configuration
+            (``[model_sets.NAME]``) or a gallery file (relative to the study file); ``""`` for the
+            demo. See :func:`gmx.study.cases.case_source_config`.
     """
 
     name: str
@@ -94,14 +102,18 @@ class StudyDefinition:
     map_items: tuple[LikertItem, ...]
     composite_items: tuple[LikertItem, ...]
     composite_syndromes: tuple[str, ...]
+    case_gallery: str = ""
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of everything that changes the raters' plans (stored with the answers)."""
-        text = repr(
-            (self.seed, self.cases, self.cases_per_rater, self.methods, self.arms, self.randomise)
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A short hash of everything that changes the raters' plans or what a case id means
+        (stored with the answers). Demo studies hash as before gallery sources existed."""
+        plan: tuple[object, ...] = (
+            self.seed, self.cases, self.cases_per_rater, self.methods, self.arms, self.randomise
+        )  # fmt: skip
+        if self.case_source != CASE_SOURCE_DEMO:
+            plan += (self.case_source, self.case_gallery)
+        return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
 
 
 DEFAULT_MAP_ITEMS: tuple[LikertItem, ...] = (
@@ -151,10 +163,46 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def new_template(*, cases: Sequence[str] = (), name: str = "GestaltMatcher map evaluation") -> str:
+_DEMO_CASES_TOML = """# "demo": image ids of the embedded demo (models/demo). Use held-out ids only: on the demo its
+# test split (`gmx study new --demo` fills them in). "gallery": image ids of a gallery with stored
+# photos (`gmx study new --gallery G`). Patient photos are never copied into the study database:
+# it stores image ids only.
+source = "demo"
+"""
+
+_GALLERY_CASES_TOML = """# "gallery": image ids of a gallery (`gmx study new --gallery G` fills some in). The faces are the
+# gallery's stored photos (a gallery without photos, or whose photos may not be shown, cannot be
+# used). Each case's own patient is left out of the gallery when the model ranks and explains it
+# (leave-one-patient-out, as `gmx gallery calibrate` counts). A real gallery has no true causal
+# regions, so the analysis says "not available" for marks vs true regions. Patient photos are
+# never copied into the study database: it stores image ids only.
+source = "gallery"
+# A model set of the gmx configuration ([model_sets.NAME] in GMX_CONFIG: its models and gallery),
+# or a gallery file (relative to this file) used with the configuration's models.
+gallery = {gallery}
+"""
+
+
+def new_template(
+    *,
+    cases: Sequence[str] = (),
+    name: str = "GestaltMatcher map evaluation",
+    gallery: str | None = None,
+) -> str:
     """A commented study file with the thesis-derived items (valid as it is when ``cases`` is
-    given; otherwise list the case ids first)."""
+    given; otherwise list the case ids first).
+
+    Args:
+        cases: the case ids to fill in.
+        name: the study's name.
+        gallery: ``None`` for demo cases; else the ``cases.gallery`` value (a model set name or a
+            gallery file) of a gallery case source.
+    """
     case_list = ", ".join(_q(c) for c in cases)
+    source = (
+        _DEMO_CASES_TOML if gallery is None else _GALLERY_CASES_TOML.format(gallery=_q(gallery))
+    )
+    per_rater = min(DEFAULT_CASES_PER_RATER, len(cases)) if cases else DEFAULT_CASES_PER_RATER
     return f"""# gmx clinician study definition (TOML). Check it with `gmx study check FILE`.
 # Docs: docs/study.md. Raters open the app's Study page with this file and a database.
 
@@ -164,7 +212,7 @@ name = {_q(name)}
 # cases, arms and map order (so closing the tab and coming back resumes exactly).
 seed = 0
 # How many of the cases below each rater sees (at most the number of cases).
-cases_per_rater = 3
+cases_per_rater = {per_rater}
 # How many model suggestions (top-k syndromes) the rater sees.
 top_k = 5
 # Arms: "ai" = model suggestions only; "ai+maps" = suggestions and attribution maps.
@@ -176,11 +224,7 @@ randomise = "case"
 methods = ["gradcam", "hirescam"]
 
 [cases]
-# "demo": image ids of the embedded demo (models/demo). Use held-out ids only: on the demo its
-# test split (`gmx study new --demo` fills them in). Patient photos are never copied into the
-# study database: it stores image ids only.
-source = "demo"
-ids = [{case_list}]
+{source}ids = [{case_list}]
 
 [composite]
 # Syndromes whose composite faces are rated after the cases (empty: none).
@@ -279,9 +323,21 @@ def parse_study(
     if not isinstance(cases_t, Mapping):
         problems.append("[cases] must be a table")
         cases_t = {}
-    source = cases_t.get("source", "demo")
+    source = cases_t.get("source", CASE_SOURCE_DEMO)
     if source not in CASE_SOURCES:
         problems.append(f"cases.source must be one of {list(CASE_SOURCES)}, got {source!r}")
+    case_gallery = cases_t.get("gallery", "")
+    if not isinstance(case_gallery, str):
+        problems.append(f"cases.gallery must be a string, got {case_gallery!r}")
+        case_gallery = ""
+    case_gallery = case_gallery.strip()
+    if source == CASE_SOURCE_GALLERY and not case_gallery:
+        problems.append(
+            'cases.source = "gallery" needs cases.gallery: a model set name of the gmx '
+            "configuration or a gallery file"
+        )
+    if source == CASE_SOURCE_DEMO and case_gallery:
+        problems.append('cases.gallery is only read with cases.source = "gallery"')
     cases = _str_list(cases_t.get("ids", []), "cases.ids", problems)
     if not cases:
         problems.append("cases.ids is empty: list the image ids raters will see")
@@ -321,6 +377,7 @@ def parse_study(
             map_items=tuple(map_items),
             composite_items=tuple(comp_items),
             composite_syndromes=comp_syndromes,
+            case_gallery=case_gallery,
         ),
         [],
     )

@@ -82,6 +82,11 @@ class StudyLocation:
     study_path: Path | None
     db_path: Path
 
+    @property
+    def study_dir(self) -> Path | None:
+        """The study file's folder (relative gallery paths are read from it)."""
+        return None if self.study_path is None else self.study_path.parent
+
 
 def study_location(environ: Mapping[str, str] | None = None) -> StudyLocation:
     """The study of this server: ``GMX_STUDY`` / ``GMX_STUDY_DB``. Without ``GMX_STUDY_DB`` the
