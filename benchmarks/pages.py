@@ -32,6 +32,7 @@ outside torch and are not counted. Peak: the best of several large fp32 matmuls
 Usage::
 
     python benchmarks/pages.py [--quick] [--setups demo ensemble] [--json out.json]
+        [--stack-rows 1]    # the explain engine with every TTA variant in its own pass (before/after)
 
 ``--quick`` (a few minutes on a 2-core CPU): every page on the demo, and on the ensemble Diagnose
 and Syndromes only (Explain and Similarity on the ensemble explain 3 syndromes x 12 variants and
@@ -494,8 +495,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="torch intra-op threads (0: the app's automatic policy, gmx.device.auto_threads)",
     )
+    parser.add_argument(
+        "--stack-rows",
+        type=int,
+        default=None,
+        help="input rows of one stacked pass of the explain engine (gmx.explain.engine.STACK_ROWS; "
+        "1: every TTA variant in its own pass, the engine before variant stacking)",
+    )
     args = parser.parse_args(argv)
     from gmx.device import set_threads
+    from gmx.explain import engine
+
+    if args.stack_rows is not None:
+        if args.stack_rows < 1:
+            parser.error(f"--stack-rows must be >= 1, got {args.stack_rows}")
+        engine.STACK_ROWS = args.stack_rows
 
     set_threads(args.threads)  # what the app does on its first page (cfg.threads below)
 
@@ -507,9 +521,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} torch threads, "
         f"load average {os.getloadavg()[0]:.1f}; measured peak {peak / 1e9:.1f} GFLOP/s "
-        f"(best {args.matmul}^2 fp32 matmul)"
+        f"(best {args.matmul}^2 fp32 matmul); explain engine: {engine.STACK_ROWS} stacked rows"
     )
-    out: dict[str, object] = {"threads": threads, "setups": {}}
+    out: dict[str, object] = {
+        "threads": threads,
+        "stack_rows": engine.STACK_ROWS,
+        "load_average_start": os.getloadavg()[0],
+        "setups": {},
+    }
     results: dict[str, tuple[str, list[View]]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="gmx-bench-pages-") as tmp,
@@ -556,8 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "per_image_forward_flops": per_image,
             }
     # The box may be busier at the start than later: the peak is the best of two measurements.
+    out["load_average_end"] = os.getloadavg()[0]
     peak = max(peak, measure_peak(args.matmul))
-    print(f"\npeak used below: {peak / 1e9:.1f} GFLOP/s (best of the start and end measurements)")
+    print(
+        f"\npeak used below: {peak / 1e9:.1f} GFLOP/s (best of the start and end measurements); "
+        f"load average {out['load_average_end']:.1f} at the end of the timed views"
+    )
     for setup, (title, views) in results.items():
         rows = report(title, views, peak)
         out["setups"][setup]["views"] = rows  # type: ignore[index]
