@@ -5,8 +5,8 @@ bit for bit (tolerance: none, ``torch.equal`` / ``np.array_equal``):
 * DeepLIFT's head integral scores all 64 quadrature nodes of a row-wise target in one call;
 * the TTA variants of one model run as one batch in the shared pass (``engine.STACK_ROWS``): not
   bit-equal, because the convolution kernels round differently at another batch size, so within
-  :data:`STACK_BOUND` of the largest value of each map (tests below, tiny iResNets; the demo model's
-  21 maps of the Explain view differ by at most 4e-7 of their largest value, docs/benchmarks.md).
+  :data:`STACK_BOUND` of the largest value of each map (tests below, tiny iResNets; the demo
+  model's maps differ by at most 1.2e-6 of their largest value, docs/benchmarks.md).
 
 The PReLU rules' reduced backward is checked against the literal formulas in test_prelu.py."""
 
@@ -96,7 +96,7 @@ def test_deeplift_maps_equal_with_the_per_node_head_integral(face, monkeypatch) 
 #: Largest difference between a stacked and an unstacked map, relative to the map's largest |value|.
 #: Measured on tiny iResNets (two faces x three seeds): at most 6.4e-7 for the input-gradient methods
 #: and DeepLIFT, 2.7e-6 for signed Grad-CAM (a channel sum with cancellation: its largest value is
-#: small against its terms); the demo model's maps 4e-7.
+#: small against its terms); the demo model's maps at most 1.2e-6.
 STACK_BOUND = 1e-5
 #: Grad-CAM++'s weights divide by ``2 g^2 + sum(A) g^3 + 1e-6``, which is ill-conditioned where the
 #: gradients are small (a logit of this tiny model): there the rounding moves the map by 1.3e-4 of
