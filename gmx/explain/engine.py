@@ -379,27 +379,10 @@ def _variant_maps(
     # DeepLIFT's reference pass depends on the model and baseline, not on the variant: one per model.
     reference_stores: dict[int, dict[tuple[str, tuple[int, ...]], ReferencePass]] = {}
 
-    def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
-        """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
-        pair = pairs[variant.model]
-        if variant.model not in emodels:
-            emodels[variant.model] = engine_model(pair.backbone, pair.classifier)
-        emodel = emodels[variant.model]
-        return Workspace(
-            emodel,
-            _rows(job, variant_rows(faces, variant, pair.card)),
-            tuple(t.bind(vi, emodel.classifier) for t in targets),
-            tracker,
-            _colour_order(pair),
-            input_norm(pair.card),
-            reference_store=reference_stores.setdefault(variant.model, {}),
-        )
-
-    def stacked_workspace(group: tuple[int, ...], job: _Job) -> Workspace:
-        """One workspace for the variants ``group`` (all of one model): their inputs stacked as
-        blocks of rows, each block scored against its own variant's target rows."""
-        if len(group) == 1:
-            return workspace(group[0], variants[group[0]], job)
+    def workspace(group: tuple[int, ...], job: _Job) -> Workspace:
+        """A fresh workspace for the variants ``group`` (all of one model), with the job's
+        SmoothGrad rows if it has them: their inputs stacked as blocks of rows, each block scored
+        against its own variant's target rows (one variant: its input and target as they are)."""
         model = variants[group[0]].model
         pair = pairs[model]
         if model not in emodels:
@@ -408,7 +391,7 @@ def _variant_maps(
         blocks = [_rows(job, variant_rows(faces, variants[vi], pair.card)) for vi in group]
         return Workspace(
             emodel,
-            torch.cat(blocks),
+            blocks[0] if len(blocks) == 1 else torch.cat(blocks),
             tuple(
                 stacked([t.bind(vi, emodel.classifier) for vi in group], blocks[0].shape[0])
                 for t in targets
@@ -444,7 +427,7 @@ def _variant_maps(
             for job in shared:
                 key = _smooth_key(job.spec, job.params)
                 if key not in spaces:
-                    spaces[key] = stacked_workspace(group, job)
+                    spaces[key] = workspace(group, job)
                 if job.spec.plan is not None:
                     job.spec.plan(spaces[key], job.params)
             try:
@@ -469,7 +452,7 @@ def _variant_maps(
     for job in others:
         joint = job.spec.joint_fn(job.params)
         if joint is not None:  # the score couples the variants: one call sees them all
-            spaces = [workspace(vi, variant, job) for vi, variant in enumerate(variants)]
+            spaces = [workspace((vi,), job) for vi in range(len(variants))]
             start = time.perf_counter()
             try:
                 raw = joint(spaces, targets, [v.flip for v in variants], job.params)
@@ -485,7 +468,7 @@ def _variant_maps(
             yield job
             continue
         for vi, variant in enumerate(variants):
-            space = workspace(vi, variant, job)
+            space = workspace((vi,), job)
             try:
                 run(job, space, variant)
             finally:
