@@ -32,6 +32,7 @@ outside torch and are not counted. Peak: the best of several large fp32 matmuls
 Usage::
 
     python benchmarks/pages.py [--quick] [--setups demo ensemble] [--json out.json]
+        [--stack-rows 1]    # the explain engine with every TTA variant in its own pass (before/after)
 
 ``--quick`` (a few minutes on a 2-core CPU): every page on the demo, and on the ensemble Diagnose
 and Syndromes only (Explain and Similarity on the ensemble explain 3 syndromes x 12 variants and
@@ -308,6 +309,7 @@ class View:
     flops: int
     hook_flops: int
     problems: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # this process's CPU time (all threads): less moved by other jobs
 
 
 @contextmanager
@@ -326,14 +328,15 @@ def app_page(page: str, cfg: object, photo: bytes, name: str) -> Iterator[object
 def run_view(at: object, page: str, view: str, meter: DispatchMeter, hook: FlopMeter) -> View:
     meter.reset()
     hook.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     at.run()  # type: ignore[attr-defined]
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     problems = [str(e.value)[:200] for e in at.exception]  # type: ignore[attr-defined]
     problems += [f"error: {e.value}"[:200] for e in at.error]  # type: ignore[attr-defined]
     # Encoder passes run under torch.inference_mode, which Python dispatch modes do not see: the
     # hook's count of those is added (conv + linear; everything else in them is < 3 %).
-    return View(page, view, seconds, meter.total() + hook.inference, hook.total(), problems)
+    flops = meter.total() + hook.inference
+    return View(page, view, seconds, flops, hook.total(), problems, cpu_seconds=cpu)
 
 
 def time_setup(
@@ -455,7 +458,7 @@ def report(name: str, views: list[View], peak: float) -> list[dict[str, object]]
     rows = []
     print(f"\n{name}")
     print(
-        f"  {'page':13s} {'view':10s} {'wall s':>8s} {'GFLOP':>9s} {'conv GF':>8s} "
+        f"  {'page':13s} {'view':10s} {'wall s':>8s} {'cpu s':>8s} {'GFLOP':>9s} {'conv GF':>8s} "
         f"{'floor s':>8s} {'% peak':>7s} {'wall/floor':>10s}"
     )
     for v in views:
@@ -463,7 +466,7 @@ def report(name: str, views: list[View], peak: float) -> list[dict[str, object]]
         frac = floor / v.seconds if v.seconds > 0 else 0.0
         ratio = f"{v.seconds / floor:10.1f}" if floor > 0 else f"{'-':>10s}"
         print(
-            f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {v.flops / 1e9:9.1f} "
+            f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {v.cpu_seconds:8.2f} {v.flops / 1e9:9.1f} "
             f"{v.hook_flops / 1e9:8.1f} {floor:8.3f} {100 * frac:6.1f}% {ratio}"
         )
         for p in v.problems:
@@ -494,8 +497,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="torch intra-op threads (0: the app's automatic policy, gmx.device.auto_threads)",
     )
+    parser.add_argument(
+        "--stack-rows",
+        type=int,
+        default=None,
+        help="input rows of one stacked pass of the explain engine (gmx.explain.engine.STACK_ROWS; "
+        "1: every TTA variant in its own pass, the engine before variant stacking)",
+    )
     args = parser.parse_args(argv)
     from gmx.device import set_threads
+    from gmx.explain import engine
+
+    if args.stack_rows is not None:
+        if args.stack_rows < 1:
+            parser.error(f"--stack-rows must be >= 1, got {args.stack_rows}")
+        engine.STACK_ROWS = args.stack_rows
 
     set_threads(args.threads)  # what the app does on its first page (cfg.threads below)
 
@@ -507,9 +523,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} torch threads, "
         f"load average {os.getloadavg()[0]:.1f}; measured peak {peak / 1e9:.1f} GFLOP/s "
-        f"(best {args.matmul}^2 fp32 matmul)"
+        f"(best {args.matmul}^2 fp32 matmul); explain engine: {engine.STACK_ROWS} stacked rows"
     )
-    out: dict[str, object] = {"threads": threads, "setups": {}}
+    out: dict[str, object] = {
+        "threads": threads,
+        "stack_rows": engine.STACK_ROWS,
+        "load_average_start": os.getloadavg()[0],
+        "setups": {},
+    }
     results: dict[str, tuple[str, list[View]]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="gmx-bench-pages-") as tmp,
@@ -556,8 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "per_image_forward_flops": per_image,
             }
     # The box may be busier at the start than later: the peak is the best of two measurements.
+    out["load_average_end"] = os.getloadavg()[0]
     peak = max(peak, measure_peak(args.matmul))
-    print(f"\npeak used below: {peak / 1e9:.1f} GFLOP/s (best of the start and end measurements)")
+    print(
+        f"\npeak used below: {peak / 1e9:.1f} GFLOP/s (best of the start and end measurements); "
+        f"load average {out['load_average_end']:.1f} at the end of the timed views"
+    )
     for setup, (title, views) in results.items():
         rows = report(title, views, peak)
         out["setups"][setup]["views"] = rows  # type: ignore[index]

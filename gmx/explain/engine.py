@@ -46,7 +46,7 @@ from gmx.explain.prepared import (
 from gmx.explain.reference import ReferenceContext
 from gmx.explain.registry import MethodSpec, get_method, list_methods
 from gmx.explain.result import AttributionMap
-from gmx.explain.targets import RowTarget, Target
+from gmx.explain.targets import RowTarget, Target, stacked
 from gmx.explain.workspace import Progress, ReferencePass, Workspace
 from gmx.variants import Variant
 
@@ -337,6 +337,27 @@ def _native(job: _Job, n_variants: int) -> torch.Tensor:
     return (job.acc if one_frame else job.placed) / n_variants
 
 
+#: Input rows of one stacked pass of the shared methods: up to this many rows, the TTA variants of
+#: one model run as one batch (:func:`stack_groups`); ``1`` runs every variant alone.
+STACK_ROWS = 16
+
+
+def stack_groups(
+    variants: Sequence[Variant], rows: int, limit: int = STACK_ROWS
+) -> list[tuple[int, ...]]:
+    """Indices of ``variants`` in groups that run as one batch: variants of the same model, in
+    order, at most ``max(1, limit // rows)`` per group (``rows``: input rows of one variant)."""
+    per = max(1, limit // max(rows, 1))
+    by_model: dict[int, list[int]] = {}
+    for vi, variant in enumerate(variants):
+        by_model.setdefault(variant.model, []).append(vi)
+    return [
+        tuple(indices[i : i + per])
+        for indices in by_model.values()
+        for i in range(0, len(indices), per)
+    ]
+
+
 def _variant_maps(
     pairs: list[ExplainModel],
     faces: np.ndarray,
@@ -359,20 +380,28 @@ def _variant_maps(
     # DeepLIFT's reference pass depends on the model and baseline, not on the variant: one per model.
     reference_stores: dict[int, dict[tuple[str, tuple[int, ...]], ReferencePass]] = {}
 
-    def workspace(vi: int, variant: Variant, job: _Job) -> Workspace:
-        """A fresh workspace for one variant, with the job's SmoothGrad rows if it has them."""
-        pair = pairs[variant.model]
-        if variant.model not in emodels:
-            emodels[variant.model] = engine_model(pair.backbone, pair.classifier)
-        emodel = emodels[variant.model]
+    def workspace(group: tuple[int, ...], job: _Job) -> Workspace:
+        """A fresh workspace for the variants ``group`` (all of one model), with the job's
+        SmoothGrad rows if it has them: their inputs stacked as blocks of rows, each block scored
+        against its own variant's target rows (one variant: its input and target as they are)."""
+        model = variants[group[0]].model
+        pair = pairs[model]
+        if model not in emodels:
+            emodels[model] = engine_model(pair.backbone, pair.classifier)
+        emodel = emodels[model]
+        blocks = [_rows(job, variant_rows(faces, variants[vi], pair.card)) for vi in group]
         return Workspace(
             emodel,
-            _rows(job, variant_rows(faces, variant, pair.card)),
-            tuple(t.bind(vi, emodel.classifier) for t in targets),
+            blocks[0] if len(blocks) == 1 else torch.cat(blocks),
+            tuple(
+                stacked([t.bind(vi, emodel.classifier) for vi in group], blocks[0].shape[0])
+                for t in targets
+            ),
             tracker,
             _colour_order(pair),
             input_norm(pair.card),
-            reference_store=reference_stores.setdefault(variant.model, {}),
+            reference_store=reference_stores.setdefault(model, {}),
+            groups=len(group),
         )
 
     def run(job: _Job, space: Workspace, variant: Variant) -> None:
@@ -387,29 +416,44 @@ def _variant_maps(
     others = [j for j in jobs if not (j.spec.shared or j.spec.family == "baseline")]
 
     if shared:
-        for vi, variant in enumerate(variants):
-            # One workspace (one shared forward pass) per variant and SmoothGrad setting.
+        # The TTA variants of one model are independent inputs of an eval-mode network: they run
+        # as one batch (one forward and one backward pass per target and rule serve them all).
+        rows = len(faces) * max(
+            (key[0] for key in (_smooth_key(j.spec, j.params) for j in shared) if key), default=1
+        )
+        maps: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}  # (job, variant) -> map, s
+        for group in stack_groups(variants, rows, STACK_ROWS):
+            # One workspace (one shared forward pass) per group of variants and SmoothGrad setting.
             spaces: dict[tuple[int, float, int] | None, Workspace] = {}
             for job in shared:
                 key = _smooth_key(job.spec, job.params)
                 if key not in spaces:
-                    spaces[key] = workspace(vi, variant, job)
+                    spaces[key] = workspace(group, job)
                 if job.spec.plan is not None:
                     job.spec.plan(spaces[key], job.params)
             try:
-                for job in shared:
-                    run(job, spaces[_smooth_key(job.spec, job.params)], variant)
-                    device = spaces[_smooth_key(job.spec, job.params)].device
-                    tracker.step(_units(job, hw, device))
+                for ji, job in enumerate(shared):
+                    space = spaces[_smooth_key(job.spec, job.params)]
+                    start = time.perf_counter()
+                    raw = job.spec.compute(space, job.params)
+                    elapsed = (time.perf_counter() - start) / len(group)
+                    for vi, block in zip(group, raw.chunk(len(group)), strict=True):
+                        maps[ji, vi] = block, elapsed
+                    tracker.step(_units(job, hw, space.device) * len(group))
             finally:
                 for space in spaces.values():
                     space.release()
+        for ji, job in enumerate(shared):  # in variant order: the sums are the unstacked ones
+            for vi, variant in enumerate(variants):
+                raw, elapsed = maps.pop((ji, vi))
+                backbone = pairs[variant.model].backbone
+                _accumulate(job, raw, variant, backbone, elapsed, len(targets), mean_rows)
         yield from shared
 
     for job in others:
         joint = job.spec.joint_fn(job.params)
         if joint is not None:  # the score couples the variants: one call sees them all
-            spaces = [workspace(vi, variant, job) for vi, variant in enumerate(variants)]
+            spaces = [workspace((vi,), job) for vi in range(len(variants))]
             start = time.perf_counter()
             try:
                 raw = joint(spaces, targets, [v.flip for v in variants], job.params)
@@ -425,7 +469,7 @@ def _variant_maps(
             yield job
             continue
         for vi, variant in enumerate(variants):
-            space = workspace(vi, variant, job)
+            space = workspace((vi,), job)
             try:
                 run(job, space, variant)
             finally:

@@ -48,6 +48,33 @@ def is_rowwise(fn: TargetFn) -> bool:
     return bool(getattr(fn, ROWWISE, False))
 
 
+def stacked(fns: Sequence[TargetFn], rows: int) -> TargetFn:
+    """One bound target over ``len(fns)`` stacked blocks of ``rows`` embedding rows each: block ``g``
+    (rows ``g * rows`` to ``(g + 1) * rows - 1``) is scored by ``fns[g]``, e.g. the TTA variants of
+    one model explained in one batch (:func:`gmx.explain.engine._variant_maps`). Each ``fns[g]``
+    sees exactly the rows it would see alone, in order; the result is row-wise if every ``fns[g]`` is,
+    and then also accepts a multiple of the stacked rows (DeepLIFT's head integral calls it on
+    ``steps`` such stacks at once, node-major). One function: returned as it is.
+
+    Raises:
+        ValueError: for no functions or ``rows < 1``.
+    """
+    fns = tuple(fns)
+    if not fns or rows < 1:
+        raise ValueError(f"need at least one target and rows >= 1, got {len(fns)} and {rows}")
+    if len(fns) == 1:
+        return fns[0]
+    blocks = len(fns)
+
+    def score(embedding: torch.Tensor) -> torch.Tensor:
+        dim = embedding.shape[-1]
+        parts = embedding.reshape(-1, blocks, rows, dim)
+        scores = [fn(parts[:, g].reshape(-1, dim)).reshape(-1, rows) for g, fn in enumerate(fns)]
+        return torch.stack(scores, dim=1).reshape(-1)
+
+    return rowwise(score) if all(is_rowwise(fn) for fn in fns) else score
+
+
 def _embedding_array(value: npt.ArrayLike | torch.Tensor, name: str) -> np.ndarray:
     """A private float32 copy of embeddings, checked for NaN/inf and zero rows."""
     if isinstance(value, torch.Tensor):
@@ -442,4 +469,5 @@ __all__ = [
     "is_rowwise",
     "logit_score",
     "rowwise",
+    "stacked",
 ]

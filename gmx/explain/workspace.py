@@ -92,6 +92,15 @@ def path_gradient(
     return (grad * w).sum(0)
 
 
+def _tile(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """``t`` repeated ``groups`` times along rows (a broadcast view for one row; ``t`` for one group)."""
+    if groups == 1:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(groups, *t.shape[1:])
+    return t.repeat(groups, *([1] * (t.dim() - 1)))
+
+
 class Progress:
     """Counts work units, reports them and raises when the caller asks to stop."""
 
@@ -207,6 +216,10 @@ class Workspace:
         reference_store: DeepLIFT reference passes shared by the workspaces of one engine model in
             one call (the baseline does not depend on the variant: a flipped or grey copy of the
             face has the same reference pass); ``None``: each workspace runs its own.
+        groups: ``x`` is this many equal blocks of rows (the TTA variants of one model stacked into
+            one batch, each block bound to its own target rows by
+            :func:`gmx.explain.targets.stacked`); the DeepLIFT reference pass runs on one block's
+            rows and serves every block.
     """
 
     def __init__(
@@ -218,11 +231,14 @@ class Workspace:
         colour_order: str = "RGB",
         norm: tuple[Sequence[float], Sequence[float]] = IRESNET_NORM,
         reference_store: dict[tuple[str, tuple[int, ...]], ReferencePass] | None = None,
+        groups: int = 1,
     ) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be (n, 3, H, W), got {tuple(x.shape)}")
         if not targets:
             raise ValueError("need at least one target")
+        if groups < 1 or x.shape[0] % groups:
+            raise ValueError(f"{x.shape[0]} rows do not split into {groups} equal groups")
         self.model = model
         self.device = model.device
         self.x = x.detach().to(self.device, torch.float32)
@@ -237,6 +253,7 @@ class Workspace:
         self._rule_cache: dict[tuple[str, int], torch.Tensor] = {}
         self._ref: _Reference | None = None
         self._reference_store = reference_store
+        self.groups = groups
         self.shared_s = 0.0
 
     @property
@@ -387,10 +404,11 @@ class Workspace:
         with self._timed():
             if self._ref is None or self._ref.key != baseline_key:
                 store = self._reference_store
-                store_key = (baseline_key, tuple(self.x.shape))
+                block = (self.x.shape[0] // self.groups, *self.x.shape[1:])
+                store_key = (baseline_key, block)
                 shared = store.get(store_key) if store is not None else None
                 if shared is None:
-                    x0 = baseline.to(self.device, torch.float32).expand_as(self.x).contiguous()
+                    x0 = baseline.to(self.device, torch.float32).expand(block).contiguous()
                     with torch.no_grad(), tracing(trace):
                         trace.new_pass(record_refs=True)
                         try:
@@ -400,9 +418,11 @@ class Workspace:
                     shared = ReferencePass(x0, e0, dict(trace.refs))
                     if store is not None:
                         store[store_key] = shared
-                else:
-                    trace.refs = dict(shared.refs)
-                self._ref = _Reference(baseline_key, shared.x0, shared.e0)
+                # One block's reference serves every block: the same rows, repeated.
+                trace.refs = {k: _tile(v, self.groups) for k, v in shared.refs.items()}
+                self._ref = _Reference(
+                    baseline_key, _tile(shared.x0, self.groups), _tile(shared.e0, self.groups)
+                )
             ref = self._ref
             mult = path_gradient(self.targets[t], ref.e0, graph.emb)
             trace.rule = "rescale"
