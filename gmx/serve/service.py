@@ -255,11 +255,26 @@ class GmxService:
         timings["decode"] = decoded
         return alignment, timings
 
-    def _serial(self, data: bytes, face_index: int, stage: Stage, min_distance: float | None):
-        """The whole request in one thread (``batching=False``)."""
+    def _serial(
+        self,
+        data: bytes,
+        face_index: int,
+        stage: Stage,
+        min_distance: float | None,
+        hand_off: bool = False,
+    ):
+        """The whole request in one thread (``batching=False``, or a request that is alone).
+
+        With ``hand_off`` (the batched server, on the aligner's thread) the request stops after
+        its alignment (no embeddings, no ranking) unless it is still alone then (:meth:`_alone`):
+        a request admitted meanwhile must not wait for this one's encoding and ranking on the
+        aligner's thread. Deciding before the alignment made the first request of every burst
+        hold the aligner for its whole pipeline while the others queued behind it: the demo's
+        4-client p95 was 1.6-2.0x a fair queue's (``benchmarks/serve.py``).
+        """
         alignment, timings = self._align(data)
         face = _face_or_raise(alignment, face_index)
-        if stage == "align":
+        if stage == "align" or (hand_off and not self._alone()):
             return alignment, None, None, timings
         embeddings, ranking, more = self.diagnoser.rank_face(face, min_distance=min_distance)
         timings.update(more)
@@ -283,25 +298,27 @@ class GmxService:
         digest = hashlib.sha256(data).hexdigest()
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        if self._batcher is None or self._alone():
-            # One at a time, or nothing to batch with (see _alone): the whole request in one thread
-            # hop (on the aligner's thread when batching: the landmarker runs one pass at a time).
-            pool = self._serial_pool if self._batcher is None else self._align_pool
+        if self._batcher is None:
             alignment, embeddings, ranking, spent = await loop.run_in_executor(
-                pool, self._serial, data, face_index, stage, min_distance
+                self._serial_pool, self._serial, data, face_index, stage, min_distance
             )
             spent["total"] = time.perf_counter() - t0  # includes the wait for its turn
             return Diagnosis(alignment, face_index, embeddings, ranking, spent, digest)
-        alignment, timings = await loop.run_in_executor(self._align_pool, self._align, data)
-        face = _face_or_raise(alignment, face_index)
-        embeddings = ranking = None
-        if stage != "align":
-            t1 = time.perf_counter()
-            futures = self._batcher.submit(face)
-            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-            embeddings = self._batcher.join(parts)
-            embeddings.setflags(write=False)
-            timings["encode"] = time.perf_counter() - t1
+        # On the aligner's thread (the landmarker runs one pass at a time); a request that is
+        # still alone after its alignment finishes there, in one thread hop (see _alone, _serial)
+        alignment, embeddings, ranking, timings = await loop.run_in_executor(
+            self._align_pool, self._serial, data, face_index, stage, min_distance, True
+        )
+        if stage == "align" or ranking is not None:
+            timings["total"] = time.perf_counter() - t0  # includes the wait for its turn
+            return Diagnosis(alignment, face_index, embeddings, ranking, timings, digest)
+        face = alignment.faces[face_index]  # _serial checked it
+        t1 = time.perf_counter()
+        futures = self._batcher.submit(face)
+        parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        embeddings = self._batcher.join(parts)
+        embeddings.setflags(write=False)
+        timings["encode"] = time.perf_counter() - t1
         if stage == "rank":
             t1 = time.perf_counter()
             ranking = await loop.run_in_executor(
