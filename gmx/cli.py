@@ -746,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.serve.cli import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+    from gmx.app_cli import add_parser as add_app_parser
+
+    add_app_parser(sub)
     return parser
 
 

@@ -47,6 +47,8 @@ DEFAULT_SET_NAME = "default"
 DEFAULT_AUDIT_LOG = "gmx-audit.sqlite"
 #: Sign-in methods: gmx's own password form, or Streamlit's OpenID Connect (``st.login``).
 SIGNIN_METHODS: tuple[str, ...] = ("password", "oidc")
+#: Where Streamlit's ``st.login`` finds the identity provider (docs/shared.md).
+SECRETS_FILE = ".streamlit/secrets.toml"
 
 
 class NotListedError(ConfigError):
@@ -250,11 +252,14 @@ def startup_problems(shared: SharedConfig, address: str | None) -> list[str]:
         if shared.enabled
         else f"the app listens beyond this machine (server.address = {address or 'all interfaces'})"
     )
+    where = (
+        shared.source if shared.audit_log is not None else f"a configuration file ({CONFIG_ENV})"
+    )
     problems: list[str] = []
     if shared.signin is None:
         problems.append(
             f"Shared mode needs a sign-in, and none is configured: {why}. Add a [signin] section "
-            f'to {shared.source}: method = "password" with [signin.users] (hashes from '
+            f'to {where}: method = "password" with [signin.users] (hashes from '
             '`gmx hash-password`), or method = "oidc" with your identity provider in '
             ".streamlit/secrets.toml (docs/shared.md). To use the app alone, run it on localhost."
         )
@@ -275,9 +280,40 @@ def startup_problems(shared: SharedConfig, address: str | None) -> list[str]:
     return problems
 
 
+def oidc_problems(signin: SignIn, auth: Mapping[str, Any] | None, *, authlib: bool) -> list[str]:
+    """Why Streamlit's ``st.login`` cannot sign users in for ``signin`` (empty when it can, or when
+    ``signin`` is not ``oidc``).
+
+    Args:
+        signin: the configured sign-in.
+        auth: the ``[auth]`` section of Streamlit's secrets (``None``: there is none).
+        authlib: whether Authlib (which ``st.login`` needs) is installed.
+    """
+    if signin.method != "oidc":
+        return []
+    found: list[str] = []
+    if not authlib:
+        found.append(
+            '[signin] method = "oidc" uses Streamlit\'s st.login, which needs Authlib: '
+            "pip install 'gmx[oidc]' (it installs Authlib)."
+        )
+    if not auth:
+        found.append(
+            f'[signin] method = "oidc" needs the identity provider in an [auth] section of '
+            f"{SECRETS_FILE} (docs/shared.md)."
+        )
+    elif signin.provider and signin.provider not in auth:
+        found.append(
+            f"[signin] provider = {signin.provider!r}, but {SECRETS_FILE} has no "
+            f"[auth.{signin.provider}] section."
+        )
+    return found
+
+
 __all__ = [
     "DEFAULT_AUDIT_LOG",
     "DEFAULT_SET_NAME",
+    "SECRETS_FILE",
     "SIGNIN_METHODS",
     "ModelSet",
     "NotListedError",
@@ -285,5 +321,6 @@ __all__ = [
     "SignIn",
     "listens_beyond_localhost",
     "load_shared_config",
+    "oidc_problems",
     "startup_problems",
 ]

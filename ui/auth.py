@@ -20,7 +20,7 @@ import streamlit as st
 from gmx.audit import AuditError, analysis_entry
 from gmx.config import GmxConfig
 from gmx.pipeline import Diagnosis
-from gmx.shared import SharedConfig, SignIn, startup_problems
+from gmx.shared import SharedConfig, SignIn, oidc_problems, startup_problems
 from ui import resources, state
 
 log = logging.getLogger("gmx")
@@ -58,25 +58,11 @@ def problems(shared: SharedConfig) -> list[str]:
     except ImportError:  # Streamlit before 1.42 has no st.login
         found.append('[signin] method = "oidc" needs Streamlit >= 1.42 (st.login).')
         return found
-    if not is_authlib_installed():
-        found.append(
-            '[signin] method = "oidc" uses Streamlit\'s st.login, which needs Authlib: '
-            "pip install 'gmx[oidc]' (it installs Authlib)."
-        )
     try:
         auth = st.secrets.get("auth")
     except FileNotFoundError:  # no secrets.toml at all
         auth = None
-    if not auth:
-        found.append(
-            '[signin] method = "oidc" needs the identity provider in an [auth] section of '
-            ".streamlit/secrets.toml (docs/shared.md)."
-        )
-    elif signin.provider and signin.provider not in auth:
-        found.append(
-            f"[signin] provider = {signin.provider!r}, but .streamlit/secrets.toml has no "
-            f"[auth.{signin.provider}] section."
-        )
+    found.extend(oidc_problems(signin, auth, authlib=is_authlib_installed()))
     return found
 
 

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,15 +37,18 @@ from gmx.pipeline import Diagnoser
 from gmx.report import DEFAULT_TOP_K as REPORT_TOP_K
 from gmx.report.cli import DEFAULT_MAP_ROWS, DEFAULT_REPORT_METHODS
 from gmx.serve.errors import (
+    BadRequest,
     RequestTimeout,
     ServiceError,
     TooLarge,
     Unauthorized,
-    error_body,
 )
 from gmx.serve.service import (
     DEFAULT_CASE_ID,
     DEFAULT_EXPLAIN_METHODS,
+    EXPLAIN_MEDIA_TYPES,
+    REPORT_MEDIA_TYPES,
+    ExplainAnswer,
     ExplainOptions,
     GmxService,
     ReportOptions,
@@ -108,6 +111,19 @@ class ExplainBody(ImageBody):
     stride: int = Field(5, ge=1, le=112, description="Occlusion step (pixels).")
     ig_steps: int = Field(32, ge=1, le=512, description="Integrated-gradients steps.")
 
+    def options(self) -> ExplainOptions:
+        """What the service computes (the format is checked by the service)."""
+        return ExplainOptions(
+            methods=tuple(self.methods),
+            top_k=self.top_k,
+            target=self.target,
+            all_variants=self.all_variants,
+            fmt=self.format,  # type: ignore[arg-type]
+            window=self.window,
+            stride=self.stride,
+            ig_steps=self.ig_steps,
+        )
+
 
 class ReportBody(ImageBody):
     """``/report``'s body: the photo and what the case report holds (``gmx report``'s options)."""
@@ -131,6 +147,18 @@ class ReportBody(ImageBody):
     )
     hpo: list[str] = Field([], description="HPO term ids confirmed present (HP:NNNNNNN).")
     absent_hpo: list[str] = Field([], description="HPO term ids confirmed absent (left out).")
+
+    def options(self) -> ReportOptions:
+        """What the report holds (the format is checked by the service)."""
+        return ReportOptions(
+            fmt=self.format,  # type: ignore[arg-type]
+            methods=tuple(dict.fromkeys(self.methods)),
+            top_k=self.top_k,
+            rows=self.rows,
+            include_face=self.include_face,
+            hpo=tuple(self.hpo),
+            absent_hpo=tuple(self.absent_hpo),
+        )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -157,12 +185,32 @@ async def json_response(content: Any) -> Response:
     return Response(body, media_type="application/json")
 
 
+def file_response(answer: ExplainAnswer) -> Response:
+    """A file answer of ``/explain`` or ``/report``: its bytes as an attachment, the provenance in
+    the ``X-GMX-Provenance`` header."""
+    return Response(
+        answer.content,
+        media_type=answer.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{answer.filename}"',
+            PROVENANCE_HEADER: provenance_header(answer.provenance),
+        },
+    )
+
+
+def _file_responses(media_types: Mapping[str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a file endpoint: the errors, and 200 in these media types."""
+    content = {media.split(";")[0]: {} for media in media_types.values()}
+    return {**ERROR_RESPONSES, 200: {"content": content}}
+
+
 def _dumps(content: Any) -> bytes:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 # ------------------------------------------------------------------------------------- the guard
-def _json_response(error: ServiceError) -> Response:
+def error_response(error: ServiceError) -> Response:
+    """The one JSON answer of every error (:meth:`ServiceError.body`, its status and headers)."""
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
@@ -204,7 +252,7 @@ class GuardMiddleware:
                 "HTTP Basic with the token as password).",
                 headers={"WWW-Authenticate": 'Bearer realm="gmx", Basic realm="gmx"'},
             )
-            await _json_response(error)(scope, receive, send)
+            await error_response(error)(scope, receive, send)
             return
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
@@ -212,7 +260,7 @@ class GuardMiddleware:
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _json_response(_too_large(int(declared), limit))(scope, receive, send)
+            await error_response(_too_large(int(declared), limit))(scope, receive, send)
             return
         try:
             body = await asyncio.wait_for(
@@ -222,10 +270,10 @@ class GuardMiddleware:
             error: ServiceError = RequestTimeout(
                 f"The request body did not arrive within {self.settings.body_read_timeout_s:g} s."
             )
-            await _json_response(error)(scope, receive, send)
+            await error_response(error)(scope, receive, send)
             return
         except ServiceError as error:
-            await _json_response(error)(scope, receive, send)
+            await error_response(error)(scope, receive, send)
             return
         if body is None:  # the client went away
             return
@@ -353,44 +401,22 @@ def create_app(
 
     @app.post(
         "/explain",
-        responses={
-            **ERROR_RESPONSES,
-            200: {"content": {"image/png": {}, "application/octet-stream": {}}},
-        },
+        responses=_file_responses(EXPLAIN_MEDIA_TYPES),
         response_class=Response,
         summary="Attribution maps of the top syndromes (PNG grid or .npz)",
     )
     async def explain(body: ExplainBody) -> Response:
         """Methods x top-k syndromes. The provenance (models, gallery, photo SHA-256, face,
         variants, target, methods) is inside the file and in the ``X-GMX-Provenance`` header."""
-        options = ExplainOptions(
-            methods=tuple(body.methods),
-            top_k=body.top_k,
-            target=body.target,
-            all_variants=body.all_variants,
-            fmt=body.format,  # type: ignore[arg-type]  # checked by the service
-            window=body.window,
-            stride=body.stride,
-            ig_steps=body.ig_steps,
-        )
-        answer = await service.explain(
-            decode_base64(body.img), options, case_id=body.case_id, face_index=body.face
-        )
-        return Response(
-            answer.content,
-            media_type=answer.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{answer.filename}"',
-                PROVENANCE_HEADER: provenance_header(answer.provenance),
-            },
+        return file_response(
+            await service.explain(
+                decode_base64(body.img), body.options(), case_id=body.case_id, face_index=body.face
+            )
         )
 
     @app.post(
         "/report",
-        responses={
-            **ERROR_RESPONSES,
-            200: {"content": {"application/pdf": {}, "text/html": {}}},
-        },
+        responses=_file_responses(REPORT_MEDIA_TYPES),
         response_class=Response,
         summary="The case report of a photo (PDF or HTML)",
     )
@@ -398,25 +424,10 @@ def create_app(
         """Top-k syndromes with calibrated statements, genes, HPO features, explanation maps and
         provenance (docs/report.md), built in memory. The provenance is also in the
         ``X-GMX-Provenance`` header."""
-        options = ReportOptions(
-            fmt=body.format,  # type: ignore[arg-type]  # checked by the service
-            methods=tuple(dict.fromkeys(body.methods)),
-            top_k=body.top_k,
-            rows=body.rows,
-            include_face=body.include_face,
-            hpo=tuple(body.hpo),
-            absent_hpo=tuple(body.absent_hpo),
-        )
-        answer = await service.report(
-            decode_base64(body.img), options, case_id=body.case_id, face_index=body.face
-        )
-        return Response(
-            answer.content,
-            media_type=answer.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{answer.filename}"',
-                PROVENANCE_HEADER: provenance_header(answer.provenance),
-            },
+        return file_response(
+            await service.report(
+                decode_base64(body.img), body.options(), case_id=body.case_id, face_index=body.face
+            )
         )
 
     @app.get("/status", summary="Liveness and what is loaded")
@@ -447,42 +458,52 @@ def _document_token(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+#: Codes of the framework's own errors (an unknown path or method); others are ``http_error``.
+HTTP_ERROR_CODES: dict[int, str] = {404: "not_found", 405: "method_not_allowed"}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    """Every failure as :func:`error_response` of a :class:`ServiceError`: the service's own, a
+    body that does not validate (400), the framework's (404, 405, ...), anything else (500)."""
+
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> Response:
-        return _json_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for err in exc.errors()[:5]:
-            if err.get("type") == "json_invalid":
-                problems.append("the body is not valid JSON")
-                continue
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-            problems.append(f"{where}: {err.get('msg', 'invalid')}")
-        message = (
-            'The request body must be JSON like {"img": "<base64 photo>"}; '
-            + "; ".join(problems)
-            + "."
-        )
-        return JSONResponse(error_body(400, "bad_request", message), status_code=400)
+        return error_response(BadRequest(_validation_message(exc)))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = error_body(exc.status_code, code, str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        error = ServiceError(
+            str(exc.detail), headers=exc.headers, status=exc.status_code, code=code
+        )
+        return error_response(error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
         log.error("unexpected error in a request", exc_info=exc)
-        body = error_body(500, "internal_error", "The service failed on this request (logged).")
-        return JSONResponse(body, status_code=500)
+        return error_response(ServiceError("The service failed on this request (logged)."))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            problems.append("the body is not valid JSON")
+            continue
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    return (
+        'The request body must be JSON like {"img": "<base64 photo>"}; ' + "; ".join(problems) + "."
+    )
 
 
 __all__ = [
     "ERROR_RESPONSES",
+    "HTTP_ERROR_CODES",
     "PROVENANCE_HEADER",
     "EncodingBody",
     "ExplainBody",
@@ -491,5 +512,7 @@ __all__ = [
     "PredictBody",
     "ReportBody",
     "create_app",
+    "error_response",
+    "file_response",
     "token_matches",
 ]

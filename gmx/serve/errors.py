@@ -18,15 +18,28 @@ class ServiceError(GmxError):
     Args:
         message: a plain sentence for the client.
         headers: extra response headers (e.g. ``Retry-After``).
+        status, code: for an answer no subclass names (e.g. the framework's 404, 405); default
+            the class's.
     """
 
     status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
 
     def body(self) -> dict[str, Any]:
         """The JSON body."""

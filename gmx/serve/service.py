@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,11 +255,26 @@ class GmxService:
         timings["decode"] = decoded
         return alignment, timings
 
-    def _serial(self, data: bytes, face_index: int, stage: Stage, min_distance: float | None):
-        """The whole request in one thread (``batching=False``)."""
+    def _serial(
+        self,
+        data: bytes,
+        face_index: int,
+        stage: Stage,
+        min_distance: float | None,
+        hand_off: bool = False,
+    ):
+        """The whole request in one thread (``batching=False``, or a request that is alone).
+
+        With ``hand_off`` (the batched server, on the aligner's thread) the request stops after
+        its alignment (no embeddings, no ranking) unless it is still alone then (:meth:`_alone`):
+        a request admitted meanwhile must not wait for this one's encoding and ranking on the
+        aligner's thread. Deciding before the alignment made the first request of every burst
+        hold the aligner for its whole pipeline while the others queued behind it: the demo's
+        4-client p95 was 1.6-2.0x a fair queue's (``benchmarks/serve.py``).
+        """
         alignment, timings = self._align(data)
         face = _face_or_raise(alignment, face_index)
-        if stage == "align":
+        if stage == "align" or (hand_off and not self._alone()):
             return alignment, None, None, timings
         embeddings, ranking, more = self.diagnoser.rank_face(face, min_distance=min_distance)
         timings.update(more)
@@ -283,25 +298,27 @@ class GmxService:
         digest = hashlib.sha256(data).hexdigest()
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        if self._batcher is None or self._alone():
-            # One at a time, or nothing to batch with (see _alone): the whole request in one thread
-            # hop (on the aligner's thread when batching: the landmarker runs one pass at a time).
-            pool = self._serial_pool if self._batcher is None else self._align_pool
+        if self._batcher is None:
             alignment, embeddings, ranking, spent = await loop.run_in_executor(
-                pool, self._serial, data, face_index, stage, min_distance
+                self._serial_pool, self._serial, data, face_index, stage, min_distance
             )
             spent["total"] = time.perf_counter() - t0  # includes the wait for its turn
             return Diagnosis(alignment, face_index, embeddings, ranking, spent, digest)
-        alignment, timings = await loop.run_in_executor(self._align_pool, self._align, data)
-        face = _face_or_raise(alignment, face_index)
-        embeddings = ranking = None
-        if stage != "align":
-            t1 = time.perf_counter()
-            futures = self._batcher.submit(face)
-            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-            embeddings = self._batcher.join(parts)
-            embeddings.setflags(write=False)
-            timings["encode"] = time.perf_counter() - t1
+        # On the aligner's thread (the landmarker runs one pass at a time); a request that is
+        # still alone after its alignment finishes there, in one thread hop (see _alone, _serial)
+        alignment, embeddings, ranking, timings = await loop.run_in_executor(
+            self._align_pool, self._serial, data, face_index, stage, min_distance, True
+        )
+        if stage == "align" or ranking is not None:
+            timings["total"] = time.perf_counter() - t0  # includes the wait for its turn
+            return Diagnosis(alignment, face_index, embeddings, ranking, timings, digest)
+        face = alignment.faces[face_index]  # _serial checked it
+        t1 = time.perf_counter()
+        futures = self._batcher.submit(face)
+        parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        embeddings = self._batcher.join(parts)
+        embeddings.setflags(write=False)
+        timings["encode"] = time.perf_counter() - t1
         if stage == "rank":
             t1 = time.perf_counter()
             ranking = await loop.run_in_executor(
@@ -409,42 +426,75 @@ class GmxService:
             BadRequest: unknown method or target, or nothing to explain (e.g. logit target and
                 no classifier class among the top syndromes).
         """
-        from gmx.explain import list_methods
-
-        unknown = [m for m in options.methods if m not in list_methods()]
-        if unknown or not options.methods:
-            raise BadRequest(
-                f"Unknown explanation method(s) {unknown}; known: {', '.join(list_methods())}."
-                if unknown
-                else "Name at least one explanation method."
-            )
+        if not options.methods:
+            raise BadRequest("Name at least one explanation method.")
+        _check_methods(options.methods)
         if options.fmt not in EXPLAIN_MEDIA_TYPES:
             raise BadRequest(f"format must be one of {sorted(EXPLAIN_MEDIA_TYPES)}.")
+        return await self._explained(
+            data,
+            face_index,
+            "explanation",
+            lambda d, stop: self._explain_maps(d, options, case_id, stop),
+        )
+
+    async def _explained(
+        self,
+        data: bytes,
+        face_index: int,
+        what: str,
+        build: Callable[[Diagnosis, threading.Event], ExplainAnswer],
+    ) -> ExplainAnswer:
+        """The one path of ``/explain`` and ``/report``: admitted as an explanation, the photo
+        diagnosed, ``build(diagnosis, stop)`` run on the explanation thread, all within
+        ``explain_timeout_s``; an abandoned build stops between batches (``stop`` is set)."""
         async with self._admitted(explain=True):
             stop = threading.Event()
-            try:
-                return await self._within(
-                    self._explain(data, options, case_id, face_index, stop),
-                    self.settings.explain_timeout_s,
-                    "explanation",
-                )
-            finally:
-                stop.set()  # an abandoned explanation stops between batches
 
-    async def _explain(
-        self, data: bytes, options: ExplainOptions, case_id: str, face_index: int,
+            async def run() -> ExplainAnswer:
+                d = await self.diagnose(data, face_index=face_index)
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._explain_pool, build, d, stop)
+
+            try:
+                return await self._within(run(), self.settings.explain_timeout_s, what)
+            finally:
+                stop.set()
+
+    def _maps(
+        self,
+        d: Diagnosis,
+        rows: Sequence[Any],
+        variants: Sequence[Any],
+        methods: Sequence[str],
         stop: threading.Event,
-    ) -> ExplainAnswer:  # fmt: skip
-        d = await self.diagnose(data, face_index=face_index)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._explain_pool, self._explain_maps, d, options, case_id, stop
-        )
+        stopped: str,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[dict[str, Any], ...]:
+        """Attribution maps of ``rows`` (panel rows) on the diagnosed face, shared by ``/explain``
+        and ``/report``: a computation stopped by ``stop`` is a :class:`Timeout` saying
+        ``stopped``, a refused parameter a :class:`BadRequest`."""
+        from gmx.explain import ExplanationCancelled, explain_targets
+
+        assert d.face is not None  # diagnose() raises NoFace otherwise
+        try:
+            return explain_targets(
+                [m.model for m in self.diagnoser.models],
+                d.face.image,
+                [r.target for r in rows],
+                variants,
+                methods=list(methods),
+                params=params,
+                should_stop=stop,
+            )
+        except ExplanationCancelled:
+            raise Timeout(stopped) from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
 
     def _explain_maps(
         self, d: Diagnosis, options: ExplainOptions, case_id: str, stop: threading.Event
     ) -> ExplainAnswer:
-        from gmx.explain import ExplanationCancelled, explain_targets
         from gmx.panel import PanelRequest, grid_png, maps_npz, panel_rows
 
         assert d.ranking is not None and d.face is not None
@@ -474,20 +524,9 @@ class GmxService:
                 if request.target == "logit"
                 else "A contrast needs two syndromes in the ranking; use the similarity target."
             )
-        try:
-            grid = explain_targets(
-                [m.model for m in diag.models],
-                d.face.image,
-                [r.target for r in rows],
-                variants,
-                methods=list(options.methods),
-                params={m: p for m, p in request.params.items() if m in options.methods},
-                should_stop=stop,
-            )
-        except ExplanationCancelled:
-            raise Timeout("The explanation was stopped (time limit).") from None
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from exc
+        params = {m: p for m, p in request.params.items() if m in options.methods}
+        stopped = "The explanation was stopped (time limit)."
+        grid = self._maps(d, rows, variants, options.methods, stop, stopped, params)
         provenance: dict[str, Any] = {
             "gmx": __version__,
             "case_id": case_id,
@@ -527,47 +566,26 @@ class GmxService:
         Raises:
             BadRequest: unknown format or method, a bad HPO id, ``top_k``/``rows`` below 1.
         """
-        from gmx.explain import list_methods
         from gmx.hpo import HPO_ID_PATTERN
 
         if options.fmt not in REPORT_MEDIA_TYPES:
             raise BadRequest(f"format must be one of {sorted(REPORT_MEDIA_TYPES)}.")
-        unknown = [m for m in options.methods if m not in list_methods()]
-        if unknown:
-            raise BadRequest(
-                f"Unknown explanation method(s) {unknown}; known: {', '.join(list_methods())} "
-                "(an empty list: a report without maps)."
-            )
+        _check_methods(options.methods, "an empty list: a report without maps")
         bad = [h for h in (*options.hpo, *options.absent_hpo) if not HPO_ID_PATTERN.match(h)]
         if bad:
             raise BadRequest(f"Not HPO term ids (HP: and seven digits): {', '.join(bad)}.")
         if options.top_k < 1 or options.rows < 1:
             raise BadRequest("top_k and rows must be at least 1.")
-        async with self._admitted(explain=True):
-            stop = threading.Event()
-            try:
-                return await self._within(
-                    self._report(data, options, case_id, face_index, stop),
-                    self.settings.explain_timeout_s,
-                    "case report",
-                )
-            finally:
-                stop.set()  # abandoned maps stop between batches
-
-    async def _report(
-        self, data: bytes, options: ReportOptions, case_id: str | None, face_index: int,
-        stop: threading.Event,
-    ) -> ExplainAnswer:  # fmt: skip
-        d = await self.diagnose(data, face_index=face_index)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._explain_pool, self._report_bytes, d, options, case_id, stop
+        return await self._explained(
+            data,
+            face_index,
+            "case report",
+            lambda d, stop: self._report_bytes(d, options, case_id, stop),
         )
 
     def _report_bytes(
         self, d: Diagnosis, options: ReportOptions, case_id: str | None, stop: threading.Event
     ) -> ExplainAnswer:
-        from gmx.explain import ExplanationCancelled, explain_targets
         from gmx.gallery import FeatureChoices
         from gmx.panel import panel_rows
         from gmx.report import ReportMaps, build_report, render
@@ -582,17 +600,8 @@ class GmxService:
                 "similarity", d.ranking, diag.gallery, variants, None,
                 min(options.rows, options.top_k),
             )  # fmt: skip
-            try:
-                grid = explain_targets(
-                    [m.model for m in diag.models],
-                    d.face.image,
-                    [r.target for r in rows],
-                    variants,
-                    methods=list(options.methods),
-                    should_stop=stop,
-                )
-            except ExplanationCancelled:
-                raise Timeout("The case report's maps were stopped (time limit).") from None
+            stopped = "The case report's maps were stopped (time limit)."
+            grid = self._maps(d, rows, variants, options.methods, stop, stopped)
             maps = ReportMaps(rows, grid, tuple(options.methods))
         try:
             report = build_report(
@@ -752,6 +761,22 @@ def embeddings_from_table(diagnoser: Diagnoser, table: Any) -> tuple[np.ndarray,
     if missing:
         raise BadRequest(f"the encodings lack the variants {', '.join(missing)}.")
     return query, names.pop()
+
+
+def _check_methods(methods: Sequence[str], empty: str | None = None) -> None:
+    """Refuse unknown explanation methods (``empty``: what an empty list means, for the message).
+
+    Raises:
+        BadRequest: a method that is not registered (:func:`gmx.explain.list_methods`).
+    """
+    from gmx.explain import list_methods
+
+    unknown = [m for m in methods if m not in list_methods()]
+    if unknown:
+        raise BadRequest(
+            f"Unknown explanation method(s) {unknown}; known: {', '.join(list_methods())}"
+            + (f" ({empty})." if empty else ".")
+        )
 
 
 def _safe_name(text: str) -> str:

@@ -60,6 +60,14 @@ def test_status_and_openapi(server) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert {"/predict", "/encode", "/crop", "/explain", "/report", "/status"} <= set(paths)
+    files = {
+        p: set(paths[p]["post"]["responses"]["200"]["content"]) for p in ("/explain", "/report")
+    }
+    assert files == {
+        "/explain": {"image/png", "application/octet-stream"},
+        "/report": {"application/pdf", "text/html"},
+    }
+    assert {"400", "413", "422", "503"} <= set(paths["/report"]["post"]["responses"])
 
 
 def test_gm_arc_client_gets_gmx_answer(server, demo_diagnoser) -> None:
@@ -174,6 +182,13 @@ def test_not_json_and_unknown_path(server) -> None:
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     r = httpx.get(f"{server.url}/nowhere")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = httpx.get(f"{server.url}/predict")  # the framework's error, with its Allow header
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json() == {
+        "error": "method_not_allowed",
+        "message": "Method Not Allowed",
+        "status": 405,
+    }
 
 
 def test_limits_413(serve, plain_message) -> None:
