@@ -75,7 +75,7 @@ MODEL_NAME = "gmx-demo-iresnet"
 SHUFFLED_MODEL_NAME = "gmx-demo-iresnet-shuffled"
 #: Epochs of the shuffled-label control: a short run (the real model has 60), so it is cheap to
 #: reproduce on a CPU; docs/metrics.md says it is shorter than the real recipe.
-SHUFFLED_EPOCHS = 4
+SHUFFLED_EPOCHS = 2
 GALLERY_NAME = "gmx synthetic demo gallery"
 PHOTO_CODEC: PhotoCodec = "webp"
 PHOTO_QUALITY = 92

@@ -155,3 +155,25 @@ def _fields(gallery) -> dict:
         for k in ("name", "version", "images", "syndromes", "embeddings", "variants",
                   "model_fingerprint")
     }  # fmt: skip
+
+
+def test_syndrome_ranks_equal_rank_of_each_query(tiny) -> None:
+    """The batched re-ranking of the faithfulness curves gives :func:`rank`'s syndrome rank."""
+    from gmx.aggregate.run import gallery_ensemble
+    from gmx.gallery import rank, syndrome_ranks
+
+    g = tiny.gallery
+    rng = np.random.default_rng(3)
+    faces = np.concatenate([tiny.faces, rng.integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)])
+    q = gallery_ensemble(tiny.model, g).embed(faces)
+    q = np.concatenate([q, g.embeddings[:2]])  # exact gallery rows: distance-0 ties
+    q = np.concatenate([q, np.repeat(g.embeddings[3:4], 1, axis=0)])
+    wanted = ["S:1", "S:2"] * (len(q) // 2) + ["S:1"] * (len(q) % 2)
+    got = syndrome_ranks(q, g, wanted)
+    want = [rank(row, g).syndrome(s).rank for row, s in zip(q, wanted, strict=True)]
+    assert got.tolist() == want
+    assert np.isnan(syndrome_ranks(q[:1], g, ["S:9"])[0])  # no images: not ranked
+    # Two syndromes at exactly the same distance: the nearer image position comes first.
+    twin = g.subset([0, 3])
+    tie = np.stack([twin.embeddings[0] + twin.embeddings[1]])
+    assert syndrome_ranks(tie, twin, ["S:2"]).tolist() == [rank(tie[0], twin).syndrome("S:2").rank]
