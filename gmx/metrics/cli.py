@@ -65,10 +65,6 @@ def _run(args: argparse.Namespace) -> None:
         sensitivity_samples=args.sensitivity_samples,
         sensitivity_images=args.sensitivity_images,
     ).resolved()
-    control = None
-    if "data_randomisation" in settings.extras:
-        shuffled = load_model(args.control or demo_shuffled_model_path(), device=cfg.device)
-        control = data_control(shuffled, gallery)
     source = args.faces
     if source == "auto":
         source = "gallery" if args.gallery is not None and args.data is None else "data"
@@ -96,6 +92,10 @@ def _run(args: argparse.Namespace) -> None:
             image_ids=[str(x) for x in data.image_ids[rows]],
             regions=syndrome_masks(data.labels[every], data.masks[every]),
         )  # fmt: skip
+    control = None
+    if "data_randomisation" in settings.extras:  # only the scored syndromes' images are embedded
+        shuffled = load_model(args.control or demo_shuffled_model_path(), device=cfg.device)
+        control = data_control(shuffled, gallery, syndromes=sorted(set(kw["labels"].tolist())))
     kw.update(settings=settings, chunk=args.chunk, control=control)
     bar = tqdm(total=None, desc="scorecard", unit="img", file=sys.stderr, disable=None)
 

@@ -406,13 +406,19 @@ class DataControl:
     model: Any
     gallery: Gallery
 
-    def subset(self, keep: np.ndarray) -> DataControl:
-        """The control with its gallery restricted like the scored gallery (boolean mask)."""
+    def without_subject(self, subject: str) -> DataControl:
+        """The control with its gallery's images of one patient left out."""
+        keep = np.array([im.subject_id != subject for im in self.gallery.images], dtype=bool)
         return DataControl(self.model, self.gallery.subset(keep))
 
 
-def data_control(model: Any, gallery: Gallery) -> DataControl:
+def data_control(
+    model: Any, gallery: Gallery, syndromes: Sequence[str] | None = None
+) -> DataControl:
     """``gallery``'s photos embedded by ``model`` (one model, the gallery's TTA variants).
+
+    ``syndromes``: embed only these syndromes' images (a face's target and re-ranking score only
+    use its own syndrome's images); default every image.
 
     Raises:
         ValueError: a gallery without photos, or one made by an ensemble (the control is one model).
@@ -421,6 +427,11 @@ def data_control(model: Any, gallery: Gallery) -> DataControl:
 
     from gmx.encode import Ensemble
 
+    if syndromes is not None:
+        wanted = set(syndromes)
+        gallery = gallery.subset(
+            [i for i, im in enumerate(gallery.images) if im.syndrome_id in wanted]
+        )
     if gallery.photos is None:
         raise ValueError(
             f"gallery {gallery.name!r} stores no photos: the data-randomisation control embeds them"
@@ -914,7 +925,7 @@ def _leave_patient_out(
                 s,
                 mprt_rows=np.array([r < s.mprt_images]),
                 sensitivity_rows=np.array([r < s.sensitivity_images]),
-                control=None if control is None else control.subset(keep),
+                control=None if control is None else control.without_subject(subjects[r]),
             )
         )
     # Rows outside the randomisation test lack its curves: NaN rows of the same width.

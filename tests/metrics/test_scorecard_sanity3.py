@@ -177,3 +177,20 @@ def test_syndrome_ranks_equal_rank_of_each_query(tiny) -> None:
     twin = g.subset([0, 3])
     tie = np.stack([twin.embeddings[0] + twin.embeddings[1]])
     assert syndrome_ranks(tie, twin, ["S:2"]).tolist() == [rank(tie[0], twin).syndrome("S:2").rank]
+
+
+def test_cli_arguments_of_the_new_extras_and_gallery_faces() -> None:
+    from gmx.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(
+        ["scorecard", "run", "--out", "r", "--faces", "gallery", "--extras", "sensitivity",
+         "data_randomisation", "--control", "c.pt", "--sensitivity-samples", "2",
+         "--sensitivity-images", "3"]
+    )  # fmt: skip
+    assert (a.faces, a.extras, str(a.control)) == (
+        "gallery", ["sensitivity", "data_randomisation"], "c.pt"
+    )  # fmt: skip
+    assert (a.sensitivity_samples, a.sensitivity_images) == (2, 3)
+    a = parser.parse_args(["scorecard", "--out", "r"])
+    assert (a.faces, a.sensitivity_samples, a.control) == ("auto", 4, None)
