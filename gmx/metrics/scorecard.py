@@ -94,6 +94,9 @@ LOCALISATION_SCORES: tuple[str, ...] = (
 #: default parameters; NaN for the others); ``agreement``: per face, each method's Spearman and
 #: top-10 % IoU with every method of the run (``(n, k)``, run order), averaged over the faces in
 #: the summary's ``extra["agreement"]`` (:class:`gmx.metrics.agreement.SplitAgreement`).
+#: ``sensitivity``: captum's ``sensitivity_max`` of the map (first ``sensitivity_images`` faces);
+#: ``data_randomisation``: Spearman and SSIM to the map of the shuffled-label control model
+#: (:class:`DataControl`; Adebayo et al.'s data randomisation test).
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
     "mprt_independent": (
