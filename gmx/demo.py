@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
         )
         data = load_demo_data(args.data)
-        log.info("Training %s on %s", MODEL_NAME, args.device)
+        log.info("Training %s on %s", default_name, args.device)
         _, training = train_demo_model(
             data, cfg, model_path, progress=_say_epoch(cfg, log.info), device=args.device,
             shuffle_labels=shuffle,
