@@ -70,6 +70,12 @@ from gmx.train import (
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "gmx-demo-iresnet"
+#: The data-randomisation control (Adebayo et al. 2018): the demo recipe on the training split's
+#: labels permuted with a seed, trained briefly (:data:`SHUFFLED_EPOCHS`).
+SHUFFLED_MODEL_NAME = "gmx-demo-iresnet-shuffled"
+#: Epochs of the shuffled-label control: a short run (the real model has 60) that fits a loaded
+#: 2-core CPU; ``--epochs N`` trains longer. docs/metrics.md says it is shorter than the recipe.
+SHUFFLED_EPOCHS = 1
 GALLERY_NAME = "gmx synthetic demo gallery"
 PHOTO_CODEC: PhotoCodec = "webp"
 PHOTO_QUALITY = 92
@@ -133,8 +139,14 @@ def train_demo_model(
     *,
     progress: Callable[[EpochLog], None] | None = None,
     device: str = "cpu",
+    shuffle_labels: int | None = None,
 ) -> tuple[Path, dict[str, object]]:
-    """Train on the frequent syndromes' train split, save in gmx format, return path and metrics."""
+    """Train on the frequent syndromes' train split, save in gmx format, return path and metrics.
+
+    ``shuffle_labels``: a seed; the training labels are permuted with it first (the data
+    randomisation control: same images, same class counts, labels unrelated to the faces). The
+    validation and test accuracies are measured against the true labels (about chance).
+    """
     classes = sorted(
         {lab for lab, sp in zip(data.labels, data.splits, strict=True) if sp in TRAIN_SPLITS}
     )
@@ -142,6 +154,8 @@ def train_demo_model(
     train = data.select(np.isin(data.splits, TRAIN_SPLITS))
     val = data.select(np.isin(data.splits, VAL_SPLITS) & np.isin(data.labels, classes))
     y_train = np.array([index[c] for c in train.labels])
+    if shuffle_labels is not None:
+        y_train = shuffled_labels(y_train, shuffle_labels)
     y_val = np.array([index[c] for c in val.labels])
     result = train_classifier(
         train.images,
@@ -160,8 +174,9 @@ def train_demo_model(
     )
     linear = result.classifier[1]
     model = GestaltModel(result.backbone, linear)
+    shuffled = {} if shuffle_labels is None else {"labels_shuffled_with_seed": shuffle_labels}
     card = default_card(
-        name=MODEL_NAME,
+        name=MODEL_NAME if shuffle_labels is None else SHUFFLED_MODEL_NAME,
         architecture=iresnet_architecture(cfg.layers, cfg.widths),
         embedding_dim=cfg.embedding_dim,
         classes=tuple(classes),
@@ -179,6 +194,7 @@ def train_demo_model(
                 "classifier_macro_top1_test": round(clf_topk[1], 4),
                 "classifier_macro_top5_test": round(clf_topk[5], 4),
                 "final_epoch": result.history[-1].__dict__,
+                **shuffled,
             }
         ),
         clinical_use_statement=CLINICAL_STATEMENT,
@@ -189,6 +205,12 @@ def train_demo_model(
         "epochs": [e.__dict__ for e in result.history],
         "classifier_macro_topk_test": clf_topk,
     }
+
+
+def shuffled_labels(labels: np.ndarray, seed: int) -> np.ndarray:
+    """``labels`` permuted with a seeded generator (same multiset, order unrelated to the rows)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+    return np.asarray(labels)[rng.permutation(len(labels))]
 
 
 def build_demo_gallery(
@@ -581,28 +603,43 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--seed", type=int, default=0, help="the demo build's seed")
         if name not in ("gallery", "calibrate"):
             p.add_argument("--seed", type=int, default=0)
-            p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+            p.add_argument(
+                "--epochs",
+                type=int,
+                help=f"default {TrainConfig.epochs} ({SHUFFLED_EPOCHS} with --shuffle-labels)",
+            )
             p.add_argument("--layers", type=int, nargs=4, default=TrainConfig.layers)
             p.add_argument("--widths", type=int, nargs=4, default=TrainConfig.widths)
             p.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
             p.add_argument("--threads", type=int, default=TrainConfig.threads)
+        if name == "train":
+            p.add_argument(
+                "--shuffle-labels",
+                type=int,
+                metavar="SEED",
+                help="permute the training labels with SEED (the data-randomisation control, "
+                f"saved as DATA/{SHUFFLED_MODEL_NAME}.pt unless --model is given)",
+            )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    model_path = args.model or args.data / f"{MODEL_NAME}.pt"
+    shuffle = getattr(args, "shuffle_labels", None)
+    default_name = MODEL_NAME if shuffle is None else SHUFFLED_MODEL_NAME
+    model_path = args.model or args.data / f"{default_name}.pt"
     training = None
     if args.command in ("train", "build"):
         cfg = TrainConfig(
             seed=args.seed,
-            epochs=args.epochs,
+            epochs=args.epochs or (TrainConfig.epochs if shuffle is None else SHUFFLED_EPOCHS),
             layers=tuple(args.layers),
             widths=tuple(args.widths),
             threads=args.threads,
         )
         data = load_demo_data(args.data)
-        log.info("Training %s on %s", MODEL_NAME, args.device)
+        log.info("Training %s on %s", default_name, args.device)
         _, training = train_demo_model(
-            data, cfg, model_path, progress=_say_epoch(cfg, log.info), device=args.device
-        )
+            data, cfg, model_path, progress=_say_epoch(cfg, log.info), device=args.device,
+            shuffle_labels=shuffle,
+        )  # fmt: skip
         log.info(
             "classifier macro top-k on the test split: %s", training["classifier_macro_topk_test"]
         )

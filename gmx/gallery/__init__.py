@@ -96,6 +96,7 @@ from gmx.gallery._rank import (
     SyndromeMatch,
     cosine_distances,
     rank,
+    syndrome_ranks,
     to_service_json,
 )
 from gmx.gallery._storage import (
@@ -173,6 +174,7 @@ __all__ = [
     "split_members",
     "store_photos",
     "suggested_features",
+    "syndrome_ranks",
     "template_face",
     "to_gene_tsv",
     "to_phenopacket",

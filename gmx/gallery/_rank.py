@@ -245,6 +245,52 @@ def _first_occurrence(codes_in_order: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
+def syndrome_ranks(
+    queries: np.ndarray, gallery: Gallery, syndrome_ids: Sequence[str]
+) -> np.ndarray:
+    """The rank of one syndrome per query, for many queries at once.
+
+    Row ``i`` is ``rank(queries[i], gallery).syndrome(syndrome_ids[i]).rank`` (all variants, no
+    ``min_distance``, nobody excluded): syndromes are ordered by their nearest image's mean
+    distance, ties by that image's gallery position (the stable sort of :func:`rank`). One
+    distance matrix for every query instead of a :class:`Ranking` each (what the faithfulness
+    curves re-rank thousands of perturbed faces with).
+
+    Args:
+        queries: ``(n, V, D)`` embeddings; syndrome_ids: ``n`` syndrome ids.
+
+    Returns:
+        ``(n,)`` float64 ranks (1 = first), NaN for a syndrome without gallery images.
+    """
+    q = np.asarray(queries)
+    if q.ndim != 3 or len(syndrome_ids) != q.shape[0]:
+        raise ValueError(f"need (n, V, D) queries and n syndrome ids, got {q.shape}")
+    for row in q:
+        _check_query(row, gallery, batched=False)
+    n = q.shape[0]
+    out = np.full(n, np.nan)
+    if n == 0 or len(gallery) == 0:
+        return out
+    mean = cosine_distances(q, gallery.embeddings, image_inv_norms=gallery._inv_norms).mean(axis=2)
+    codes = np.asarray(gallery._syndrome_codes)
+    k_of = {s: k for k, s in enumerate(gallery._syndrome_order)}
+    best = np.empty((n, len(k_of)))
+    first = np.empty((n, len(k_of)), np.int64)
+    rows = np.arange(n)
+    for k in range(len(k_of)):
+        cols = np.flatnonzero(codes == k)
+        j = mean[:, cols].argmin(axis=1)  # the first of equal minima, as the stable sort
+        best[:, k] = mean[rows, cols[j]]
+        first[:, k] = cols[j]
+    for i, s in enumerate(syndrome_ids):
+        k = k_of.get(s)
+        if k is None:
+            continue
+        ahead = (best[i] < best[i, k]) | ((best[i] == best[i, k]) & (first[i] < first[i, k]))
+        out[i] = 1 + int(ahead.sum())
+    return out
+
+
 def rank(
     query: np.ndarray,
     gallery: Gallery,
@@ -589,5 +635,6 @@ __all__ = [
     "SyndromeMatch",
     "cosine_distances",
     "rank",
+    "syndrome_ranks",
     "to_service_json",
 ]

@@ -4,10 +4,16 @@
     gmx scorecard summarize --out runs/scorecard [--json scorecard.json] [--csv scorecard.csv]
     gmx scorecard --out runs/scorecard --json scorecard.json     # run, then summarise
     gmx scorecard run --out runs/scorecard --backend ray --workers 8   # the shards as Ray tasks
+    gmx scorecard --gallery my.sqlite --out runs/mine --json mine.json  # the gallery's own photos
+    gmx scorecard --out runs/sc --extras sensitivity data_randomisation  # + the costly sanity extras
 
 Faces: a synthetic-demo-style data folder (``--data``, default the demo) and its ``--split``
 (default ``test``: the frequent held-out test images), those whose syndrome is in the gallery and
-whose image is not, in a stratified order (``--images`` of them; 0 = all). Wire into
+whose image is not, in a stratified order (``--images`` of them; 0 = all). ``--faces gallery``
+(the default when ``--gallery`` is given without ``--data``): the gallery's own stored photos, each
+scored against the gallery without its own patient (leave-one-patient-out); galleries have no
+causal masks, so there are no localisation scores. The ``data_randomisation`` extra compares the
+maps with those of the shuffled-label control (``--control``, default the demo's committed one). Wire into
 ``gmx.cli.build_parser`` with ``add_parser(sub)``. Progress goes to stderr.
 """
 
@@ -25,6 +31,7 @@ log = logging.getLogger("gmx")
 
 
 def _run(args: argparse.Namespace) -> None:
+    import numpy as np
     from tqdm import tqdm
 
     from gmx.aggregate import Shard
@@ -35,6 +42,9 @@ def _run(args: argparse.Namespace) -> None:
     from gmx.gallery import load_gallery
     from gmx.metrics.scorecard import (
         ScorecardSettings,
+        data_control,
+        demo_shuffled_model_path,
+        gallery_rows,
         held_out_rows,
         run_scorecard,
         run_scorecard_sharded,
@@ -46,7 +56,6 @@ def _run(args: argparse.Namespace) -> None:
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     model = models[0] if len(models) == 1 else models
     gallery = load_gallery(cfg.gallery_path)
-    data = load_demo_data(args.data or DEMO_DIR)
     settings = ScorecardSettings(
         methods=tuple(args.methods or ()),
         steps=args.steps,
@@ -55,13 +64,41 @@ def _run(args: argparse.Namespace) -> None:
         n_boot=args.boot,
         seed=args.seed,
         extras=tuple(args.extras or ()),
+        sensitivity_samples=args.sensitivity_samples,
+        sensitivity_images=args.sensitivity_images,
     ).resolved()
-    rows = held_out_rows(
-        data.labels, data.splits, data.image_ids, gallery, split=args.split,
-        n_images=args.images, seed=args.seed,
-    )  # fmt: skip
-    every = held_out_rows(data.labels, data.splits, data.image_ids, gallery, split=args.split)
-    regions = syndrome_masks(data.labels[every], data.masks[every])
+    source = args.faces
+    if source == "auto":
+        source = "gallery" if args.gallery is not None and args.data is None else "data"
+    if source == "gallery":
+        try:
+            rows = gallery_rows(gallery, n_images=args.images, seed=args.seed)
+        except ValueError as exc:
+            raise SystemExit(f"gmx scorecard: {exc}") from exc
+        assert gallery.photos is not None  # gallery_rows checked
+        kw = dict(
+            faces=gallery.photos[rows],
+            labels=np.array([gallery.images[r].syndrome_id for r in rows]),
+            masks=None, image_ids=[gallery.images[r].image_id for r in rows], regions={},
+            subjects=[gallery.images[r].subject_id for r in rows],
+        )  # fmt: skip
+    else:
+        data = load_demo_data(args.data or DEMO_DIR)
+        rows = held_out_rows(
+            data.labels, data.splits, data.image_ids, gallery, split=args.split,
+            n_images=args.images, seed=args.seed,
+        )  # fmt: skip
+        every = held_out_rows(data.labels, data.splits, data.image_ids, gallery, split=args.split)
+        kw = dict(
+            faces=data.images[rows], labels=data.labels[rows], masks=data.masks[rows],
+            image_ids=[str(x) for x in data.image_ids[rows]],
+            regions=syndrome_masks(data.labels[every], data.masks[every]),
+        )  # fmt: skip
+    control = None
+    if "data_randomisation" in settings.extras:  # only the scored syndromes' images are embedded
+        shuffled = load_model(args.control or demo_shuffled_model_path(), device=cfg.device)
+        control = data_control(shuffled, gallery, syndromes=sorted(set(kw["labels"].tolist())))
+    kw.update(settings=settings, chunk=args.chunk, control=control)
     bar = tqdm(total=None, desc="scorecard", unit="img", file=sys.stderr, disable=None)
 
     def progress(done: int, total: int) -> None:
@@ -69,11 +106,6 @@ def _run(args: argparse.Namespace) -> None:
         bar.n = done
         bar.refresh()
 
-    kw = dict(
-        faces=data.images[rows], labels=data.labels[rows], masks=data.masks[rows],
-        image_ids=[str(x) for x in data.image_ids[rows]], regions=regions, settings=settings,
-        chunk=args.chunk,
-    )  # fmt: skip
     try:
         if args.backend == "local":
             run = run_scorecard(
@@ -128,11 +160,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``scorecard`` (and its ``run``/``summarize`` actions) to the ``gmx`` subcommands."""
     from gmx.metrics.backends import BACKENDS
     from gmx.metrics.faithfulness import FILLS
-    from gmx.metrics.scorecard import EXTRAS
+    from gmx.metrics.scorecard import EXTRAS, ScorecardSettings
 
     def run_args(p: argparse.ArgumentParser) -> None:
         add_model_args(p, tta=False)  # the variants are the gallery's
         p.add_argument("--data", type=Path, help="demo-style data folder (default: the demo)")
+        p.add_argument(
+            "--faces", choices=("auto", "data", "gallery"), default="auto",
+            help="data: held-out faces of --data; gallery: the gallery's own photos, each against "
+            "the gallery without its patient (no localisation); auto (default): gallery when "
+            "--gallery is given without --data",
+        )  # fmt: skip
         p.add_argument("--split", default="test", help="held-out split of --data (default test)")
         p.add_argument("--images", type=int, default=0, help="faces scored (0 = all)")
         p.add_argument("--methods", nargs="+", help="registry names (default: all registered)")
@@ -145,7 +183,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "--extras", nargs="+", choices=sorted(EXTRAS),
             help="optional extra scores: mprt_hog (HOG + edge-map similarity after the cascade), "
             "mprt_independent (each stage randomised alone), completeness (IG, DeepLIFT residual), "
-            "agreement (every pair of methods, averaged over the faces)",
+            "agreement (every pair of methods, averaged over the faces), sensitivity (captum "
+            "sensitivity_max), data_randomisation (similarity to the shuffled-label model's maps)",
+        )  # fmt: skip
+        p.add_argument(
+            "--sensitivity-samples", type=int, default=ScorecardSettings.sensitivity_samples,
+            help="sensitivity extra: captum sensitivity_max perturbations per face",
+        )  # fmt: skip
+        p.add_argument(
+            "--sensitivity-images", type=int, default=ScorecardSettings.sensitivity_images,
+            help="sensitivity extra: on the first this-many faces only",
+        )  # fmt: skip
+        p.add_argument(
+            "--control", type=Path,
+            help="data_randomisation extra: the shuffled-label model (default: the demo's, "
+            "models/demo/gmx-demo-iresnet-shuffled.pt)",
         )  # fmt: skip
         p.add_argument("--chunk", type=int, default=2, help="faces per stored chunk")
         p.add_argument("--shard", default="0/1", help="i/n: compute every n-th chunk from i")

@@ -41,7 +41,7 @@ from gmx.encode import Variant
 from gmx.explain.engine import check_faces, setup_models, variant_rows
 from gmx.explain.prepared import device_of
 from gmx.explain.targets import Target
-from gmx.gallery import Gallery, rank
+from gmx.gallery import Gallery, syndrome_ranks
 
 Mode = Literal["deletion", "insertion"]
 Order = Literal["most", "least"]
@@ -269,10 +269,8 @@ class BatchScorer:
         ranks = np.full(len(faces), np.nan)
         if self.gallery is not None and self.syndromes is not None:
             stacked = torch.stack(embs, dim=1).cpu().numpy()  # (n, V, D)
-            for i, owner in enumerate(owners):
-                match = rank(stacked[i], self.gallery).syndrome(self.syndromes[int(owner)])
-                if match is not None:
-                    ranks[i] = match.rank
+            wanted = [self.syndromes[int(o)] for o in owners]
+            ranks = syndrome_ranks(stacked, self.gallery, wanted)
         return scores, ranks
 
 

@@ -58,7 +58,7 @@ from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
-from gmx.metrics.robustness import infidelity, similarity_forward
+from gmx.metrics.robustness import infidelity, sensitivity_max, similarity_forward
 from gmx.metrics.sanity import (
     IRESNET_STAGES,
     SANITY_MAX_SPEARMAN,
@@ -94,6 +94,9 @@ LOCALISATION_SCORES: tuple[str, ...] = (
 #: default parameters; NaN for the others); ``agreement``: per face, each method's Spearman and
 #: top-10 % IoU with every method of the run (``(n, k)``, run order), averaged over the faces in
 #: the summary's ``extra["agreement"]`` (:class:`gmx.metrics.agreement.SplitAgreement`).
+#: ``sensitivity``: captum's ``sensitivity_max`` of the map (first ``sensitivity_images`` faces);
+#: ``data_randomisation``: Spearman and SSIM to the map of the shuffled-label control model
+#: (:class:`DataControl`; Adebayo et al.'s data randomisation test).
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "mprt_hog": ("mprt_hog", "mprt_edge_spearman", "mprt_edge_hog"),
     "mprt_independent": (
@@ -103,7 +106,21 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     ),
     "completeness": ("completeness_residual",),
     "agreement": ("agreement_spearman", "agreement_iou10"),
+    "sensitivity": ("sensitivity_max",),
+    "data_randomisation": ("data_spearman", "data_ssim"),
 }
+#: Settings that only matter with one extra: left out of the settings JSON (and so of the
+#: fingerprint) while that extra is off, so scorecards made before them keep their fingerprints.
+EXTRA_SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "sensitivity": ("sensitivity_samples", "sensitivity_radius", "sensitivity_images"),
+}
+#: ``sensitivity_max``'s noise, in grey levels of the uint8 face (uniform in ``[-r, r]``, then
+#: rounded: the maps are explained from real 8-bit faces). 2.55 grey levels = 0.02 in the model's
+#: ``[-1, 1]`` input, captum's default radius.
+SENSITIVITY_RADIUS = 2.55
+#: The committed shuffled-label control of the demo model (``python -m gmx.demo train
+#: --shuffle-labels 0``; :data:`gmx.demo.SHUFFLED_MODEL_NAME`).
+DEMO_SHUFFLED_MODEL_NAME = "gmx-demo-iresnet-shuffled.pt"
 #: What the extras' summary metrics mean (as :data:`METRIC_INFO`).
 EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
     "mprt_hog": ("-", "HOG similarity to the original map after randomising every stage"),
@@ -124,6 +141,15 @@ EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
         "-",
         "|sum of the map - (f(x) - f(baseline))| / |f(x) - f(baseline)| (IG, DeepLIFT only)",
     ),
+    "sensitivity_max": (
+        "-",
+        "captum sensitivity_max: largest relative change of the map under small input noise",
+    ),
+    "data_spearman": (
+        "-",
+        "Spearman with the map of the same recipe trained on shuffled labels (high: data-blind)",
+    ),
+    "data_ssim": ("-", "SSIM with the map of the shuffled-label model"),
 }
 
 #: Per-row scalar metrics stored for every method.
@@ -188,6 +214,8 @@ LEADERBOARD_METRICS: tuple[str, ...] = (
     "occlusion_spearman",
     "sparseness",
 )
+#: The manifest's face source when the faces are the gallery's own photos (leave-one-patient-out).
+FACES_GALLERY = "gallery, leave-one-patient-out"
 #: The committed demo scorecard (``gmx scorecard`` on the demo; see docs/metrics.md).
 DEMO_SCORECARD_NAME = "scorecard.json"
 
@@ -207,6 +235,10 @@ class ScorecardSettings:
         n_boot, seed: bootstrap replicates and seed (selection, bootstrap, ROAD noise).
         extras: optional extra scores (keys of :data:`EXTRAS`); none by default, and then the
             settings (and the fingerprint) are exactly those of scorecards made before extras.
+        sensitivity_samples, sensitivity_radius, sensitivity_images: the ``sensitivity`` extra:
+            captum ``sensitivity_max`` perturbations per face, their radius in grey levels
+            (:data:`SENSITIVITY_RADIUS`), and on the first this-many faces only (it re-explains
+            every face ``samples + 1`` times per method).
     """
 
     methods: tuple[str, ...] = ()
@@ -219,6 +251,9 @@ class ScorecardSettings:
     n_boot: int = 1000
     seed: int = 0
     extras: tuple[str, ...] = ()
+    sensitivity_samples: int = 4
+    sensitivity_radius: float = SENSITIVITY_RADIUS
+    sensitivity_images: int = 10
 
     def resolved(self) -> ScorecardSettings:
         """These settings with ``methods`` filled in (every registered method) and checked."""
@@ -229,6 +264,10 @@ class ScorecardSettings:
             raise ValueError(f"unknown methods {unknown}; known: {sorted(known)}")
         if self.steps < 1 or self.n_boot < 1 or self.mprt_images < 0:
             raise ValueError("steps and n_boot must be >= 1, mprt_images >= 0")
+        if self.sensitivity_samples < 1 or self.sensitivity_images < 0:
+            raise ValueError("sensitivity_samples must be >= 1, sensitivity_images >= 0")
+        if not self.sensitivity_radius > 0:
+            raise ValueError(f"sensitivity_radius must be > 0, got {self.sensitivity_radius}")
         bad = [e for e in self.extras if e not in EXTRAS]
         if bad:
             raise ValueError(f"unknown extras {bad}; known: {sorted(EXTRAS)}")
@@ -239,6 +278,10 @@ class ScorecardSettings:
         data = json.loads(json.dumps(asdict(self)))
         if not data["extras"]:  # keeps the manifests and fingerprints of earlier scorecards
             del data["extras"]
+        for extra, names in EXTRA_SETTINGS.items():
+            if extra not in self.extras:
+                for name in names:
+                    del data[name]
         return data
 
     def extra_columns(self) -> tuple[str, ...]:
@@ -282,6 +325,14 @@ def held_out_rows(
         & np.isin(labels, sorted(gallery.syndromes))
         & ~np.isin(image_ids, sorted(in_gallery))
     )
+    order = _stratified(np.asarray(labels), ok, seed)
+    if not order.size:
+        raise ValueError(f"no held-out images of split {split!r} with a syndrome in the gallery")
+    return order[: n_images or None]
+
+
+def _stratified(labels: np.ndarray, ok: np.ndarray, seed: int) -> np.ndarray:
+    """Rows where ``ok``, syndromes taking turns (each one's rows in a seeded random order)."""
     rng = np.random.default_rng(seed)
     queues = [
         list(rng.permutation(np.flatnonzero(ok & (labels == s)))) for s in np.unique(labels[ok])
@@ -291,9 +342,34 @@ def held_out_rows(
         for q in queues:
             if q:
                 order.append(int(q.pop(0)))
-    if not order:
-        raise ValueError(f"no held-out images of split {split!r} with a syndrome in the gallery")
-    return np.asarray(order[: n_images or None], np.int64)
+    return np.asarray(order, np.int64)
+
+
+def gallery_rows(gallery: Gallery, *, n_images: int = 0, seed: int = 0) -> np.ndarray:
+    """Gallery image positions to score with the gallery as the source of faces, stratified as
+    :func:`held_out_rows`: images whose syndrome has an image of another patient (so it still has
+    a target once the image's own patient is left out, as ``gmx gallery calibrate`` does).
+
+    Raises:
+        ValueError: if the gallery has no photos, or no image qualifies.
+    """
+    if gallery.photos is None:
+        raise ValueError(
+            f"gallery {gallery.name!r} stores no photos: a scorecard over its images needs them "
+            "(build it with photos)"
+        )
+    syn = np.array([im.syndrome_id for im in gallery.images])
+    sub = np.array([im.subject_id for im in gallery.images])
+    ok = np.array(
+        [np.any((syn == s) & (sub != p)) for s, p in zip(syn, sub, strict=True)], dtype=bool
+    )
+    order = _stratified(syn, ok, seed)
+    if not order.size:
+        raise ValueError(
+            f"gallery {gallery.name!r}: no syndrome has images of two patients, so no image has a "
+            "target once its own patient is left out"
+        )
+    return order[: n_images or None]
 
 
 def syndrome_score_targets(
@@ -316,6 +392,79 @@ def syndrome_score_targets(
             )
         )
     return out
+
+
+# ------------------------------------------------------------------ data randomisation control
+@dataclass(frozen=True)
+class DataControl:
+    """The data-randomisation control (Adebayo et al. 2018): a model of the same recipe trained
+    on shuffled labels, and the gallery's own photos embedded by it (:func:`data_control`), so each
+    face is explained against its syndrome's score *in that model's* embedding.
+
+    Attributes:
+        model: the shuffled-label model (a ``LoadedModel``).
+        gallery: the gallery re-embedded by it (same images, variants and order).
+    """
+
+    model: Any
+    gallery: Gallery
+
+    def without_subject(self, subject: str) -> DataControl:
+        """The control with its gallery's images of one patient left out."""
+        keep = np.array([im.subject_id != subject for im in self.gallery.images], dtype=bool)
+        return DataControl(self.model, self.gallery.subset(keep))
+
+
+def data_control(
+    model: Any, gallery: Gallery, syndromes: Sequence[str] | None = None
+) -> DataControl:
+    """``gallery``'s photos embedded by ``model`` (one model, the gallery's TTA variants).
+
+    ``syndromes``: embed only these syndromes' images (a face's target and re-ranking score only
+    use its own syndrome's images); default every image.
+
+    Raises:
+        ValueError: a gallery without photos, or one made by an ensemble (the control is one model).
+    """
+    import dataclasses
+
+    from gmx.encode import Ensemble
+
+    if syndromes is not None:
+        wanted = set(syndromes)
+        gallery = gallery.subset(
+            [i for i, im in enumerate(gallery.images) if im.syndrome_id in wanted]
+        )
+    if gallery.photos is None:
+        raise ValueError(
+            f"gallery {gallery.name!r} stores no photos: the data-randomisation control embeds them"
+        )
+    ens = Ensemble(
+        [model],
+        flip=any(v.flip for v in gallery.variants),
+        grey=any(v.grey for v in gallery.variants),
+    )
+    if tuple(ens.variants) != tuple(gallery.variants):
+        raise ValueError(
+            "the data-randomisation control is one model; gallery variants "
+            f"{[v.label for v in gallery.variants]} need an ensemble"
+        )
+    return DataControl(
+        model,
+        dataclasses.replace(
+            gallery,
+            embeddings=ens.embed(gallery.photos),
+            model_fingerprint=ens.fingerprint,
+            calibration=None,
+        ),
+    )
+
+
+def demo_shuffled_model_path() -> Path:
+    """The committed shuffled-label control of the demo model."""
+    from gmx.config import DEMO_DIR
+
+    return DEMO_DIR / DEMO_SHUFFLED_MODEL_NAME
 
 
 # ------------------------------------------------------------------------------ per-row scoring
@@ -361,13 +510,27 @@ def scorecard_maps(
 
 
 def manifest_config(
-    models: Any, gallery: Gallery, image_ids: Sequence[str], settings: ScorecardSettings
+    models: Any,
+    gallery: Gallery,
+    image_ids: Sequence[str],
+    settings: ScorecardSettings,
+    *,
+    control: DataControl | None = None,
+    leave_patient_out: bool = False,
 ) -> dict[str, Any]:
-    """The run folder's manifest configuration (what :func:`fingerprint` hashes)."""
+    """The run folder's manifest configuration (what :func:`fingerprint` hashes); the control's
+    model fingerprint and the face source are only recorded when used (earlier fingerprints
+    stay)."""
     from gmx.aggregate.run import gallery_ensemble
 
     s = settings.resolved()
+    more: dict[str, Any] = {}
+    if control is not None and "data_randomisation" in s.extras:
+        more["control_model_fingerprint"] = control.gallery.model_fingerprint
+    if leave_patient_out:
+        more["faces"] = FACES_GALLERY
     return {
+        **more,
         "kind": "scorecard",
         "scorecard_version": SCORECARD_VERSION,
         "keys": [str(k) for k in image_ids],
@@ -406,11 +569,13 @@ def score_rows(
     gallery: Gallery,
     faces: np.ndarray,
     labels: Sequence[str],
-    masks: np.ndarray,
+    masks: np.ndarray | None,
     regions: Mapping[str, np.ndarray],
     settings: ScorecardSettings,
     *,
     mprt_rows: np.ndarray | None = None,
+    sensitivity_rows: np.ndarray | None = None,
+    control: DataControl | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-row metric and curve of ``faces`` for every method of ``settings``.
 
@@ -419,10 +584,14 @@ def score_rows(
             private deep copy).
         gallery: the gallery (targets, re-ranking).
         faces: ``(n, 112, 112, 3)`` uint8 held-out faces; labels: their syndromes.
-        masks: ``(n, 112, 112)`` bool their causal masks.
+        masks: ``(n, 112, 112)`` bool their causal masks; ``None``: not known (e.g. gallery
+            photos), and the localisation columns stay NaN.
         regions: syndrome -> ``(112, 112)`` bool region (the other-regions null).
         settings: resolved settings.
         mprt_rows: ``(n,)`` bool rows that get the randomisation test (default none).
+        sensitivity_rows: ``(n,)`` bool rows that get ``sensitivity_max`` (the ``sensitivity``
+            extra; default none).
+        control: the shuffled-label model and its gallery (the ``data_randomisation`` extra).
 
     Returns:
         :func:`column` names -> ``(n,)`` scalars (NaN where not computed) and ``(n, k)`` curves
@@ -481,6 +650,33 @@ def score_rows(
             )  # fmt: skip
             out[column(m, "infidelity")][i] = float(got[0])
     lap("ROAD and infidelity")
+
+    if "sensitivity" in s.extras:
+        for m in s.methods:
+            out[column(m, "sensitivity_max")] = np.full(n, np.nan)
+        picked = np.zeros(n, bool) if sensitivity_rows is None else np.asarray(sensitivity_rows)
+        for i in np.flatnonzero(picked):
+            for m in s.methods:
+                out[column(m, "sensitivity_max")][i] = _sensitivity(
+                    models, gallery, faces[i], emb[i], str(lab[i]), m, s, seed=s.seed + int(i)
+                )
+        lap("sensitivity_max")
+
+    if "data_randomisation" in s.extras:
+        if control is None:
+            raise ValueError("the data_randomisation extra needs the shuffled-label control")
+        c_emb = gallery_ensemble(control.model, control.gallery).embed(faces)
+        ctrl = _held_out_maps(
+            control.model, control.gallery, faces, c_emb, lab, s.methods, s.variants
+        )
+        for m in s.methods:
+            out[column(m, "data_spearman")] = np.full(n, np.nan)
+            out[column(m, "data_ssim")] = np.full(n, np.nan)
+            for i in range(n):
+                rho, ssim = map_similarity(maps[m][i], np.nan_to_num(ctrl[m][i]))
+                out[column(m, "data_spearman")][i] = rho
+                out[column(m, "data_ssim")][i] = ssim
+        lap("data randomisation")
 
     if "completeness" in s.extras:
         for m in s.methods:
@@ -553,14 +749,15 @@ def score_rows(
         others = [r for syn, r in regions.items() if syn != lab[i]]
         for m in s.methods:
             a = maps[m][i]
-            own = localisation_metrics(a, np.asarray(masks[i], bool))
-            null = [localisation_metrics(a, r) for r in others]
-            for name in LOCALISATION_SCORES:
-                out[column(m, name)][i] = getattr(own, name)
-                vals = [getattr(x, name) for x in null]
-                out[column(m, f"{name}_null")][i] = (
-                    float(np.nanmedian(vals)) if np.isfinite(vals).any() else np.nan
-                )
+            if masks is not None:
+                own = localisation_metrics(a, np.asarray(masks[i], bool))
+                null = [localisation_metrics(a, r) for r in others]
+                for name in LOCALISATION_SCORES:
+                    out[column(m, name)][i] = getattr(own, name)
+                    vals = [getattr(x, name) for x in null]
+                    out[column(m, f"{name}_null")][i] = (
+                        float(np.nanmedian(vals)) if np.isfinite(vals).any() else np.nan
+                    )
             out[column(m, "sparseness")][i] = sparseness(a)
             out[column(m, "entropy")][i] = entropy(a)
             if REFERENCE_METHOD in maps:
@@ -579,6 +776,36 @@ def score_rows(
                 out[column(m, "agreement_iou10")][i] = a.iou[k]
     lap("localisation, complexity, agreement")
     return out
+
+
+def _sensitivity(
+    models: Any,
+    gallery: Gallery,
+    face: np.ndarray,
+    embedding: np.ndarray,
+    label: str,
+    method: str,
+    s: ScorecardSettings,
+    *,
+    seed: int,
+) -> float:
+    """captum's ``sensitivity_max`` of one method's map of one face (its target fixed: the clean
+    face's), the noise added to the face's grey levels and rounded back to 8 bits."""
+
+    def explanation(x: torch.Tensor) -> torch.Tensor:
+        u8 = x.round().clamp(0, 255).to(torch.uint8).numpy()
+        k = len(u8)
+        got = _held_out_maps(
+            models, gallery, u8, np.repeat(embedding[None], k, axis=0), np.full(k, label),
+            [method], s.variants,
+        )[method]  # fmt: skip
+        return torch.from_numpy(np.nan_to_num(got)).to(torch.float64)
+
+    x = torch.from_numpy(np.asarray(face, np.float64)[None])
+    got = sensitivity_max(
+        explanation, x, radius=s.sensitivity_radius, n_samples=s.sensitivity_samples, seed=seed
+    )
+    return float(got[0])
 
 
 # ---------------------------------------------------------------------------------- run folder
@@ -608,24 +835,36 @@ def run_scorecard(
     *,
     faces: np.ndarray,
     labels: np.ndarray,
-    masks: np.ndarray,
+    masks: np.ndarray | None,
     image_ids: Sequence[str],
     regions: Mapping[str, np.ndarray],
     settings: ScorecardSettings,
     chunk: int = 2,
     shard: Shard | None = None,
     progress: Callable[[int, int], None] | None = None,
+    control: DataControl | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> ScorecardRun:
     """Score ``faces`` into run folder ``out_dir`` (resumable; ``shard`` = every n-th chunk).
 
     The manifest pins the settings, the image ids, the model fingerprint and the gallery, so a
     rerun with other settings raises :class:`~gmx.aggregate.store.BatchStoreError`. Row ``i``
-    gets the randomisation test when ``i < settings.mprt_images``.
+    gets the randomisation test when ``i < settings.mprt_images`` and ``sensitivity_max`` when
+    ``i < settings.sensitivity_images`` (with the ``sensitivity`` extra).
+
+    ``masks = None``: no causal masks (no localisation). ``subjects``: the faces are the
+    gallery's own photos (:func:`gallery_rows`); each face is scored against the gallery without
+    the images of its patient ``subjects[i]`` (leave-one-patient-out), one face at a time.
+    ``control``: the shuffled-label control (:func:`data_control`; the ``data_randomisation``
+    extra).
     """
     import time
 
     s = settings.resolved()
-    store = BatchStore(out_dir, manifest_config(models, gallery, image_ids, s), chunk=chunk)
+    config = manifest_config(
+        models, gallery, image_ids, s, control=control, leave_patient_out=subjects is not None
+    )
+    store = BatchStore(out_dir, config, chunk=chunk)
     shard = shard or Shard()
     start = time.perf_counter()
     mine = [k for k in range(store.n_chunks) if shard.owns(k)]
@@ -636,10 +875,16 @@ def run_scorecard(
         progress(0, total)
     for k in todo:
         rows = np.asarray(store.chunk_rows(k))
-        got = score_rows(
-            models, gallery, faces[rows], labels[rows], masks[rows], regions, s,
-            mprt_rows=rows < s.mprt_images,
-        )  # fmt: skip
+        if subjects is None:
+            got = score_rows(
+                models, gallery, faces[rows], labels[rows], None if masks is None else masks[rows],
+                regions, s, mprt_rows=rows < s.mprt_images,
+                sensitivity_rows=rows < s.sensitivity_images, control=control,
+            )  # fmt: skip
+        else:
+            got = _leave_patient_out(
+                models, gallery, faces, labels, masks, regions, s, rows, subjects, control
+            )
         n_steps = len(IRESNET_STAGES)
         for m in s.methods:  # every chunk stores every column (NaN where not computed)
             for curve in ("mprt_curve", *(c for c in s.extra_columns() if c.endswith("_curve"))):
@@ -652,6 +897,46 @@ def run_scorecard(
         store.root, store.n_chunks, len(todo), len(mine) - len(todo), done,
         time.perf_counter() - start,
     )  # fmt: skip
+
+
+def _leave_patient_out(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    masks: np.ndarray | None,
+    regions: Mapping[str, np.ndarray],
+    s: ScorecardSettings,
+    rows: np.ndarray,
+    subjects: Sequence[str],
+    control: DataControl | None,
+) -> dict[str, np.ndarray]:
+    """:func:`score_rows` of ``rows``, each face against the gallery without its own patient."""
+    sub = np.array([im.subject_id for im in gallery.images])
+    parts = []
+    for r in rows:
+        keep = sub != subjects[r]
+        one = slice(int(r), int(r) + 1)
+        parts.append(
+            score_rows(
+                models,
+                gallery.subset(keep),
+                faces[one],
+                labels[one],
+                None if masks is None else masks[one],
+                regions,
+                s,
+                mprt_rows=np.array([r < s.mprt_images]),
+                sensitivity_rows=np.array([r < s.sensitivity_images]),
+                control=None if control is None else control.without_subject(subjects[r]),
+            )
+        )
+    # Rows outside the randomisation test lack its curves: NaN rows of the same width.
+    shapes = {k: v.shape[1:] for p in parts for k, v in p.items()}
+    return {
+        k: np.concatenate([p.get(k, np.full((1, *shape), np.nan)) for p in parts])
+        for k, shape in shapes.items()
+    }
 
 
 def run_scorecard_sharded(
@@ -800,7 +1085,9 @@ def verdict(table: Mapping[str, MetricSummary], *, is_null: bool = False) -> Ver
     * passes sanity: the 95 % CI of ``mprt_cascade_spearman`` (per face, the Spearman to the
       original map averaged over the cascading steps, top stage first) lies below
       :data:`SANITY_MAX_SPEARMAN`: the map must change early in the cascade, not only once the
-      stem is random (Guided Backprop's classic failure);
+      stem is random (Guided Backprop's classic failure); and, when the data randomisation test
+      was run, so does the CI of ``data_spearman`` (the map of the model trained on shuffled
+      labels must differ: a method flagged here shows the face, not what the labels taught);
     * faithful: both paired differences to the random map, ``deletion_vs_random`` and
       ``insertion_vs_random``, have a 95 % CI above 0 (``None`` for the random map itself);
     * localises: the 95 % CI of ``auroc_vs_null`` (own region minus the median over other
@@ -813,6 +1100,9 @@ def verdict(table: Mapping[str, MetricSummary], *, is_null: bool = False) -> Ver
 
     mprt = known("mprt_cascade_spearman")
     sanity = None if mprt is None else bool(mprt.ci_high < SANITY_MAX_SPEARMAN)
+    data = known("data_spearman")
+    if data is not None:  # the data randomisation test, when computed, must pass too
+        sanity = bool(data.ci_high < SANITY_MAX_SPEARMAN) and sanity is not False
     d, i = known("deletion_vs_random"), known("insertion_vs_random")
     faithful = None if is_null or d is None or i is None else bool(d.ci_low > 0 and i.ci_low > 0)
     loc = known("auroc_vs_null")
@@ -1150,8 +1440,11 @@ def scorecard_agreement(card: Scorecard) -> SplitAgreement | None:
 __all__ = [
     "BADGE_WORDS",
     "DEMO_SCORECARD_NAME",
+    "DEMO_SHUFFLED_MODEL_NAME",
     "EXTRAS",
     "EXTRA_METRIC_INFO",
+    "EXTRA_SETTINGS",
+    "FACES_GALLERY",
     "LEADERBOARD_METRICS",
     "LOCALISATION_SCORES",
     "METRIC_INFO",
@@ -1159,7 +1452,9 @@ __all__ = [
     "ROW_METRICS",
     "SANITY_MAX_SPEARMAN",
     "SCORECARD_VERSION",
+    "SENSITIVITY_RADIUS",
     "SUMMARY_METRICS",
+    "DataControl",
     "MetricSummary",
     "Scorecard",
     "ScorecardRun",
@@ -1167,9 +1462,12 @@ __all__ = [
     "Verdict",
     "bootstrap_mean",
     "column",
+    "data_control",
+    "demo_shuffled_model_path",
     "find_scorecard",
     "fingerprint",
     "format_summary",
+    "gallery_rows",
     "held_out_rows",
     "leaderboard",
     "leaderboard_markdown",
