@@ -8,7 +8,12 @@ occlusion and the exact Shapley values of the ten regions (``2**10 = 1024`` mask
 ``--batch-size`` per forward pass) on the same score, timed. The syndrome's true regions are its
 features' regions (:data:`gmx.regions.SYNTH_FEATURE_REGIONS`): is one of them the top-1 region?
 
-    python benchmarks/regions.py [--images 10] [--start 0] [--threads 2] [--out docs/regions_bench.json]
+    python benchmarks/regions.py [--images 10] [--start 0] [--threads 2] [--out models/demo/regions.json]
+
+With ``--out``, the file is written after every face, and a rerun keeps the faces it already holds
+(it skips their photos): a stopped run resumes. Each face records every region's share and density
+for each method, the Shapley values and the region occlusion drops, so the file is also the demo's
+per-syndrome region profiles (:func:`gmx.regions.load_region_profiles`, the Scorecard page).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from gmx.metrics.faithfulness import fill_image
 from gmx.metrics.scorecard import syndrome_score_targets
 from gmx.pipeline import Diagnoser
 from gmx.regions import (
+    REGION_PROFILES_VERSION,
+    REGIONS,
     SYNTH_FEATURE_REGIONS,
     region_masks,
     region_mass,
@@ -49,13 +56,29 @@ def _true_regions(syndrome_id: str) -> set[str]:
     return {r for k in syn.features for r in SYNTH_FEATURE_REGIONS[k]}
 
 
-def _text(args: argparse.Namespace, variants: list, faces: list) -> str:
-    return json.dumps({"threads": args.threads, "batch_size": args.batch_size,
-                       "variants": [v.label for v in variants], "faces": faces}, indent=1) + "\n"  # fmt: skip
+def _text(args: argparse.Namespace, variants: list, faces: list, model: str) -> str:
+    return json.dumps({"regions_version": REGION_PROFILES_VERSION, "model_fingerprint": model,
+                       "threads": args.threads, "batch_size": args.batch_size,
+                       "variants": [v.label for v in variants], "regions": list(REGIONS),
+                       "faces": faces}, indent=1) + "\n"  # fmt: skip
 
 
-def _write(path: Path, args: argparse.Namespace, variants: list, faces: list) -> None:
-    path.write_text(_text(args, variants, faces))
+def _write(path: Path, args: argparse.Namespace, variants: list, faces: list, model: str) -> None:
+    path.write_text(_text(args, variants, faces, model))
+
+
+def _by_region(names: tuple[str, ...], values: np.ndarray) -> dict[str, float | None]:
+    return {
+        n: (round(float(v), 4) if np.isfinite(v) else None)
+        for n, v in zip(names, values, strict=True)
+    }
+
+
+def _done(path: Path | None) -> list:
+    """Faces an earlier run of ``--out`` finished (none without the file)."""
+    if path is None or not path.exists():
+        return []
+    return list(json.loads(path.read_text()).get("faces", []))
 
 
 def main() -> None:
@@ -70,14 +93,18 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     cfg = load_config({})
-    out = []
+    out = _done(args.out)
+    finished = {rec["photo"] for rec in out}
     with Diagnoser.from_config(cfg) as dg:
         gallery = dg.gallery
         variants = list(gallery.variants)
         models = [m.model for m in dg.models]
         by_letter = {s.name.split()[2]: sid for sid, s in gallery.syndromes.items() if
                      s.name.startswith("Synthetic syndrome ")}  # fmt: skip
+        model = gallery.model_fingerprint
         for photo in example_files()[args.start : args.start + args.images]:
+            if photo.name in finished:
+                continue
             sid = by_letter[photo.name.split("_")[1]]
             d = dg.diagnose(photo.read_bytes())
             face = d.face.image
@@ -95,6 +122,8 @@ def main() -> None:
                     "top1_mass": rm.ranking("mass")[0],
                     "true_top1": order[0] in truth,
                     "true_best_rank": min(order.index(r) + 1 for r in truth),
+                    "share": _by_region(rm.names, rm.mass),
+                    "density": _by_region(rm.names, rm.density),
                 }
             evaluate = target_scorer(models, target, variants)
             t0 = time.perf_counter()
@@ -115,15 +144,16 @@ def main() -> None:
                 "true_top1": order[0] in truth,
                 "true_best_rank": min(order.index(r) + 1 for r in truth),
                 "occlusion_top1": regions.names[int(np.argmax(rs.occlusion))],
+                "occlusion": _by_region(regions.names, rs.occlusion),
             }
             log.info("%s %s: shapley %.1f s top3 %s (true %s); %s", photo.name, sid, dt,
                      order[:3], sorted(truth),
                      {m: v["top3_density"] for m, v in rec["methods"].items()})  # fmt: skip
             out.append(rec)
             if args.out:  # after every face: a long run keeps what it finished
-                _write(args.out, args, variants, out)
+                _write(args.out, args, variants, out, model)
     if not args.out:
-        sys.stdout.write(_text(args, variants, out))
+        sys.stdout.write(_text(args, variants, out, model))
 
 
 if __name__ == "__main__":

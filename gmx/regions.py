@@ -66,6 +66,10 @@ REGION_LABELS: dict[str, str] = {
     "chin": "Chin & mandible",
 }
 
+#: Format version of a region-profiles file (``benchmarks/regions.py --out``,
+#: :func:`load_region_profiles`).
+REGION_PROFILES_VERSION = 1
+
 #: Label of pixels in no region (outside the face oval) in :attr:`RegionMasks.labels`.
 NO_REGION = -1
 

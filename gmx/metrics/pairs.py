@@ -7,7 +7,8 @@ scorecard) are run on each side: the query side perturbs the query and scores it
 gallery image's embeddings, the gallery side perturbs the gallery photo and scores it against the
 query's embeddings; both scores are the pair's similarity (mean cosine over the ensemble's
 variants, :attr:`PairMaps.score` on the clean faces). A seeded random map on the same faces is the
-null, as in the scorecard: ``deletion_vs_random`` (random's deletion AUC minus the map's) and
+null (:func:`gmx.metrics.photo.null_map`, the registered ``random`` method's noise), as in the
+scorecard: ``deletion_vs_random`` (random's deletion AUC minus the map's) and
 ``insertion_vs_random`` (the map's insertion AUC minus random's) above 0 = faithful on this pair.
 """
 
@@ -23,13 +24,12 @@ from gmx.encode import Ensemble
 from gmx.explain import SimilarityTarget
 from gmx.gallery import Gallery
 from gmx.metrics.faithfulness import Fill, PerturbationCurve, faithfulness_curves
+from gmx.metrics.photo import NULL_SEED, null_map
 
 if TYPE_CHECKING:
     from gmx.similarity import PairMaps
 
 Side = Literal["query", "gallery"]
-#: Seed of the random null map.
-NULL_SEED = 0
 _NULL = "random"
 _MAP = "map"
 
@@ -57,10 +57,6 @@ class PairFaithfulness:
     @property
     def insertion_vs_random(self) -> float:
         return self.insertion.auc - self.random_insertion.auc
-
-
-def _random_map(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random((112, 112)).astype(np.float32)
 
 
 def pair_faithfulness(
@@ -112,7 +108,7 @@ def pair_faithfulness(
     n = len(keys)
     curves = faithfulness_curves(
         list(ensemble.models), np.stack(faces),
-        {_MAP: np.stack(maps), _NULL: np.stack([_random_map(seed)] * n)}, targets,
+        {_MAP: np.stack(maps), _NULL: np.stack([null_map(seed)] * n)}, targets,
         list(ensemble.variants), modes=("deletion", "insertion"), orders=("most",),
         fills=(fill,), steps=steps,
     )  # fmt: skip
