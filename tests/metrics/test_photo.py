@@ -31,12 +31,14 @@ def test_photo_checks_are_the_scorecards_numbers(tiny) -> None:
     maps = [
         {
             m: np.asarray(a.values)
-            for m, a in explain(tiny.model, face, t, variants, methods=["saliency", "deeplift"]).items()
+            for m, a in explain(
+                tiny.model, face, t, variants, methods=["saliency", "deeplift"]
+            ).items()
         }
         for t in targets
     ]
     got = photo_checks(tiny.model, face, targets, maps, variants)
-    assert (PHOTO_STEPS, PHOTO_FILL) == (ScorecardSettings().steps, ScorecardSettings().fill)
+    assert (ScorecardSettings().steps, ScorecardSettings().fill) == (PHOTO_STEPS, PHOTO_FILL)
     assert set(got.checks) == {(0, "saliency"), (0, "deeplift"), (1, "saliency"), (1, "deeplift")}
     # The same numbers as the scorecard's curve kernel, called one face at a time.
     for i, t in enumerate(targets):
