@@ -632,6 +632,18 @@ def compute_checks(
         )
 
 
+#: Below this relative residual, the percentage is written in scientific notation (DeepLIFT's
+#: residual is about 1e-7: "0.0 %" would hide it).
+SMALL_RESIDUAL = 1e-4
+
+
+def residual_text(relative: float) -> str:
+    """A relative completeness residual in words: ``0.26%`` or ``3.6e-07`` (tiny ones)."""
+    if relative != relative:
+        return "undefined (no score change)"
+    return f"{relative:.2%}" if relative >= SMALL_RESIDUAL else f"{relative:.1e}"
+
+
 def check_notes(checks: PhotoChecks) -> dict[tuple[int, str], tuple[str, str]]:
     """(row, method) -> (caption under the map, its help): the deletion difference to random and
     the completeness residual, in words."""
@@ -646,7 +658,7 @@ def check_notes(checks: PhotoChecks) -> dict[tuple[int, str], tuple[str, str]]:
             f"{c.score:.3f}."
         )
         if c.completeness is not None:
-            text += f"  \ncompleteness residual {c.completeness.relative:.1%}"
+            text += f"  \ncompleteness residual {residual_text(c.completeness.relative)}"
             tip += (
                 f" The map sums to {c.completeness.total:.4f}; the score changes by "
                 f"{c.completeness.delta:.4f} from the baseline to the photo (first model, plain "

@@ -243,7 +243,9 @@ def pair_caption(card: Scorecard) -> str:
 
 # --- region profiles per syndrome (issue 11, RQ3) -------------------------------------------------
 #: Height of the region bar charts (pixels).
-REGION_CHART_HEIGHT = 380
+REGION_CHART_HEIGHT = 420
+#: Margins of the region charts: room on top for the title above the legend.
+REGION_CHART_MARGIN = {"l": 10, "r": 10, "t": 90, "b": 10}
 REGIONS_CAPTION = (
     "One held-out example photo per syndrome, explained against its own syndrome's score. Bars: "
     "how much of each map's positive relevance lies in a region, divided by the region's share "
@@ -310,8 +312,9 @@ def region_figure(face: FaceRegions) -> go.Figure:
                    name=method_name(m))
         )  # fmt: skip
     fig.update_layout(
+        title="Each map per region", showlegend=True,
         height=REGION_CHART_HEIGHT, barmode="group", yaxis_title="share / size (1 = by size)",
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin=REGION_CHART_MARGIN,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )  # fmt: skip
     return fig
@@ -324,8 +327,9 @@ def score_figure(face: FaceRegions) -> go.Figure:
     if face.shapley is not None:
         fig.add_trace(go.Bar(x=labels, y=face.shapley.tolist(), name="exact Shapley value"))
     fig.update_layout(
+        title="The score per region", showlegend=True,
         height=REGION_CHART_HEIGHT, barmode="group", yaxis_title="GestaltMatcher score",
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin=REGION_CHART_MARGIN,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )  # fmt: skip
     return fig

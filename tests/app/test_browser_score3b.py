@@ -27,6 +27,7 @@ def test_checks_on_explain_and_similarity_and_region_profiles(browser_page, tmp_
     try:
         page = browser_page
         page.goto(f"{url}/Diagnose", wait_until="networkidle")
+        page.get_by_text("Demo faces").first.wait_for(timeout=180_000)  # a loaded CPU is slow
         page.get_by_text("Demo faces").first.click()
         page.get_by_role("button", name="syndrome B 1113").click()
         page.get_by_text("Top 10 syndromes").wait_for(timeout=120_000)
@@ -59,6 +60,7 @@ def test_checks_on_explain_and_similarity_and_region_profiles(browser_page, tmp_
         page.get_by_text("Regions per syndrome").wait_for(timeout=60_000)
         page.get_by_text("Regions per syndrome").scroll_into_view_if_needed()
         page.locator(".js-plotly-plot").nth(6).wait_for(timeout=60_000)
+        page.get_by_text("Example photo syndrome_A_1008.jpg").wait_for(timeout=60_000)
         _shot(page, tmp_path, "scorecard_regions.png")
         body = page.inner_text("body")
         assert "Traceback" not in body and "Example photo syndrome_A_1008.jpg" in body
