@@ -288,3 +288,7 @@ def test_per_photo_checks_on_demand(explain_page):
     want = (table["Random map's"] - table["Deletion AUC"]).to_numpy()
     assert np.allclose(table["Random minus map"].to_numpy(), want)
     assert table["Completeness residual"].isna().sum() == 3
+    for target in ("contrast", "logit"):  # every target the grid explains can be checked
+        at.sidebar.radio[0].set_value(target).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("random (" in c.value for c in at.caption), target
