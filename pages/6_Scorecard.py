@@ -63,7 +63,7 @@ if profiles is not None and profiles.faces:
     st.caption(scorecard_view.REGIONS_CAPTION)
     names = {sid: s.name for sid, s in diag.gallery.syndromes.items()}
     st.dataframe(scorecard_view.regions_overview(profiles, names), hide_index=True,
-                 width="stretch")  # fmt: skip
+                 width="stretch", column_config=scorecard_view.REGIONS_OVERVIEW_COLUMNS)  # fmt: skip
     sid = st.selectbox("Syndrome", list(profiles.faces), format_func=lambda s: names.get(s, s),
                        key=scorecard_view.REGION_SYNDROME)  # fmt: skip
     face = profiles.faces[sid]

@@ -256,6 +256,12 @@ REGIONS_CAPTION = (
 )
 
 
+#: The overview keeps the syndrome column in view (pinned, medium width) while the wide table
+#: scrolls sideways; the full names are in the syndrome select box below it.
+REGIONS_OVERVIEW_COLUMNS = {
+    "syndrome": st.column_config.TextColumn("syndrome", width="medium", pinned=True),
+    "true regions": st.column_config.TextColumn("true regions", width="medium"),
+}
 REGION_SYNDROME = "gmx.scorecard.region_syndrome"
 REGION_METHOD = "gmx.scorecard.region_method"
 
@@ -294,8 +300,11 @@ def regions_overview(profiles: RegionProfiles, names: dict[str, str]) -> list[di
             "syndrome": names.get(sid, sid),
             "true regions": ", ".join(REGION_LABELS[r] for r in f.true_regions),
         }
-        for m, mass in f.methods.items():
-            row[method_name(m)] = _top(mass.ranking("density"), f.true_regions)
+        for m in profiles.methods:  # a map not stored for this face: empty, not "None"
+            mass = f.methods.get(m)
+            row[method_name(m)] = (
+                "" if mass is None else _top(mass.ranking("density"), f.true_regions)
+            )
         row["occlusion"] = _top(f.score_ranking("occlusion"), f.true_regions)
         row["Shapley"] = _top(f.score_ranking("shapley"), f.true_regions)
         rows.append(row)
@@ -340,6 +349,7 @@ __all__ = [
     "HOW_TO_READ",
     "PAIR_CAPTION",
     "REGIONS_CAPTION",
+    "REGIONS_OVERVIEW_COLUMNS",
     "REGION_METHOD",
     "REGION_SYNDROME",
     "ScorecardRequest",
