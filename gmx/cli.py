@@ -743,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gmx.metrics.cli import add_parser as add_scorecard_parser
 
     add_scorecard_parser(sub)
+    from gmx.metrics.pairs_cli import add_parser as add_scorecard_pairs_parser
+
+    add_scorecard_pairs_parser(sub)
     from gmx.serve.cli import add_parser as add_serve_parser
 
     add_serve_parser(sub)

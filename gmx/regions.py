@@ -24,9 +24,11 @@ included) on vertices rounded to whole pixels.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import comb
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -65,6 +67,10 @@ REGION_LABELS: dict[str, str] = {
     "lower_lip": "Lower lip & mouth",
     "chin": "Chin & mandible",
 }
+
+#: Format version of a region-profiles file (``benchmarks/regions.py --out``,
+#: :func:`load_region_profiles`).
+REGION_PROFILES_VERSION = 1
 
 #: Label of pixels in no region (outside the face oval) in :attr:`RegionMasks.labels`.
 NO_REGION = -1
@@ -603,27 +609,165 @@ def region_profile(
     return RegionProfile(row_label, method, mass, features, best)
 
 
+# ----------------------------------------------------------------------------------------------
+# Stored region profiles (the demo's example faces, ``benchmarks/regions.py --out``)
+
+#: File name of the demo's region profiles (next to its model, like the scorecard).
+DEMO_REGION_PROFILES_NAME = "regions.json"
+
+
+@dataclass(frozen=True)
+class FaceRegions:
+    """One explained face's stored region profile (its own syndrome's score).
+
+    Attributes:
+        photo: the photo's file name; syndrome: the syndrome it was explained against; rank: the
+            syndrome's rank for this photo.
+        true_regions: the regions of the syndrome's features (the demo's generator changed them).
+        methods: method -> :class:`RegionMass` of its map (``mean`` is NaN: not stored).
+        occlusion: ``(R,)`` the score drop when each region alone is blurred.
+        shapley: ``(R,)`` exact Shapley values, or ``None`` where not computed.
+        full, empty: the score of the face, and with every region blurred.
+    """
+
+    photo: str
+    syndrome: str
+    rank: int
+    true_regions: tuple[str, ...]
+    methods: dict[str, RegionMass]
+    occlusion: np.ndarray
+    shapley: np.ndarray | None
+    full: float
+    empty: float
+
+    def profile(
+        self, method: str, hpo_ids: Sequence[str] = (), *, label: str = ""
+    ) -> RegionProfile:
+        """The :class:`RegionProfile` of one method's map beside the syndrome's HPO features."""
+        mass = self.methods[method]
+        best = mass.ranking("density")[:TOP_REGIONS] if not np.all(np.isnan(mass.density)) else ()
+        return RegionProfile(label, method, mass, feature_regions(hpo_ids, mass), best)
+
+    def score_ranking(self, by: str = "occlusion") -> tuple[str, ...]:
+        """Regions, largest ``"occlusion"`` drop or ``"shapley"`` value first."""
+        values = self.shapley if by == "shapley" else self.occlusion
+        if values is None:
+            return ()
+        v = np.nan_to_num(values, nan=-np.inf)
+        return tuple(REGIONS[i] for i in np.argsort(-v, kind="stable"))
+
+
+@dataclass(frozen=True)
+class RegionProfiles:
+    """A region-profiles file: one :class:`FaceRegions` per syndrome (its example face).
+
+    ``model_fingerprint``: the models + TTA that scored them (the gallery's); ``variants``: their
+    labels; ``faces``: syndrome -> face, in syndrome order.
+    """
+
+    model_fingerprint: str
+    variants: tuple[str, ...]
+    faces: dict[str, FaceRegions]
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m for f in self.faces.values() for m in f.methods))
+
+
+def _arr(values: Any) -> np.ndarray:
+    return _ro(np.array([np.nan if values.get(r) is None else values[r] for r in REGIONS]))
+
+
+def region_profiles_from_json(data: dict[str, Any]) -> RegionProfiles:
+    """Read what ``benchmarks/regions.py --out`` writes.
+
+    Raises:
+        ValueError: another format version, other regions, or a malformed file.
+    """
+    if data.get("regions_version") != REGION_PROFILES_VERSION:
+        raise ValueError(
+            f"region profiles format {data.get('regions_version')!r}, "
+            f"expected {REGION_PROFILES_VERSION}"
+        )
+    if tuple(data.get("regions", ())) != REGIONS:
+        raise ValueError("region profiles of other regions than gmx.regions.REGIONS")
+    try:
+        faces = {}
+        for rec in sorted(data["faces"], key=lambda r: r["syndrome"]):
+            methods = {
+                m: RegionMass(REGIONS, _arr(v["share"]), _arr(v["density"]),
+                              _ro(np.full(len(REGIONS), np.nan)))
+                for m, v in rec["methods"].items()
+            }  # fmt: skip
+            sh = rec["shapley"]
+            faces[str(rec["syndrome"])] = FaceRegions(
+                str(rec["photo"]), str(rec["syndrome"]), int(rec["rank"]),
+                tuple(rec["true_regions"]), methods, _arr(sh["occlusion"]),
+                _arr(sh["values"]) if sh.get("values") else None, float(sh["full"]),
+                float(sh["empty"]),
+            )  # fmt: skip
+        return RegionProfiles(
+            str(data.get("model_fingerprint", "")), tuple(data.get("variants", ())), faces
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"malformed region profiles ({type(exc).__name__}: {exc})") from exc
+
+
+def load_region_profiles(path: str | Path) -> RegionProfiles:
+    """Read a region-profiles JSON file (:func:`region_profiles_from_json`)."""
+    return region_profiles_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def region_profiles_path(model_fingerprint: str) -> Path | None:
+    """The region-profiles file made with these models: the demo's (``models/demo``) or
+    ``region_profiles/*.json`` in gmx's cache folder; ``None``: none."""
+    import os
+
+    from gmx._io import NO_CACHE_ENV, user_cache_dir
+    from gmx.config import DEMO_DIR
+
+    candidates = [DEMO_DIR / DEMO_REGION_PROFILES_NAME]
+    base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
+    if base is not None and (base / "region_profiles").is_dir():
+        candidates.extend(sorted((base / "region_profiles").glob("*.json")))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
+            return path
+    return None
+
+
 __all__ = [
     "BROW_SCALE",
+    "DEMO_REGION_PROFILES_NAME",
     "FACIAL_HPO_REGIONS",
     "HPO_REGIONS",
     "NO_REGION",
     "PERIORBITAL_SCALE",
     "REGIONS",
     "REGION_LABELS",
+    "REGION_PROFILES_VERSION",
     "SYNTH_FEATURE_REGIONS",
     "TOP_REGIONS",
     "Evaluate",
+    "FaceRegions",
     "FeatureRegions",
     "RegionMasks",
     "RegionMass",
     "RegionProfile",
+    "RegionProfiles",
     "RegionScores",
     "feature_regions",
+    "load_region_profiles",
     "masked_faces",
     "region_masks",
     "region_mass",
     "region_profile",
+    "region_profiles_from_json",
+    "region_profiles_path",
     "region_shapley",
     "shapley_from_table",
     "subsets",

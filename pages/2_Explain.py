@@ -68,7 +68,14 @@ if not order:
     st.stop()
 card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard for these models
 badges = explain_view.scorecard_badges(card, order)
-values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges)
+checks = None
+if explain_view.checks_controls().on:
+    checks = explain_view.compute_checks(key_prefix, models, face, rows, grid, order, variants,
+                                         params)  # fmt: skip
+notes = explain_view.check_notes(checks) if checks is not None else None
+values, scales = explain_view.draw_grid(face, rows, grid, order, request, badges, notes)
+if checks is not None:
+    explain_view.checks_block(checks, rows)
 explain_view.agreement_block(rows, grid, order, request.colours)
 explain_view.region_block(diagnosis.face, rows, grid, order, gallery)
 

@@ -55,6 +55,11 @@ if bar is not None:
 
 pictures = [similarity_view.gallery_picture(gallery, p.image_index, show_photos) for p in patients]
 st.caption(similarity_view.NUMBERS_HELP)
+checks = None
+if similarity_view.checks_controls().on:
+    checks_key = (diagnosis.image_sha256, resources.config_key(cfg), diagnosis.face_index,
+                  tuple(p.image_index for p in patients), method, request.split, request.params)  # fmt: skip
+    checks = similarity_view.compute_checks(checks_key, explainer, face.image, pairs)
 for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
     scale = similarity_view.pair_scale(pair)
     fq, fp = similarity_view.pair_figures(
@@ -67,8 +72,14 @@ for patient, pair, picture in zip(patients, pairs, pictures, strict=True):
                      key=f"p-{pair.image_index}")  # fmt: skip
     info.markdown(similarity_view.patient_caption(patient, pair))
     info.caption(picture.caption)
+    if checks is not None:
+        info.markdown(similarity_view.check_caption(checks, pair.image_index))
     with info:
         colours.legend(scale, palette, "similarity share")
+if checks is not None:
+    with st.expander("Checks of these pair maps"):
+        st.dataframe(similarity_view.checks_table(checks, patients), hide_index=True)
+        st.caption(similarity_view.CHECKS_HELP)
 
 st.subheader("Pair details")
 pick = st.radio(

@@ -50,3 +50,28 @@ if agreement is not None:
     left, right = st.columns(2)
     left.plotly_chart(agreement[0], width="stretch")
     right.plotly_chart(agreement[1], width="stretch")
+
+pairs = scorecard_view.pair_rows(card)
+if pairs is not None:
+    st.subheader("Pair maps (Similarity page)")
+    st.caption(scorecard_view.pair_caption(card))
+    st.dataframe(pairs, hide_index=True, width="stretch")
+
+profiles = scorecard_view.region_profiles(diag.gallery.model_fingerprint)
+if profiles is not None and profiles.faces:
+    st.subheader("Regions per syndrome")
+    st.caption(scorecard_view.REGIONS_CAPTION)
+    names = {sid: s.name for sid, s in diag.gallery.syndromes.items()}
+    st.dataframe(scorecard_view.regions_overview(profiles, names), hide_index=True,
+                 width="stretch", column_config=scorecard_view.REGIONS_OVERVIEW_COLUMNS)  # fmt: skip
+    sid = st.selectbox("Syndrome", list(profiles.faces), format_func=lambda s: names.get(s, s),
+                       key=scorecard_view.REGION_SYNDROME)  # fmt: skip
+    face = profiles.faces[sid]
+    method = st.selectbox("Map", list(face.methods), format_func=scorecard_view.method_name,
+                          key=scorecard_view.REGION_METHOD)  # fmt: skip
+    hpo = diag.gallery.syndromes[sid].hpo if sid in diag.gallery.syndromes else ()
+    profile = face.profile(method, hpo, label=names.get(sid, sid))
+    left, right = st.columns(2)
+    left.plotly_chart(scorecard_view.region_figure(face), width="stretch")
+    right.plotly_chart(scorecard_view.score_figure(face), width="stretch")
+    st.markdown(scorecard_view.features_text(face, profile))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
@@ -25,6 +26,7 @@ from gmx.explain import (
     list_methods,
 )
 from gmx.explain.compare import agreement_matrix
+from gmx.metrics.photo import PhotoChecks, photo_checks
 from gmx.panel import (
     SCALE_MODES,
     SIGN_MODES,
@@ -59,6 +61,10 @@ __all__ = [
     "SLOW_METHODS",
     "agreement_block",
     "cell_figure",
+    "check_notes",
+    "checks_block",
+    "checks_controls",
+    "compute_checks",
     "compute_maps",
     "draw_grid",
     "explain_controls",
@@ -328,11 +334,14 @@ def draw_grid(
     order: Sequence[str],
     request: PanelRequest,
     badges: Mapping[str, str] | None = None,
+    notes: Mapping[tuple[int, str], tuple[str, str]] | None = None,
 ) -> tuple[list[Any], list[Scale]]:
     """The grid: syndromes x methods, square cells, a colour bar per method column (per map when
-    each map has its own scale), the method's scorecard ``badges`` under its name; returns the
-    drawn values and scales (row-major)."""
+    each map has its own scale), the method's scorecard ``badges`` under its name, and under a
+    cell its per-photo check ``notes[(row, method)]`` (text, help); returns the drawn values and
+    scales (row-major)."""
     badges = badges or {}
+    notes = notes or {}
     palette = request.colours
     flat = [grid[i][m] for i in range(len(rows)) for m in order]
     values, scales = display_maps(flat, request.share, request.sign)
@@ -371,6 +380,9 @@ def draw_grid(
                     )
                     if per_map:
                         c.caption(range_text(scales[k]), help=legend_text(scales[k], cmap))
+                    if (i, order[j]) in notes:
+                        text, tip = notes[i, order[j]]
+                        c.caption(text, help=tip)
     return values, scales
 
 
@@ -567,3 +579,123 @@ def region_block(
     for p in profiles:
         st.markdown(feature_lines(p) + f"  \n{p.summary}")
     return profiles
+
+
+# --- per-photo checks (issue 11: the scorecard's cheap metrics on this photo, on demand) ---------
+CHECKS_TOGGLE = "gmx.explain.checks"
+CHECKS_HELP = (
+    "Deletion: the face's pixels are blurred, most relevant first by each map, and GestaltMatcher's "
+    "score is recorded after every step (the scorecard's deletion test, on this photo only). A map "
+    "that points at what the score depends on makes it fall faster than a random map does. "
+    "Completeness: Integrated Gradients and DeepLIFT promise that their map adds up to the score "
+    "change from the baseline to the photo; the residual says how far it does not."
+)
+
+
+@dataclass(frozen=True)
+class ChecksRequest:
+    """Whether the per-photo checks are wanted (they cost forward passes, so only on demand)."""
+
+    on: bool
+
+
+def checks_controls() -> ChecksRequest:
+    """The toggle of the per-photo checks (above the grid; off by default)."""
+    on = st.toggle(
+        "Check the maps on this photo (deletion against a random map, completeness)",
+        key=CHECKS_TOGGLE,
+        help=CHECKS_HELP,
+    )
+    return ChecksRequest(bool(on))
+
+
+def compute_checks(
+    key_prefix: tuple, models: Sequence[Any], face: Any, rows: Sequence[PanelRow],
+    grid: Sequence[Mapping[str, AttributionMap]], order: Sequence[str], variants: Sequence[Any],
+    params: Mapping[str, Mapping[str, Any]],
+) -> PhotoChecks:  # fmt: skip
+    """The checks of every shown map (kept per photo, rows, methods and parameters)."""
+    key = (
+        *key_prefix,
+        "photo_checks",
+        tuple(r.target.description for r in rows),
+        tuple(order),
+        json.dumps({m: params.get(m, {}) for m in order}, sort_keys=True, default=str),
+    )
+    maps = [{m: grid[i][m].values for m in order} for i in range(len(rows))]
+    with st.spinner("Checking the maps on this photo"):
+        return resources.photo_checks(
+            key,
+            lambda: photo_checks(
+                list(models), face, [r.target for r in rows], maps, list(variants), params=params
+            ),
+        )
+
+
+#: Below this relative residual, the percentage is written in scientific notation (DeepLIFT's
+#: residual is about 1e-7: "0.0 %" would hide it).
+SMALL_RESIDUAL = 1e-4
+
+
+def residual_text(relative: float) -> str:
+    """A relative completeness residual in words: ``0.26%`` or ``3.6e-07`` (tiny ones)."""
+    if relative != relative:
+        return "undefined (no score change)"
+    return f"{relative:.2%}" if relative >= SMALL_RESIDUAL else f"{relative:.1e}"
+
+
+def check_notes(checks: PhotoChecks) -> dict[tuple[int, str], tuple[str, str]]:
+    """(row, method) -> (caption under the map, its help): the deletion difference to random and
+    the completeness residual, in words."""
+    out = {}
+    for key, c in checks.checks.items():
+        colour = "green" if c.beats_random else "red"
+        word = "beats random" if c.beats_random else "not better than random"
+        text = f":{colour}[{word} ({c.deletion_vs_random:+.3f})]"
+        tip = (
+            f"Deletion AUC on this photo {c.deletion_auc:.3f}, a random map's "
+            f"{c.random_deletion_auc:.3f} (lower falls faster); score on the clean face "
+            f"{c.score:.3f}."
+        )
+        if c.completeness is not None:
+            text += f"  \ncompleteness residual {residual_text(c.completeness.relative)}"
+            tip += (
+                f" The map sums to {c.completeness.total:.4f}; the score changes by "
+                f"{c.completeness.delta:.4f} from the baseline to the photo (first model, plain "
+                "input)."
+            )
+        out[key] = (text, tip)
+    return out
+
+
+def checks_block(checks: PhotoChecks, rows: Sequence[PanelRow]) -> None:
+    """The per-photo checks as a table, with what they mean."""
+    table = [
+        {
+            "Syndrome": rows[c.row].label,
+            "Method": method_label(c.method),
+            "Deletion AUC": c.deletion_auc,
+            "Random map's": c.random_deletion_auc,
+            "Random minus map": c.deletion_vs_random,
+            "Completeness residual": (
+                c.completeness.relative if c.completeness is not None else None
+            ),
+        }
+        for c in checks.checks.values()
+    ]
+    with st.expander("Checks on this photo", expanded=False):
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "Deletion AUC": st.column_config.NumberColumn(format="%.3f"),
+                "Random map's": st.column_config.NumberColumn(format="%.3f"),
+                "Random minus map": st.column_config.NumberColumn(format="%+.3f"),
+                "Completeness residual": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+        st.caption(
+            f"{CHECKS_HELP} Deletion in {checks.steps} steps with the {checks.fill} fill, against "
+            f"the random map of seed {checks.seed}: the scorecard's settings. One photo is one "
+            "sample; the badges are the scorecard's verdicts over many faces."
+        )

@@ -565,3 +565,22 @@ def scorecard(path: str, mtime: float):
     from gmx.metrics.scorecard import load_scorecard
 
     return load_scorecard(path)
+
+
+# --- per-photo checks (issue 11: the scorecard's cheap metrics on demand) -----------------------
+def photo_checks(key: tuple, compute: Callable[[], _T]) -> _T:
+    """The Explain page's per-photo checks (:func:`gmx.metrics.photo.photo_checks`) or the
+    Similarity page's pair checks (:func:`gmx.metrics.pairs.pair_faithfulness`), kept in the photo
+    store under ``key`` (which starts with the photo's hash, so :func:`forget_photo` drops them)."""
+    return _memo(key, compute)
+
+
+# --- region profiles of the demo (issue 11, RQ3) ------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def region_profiles(path: str, mtime: float):
+    """A region-profiles file (:func:`gmx.regions.load_region_profiles`), shared by all sessions;
+    ``mtime`` is part of the key so a rewritten file is reloaded."""
+    del mtime  # cache key only
+    from gmx.regions import load_region_profiles
+
+    return load_region_profiles(path)

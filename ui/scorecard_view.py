@@ -14,6 +14,7 @@ import streamlit as st
 from gmx.config import DEMO_DIR
 from gmx.explain import get_method
 from gmx.explain.compare import SplitAgreement
+from gmx.metrics.pairs import PAIR_METRICS, PAIR_PREFIX, pair_table
 from gmx.metrics.scorecard import (
     DEMO_SCORECARD_NAME,
     LEADERBOARD_METRICS,
@@ -22,10 +23,20 @@ from gmx.metrics.scorecard import (
     SANITY_MAX_SPEARMAN,
     Scorecard,
     find_scorecard,
+    format_summary,
     leaderboard,
     scorecard_agreement,
     scorecard_paths,
 )
+from gmx.regions import (
+    REGION_LABELS,
+    REGIONS,
+    FaceRegions,
+    RegionProfile,
+    RegionProfiles,
+    region_profiles_path,
+)
+from gmx.similarity import PAIR_METHODS
 from ui import resources, state
 
 DEMO_SCORECARD = DEMO_DIR / DEMO_SCORECARD_NAME
@@ -199,9 +210,148 @@ def provenance(card: Scorecard) -> str:
     )
 
 
+# --- pair maps (the Similarity page's methods) in the scorecard --------------------------------
+PAIR_CAPTION = (
+    "The Similarity page's pair maps scored the same way, on the pair's similarity: each held-out "
+    "face paired with the nearest gallery image of its own syndrome, deletion and insertion on "
+    "the query face and on the gallery face, against a random map (above 0 = better than random)."
+)
+
+
+def pair_rows(card: Scorecard) -> list[dict[str, str]] | None:
+    """The pair rows of the scorecard (``gmx scorecard-pairs``) as a table, ``None``: none."""
+    got = pair_table(card)
+    if got is None:
+        return None
+    rows = []
+    for m in got.methods:
+        metrics = got.table[PAIR_PREFIX + m]
+        for side in got.sides:
+            row = {"pair method": PAIR_METHODS.get(m, m), "face": side}
+            for metric in PAIR_METRICS:
+                cell = metrics.get(f"{metric}_{side}")
+                row[metric.replace("_", " ")] = "" if cell is None else format_summary(cell)
+            rows.append(row)
+    return rows
+
+
+def pair_caption(card: Scorecard) -> str:
+    got = pair_table(card)
+    n = 0 if got is None else got.n_pairs
+    return f"{PAIR_CAPTION} {n} pair(s); brackets: 95 % bootstrap intervals over the pairs."
+
+
+# --- region profiles per syndrome (issue 11, RQ3) -------------------------------------------------
+#: Height of the region bar charts (pixels).
+REGION_CHART_HEIGHT = 420
+#: Margins of the region charts: room on top for the title above the legend.
+REGION_CHART_MARGIN = {"l": 10, "r": 10, "t": 90, "b": 10}
+REGIONS_CAPTION = (
+    "One held-out example photo per syndrome, explained against its own syndrome's score. Bars: "
+    "how much of each map's positive relevance lies in a region, divided by the region's share "
+    "of the face (1 = as much as its size predicts). Score: how much GestaltMatcher's score drops "
+    "when only that region is blurred (and, where computed, the region's exact Shapley value). "
+    "On the synthetic demo the regions the generator changed are known (marked *true*). One face "
+    "per syndrome: a picture, not a verdict."
+)
+
+
+#: The overview keeps the syndrome column in view (pinned, medium width) while the wide table
+#: scrolls sideways; the full names are in the syndrome select box below it.
+REGIONS_OVERVIEW_COLUMNS = {
+    "syndrome": st.column_config.TextColumn("syndrome", width="medium", pinned=True),
+    "true regions": st.column_config.TextColumn("true regions", width="medium"),
+}
+REGION_SYNDROME = "gmx.scorecard.region_syndrome"
+REGION_METHOD = "gmx.scorecard.region_method"
+
+
+def features_text(face: FaceRegions, profile: RegionProfile) -> str:
+    """The syndrome's HPO features against the chosen map's regions, with the photo (markdown)."""
+    from ui.explain_view import feature_lines
+
+    return (
+        f"{feature_lines(profile)}  \n{profile.summary}  \n"
+        f"*Example photo {face.photo} (the syndrome ranked #{face.rank}); score "
+        f"{face.full:.3f}, {face.empty:.3f} with every region blurred.*"
+    )
+
+
+def region_profiles(model_fingerprint: str) -> RegionProfiles | None:
+    """The stored region profiles made with the active models (``None``: none)."""
+    path = region_profiles_path(model_fingerprint)
+    if path is None:
+        return None
+    return resources.region_profiles(str(path), path.stat().st_mtime)
+
+
+def _top(order: Sequence[str], truth: Sequence[str]) -> str:
+    if not order:
+        return ""
+    head = REGION_LABELS[order[0]]
+    return f"{head} (true)" if order[0] in truth else head
+
+
+def regions_overview(profiles: RegionProfiles, names: dict[str, str]) -> list[dict[str, str]]:
+    """One row per syndrome: its true regions and each map's / the score's top region."""
+    rows = []
+    for sid, f in profiles.faces.items():
+        row = {
+            "syndrome": names.get(sid, sid),
+            "true regions": ", ".join(REGION_LABELS[r] for r in f.true_regions),
+        }
+        for m in profiles.methods:  # a map not stored for this face: empty, not "None"
+            mass = f.methods.get(m)
+            row[method_name(m)] = (
+                "" if mass is None else _top(mass.ranking("density"), f.true_regions)
+            )
+        row["occlusion"] = _top(f.score_ranking("occlusion"), f.true_regions)
+        row["Shapley"] = _top(f.score_ranking("shapley"), f.true_regions)
+        rows.append(row)
+    return rows
+
+
+def region_figure(face: FaceRegions) -> go.Figure:
+    """Density of each method's map per region (grouped bars), true regions marked."""
+    labels = [REGION_LABELS[r] + (" (true)" if r in face.true_regions else "") for r in REGIONS]
+    fig = go.Figure()
+    for m, mass in face.methods.items():
+        fig.add_trace(
+            go.Bar(x=labels, y=[None if v != v else v for v in mass.density.tolist()],
+                   name=method_name(m))
+        )  # fmt: skip
+    fig.update_layout(
+        title="Each map per region", showlegend=True,
+        height=REGION_CHART_HEIGHT, barmode="group", yaxis_title="share / size (1 = by size)",
+        margin=REGION_CHART_MARGIN,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )  # fmt: skip
+    return fig
+
+
+def score_figure(face: FaceRegions) -> go.Figure:
+    """The score per region: occlusion drop, and the Shapley value where computed."""
+    labels = [REGION_LABELS[r] + (" (true)" if r in face.true_regions else "") for r in REGIONS]
+    fig = go.Figure(go.Bar(x=labels, y=face.occlusion.tolist(), name="drop when blurred alone"))
+    if face.shapley is not None:
+        fig.add_trace(go.Bar(x=labels, y=face.shapley.tolist(), name="exact Shapley value"))
+    fig.update_layout(
+        title="The score per region", showlegend=True,
+        height=REGION_CHART_HEIGHT, barmode="group", yaxis_title="GestaltMatcher score",
+        margin=REGION_CHART_MARGIN,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )  # fmt: skip
+    return fig
+
+
 __all__ = [
     "DEMO_SCORECARD",
     "HOW_TO_READ",
+    "PAIR_CAPTION",
+    "REGIONS_CAPTION",
+    "REGIONS_OVERVIEW_COLUMNS",
+    "REGION_METHOD",
+    "REGION_SYNDROME",
     "ScorecardRequest",
     "agreement_caption",
     "agreement_figures",
@@ -209,8 +359,15 @@ __all__ = [
     "column_help",
     "current",
     "curve_figure",
+    "features_text",
     "leaderboard_rows",
     "method_name",
+    "pair_caption",
+    "pair_rows",
     "provenance",
+    "region_figure",
+    "region_profiles",
+    "regions_overview",
+    "score_figure",
     "scorecard_controls",
 ]

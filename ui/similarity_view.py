@@ -11,6 +11,7 @@ import streamlit as st
 from gmx._typing import ImageU8
 from gmx.constants import FEATURE_GRID
 from gmx.gallery import Gallery, PatientMatch, Ranking
+from gmx.metrics.pairs import PairFaithfulness, pair_faithfulness
 from gmx.similarity import (
     PAIR_METHODS,
     SPLITS,
@@ -31,7 +32,7 @@ from gmx.viz import (
     plotly_colorscale,
     to_png_bytes,
 )
-from ui import colours, state
+from ui import colours, resources, state
 from ui.tables import DISTANCE_HELP
 
 CELL_KEY = "gmx.similarity.cell"
@@ -434,16 +435,103 @@ def pair_png(
     return to_png_bytes(montage(panels, columns=len(panels), side=side))
 
 
+# --- pair-map checks (issue 11, thesis 6.4.3: the scorecard's deletion/insertion on a pair) ------
+CHECKS_TOGGLE = "gmx.similarity.checks"
+CHECKS_HELP = (
+    "Deletion and insertion on the pair's similarity, on each face: the query's pixels are blurred "
+    "(deletion) or restored (insertion) most relevant first by its map and the similarity to the "
+    "gallery image recorded; then the same with the gallery photo against the query. A random map "
+    "on the same face is the reference: a faithful map makes the similarity fall faster at "
+    "deletion and rise faster at insertion than random does (differences above 0)."
+)
+
+
+@dataclass(frozen=True)
+class PairChecksRequest:
+    """Whether the pair-map checks are wanted (forward passes: only on demand)."""
+
+    on: bool
+
+
+def checks_controls() -> PairChecksRequest:
+    """The toggle of the pair-map checks (off by default)."""
+    on = st.toggle(
+        "Check the maps (deletion and insertion on both faces against a random map)",
+        key=CHECKS_TOGGLE,
+        help=CHECKS_HELP,
+    )
+    return PairChecksRequest(bool(on))
+
+
+def compute_checks(
+    key: tuple, explainer: Any, face: ImageU8, pairs: tuple[PairMaps, ...]
+) -> tuple[PairFaithfulness, ...]:
+    """:func:`gmx.metrics.pairs.pair_faithfulness` of the shown pairs (both faces when the gallery
+    holds its photos, else the query's only), kept in the photo store under ``key`` (it starts
+    with the photo's hash)."""
+    gallery = explainer.gallery
+    sides = ("query", "gallery") if gallery.photos is not None else ("query",)
+    with st.spinner("Checking the pair maps"):
+        return resources.photo_checks(
+            (*key, "pair_checks", sides),
+            lambda: pair_faithfulness(explainer.ensemble, gallery, face, pairs, sides=sides),
+        )
+
+
+def _word(value: float) -> str:
+    return f":green[{value:+.3f}]" if value > 0 else f":red[{value:+.3f}]"
+
+
+def check_caption(results: tuple[PairFaithfulness, ...], image_index: int) -> str:
+    """One pair's checks in one line per face (markdown): the differences to random."""
+    lines = [
+        f"{r.side} face vs random: deletion {_word(r.deletion_vs_random)}, insertion "
+        f"{_word(r.insertion_vs_random)}"
+        for r in results
+        if r.image_index == image_index
+    ]
+    return "  \n".join(lines)
+
+
+def checks_table(
+    results: tuple[PairFaithfulness, ...], patients: list[PatientMatch]
+) -> list[dict[str, Any]]:
+    """Every check as a row: patient, face, the AUCs and their differences to random."""
+    by_image = {p.image_index: p for p in patients}
+    return [
+        {
+            "patient": f"#{by_image[r.image_index].rank} {by_image[r.image_index].subject_id}"
+            if r.image_index in by_image
+            else str(r.image_index),
+            "face": r.side,
+            "method": r.method,
+            "deletion AUC": r.deletion.auc,
+            "random deletion AUC": r.random_deletion.auc,
+            "deletion vs random": r.deletion_vs_random,
+            "insertion AUC": r.insertion.auc,
+            "random insertion AUC": r.random_insertion.auc,
+            "insertion vs random": r.insertion_vs_random,
+        }
+        for r in results
+    ]
+
+
 __all__ = [
     "CELL_KEY",
+    "CHECKS_TOGGLE",
     "CLICK_KEY",
     "METHOD_HELP",
     "NUMBERS_HELP",
     "PAIR_COLUMNS",
     "SPLIT_LABELS",
     "VARIANT_COLUMNS",
+    "PairChecksRequest",
     "SimilarityRequest",
     "cell_picker_figure",
+    "check_caption",
+    "checks_controls",
+    "checks_table",
+    "compute_checks",
     "correspondence_figure",
     "correspondence_heatmap",
     "gallery_picture",

@@ -268,3 +268,27 @@ def test_region_bars_per_syndrome_row_and_feature_regions(explain_page):
     assert not at.exception, [e.value for e in at.exception]
     table = next(d.value for d in at.dataframe if "Region" in d.value.columns)
     assert table[shares[0]].tolist() != before
+
+
+def test_per_photo_checks_on_demand(explain_page):
+    """Off by default (no forward passes spent); on: a caption under every map (deletion against
+    the random map, the library's numbers) and a table; IG/DeepLIFT carry their completeness."""
+    at = explain_page
+    at.session_state[state.KEEP_PREFIX + "explain.methods"] = ["saliency", "deeplift"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("random" in c.value for c in at.caption)
+    at.toggle(key="gmx.explain.checks").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [c.value for c in at.caption if "random (" in c.value]
+    assert len(notes) == 3 * 2  # 3 syndromes x 2 methods
+    assert sum("completeness residual" in n for n in notes) == 3  # DeepLIFT's only
+    table = next(d.value for d in at.dataframe if "Random minus map" in d.value.columns)
+    assert [m.split()[0] for m in table["Method"]] == ["Saliency", "DeepLIFT"] * 3
+    want = (table["Random map's"] - table["Deletion AUC"]).to_numpy()
+    assert np.allclose(table["Random minus map"].to_numpy(), want)
+    assert table["Completeness residual"].isna().sum() == 3
+    for target in ("contrast", "logit"):  # every target the grid explains can be checked
+        at.sidebar.radio[0].set_value(target).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("random (" in c.value for c in at.caption), target

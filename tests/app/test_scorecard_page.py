@@ -116,7 +116,9 @@ def test_demo_scorecard_shows_instantly(monkeypatch) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not any("gmx scorecard" in i.value for i in at.info)
     assert len(at.dataframe[0].value) >= len(list_methods())
-    assert len(at.get("plotly_chart")) == 3 + 2  # deletion, insertion, MPRT; agreement heatmaps
+    regions = 2 if (ROOT / "models" / "demo" / "regions.json").exists() else 0  # region bars
+    # deletion, insertion, MPRT; agreement heatmaps; the region bars of one syndrome
+    assert len(at.get("plotly_chart")) == 3 + 2 + regions
     assert any("averaged over the scorecard's 10 faces" in c.value for c in at.caption)
     assert any("How to read this" in e.label for e in at.expander)
 
@@ -168,3 +170,43 @@ def test_explain_method_agreement_for_this_photo(tiny_setup, monkeypatch) -> Non
     assert [spearman["z"][i][i] for i in range(3)] == [1.0, 1.0, 1.0]
     at.selectbox(key="gmx.explain.agreement_row").set_value(1).run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_pair_rows_and_region_profiles(tiny_setup, monkeypatch, tmp_path) -> None:
+    """A scorecard with pair rows (``gmx scorecard-pairs``) shows them; region profiles of the
+    same model show per syndrome: an overview, the bars, and the syndrome's HPO features."""
+    from gmx.metrics.pairs import PairTable, with_pair_rows
+    from tests.regions.test_profiles import profiles_json
+
+    monkeypatch.setenv("GMX_CONFIG", str(tiny_setup.config_path))
+    monkeypatch.setenv("GMX_CACHE_DIR", str(tmp_path))
+    fp = _tiny_fingerprint(tiny_setup)
+    (tmp_path / "scorecards").mkdir()
+    cell = MetricSummary(0.25, 0.125, 0.375, 3)
+    table = PairTable(("exact",), ("query", "gallery"), {"pair_exact": {
+        f"{m}_{s}": cell for s in ("query", "gallery") for m in
+        ("deletion_auc", "insertion_auc", "deletion_vs_random", "insertion_vs_random")}}, 3, {})  # fmt: skip
+    data = with_pair_rows(_card(fp).to_json(), table)
+    (tmp_path / "scorecards" / "mine.json").write_text(json.dumps(data))
+    (tmp_path / "region_profiles").mkdir()
+    (tmp_path / "region_profiles" / "mine.json").write_text(json.dumps(profiles_json(fp)))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state[state.CONFIG] = load_config()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    subheaders = [s.value for s in at.subheader]
+    assert "Pair maps (Similarity page)" in subheaders and "Regions per syndrome" in subheaders
+    pairs = next(d.value for d in at.dataframe if "pair method" in d.value.columns)
+    assert list(pairs["face"]) == ["query", "gallery"]
+    assert pairs.iloc[0]["deletion vs random"] == "0.250 [0.125, 0.375]"
+    overview = next(d.value for d in at.dataframe if "true regions" in d.value.columns)
+    assert list(overview["true regions"]) == ["Chin & mandible", "Periorbital (eyes, lids)"]
+    assert overview.iloc[1]["Saliency"] == "Periorbital (eyes, lids) (true)"
+    assert overview.iloc[1]["occlusion"] == "Nose" and overview.iloc[0]["Shapley"] == ""
+    at.selectbox(key="gmx.scorecard.region_syndrome").set_value("S:2").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert "Example photo syndrome_B_1.jpg" in text and "Top regions: Periorbital" in text
+    charts = at.get("plotly_chart")
+    bars = json.loads(charts[-1].proto.spec)["data"]
+    assert [b["name"] for b in bars] == ["drop when blurred alone", "exact Shapley value"]

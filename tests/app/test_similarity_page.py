@@ -201,3 +201,21 @@ def test_a_rerun_with_a_slow_method_reuses_its_maps(tiny_setup, monkeypatch):
     at.run()
     _no_exceptions(at)
     assert "Grad-CAM" in " ".join(m.value for m in at.markdown)
+
+
+def test_pair_map_checks_on_demand(tiny_setup, monkeypatch):
+    """Off by default; on: each pair gets deletion/insertion against random on both faces (the
+    tiny gallery holds its photos), the library's numbers in a table."""
+    at = _page(tiny_setup.config_path, tiny_setup.photo_jpeg, monkeypatch).run()
+    _no_exceptions(at)
+    assert not any("vs random" in m.value for m in at.markdown)
+    at.toggle(key="gmx.similarity.checks").set_value(True).run()
+    _no_exceptions(at)
+    lines = [m.value for m in at.markdown if "vs random" in m.value]
+    assert lines and "query face vs random" in lines[0] and "gallery face vs random" in lines[0]
+    table = next(d.value for d in at.dataframe if "deletion vs random" in d.value.columns)
+    assert sorted(set(table["face"])) == ["gallery", "query"]
+    want = table["random deletion AUC"] - table["deletion AUC"]
+    assert (table["deletion vs random"] - want).abs().max() < 1e-9
+    want = table["insertion AUC"] - table["random insertion AUC"]
+    assert (table["insertion vs random"] - want).abs().max() < 1e-9

@@ -49,3 +49,65 @@ def test_pair_faithfulness_needs_gallery_photos(tiny) -> None:
     with pytest.raises(ValueError, match="photos"):
         pair_faithfulness(ens, no_photos, tiny.faces[0], pairs)
     assert pair_faithfulness(ens, tiny.gallery, tiny.faces[0], []) == ()
+
+
+def test_score_and_summarize_pairs(tiny) -> None:
+    """score_pairs pairs each face with its own syndrome's nearest image; the summary is the
+    scorecard's bootstrap mean of each method x side x metric; the JSON round-trips."""
+    from gmx.metrics.pairs import (
+        PAIR_METRICS,
+        PairTable,
+        nearest_own_image,
+        score_pairs,
+        summarize_pairs,
+    )
+    from gmx.metrics.scorecard import bootstrap_mean
+
+    ens = Ensemble([tiny.model], flip=True, grey=False)
+    explainer = PairExplainer(ens, tiny.gallery)
+    got = score_pairs(explainer, tiny.faces[:2], tiny.labels[:2], methods=["exact"], steps=2)
+    assert [(r.method, r.side) for r in got] == [("exact", "query"), ("exact", "gallery")] * 2
+    for r, face, label in zip(got[::2], tiny.faces[:2], tiny.labels[:2], strict=True):
+        best = nearest_own_image(explainer.query(face).embeddings, tiny.gallery, label)
+        assert r.image_index == best and tiny.gallery.images[best].syndrome_id == label
+    table = summarize_pairs(got, n_boot=20, seed=0)
+    assert table.n_pairs == 2 and set(table.table) == {"pair_exact"}
+    assert len(table.table["pair_exact"]) == len(PAIR_METRICS) * 2
+    want = bootstrap_mean(np.array([r.deletion_vs_random for r in got if r.side == "query"]),
+                          n_boot=20, seed=0)  # fmt: skip
+    assert table.table["pair_exact"]["deletion_vs_random_query"] == want
+    assert PairTable.from_json(table.to_json()).to_json() == table.to_json()
+    assert {row["metric"] for row in table.rows()} == set(table.table["pair_exact"])
+    with pytest.raises(ValueError, match="no image"):
+        nearest_own_image(explainer.query(tiny.faces[0]).embeddings, tiny.gallery, "S:9")
+
+
+def test_scorecard_pairs_command_adds_rows(tmp_path) -> None:
+    """``gmx scorecard-pairs`` on the demo: pair rows in the JSON (the page reads them) and the
+    CSV; a scorecard of another model is refused."""
+    import json
+    from pathlib import Path
+
+    from gmx.cli import main
+    from gmx.metrics.pairs import pair_table
+    from gmx.metrics.scorecard import load_scorecard
+
+    demo = Path(__file__).resolve().parents[2] / "models" / "demo" / "scorecard.json"
+    if not demo.exists():
+        pytest.skip("demo scorecard not built")
+    card = tmp_path / "card.json"
+    card.write_text(demo.read_text())
+    out_csv = tmp_path / "card.csv"
+    rc = main(["scorecard-pairs", "--json", str(card), "--csv", str(out_csv), "--pairs", "1",
+               "--methods", "exact", "--steps", "2", "--boot", "10"])  # fmt: skip
+    assert rc == 0
+    got = pair_table(load_scorecard(card))
+    assert got is not None and got.n_pairs == 1 and got.sides == ("query", "gallery")
+    lines = out_csv.read_text().splitlines()
+    assert lines[0] == "method,metric,mean,ci_low,ci_high,n,better"
+    assert sum(line.startswith("pair_exact,") for line in lines) == 8
+    other = json.loads(demo.read_text())
+    other["model_fingerprint"] = "f" * 64
+    card.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="not the configured"):
+        main(["scorecard-pairs", "--json", str(card), "--pairs", "1"])
