@@ -93,7 +93,7 @@ LOCALISATION_SCORES: tuple[str, ...] = (
 #: residual of the methods that claim completeness (:mod:`gmx.metrics.completeness`; variant 0,
 #: default parameters; NaN for the others); ``agreement``: per face, each method's Spearman and
 #: top-10 % IoU with every method of the run (``(n, k)``, run order), averaged over the faces in
-#: the summary's ``extra["agreement"]`` (:class:`gmx.metrics.agreement.SplitAgreement`).
+#: the summary's ``extra["agreement"]`` (:class:`gmx.explain.compare.SplitAgreement`).
 #: ``sensitivity``: captum's ``sensitivity_max`` of the map (first ``sensitivity_images`` faces);
 #: ``data_randomisation``: Spearman and SSIM to the map of the shuffled-label control model
 #: (:class:`DataControl`; Adebayo et al.'s data randomisation test).
