@@ -22,6 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
+from gmx._cli_args import add_model_args
+
 log = logging.getLogger("gmx")
 
 CSV_FIELDS = ("method", "metric", "mean", "ci_low", "ci_high", "n", "better")
@@ -113,8 +115,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", type=Path, help="rewrite this scorecard CSV with the pair rows")
     p.add_argument("--pairs", type=int, default=10, help="held-out faces (one pair each)")
     p.add_argument("--methods", nargs="+", choices=list(PAIR_METHODS), help="default: all")
-    p.add_argument("--models", nargs="+", type=Path, help="model files (default: the demo)")
-    p.add_argument("--gallery", type=Path, help="gallery .sqlite (default: the demo)")
+    add_model_args(p, tta=False)  # the variants are the gallery's, as in gmx scorecard
     p.add_argument("--data", type=Path, help="demo-style data folder (default: the demo)")
     p.add_argument("--split", default="test", help="held-out split of --data (default test)")
     p.add_argument("--steps", type=int, default=10, help="deletion/insertion steps")

@@ -99,7 +99,7 @@ def test_upload_a_photo_and_see_the_ranking(tiny_setup, browser_page, tmp_path):
     try:
         page = browser_page
         page.goto(f"{url}/Diagnose", wait_until="networkidle")
-        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
         photo = tmp_path / "patient.jpg"
         photo.write_bytes(tiny_setup.photo_jpeg)
         page.locator("input[type=file]").set_input_files(str(photo))
@@ -114,7 +114,7 @@ def test_upload_a_photo_and_see_the_ranking(tiny_setup, browser_page, tmp_path):
         assert page.get_by_text("Download result").count() == 1
         # the uploader's x forgets the photo (old code: the results stayed)
         page.get_by_role("button", name="Remove patient.jpg").click()
-        page.get_by_text("Upload a frontal face photo, take one").wait_for(timeout=60_000)
+        page.get_by_text("Upload a frontal face photo, take one").wait_for(timeout=180_000)
         page.wait_for_timeout(1000)
         assert page.get_by_text("Top 10 syndromes").count() == 0
         assert page.get_by_text("Download result").count() == 0
@@ -139,13 +139,13 @@ def test_demo_out_of_the_box_pick_a_demo_face(browser_page, tmp_path):
         body = page.inner_text("body")
         assert "Synthetic demo" in body and "not for clinical use" in body
         # the grid is a canvas: read the JSON export instead of pixels
-        with page.expect_download() as dl:
+        with page.expect_download(timeout=120_000) as dl:
             page.get_by_text("Download result").click()
         result = json.loads(Path(dl.value.path()).read_text())
         names = [s["syndrome_name"] for s in result["suggested_syndromes_list"][:3]]
         assert any(n.startswith("Synthetic syndrome C ") for n in names), names
         # the deferred exports: built on click, downloaded by the browser, same case id and flag
-        with page.expect_download() as dl:
+        with page.expect_download(timeout=120_000) as dl:
             page.get_by_role("button", name="Download Phenopacket").click()
         packet = json.loads(Path(dl.value.path()).read_text())
         assert packet["id"] == result["case_id"]
@@ -153,7 +153,7 @@ def test_demo_out_of_the_box_pick_a_demo_face(browser_page, tmp_path):
             s["syndrome_name"] for s in result["suggested_syndromes_list"]
         ]
         assert packet["metaData"]["externalReferences"][0]["id"] == "gmx:demo"
-        with page.expect_download() as dl:
+        with page.expect_download(timeout=120_000) as dl:
             page.get_by_role("button", name="Download gene table").click()
         tsv = Path(dl.value.path()).read_text().splitlines()
         assert tsv[0].startswith("# Synthetic demo") and tsv[1].startswith("case_id\tgene\t")
@@ -176,13 +176,13 @@ def test_group_photo_pick_the_second_face(tiny_setup, browser_page, tmp_path, nb
     try:
         page = browser_page
         page.goto(f"{url}/Diagnose", wait_until="networkidle")
-        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
         page.locator("input[type=file]").set_input_files(str(photo))
         page.get_by_text("3 faces found").wait_for(timeout=120_000)
         page.get_by_text("Ranked: face 1 of 3").wait_for(timeout=60_000)
 
         def export() -> list[float]:
-            with page.expect_download() as dl:
+            with page.expect_download(timeout=120_000) as dl:
                 page.get_by_text("Download result").click()
             result = json.loads(Path(dl.value.path()).read_text())
             return [s["distance"] for s in result["suggested_syndromes_list"]]
@@ -233,7 +233,7 @@ def test_navigation_names_every_page_and_phones_see_the_demo_warning(browser_pag
 
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(f"{url}/Diagnose", wait_until="networkidle")
-        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
         assert not nav.is_visible()  # the sidebar starts closed on a phone
         banner = page.get_by_text("Synthetic demo — not for clinical use.")
         assert banner.first.is_visible()
@@ -244,7 +244,7 @@ def test_navigation_names_every_page_and_phones_see_the_demo_warning(browser_pag
 def _open_explain(page, url: str, photo_jpeg: bytes, tmp_path: Path) -> None:
     """Upload a photo on Diagnose, then go to Explain through the navigation (same session)."""
     page.goto(f"{url}/Diagnose", wait_until="networkidle")
-    page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+    page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
     photo = tmp_path / "patient.jpg"
     photo.write_bytes(photo_jpeg)
     page.locator("input[type=file]").set_input_files(str(photo))

@@ -93,7 +93,7 @@ def test_oidc_sign_in_through_a_live_identity_provider(tiny_setup, browser_page,
 
             # an analysis: the audit row carries the identity provider's user
             page.get_by_role("link", name="Open Diagnose").click()
-            page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+            page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
             photo = tmp_path / "patient.jpg"
             photo.write_bytes(tiny_setup.photo_jpeg)
             page.locator("input[type=file]").set_input_files(str(photo))

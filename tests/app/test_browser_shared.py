@@ -67,7 +67,7 @@ def test_shared_mode_sign_in_set_names_and_audit(tiny_setup, browser_page, tmp_p
 
         # an analysis: one audit row with the photo's hash, no image bytes in the database
         page.get_by_role("link", name="Open Diagnose").click()
-        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=60_000)
+        page.get_by_text("Upload a frontal face photo").first.wait_for(timeout=180_000)
         photo = tmp_path / "patient.jpg"
         photo.write_bytes(tiny_setup.photo_jpeg)
         page.locator("input[type=file]").set_input_files(str(photo))
