@@ -57,7 +57,9 @@ def test_a_request_arriving_during_anothers_alignment_does_not_wait_for_its_rank
         service.close()
     # old code: ["align", "rank_face", "align", ...]: the second waited for the first's encoding
     assert events[:2] == ["align", "align"], events
-    assert "rank_face" not in events  # both went through the batcher
+    # the first went through the batcher (it was not alone after its alignment); the second may be
+    # alone by the end of its own alignment (the first already answered) and then runs in one hop
+    assert events[2:] in ([], ["rank_face"]), events
     assert all(a["suggested_syndromes_list"] for a in answers)
 
 
