@@ -74,7 +74,9 @@ def _shot(page, name: str | None) -> None:
 
 def _impression(page, shot: str | None = None) -> None:
     page.get_by_role("button", name="Save my impression").wait_for(timeout=T)
-    frame = page.frame_locator("iframe").first
+    # the visible component frame: during a rerun the previous case's frame can linger, hidden
+    page.locator("iframe:visible").first.wait_for(timeout=T)
+    frame = page.frame_locator("iframe:visible").first
     frame.locator("img").click(position={"x": 120, "y": 130})
     page.get_by_text("1 clicked mark(s)").wait_for(timeout=T)
     _choose(page, "Syndrome", _name(WRONG))
