@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,26 @@ def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     return Path.home() / ".cache" / "gmx"
 
 
+def first_json_for_model(
+    model_fingerprint: str, candidates: Sequence[str | os.PathLike[str]]
+) -> Path | None:
+    """The first readable JSON file among ``candidates`` whose ``model_fingerprint`` is this one
+    (how a committed or cached result finds the model weights it was made with)."""
+    import json
+
+    for c in candidates:
+        path = Path(c)
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
+            return path
+    return None
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename in ``directory`` durable where the OS allows opening folders (not Windows)."""
     try:
@@ -152,6 +172,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "first_json_for_model",
     "fsync_dir",
     "user_cache_dir",
 ]

@@ -723,21 +723,14 @@ def region_profiles_path(model_fingerprint: str) -> Path | None:
     ``region_profiles/*.json`` in gmx's cache folder; ``None``: none."""
     import os
 
-    from gmx._io import NO_CACHE_ENV, user_cache_dir
+    from gmx._io import NO_CACHE_ENV, first_json_for_model, user_cache_dir
     from gmx.config import DEMO_DIR
 
     candidates = [DEMO_DIR / DEMO_REGION_PROFILES_NAME]
     base = user_cache_dir({**os.environ, NO_CACHE_ENV: ""})
     if base is not None and (base / "region_profiles").is_dir():
         candidates.extend(sorted((base / "region_profiles").glob("*.json")))
-    for path in candidates:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
-            return path
-    return None
+    return first_json_for_model(model_fingerprint, candidates)
 
 
 __all__ = [

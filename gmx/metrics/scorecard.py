@@ -1260,17 +1260,9 @@ def load_scorecard(path: str | Path) -> Scorecard:
 
 def find_scorecard(model_fingerprint: str, candidates: Sequence[str | Path]) -> Path | None:
     """The first existing scorecard file among ``candidates`` made with these model weights."""
-    for c in candidates:
-        path = Path(c)
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(data, dict) and data.get("model_fingerprint") == model_fingerprint:
-            return path
-    return None
+    from gmx._io import first_json_for_model
+
+    return first_json_for_model(model_fingerprint, candidates)
 
 
 def scorecard_paths() -> list[Path]:
