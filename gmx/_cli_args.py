@@ -23,10 +23,16 @@ MIN_DISTANCE_HELP = "drop gallery matches at or below this distance (the service
 
 def configured(args: argparse.Namespace) -> GmxConfig:
     """The command's configuration (:func:`gmx.config.from_cli_args`), with its torch thread policy
-    applied (``runtime.threads`` / ``GMX_THREADS``; 0 = one thread per two cores), as in the app."""
+    applied (:func:`apply_threads`): how every command that runs the model reads its configuration."""
+    return apply_threads(from_cli_args(args))
+
+
+def apply_threads(cfg: GmxConfig) -> GmxConfig:
+    """Apply ``cfg``'s torch thread policy (``runtime.threads`` / ``GMX_THREADS``; 0 = one thread
+    per two cores), as the app does, and return ``cfg``. For a command that must check more before
+    torch is imported (``gmx serve``); the others use :func:`configured`."""
     from gmx.device import set_threads
 
-    cfg = from_cli_args(args)
     set_threads(cfg.threads)
     return cfg
 
@@ -85,6 +91,7 @@ __all__ = [
     "add_hpo_arg",
     "add_min_distance_arg",
     "add_model_args",
+    "apply_threads",
     "configured",
     "hpo_id",
 ]

@@ -7,6 +7,8 @@ file system), and the folder is fsynced so that the rename survives a crash. Rea
 either the old file or the complete new one, never a partial file; on any error the temporary file is
 removed and the destination is left as it was. Concurrent writers of the same destination each use
 their own temporary file, so they never clash: the last one to finish wins.
+
+Also the one clock of stored times, :func:`utc_now` (the audit log's and the study database's).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -166,13 +169,27 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+#: Stored times, ISO 8601 in UTC (both sort as text): to the second (the audit log's ``at_utc``) ...
+UTC_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+#: ... and to the microsecond (the study database's ``answered_at``).
+UTC_MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now(time_format: str = UTC_SECONDS) -> str:
+    """The current UTC time in ``time_format`` (:data:`UTC_SECONDS` or :data:`UTC_MICROSECONDS`)."""
+    return datetime.now(UTC).strftime(time_format)
+
+
 __all__ = [
     "CACHE_DIR_ENV",
     "NO_CACHE_ENV",
+    "UTC_MICROSECONDS",
+    "UTC_SECONDS",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "first_json_for_model",
     "fsync_dir",
     "user_cache_dir",
+    "utc_now",
 ]

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gmx._io import UTC_SECONDS, utc_now
 from gmx.errors import GmxError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 1
 #: Seconds a writer waits for another one (sessions write concurrently).
 BUSY_TIMEOUT_S = 10.0
 #: How times are written: ISO 8601 in UTC, to the second (sorts as text).
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TIME_FORMAT = UTC_SECONDS
 
 _SCHEMA = """
 CREATE TABLE analyses (
@@ -111,7 +112,7 @@ def analysis_entry(
     from gmx import __version__
 
     return AuditEntry(
-        at_utc=at_utc or utc_now(),
+        at_utc=at_utc or utc_now(TIME_FORMAT),
         user=user,
         photo_sha256=photo_sha256,
         face_index=face_index,
@@ -122,11 +123,6 @@ def analysis_entry(
         gallery_file=gallery_file,
         gmx_version=__version__,
     )
-
-
-def utc_now() -> str:
-    """The current time in :data:`TIME_FORMAT`."""
-    return datetime.now(UTC).strftime(TIME_FORMAT)
 
 
 def parse_since(text: str) -> str:

@@ -370,6 +370,66 @@ def test_commands_apply_the_configured_torch_threads(tmp_path, tiny_setup, capsy
     assert torch.get_num_threads() == 2
 
 
+class _Started(Exception):
+    """Raised by the stand-in of the first model load (or a command's first real work)."""
+
+
+#: Every command that runs the model: argv (``{M}`` model, ``{G}`` gallery, ``{P}`` photo,
+#: ``{T}`` a scratch folder, ``{S}`` the demo scorecard JSON).
+_MODEL_COMMANDS = {
+    "encode": "encode {P} --out {T}/e.csv --models {M}",
+    "predict": "predict {P} --models {M} --gallery {G}",
+    "gallery build": "gallery build --gmdb {T} --images {T} --out {T}/g.sqlite --models {M}",
+    "gallery import": "gallery import --gmdb {T} --encodings {T}/e.csv --out {T}/g.sqlite --models {M}",
+    "gallery info --verify": "gallery info {G} --verify --models {M}",
+    "gallery calibrate": "gallery calibrate {G} --unaffected {T} --out {T}/c.sqlite --models {M}",
+    "evaluate": "evaluate --gmdb {T} --images {T} --models {M} --gallery {G}",
+    "report": "report {P} --out {T}/r.html --models {M} --gallery {G}",
+    "batch run": "batch run --out {T}/b --models {M} --gallery {G}",
+    "batch summarize": "batch summarize --out {T}/b --results {T}/r.npz --models {M} --gallery {G}",
+    "scorecard run": "scorecard run --out {T}/s --models {M} --gallery {G}",
+    "scorecard-pairs": "scorecard-pairs --json {S} --models {M} --gallery {G}",
+    "serve": "serve --models {M} --gallery {G}",
+}
+
+
+@pytest.mark.parametrize("command", list(_MODEL_COMMANDS))
+def test_every_model_command_applies_the_configured_torch_threads(
+    command, tmp_path, tiny_setup, monkeypatch
+):
+    """By the time a command loads its models, ``GMX_THREADS`` is applied (``gmx batch``,
+    ``gmx scorecard`` and ``gmx scorecard-pairs`` once restated or skipped the policy; batch kept
+    torch's default). The model load is stopped there: no command runs to its end."""
+    import torch
+
+    import gmx.pipeline  # noqa: F401 - binds load_model at import (see ``no_work``)
+    from gmx.config import DEMO_DIR
+
+    seen: list[int] = []
+
+    def started(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise _Started
+
+    for target in ("gmx.encode.load_model", "gmx.pipeline.load_model", "gmx.gallery.import_gmdb"):
+        monkeypatch.setattr(target, started)
+    monkeypatch.setenv("GMX_THREADS", "2")
+    torch.set_num_threads(1)  # conftest's setting; restored by it after the module
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(tiny_setup.photo_jpeg)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "face.jpg").write_bytes(tiny_setup.photo_jpeg)
+    argv = _MODEL_COMMANDS[command].format(
+        M=tiny_setup.model_path, G=tiny_setup.gallery_path, P=photo, T=scratch,
+        S=DEMO_DIR / "scorecard.json",
+    ).split()  # fmt: skip
+    with pytest.raises(_Started):
+        main(["--device", "cpu", *argv])
+    torch.set_num_threads(1)  # the module's later tests as before
+    assert seen == [2]
+
+
 # ------------------------------------------------------------------------------ native chatter
 
 #: Start-up lines MediaPipe / LiteRT / TFLite print from native code (glog "W0000 ...", LiteRT

@@ -51,3 +51,29 @@ def test_no_private_names_are_imported_across_packages() -> None:
     """What one part of gmx uses of another has a public name in its home (once: the report took
     DEMO_NOTICE from gmx.gallery._rank, gmx.regions the faithfulness metrics' ``_Scorer``)."""
     assert _cross_package_private_imports() == []
+
+
+def _dataclass_fields() -> dict[tuple[tuple[str, str], ...], list[str]]:
+    """Fields (name, annotation) of every dataclass in gmx with two or more -> where defined."""
+    found: dict[tuple[tuple[str, str], ...], list[str]] = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            if not any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                continue
+            fields = tuple(
+                (s.target.id, ast.unparse(s.annotation))
+                for s in node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+            )
+            if len(fields) > 1:
+                found[fields].append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    return found
+
+
+def test_no_two_dataclasses_have_the_same_fields() -> None:
+    """One result type per idea (``gmx.metrics.scorecard.ScorecardRun`` once restated
+    :class:`gmx.aggregate.BatchRun` field for field)."""
+    same = {k: v for k, v in _dataclass_fields().items() if len(v) > 1}
+    assert same == {}

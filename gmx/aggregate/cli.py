@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gmx._cli_args import add_model_args
-from gmx.config import from_cli_args
+from gmx._cli_args import add_model_args, configured
 
 log = logging.getLogger("gmx")
 
@@ -26,7 +25,7 @@ def _models_and_gallery(args: argparse.Namespace):
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
 
-    cfg = from_cli_args(args)
+    cfg = configured(args)  # with the thread policy, as every command that runs the model
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     return models, load_gallery(cfg.gallery_path)
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gmx.aggregate.batch import batch_maps
-from gmx.aggregate.stats import to_template
+from gmx.aggregate.stats import auroc_matrix, to_template
 from gmx.aggregate.targets import TargetMode, syndrome_targets
 from gmx.gallery import Gallery
 
@@ -168,24 +168,6 @@ class Localisation:
         return out
 
 
-def _ranks(m: np.ndarray) -> np.ndarray:
-    """1-based ranks along axis 1 with ties averaged (``scipy.stats.rankdata(m, axis=1)``)."""
-    order = np.argsort(m, axis=1)  # quicksort: ties are averaged below, so stability is moot
-    xs = np.take_along_axis(m, order, axis=1)
-    n = m.shape[1]
-    pos = np.arange(1, n + 1, dtype=np.float64)
-    out = np.empty(m.shape, np.float64)
-    for i in range(len(m)):
-        new = np.empty(n, bool)
-        new[0] = True
-        np.not_equal(xs[i, 1:], xs[i, :-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], n)  # exclusive
-        avg = (pos[starts] + ends) / 2.0  # mean of ranks start+1 .. end
-        out[i, order[i]] = np.repeat(avg, ends - starts)
-    return out
-
-
 def syndrome_masks(labels: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
     """Per syndrome, the pixels inside the masks of at least half of its images (empty: dropped)."""
     out = {}
@@ -212,24 +194,16 @@ def score_matrix(maps: np.ndarray, masks: np.ndarray, metric: Metric) -> np.ndar
     k = np.asarray(masks, bool).reshape(len(masks), -1)
     if m.shape[1] != k.shape[1]:
         raise ValueError(f"maps have {m.shape[1]} pixels, masks {k.shape[1]}")
-    kf = k.T.astype(np.float64)
-    bad = ~np.isfinite(m).all(axis=1)
-    m = np.where(bad[:, None], 0.0, m)
     if metric == "auroc":
-        n_pos = k.sum(axis=1).astype(np.float64)
-        n_neg = k.shape[1] - n_pos
-        ranks = _ranks(m)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = (ranks @ kf - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-        out[:, (n_pos == 0) | (n_neg == 0)] = np.nan
-    elif metric == "mass_inside":
-        pos = np.maximum(m, 0.0)
-        total = pos.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = (pos @ kf) / total
-        out[total[:, 0] <= 0] = np.nan
-    else:
+        return auroc_matrix(m, k)
+    if metric != "mass_inside":
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    bad = ~np.isfinite(m).all(axis=1)
+    pos = np.maximum(np.where(bad[:, None], 0.0, m), 0.0)
+    total = pos.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (pos @ k.T.astype(np.float64)) / total
+    out[total[:, 0] <= 0] = np.nan
     out[bad] = np.nan
     return out
 

@@ -54,7 +54,9 @@ class BatchMaps:
 
 @dataclass(frozen=True)
 class BatchRun:
-    """What one :func:`run_batch` call did.
+    """What one run into a :class:`~gmx.aggregate.store.BatchStore` folder did: a
+    :func:`run_batch` call, or a scorecard run (:func:`gmx.metrics.scorecard.run_scorecard` and
+    its sharded form, where ``rows_done_now`` counts faces scored).
 
     Attributes:
         root: the run folder.

@@ -151,23 +151,60 @@ class MaskAgreement:
     auroc: float
 
 
+def _ranks(m: np.ndarray) -> np.ndarray:
+    """1-based ranks along axis 1 with ties averaged (``scipy.stats.rankdata(m, axis=1)``)."""
+    order = np.argsort(m, axis=1)  # quicksort: ties are averaged below, so stability is moot
+    xs = np.take_along_axis(m, order, axis=1)
+    n = m.shape[1]
+    pos = np.arange(1, n + 1, dtype=np.float64)
+    out = np.empty(m.shape, np.float64)
+    for i in range(len(m)):
+        new = np.empty(n, bool)
+        new[0] = True
+        np.not_equal(xs[i, 1:], xs[i, :-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], n)  # exclusive
+        avg = (pos[starts] + ends) / 2.0  # mean of ranks start+1 .. end
+        out[i, order[i]] = np.repeat(avg, ends - starts)
+    return out
+
+
+def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``out[i, j]`` = AUROC of ``scores[i]`` for the boolean ``labels[j]`` (Mann-Whitney U over
+    ``n_pos * n_neg``, ties averaged): the one AUROC kernel of gmx (:func:`auroc`,
+    :func:`gmx.aggregate.localisation.score_matrix`, :func:`gmx.metrics.localisation.auroc`).
+
+    Args:
+        scores: ``(k, P)`` scores (each row ranked once for every ``labels`` row).
+        labels: ``(S, P)`` bool.
+
+    Returns:
+        ``(k, S)`` float64; NaN where ``labels[j]`` has one class only or ``scores[i]`` is not all
+        finite.
+    """
+    m = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    if m.ndim != 2 or y.ndim != 2 or m.shape[1] != y.shape[1]:
+        raise ValueError(f"scores (k, P) and labels (S, P) must share P, got {m.shape}, {y.shape}")
+    if m.shape[1] == 0:
+        return np.full((len(m), len(y)), np.nan)
+    bad = ~np.isfinite(m).all(axis=1)
+    ranks = _ranks(np.where(bad[:, None], 0.0, m))
+    n_pos = y.sum(axis=1).astype(np.float64)
+    n_neg = y.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (ranks @ y.T.astype(np.float64) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    out[:, (n_pos == 0) | (n_neg == 0)] = np.nan
+    out[bad] = np.nan
+    return out
+
+
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """AUROC of ``scores`` for boolean ``labels`` (Mann-Whitney, ties averaged); NaN if one class."""
+    """AUROC of ``scores`` for boolean ``labels`` (Mann-Whitney, ties averaged; :func:`auroc_matrix`);
+    NaN if one class or a non-finite score."""
     s = np.asarray(scores, np.float64).ravel()
     y = np.asarray(labels, bool).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), np.float64)
-    sorted_s = s[order]
-    # average ranks of ties
-    boundaries = np.flatnonzero(np.diff(sorted_s)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(s)]])
-    avg = (starts + ends - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(auroc_matrix(s[None], y[None])[0, 0])
 
 
 def mask_agreement(values: np.ndarray, mask: np.ndarray) -> MaskAgreement:
@@ -246,6 +283,7 @@ __all__ = [
     "MaskAgreement",
     "SyndromeMap",
     "auroc",
+    "auroc_matrix",
     "composite_face_warped",
     "mask_agreement",
     "split_half",

@@ -25,7 +25,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gmx._cli_args import add_model_args
+from gmx._cli_args import add_model_args, configured
 
 log = logging.getLogger("gmx")
 
@@ -36,8 +36,7 @@ def _run(args: argparse.Namespace) -> None:
 
     from gmx.aggregate import Shard
     from gmx.aggregate.localisation import syndrome_masks
-    from gmx.config import DEMO_DIR, from_cli_args
-    from gmx.device import set_threads
+    from gmx.config import DEMO_DIR
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
     from gmx.metrics.scorecard import (
@@ -51,8 +50,7 @@ def _run(args: argparse.Namespace) -> None:
     )
     from gmx.synth import load_demo_data
 
-    cfg = from_cli_args(args)
-    set_threads(cfg.threads)
+    cfg = configured(args)
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     model = models[0] if len(models) == 1 else models
     gallery = load_gallery(cfg.gallery_path)

@@ -22,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gmx._cli_args import add_model_args
+from gmx._cli_args import add_model_args, configured
 
 log = logging.getLogger("gmx")
 
@@ -35,8 +35,7 @@ def cmd_scorecard_pairs(args: argparse.Namespace) -> int:
 
     from gmx._io import atomic_write_text
     from gmx.aggregate.run import gallery_ensemble
-    from gmx.config import DEMO_DIR, from_cli_args
-    from gmx.device import set_threads
+    from gmx.config import DEMO_DIR
     from gmx.encode import load_model
     from gmx.gallery import load_gallery
     from gmx.metrics.pairs import score_pairs, summarize_pairs, with_pair_rows
@@ -53,8 +52,7 @@ def cmd_scorecard_pairs(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"gmx scorecard-pairs: cannot read the scorecard {args.json}: {exc}"
         ) from exc
-    cfg = from_cli_args(args)
-    set_threads(cfg.threads)
+    cfg = configured(args)
     models = [load_model(p, device=cfg.device) for p in cfg.model_paths]
     gallery = load_gallery(cfg.gallery_path)
     ensemble = gallery_ensemble(models[0] if len(models) == 1 else models, gallery)

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from gmx.aggregate.localisation import explain_against, template_maps
+from gmx.aggregate.run import BatchRun
 from gmx.aggregate.store import BatchStore, Shard, read_manifest
 from gmx.explain import SimilarityTarget, list_methods
 from gmx.explain.compare import (
@@ -809,18 +810,6 @@ def _sensitivity(
 
 
 # ---------------------------------------------------------------------------------- run folder
-@dataclass(frozen=True)
-class ScorecardRun:
-    """What one :func:`run_scorecard` call did (as :class:`gmx.aggregate.BatchRun`)."""
-
-    root: Path
-    chunks_total: int
-    chunks_done_now: int
-    chunks_skipped: int
-    rows_done_now: int
-    seconds: float
-
-
 def scorecard_columns(methods: Sequence[str], extras: Sequence[str] = ()) -> list[str]:
     """Every stored array name of a run over ``methods`` (with the columns of ``extras``)."""
     curves = ("deletion_curve", "insertion_curve", "mprt_curve")
@@ -844,7 +833,7 @@ def run_scorecard(
     progress: Callable[[int, int], None] | None = None,
     control: DataControl | None = None,
     subjects: Sequence[str] | None = None,
-) -> ScorecardRun:
+) -> BatchRun:
     """Score ``faces`` into run folder ``out_dir`` (resumable; ``shard`` = every n-th chunk).
 
     The manifest pins the settings, the image ids, the model fingerprint and the gallery, so a
@@ -893,7 +882,7 @@ def run_scorecard(
         done += len(rows)
         if progress is not None:
             progress(done, total)
-    return ScorecardRun(
+    return BatchRun(
         store.root, store.n_chunks, len(todo), len(mine) - len(todo), done,
         time.perf_counter() - start,
     )  # fmt: skip
@@ -950,7 +939,7 @@ def run_scorecard_sharded(
     num_cpus: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     **kwargs: Any,
-) -> ScorecardRun:
+) -> BatchRun:
     """:func:`run_scorecard` as ``n_shards`` shards (:func:`gmx.metrics.backends.run_shards`):
     the same chunks, the same folder, the same result as one local run; ``backend="ray"`` runs
     the shards as Ray tasks (``address``: a cluster; ``None``: a local Ray instance with
@@ -958,20 +947,20 @@ def run_scorecard_sharded(
     ``progress`` counts finished shards."""
     start = time.perf_counter()
 
-    def task(shard: Shard) -> ScorecardRun:
+    def task(shard: Shard) -> BatchRun:
         return run_scorecard(models, gallery, out_dir, shard=shard, **kwargs)
 
     if progress is not None:
         progress(0, n_shards)
     done = [0]
 
-    def on_done(_: int, __: ScorecardRun) -> None:
+    def on_done(_: int, __: BatchRun) -> None:
         done[0] += 1
         if progress is not None:
             progress(done[0], n_shards)
 
     runs = run_shards(task, n_shards, backend, address=address, num_cpus=num_cpus, on_done=on_done)
-    return ScorecardRun(
+    return BatchRun(
         Path(out_dir), runs[0].chunks_total, sum(r.chunks_done_now for r in runs),
         sum(r.chunks_skipped for r in runs), sum(r.rows_done_now for r in runs),
         time.perf_counter() - start,
@@ -1449,7 +1438,6 @@ __all__ = [
     "DataControl",
     "MetricSummary",
     "Scorecard",
-    "ScorecardRun",
     "ScorecardSettings",
     "Verdict",
     "bootstrap_mean",

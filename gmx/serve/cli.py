@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from gmx._cli_args import add_model_args
+from gmx._cli_args import add_model_args, apply_threads
 
 log = logging.getLogger("gmx")
 
@@ -57,10 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from gmx.device import set_threads
     from gmx.serve.app import create_app
 
-    set_threads(cfg.threads)  # the app's policy: runtime.threads / GMX_THREADS, 0 = automatic
+    apply_threads(cfg)  # the app's policy: runtime.threads / GMX_THREADS, 0 = automatic
     app = create_app(cfg, settings=settings)
     log.info(
         "gmx serve on http://%s:%d (docs at /docs; %s; batching %s)",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gmx._io import utc_now
 from gmx.constants import TEMPLATE_SIZE
 from gmx.study.assign import (
     FINAL_CONFIDENCE,
@@ -26,7 +27,7 @@ from gmx.study.assign import (
 )
 from gmx.study.definition import ARM_MAPS, LIKERT_POINTS, StudyDefinition
 from gmx.study.regions import Annotation
-from gmx.study.store import Answer, StudyStore, utc_now
+from gmx.study.store import ANSWER_TIME_FORMAT, Answer, StudyStore
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def simulate(
         rows: list[Answer] = []
 
         def add(case: str, arm: str, item: str, value: object, method: str = "") -> None:
-            rows.append(Answer(rater, case, arm, item, method, str(value), utc_now()))  # noqa: B023
+            when = utc_now(ANSWER_TIME_FORMAT)
+            rows.append(Answer(rater, case, arm, item, method, str(value), when))  # noqa: B023
 
         for case in plan.cases:
             c, arm, true = case.case_id, case.arm, truth[case.case_id]

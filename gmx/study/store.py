@@ -22,14 +22,16 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from gmx._io import UTC_MICROSECONDS, utc_now
 from gmx.errors import GmxError
 
 SCHEMA_VERSION = 1
 #: Seconds a writer waits for another one's lock before giving up.
 BUSY_TIMEOUT_S = 10.0
+#: How ``answered_at`` is written: ISO 8601 UTC to the microsecond (``2026-01-31T12:00:00.000123Z``).
+ANSWER_TIME_FORMAT = UTC_MICROSECONDS
 EXPORT_COLUMNS: tuple[str, ...] = (
     "rater",
     "case_id",
@@ -70,11 +72,6 @@ class Answer:
     method: str
     value: str
     answered_at: str
-
-
-def utc_now() -> str:
-    """The current time, ISO 8601 UTC with seconds (``2026-01-31T12:00:00Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class StudyStore:
@@ -139,7 +136,7 @@ class StudyStore:
     ) -> None:
         """Store one answer now (replacing the rater's earlier value for the same key)."""
         self.save_many([Answer(rater, case_id, arm, item, method, str(value),
-                               answered_at or utc_now())])  # fmt: skip
+                               answered_at or utc_now(ANSWER_TIME_FORMAT))])  # fmt: skip
 
     def save_many(self, answers: Iterable[Answer]) -> None:
         """Store several answers in one transaction (upsert)."""
@@ -206,6 +203,7 @@ def _typed(value: str) -> object:
 
 
 __all__ = [
+    "ANSWER_TIME_FORMAT",
     "BUSY_TIMEOUT_S",
     "EXPORT_COLUMNS",
     "SCHEMA_VERSION",
@@ -214,5 +212,4 @@ __all__ = [
     "StudyStoreError",
     "to_csv",
     "to_json",
-    "utc_now",
 ]

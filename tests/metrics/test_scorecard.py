@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gmx.aggregate.run import BatchRun
 from gmx.aggregate.store import BatchStoreError, Shard
 from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.explain import list_methods
@@ -110,6 +111,7 @@ def test_run_scorecard_resumable_sharded_and_summarised(tiny, tmp_path) -> None:
     kw = dict(faces=faces, labels=labels, masks=masks, image_ids=["x0", "x1", "x2"],
               regions=regions, settings=settings, chunk=1)  # fmt: skip
     first = run_scorecard(tiny.model, tiny.gallery, tmp_path, shard=Shard(0, 2), **kw)
+    assert isinstance(first, BatchRun)  # the one run-folder result type (gmx batch's)
     assert (first.chunks_total, first.chunks_done_now, first.rows_done_now) == (3, 2, 2)
     second = run_scorecard(tiny.model, tiny.gallery, tmp_path, shard=Shard(1, 2), **kw)
     assert second.chunks_done_now == 1
