@@ -30,8 +30,8 @@ scorecard's maps (``--methods``) of the same images:
   every image and method in shared passes, ROAD's clean batch once for all methods and
   percentiles, each image's infidelity passes once for all methods.
 
-Alternated ``--repeats`` times in one process, medians; every value must be equal (the max
-absolute difference is printed).
+Alternated ``--repeats`` times in one process (the order flips every repeat), medians; every
+value must be equal (the max absolute difference is printed).
 
     python benchmarks/scorecard.py --quick [--images 5] [--repeats 3] [--threads 2]
     python benchmarks/scorecard.py --full [--images 5] [--repeats 3] [--methods a,b,c]
@@ -216,8 +216,9 @@ def full(args: argparse.Namespace, model, gallery, faces, labels, targets) -> No
 
     times: dict[str, list[float]] = {"loop": [], "engine": []}
     results: dict[str, dict[str, np.ndarray]] = {}
-    for _ in range(args.repeats):
-        for name, fn in (("loop", loop), ("engine", engine)):
+    order = (("loop", loop), ("engine", engine))
+    for r in range(args.repeats):  # the order flips every repeat: neither always runs first
+        for name, fn in order if r % 2 == 0 else order[::-1]:
             t = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t)
