@@ -1,4 +1,4 @@
-"""Benchmark: deletion AUC, batched metric engine vs a per-image, per-method loop (issue 11).
+"""Benchmark: the scorecard's metric engine vs a per-image, per-method loop (issue 11).
 
 The demo model and gallery (models/demo), ``--images`` held-out images of the frequent ``test``
 split (never in the gallery), each explained against its own syndrome (SimilarityTarget: the
@@ -14,7 +14,27 @@ face re-ranked against the gallery for the true syndrome's rank):
 Both run in the same process, alternated ``--repeats`` times; medians are reported, and the AUCs
 and ranks of the two must be equal (max absolute difference printed).
 
+``--full``: the whole per-face metric set the scorecard computes with forward passes
+(:data:`gmx.metrics.scorecard.FORWARD_METRICS`: deletion and insertion curves, most relevant first,
+the scorecard's fill, re-ranked; ROAD; captum's infidelity), with the scorecard's own settings
+(:class:`~gmx.metrics.scorecard.ScorecardSettings` defaults; ``--steps`` overrides), on the
+scorecard's maps (``--methods``) of the same images:
+
+* loop: what the scorecard did per method before the engine shared passes, nothing shared: one
+  :func:`gmx.metrics.faithfulness_curves` call per image and method (both curves, one pass per
+  variant), one :func:`gmx.metrics.infidelity` call per image and method (its own forward), and
+  ROAD once per method over the images (pytorch-grad-cam's call takes the batch; its imputation
+  noise is one seeded stream over the batch, so one call per image would draw other noise and
+  give other numbers);
+* engine: :func:`gmx.metrics.scorecard.forward_metrics`, what ``score_rows`` runs: every curve of
+  every image and method in shared passes, ROAD's clean batch once for all methods and
+  percentiles, each image's infidelity passes once for all methods.
+
+Alternated ``--repeats`` times in one process (the order flips every repeat), medians; every
+value must be equal (the max absolute difference is printed).
+
     python benchmarks/scorecard.py --quick [--images 5] [--repeats 3] [--threads 2]
+    python benchmarks/scorecard.py --full [--images 5] [--repeats 3] [--methods a,b,c]
 """
 
 from __future__ import annotations
@@ -35,8 +55,17 @@ from gmx.aggregate.run import gallery_ensemble
 from gmx.config import DEMO_DIR, DEMO_GALLERY, DEMO_MODEL
 from gmx.encode import load_model
 from gmx.explain import explain
+from gmx.explain.engine import as_explain_model, variant_rows
 from gmx.gallery import load_gallery
-from gmx.metrics import faithfulness_curves
+from gmx.metrics import faithfulness_curves, infidelity, similarity_forward
+from gmx.metrics.scorecard import (
+    FORWARD_METRICS,
+    ScorecardSettings,
+    _road,
+    column,
+    forward_metrics,
+    scorecard_maps,
+)
 from gmx.metrics.scorecard import syndrome_score_targets as own_targets
 from gmx.synth import load_demo_data
 
@@ -47,9 +76,12 @@ METHODS = ("saliency", "deeplift", "gradcam")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="deletion AUC only (the only mode so far)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="deletion AUC only (the default)")
+    mode.add_argument("--full", action="store_true", help="every forward-pass metric of a face")
     ap.add_argument("--images", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=None, help="default: 20 (--quick), 10 (--full)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="--full: comma-separated")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -67,6 +99,10 @@ def main() -> None:
     variants = list(gallery.variants)
     emb = gallery_ensemble(model, gallery).embed(faces)
     targets = own_targets(gallery, emb, labels)
+    if args.full:
+        full(args, model, gallery, faces, labels, targets)
+        return
+    args.steps = 20 if args.steps is None else args.steps
     t0 = time.perf_counter()
     maps: dict[str, np.ndarray] = {}
     for m in METHODS:
@@ -127,6 +163,87 @@ def main() -> None:
             "%-10s deletion AUC mean %.4f, rank AUC mean %.2f; true rank clean %s -> blurred %s",
             m, float(np.mean([c.auc for c in mine])), float(np.mean([c.rank_auc for c in mine])),
             [int(c.ranks[0]) for c in mine], [int(c.ranks[-1]) for c in mine],
+        )  # fmt: skip
+
+
+def full(args: argparse.Namespace, model, gallery, faces, labels, targets) -> None:
+    """``--full``: the scorecard's forward-pass metrics, per-image per-method loop vs engine."""
+    methods = tuple(m for m in args.methods.split(",") if m)
+    steps = {} if args.steps is None else {"steps": args.steps}
+    s = ScorecardSettings(methods=methods, **steps).resolved()
+    t0 = time.perf_counter()
+    maps = scorecard_maps(model, gallery, faces, labels, methods, s.variants)
+    n, k = len(faces), len(methods)
+    log.info(
+        "%d held-out images, %d variants, methods %s, maps in %.1f s; deletion + insertion (most "
+        "first, %s), %d steps, re-ranked; ROAD %s; infidelity %d samples; %d threads, torch %s",
+        n, len(gallery.variants), ",".join(methods), time.perf_counter() - t0, s.fill, s.steps,
+        list(s.road_percentiles), s.infidelity_samples, args.threads, torch.__version__,
+    )  # fmt: skip
+    pair = as_explain_model(model)
+    inputs = variant_rows(faces, gallery.variants[0], pair.card)
+    variants = list(gallery.variants)
+
+    def loop() -> dict[str, np.ndarray]:
+        out = {column(m, x): np.full(n, np.nan) for m in methods for x in FORWARD_METRICS}
+        for i in range(n):
+            for m in methods:
+                got = faithfulness_curves(
+                    model, faces[i : i + 1], {m: maps[m][i : i + 1]}, [targets[i]], variants,
+                    modes=("deletion", "insertion"), orders=("most",), fills=(s.fill,),
+                    steps=s.steps, gallery=gallery, syndromes=[labels[i]],
+                    batch_size=2 * (s.steps + 1),
+                )  # fmt: skip
+                for c in got:
+                    key = column(m, f"{c.mode}_curve")
+                    out.setdefault(key, np.full((n, s.steps + 1), np.nan))[i] = c.scores
+                    out[column(m, f"{c.mode}_auc")][i] = c.auc
+                    out[column(m, f"{c.mode}_rank_auc")][i] = c.rank_auc
+                fwd = similarity_forward(model, targets[i], 0)
+                inf = infidelity(
+                    fwd, inputs[i : i + 1], torch.from_numpy(maps[m][i : i + 1]),
+                    n_samples=s.infidelity_samples, seed=s.seed + i,
+                )  # fmt: skip
+                out[column(m, "infidelity")][i] = float(inf[0])
+        for m in methods:
+            out[column(m, "road_morf")] = _road(
+                pair.backbone, inputs, maps[m], targets, s.road_percentiles, s.seed
+            )
+        return out
+
+    def engine() -> dict[str, np.ndarray]:
+        return forward_metrics(model, gallery, faces, maps, targets, labels, s)
+
+    times: dict[str, list[float]] = {"loop": [], "engine": []}
+    results: dict[str, dict[str, np.ndarray]] = {}
+    order = (("loop", loop), ("engine", engine))
+    for r in range(args.repeats):  # the order flips every repeat: neither always runs first
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+    a, b = results["loop"], results["engine"]
+    if a.keys() != b.keys():
+        raise RuntimeError(f"loop and engine columns differ: {sorted(a.keys() ^ b.keys())}")
+    diff = max(float(np.nanmax(np.abs(a[key] - b[key]), initial=0.0)) for key in a)
+    equal = all(np.array_equal(a[key], b[key], equal_nan=True) for key in a)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    p = len(s.road_percentiles)
+    log.info(
+        "passes per variant-0 batch: ROAD clean %d (loop) vs 1 (engine); infidelity per image "
+        "%d (loop) vs 2 (engine)",
+        k * p, 2 * k,
+    )  # fmt: skip
+    for name in ("loop", "engine"):
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        log.info("%-7s median %.2f s  (runs: %s)", name, med[name], runs)
+    log.info("speed-up engine / loop: %.2fx", med["loop"] / med["engine"])
+    log.info("max |loop - engine| over every value = %.2e; all equal: %s", diff, equal)
+    for m in methods:
+        log.info(
+            "%-10s deletion AUC %.4f, insertion AUC %.4f, ROAD %.4f, infidelity %.3g (means)",
+            m, *(float(np.mean(b[column(m, x)]))
+                 for x in ("deletion_auc", "insertion_auc", "road_morf", "infidelity")),
         )  # fmt: skip
 
 

@@ -59,7 +59,12 @@ from gmx.metrics.completeness import COMPLETENESS_METHODS, method_completeness
 from gmx.metrics.complexity import entropy, sparseness
 from gmx.metrics.faithfulness import Fill, faithfulness_curves
 from gmx.metrics.localisation import localisation_metrics
-from gmx.metrics.robustness import infidelity, sensitivity_max, similarity_forward
+from gmx.metrics.robustness import (
+    ForwardMemo,
+    infidelity,
+    sensitivity_max,
+    similarity_forward,
+)
 from gmx.metrics.sanity import (
     IRESNET_STAGES,
     SANITY_MAX_SPEARMAN,
@@ -168,6 +173,16 @@ ROW_METRICS: tuple[str, ...] = (
     "entropy",
     "occlusion_spearman",
     "occlusion_iou10",
+)
+
+#: The per-row scalars of :func:`forward_metrics` (the metrics that need forward passes).
+FORWARD_METRICS: tuple[str, ...] = (
+    "deletion_auc",
+    "insertion_auc",
+    "deletion_rank_auc",
+    "insertion_rank_auc",
+    "road_morf",
+    "infidelity",
 )
 
 #: What each summary metric means, its better direction ("+" higher, "-" lower, "" neither).
@@ -544,7 +559,7 @@ def manifest_config(
 
 
 def _road(
-    backbone: torch.nn.Module,
+    backbone: Callable[[torch.Tensor], torch.Tensor],
     inputs: torch.Tensor,
     maps: np.ndarray,
     targets: Sequence[SimilarityTarget],
@@ -552,7 +567,10 @@ def _road(
     seed: int,
 ) -> np.ndarray:
     """pytorch-grad-cam's ROAD (most relevant first, averaged over ``percentiles``) on the
-    similarity target of variant 0: ``(n,)`` mean score change after imputation."""
+    similarity target of variant 0: ``(n,)`` mean score change after imputation.
+
+    ``backbone`` is called on the clean batch once per percentile (pytorch-grad-cam's way); a
+    :class:`~gmx.metrics.robustness.ForwardMemo` around it makes that one pass per batch."""
     from pytorch_grad_cam.metrics.road import ROADMostRelevantFirstAverage
 
     bound = [t.bind(0, None) for t in targets]
@@ -563,6 +581,88 @@ def _road(
         metric = ROADMostRelevantFirstAverage(list(percentiles))
         got = metric(inputs, np.asarray(maps, np.float32), callables, backbone)
     return np.asarray(got, np.float64).reshape(-1)
+
+
+def forward_metrics(
+    models: Any,
+    gallery: Gallery,
+    faces: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    targets: Sequence[SimilarityTarget],
+    labels: Sequence[str],
+    settings: ScorecardSettings,
+    *,
+    shared: bool = True,
+    lap: Callable[[str], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The per-face metrics that need forward passes, for every method of ``maps``: deletion and
+    insertion curves, their AUCs and rank AUCs (re-ranked against ``gallery``), ROAD and captum's
+    infidelity (variant 0).
+
+    The metric engine of :func:`score_rows`: every curve of every face and method shares the
+    forward passes (:func:`gmx.metrics.faithfulness_curves`); with ``shared`` (default), ROAD's
+    clean batch runs once for all methods and percentiles instead of once per method and
+    percentile, and each face's infidelity passes (clean and perturbed: they depend on the face and
+    the seed only) once for all methods instead of once per method
+    (:class:`~gmx.metrics.robustness.ForwardMemo`). ``shared=False`` recomputes them per method;
+    the values are the same bit for bit.
+
+    Args:
+        models, gallery: as :func:`score_rows`.
+        faces: ``(n, 112, 112, 3)`` uint8; maps: method -> ``(n, 112, 112)`` NaN-free maps;
+        targets: the faces' own-syndrome targets (:func:`syndrome_score_targets`); labels: their
+            syndromes.
+        settings: resolved settings (``steps``, ``fill``, ``road_percentiles``,
+            ``infidelity_samples``, ``seed``).
+        lap: called with the name of each finished stage (timing logs).
+
+    Returns:
+        :func:`column` names -> ``(n,)`` ``deletion_auc``, ``insertion_auc``, their ``_rank_auc``,
+        ``road_morf``, ``infidelity`` and ``(n, steps + 1)`` ``deletion_curve``,
+        ``insertion_curve``.
+    """
+    s = settings
+    n = len(faces)
+    lab = [str(x) for x in labels]
+    out: dict[str, np.ndarray] = {}
+    for m in maps:
+        for metric in FORWARD_METRICS:
+            out[column(m, metric)] = np.full(n, np.nan)
+
+    # Faithfulness: every curve of every face and method shares the forward passes.
+    curves = faithfulness_curves(
+        models, faces, maps, targets, list(gallery.variants), modes=("deletion", "insertion"),
+        orders=("most",), fills=(s.fill,), steps=s.steps, gallery=gallery, syndromes=lab,
+    )  # fmt: skip
+    for c in curves:
+        key = column(c.method, f"{c.mode}_curve")
+        out.setdefault(key, np.full((n, s.steps + 1), np.nan))[c.face] = c.scores
+        out[column(c.method, f"{c.mode}_auc")][c.face] = c.auc
+        out[column(c.method, f"{c.mode}_rank_auc")][c.face] = c.rank_auc
+    if lap is not None:
+        lap("deletion/insertion curves")
+
+    # ROAD and infidelity on variant 0 (no flip: template pixels are input pixels).
+    first = models[0] if isinstance(models, (list, tuple)) else models
+    pair = as_explain_model(first)
+    inputs = variant_rows(faces, gallery.variants[0], pair.card)
+    road_model = ForwardMemo(pair.backbone) if shared else pair.backbone
+    for m in maps:
+        out[column(m, "road_morf")] = _road(
+            road_model, inputs, maps[m], targets, s.road_percentiles, s.seed
+        )
+    for i in range(n):
+        face_forward = ForwardMemo(similarity_forward(first, targets[i], 0))
+        for m in maps:
+            fwd = face_forward if shared else similarity_forward(first, targets[i], 0)
+            got = infidelity(
+                fwd, inputs[i : i + 1], torch.from_numpy(maps[m][i : i + 1]),
+                n_samples=s.infidelity_samples, seed=s.seed + i,
+            )  # fmt: skip
+            out[column(m, "infidelity")][i] = float(got[0])
+    if lap is not None:
+        lap("ROAD and infidelity")
+    return out
 
 
 def score_rows(
@@ -622,35 +722,8 @@ def score_rows(
     targets = syndrome_score_targets(gallery, emb, lab)
     lap("maps")
 
-    # Faithfulness: every curve of every face and method shares the forward passes.
-    curves = faithfulness_curves(
-        models, faces, maps, targets, list(gallery.variants), modes=("deletion", "insertion"),
-        orders=("most",), fills=(s.fill,), steps=s.steps, gallery=gallery, syndromes=list(lab),
-    )  # fmt: skip
-    for c in curves:
-        key = column(c.method, f"{c.mode}_curve")
-        out.setdefault(key, np.full((n, s.steps + 1), np.nan))[c.face] = c.scores
-        out[column(c.method, f"{c.mode}_auc")][c.face] = c.auc
-        out[column(c.method, f"{c.mode}_rank_auc")][c.face] = c.rank_auc
-    lap("deletion/insertion curves")
-
-    # ROAD and infidelity on variant 0 (no flip: template pixels are input pixels).
+    out.update(forward_metrics(models, gallery, faces, maps, targets, lab, s, lap=lap))
     first = models[0] if isinstance(models, (list, tuple)) else models
-    pair = as_explain_model(first)
-    v0 = gallery.variants[0]
-    inputs = variant_rows(faces, v0, pair.card)
-    for m in s.methods:
-        out[column(m, "road_morf")] = _road(
-            pair.backbone, inputs, maps[m], targets, s.road_percentiles, s.seed
-        )
-        for i in range(n):
-            fwd = similarity_forward(first, targets[i], 0)
-            got = infidelity(
-                fwd, inputs[i : i + 1], torch.from_numpy(maps[m][i : i + 1]),
-                n_samples=s.infidelity_samples, seed=s.seed + i,
-            )  # fmt: skip
-            out[column(m, "infidelity")][i] = float(got[0])
-    lap("ROAD and infidelity")
 
     if "sensitivity" in s.extras:
         for m in s.methods:
@@ -1426,6 +1499,7 @@ __all__ = [
     "EXTRA_METRIC_INFO",
     "EXTRA_SETTINGS",
     "FACES_GALLERY",
+    "FORWARD_METRICS",
     "LEADERBOARD_METRICS",
     "LOCALISATION_SCORES",
     "METRIC_INFO",
@@ -1447,6 +1521,7 @@ __all__ = [
     "find_scorecard",
     "fingerprint",
     "format_summary",
+    "forward_metrics",
     "gallery_rows",
     "held_out_rows",
     "leaderboard",
