@@ -1091,6 +1091,16 @@ class Verdict:
     passes_sanity: bool | None
     faithful: bool | None
     localises: bool | None
+    #: The two halves of ``passes_sanity`` where known: the model randomisation (MPRT cascade) and
+    #: the data randomisation (shuffled-label control) test; ``None``: not run / not recorded.
+    model_sanity: bool | None = None
+    data_sanity: bool | None = None
+
+    def sanity_parts(self) -> dict[str, bool | None]:
+        return {
+            "model randomisation": self.model_sanity,
+            "data randomisation": self.data_sanity,
+        }
 
     def badges(self) -> dict[str, bool | None]:
         return {
@@ -1108,6 +1118,38 @@ class Verdict:
             if value is not None
         )
 
+    def _sanity_sentence(self, say: Callable[[bool | None, str, str, str], str]) -> str:
+        model, data = self.model_sanity, self.data_sanity
+        if data is None or model is None:  # one test (or an older file): the cascade's words
+            return say(
+                self.passes_sanity,
+                "Changes when the model's weights are randomised (passes the sanity check).",
+                "Stays similar when the model's weights are randomised (fails the sanity "
+                "check: it shows the image more than the model).",
+                "Sanity not tested.",
+            )
+        if model and data:
+            return (
+                "Changes when the model's weights are randomised and when the model is trained "
+                "on shuffled labels (passes both sanity checks)."
+            )
+        if model:
+            return (
+                "Changes when the model's weights are randomised, but stays similar for a model "
+                "trained on shuffled labels (fails the data randomisation check: it shows more "
+                "of the image than of what the labels taught)."
+            )
+        if data:
+            return (
+                "Stays similar when the model's weights are randomised (fails the model "
+                "randomisation check: it shows the image more than the model), though it "
+                "changes for a model trained on shuffled labels."
+            )
+        return (
+            "Stays similar when the model's weights are randomised and for a model trained on "
+            "shuffled labels (fails both sanity checks: it shows the image more than the model)."
+        )
+
     def sentence(self) -> str:
         """One sentence per judgement."""
 
@@ -1116,13 +1158,7 @@ class Verdict:
 
         return " ".join(
             (
-                say(
-                    self.passes_sanity,
-                    "Changes when the model's weights are randomised (passes the sanity check).",
-                    "Stays similar when the model's weights are randomised (fails the sanity "
-                    "check: it shows the image more than the model).",
-                    "Sanity not tested.",
-                ),
+                self._sanity_sentence(say),
                 say(
                     self.faithful,
                     "Removing its top pixels lowers the score, and adding them back raises it, "
@@ -1161,15 +1197,17 @@ def verdict(table: Mapping[str, MetricSummary], *, is_null: bool = False) -> Ver
         return got if got is not None and got.n > 0 and np.isfinite(got.mean) else None
 
     mprt = known("mprt_cascade_spearman")
-    sanity = None if mprt is None else bool(mprt.ci_high < SANITY_MAX_SPEARMAN)
+    model_ok = None if mprt is None else bool(mprt.ci_high < SANITY_MAX_SPEARMAN)
     data = known("data_spearman")
-    if data is not None:  # the data randomisation test, when computed, must pass too
-        sanity = bool(data.ci_high < SANITY_MAX_SPEARMAN) and sanity is not False
+    data_ok = None if data is None else bool(data.ci_high < SANITY_MAX_SPEARMAN)
+    sanity = model_ok
+    if data_ok is not None:  # the data randomisation test, when computed, must pass too
+        sanity = data_ok and model_ok is not False
     d, i = known("deletion_vs_random"), known("insertion_vs_random")
     faithful = None if is_null or d is None or i is None else bool(d.ci_low > 0 and i.ci_low > 0)
     loc = known("auroc_vs_null")
     localises = None if loc is None else bool(loc.ci_low > 0)
-    return Verdict(sanity, faithful, localises)
+    return Verdict(sanity, faithful, localises, model_ok, data_ok)
 
 
 @dataclass(frozen=True)
@@ -1257,7 +1295,11 @@ class Scorecard:
                 for m in self.methods
             },
             "verdicts": {
-                m: {**self.verdicts[m].badges(), "sentence": self.verdicts[m].sentence()}
+                m: {
+                    **self.verdicts[m].badges(),
+                    "sanity": self.verdicts[m].sanity_parts(),
+                    "sentence": self.verdicts[m].sentence(),
+                }
                 for m in self.methods
             },
             "curves": {
@@ -1297,6 +1339,8 @@ def scorecard_from_json(data: Mapping[str, Any]) -> Scorecard:
                 data["verdicts"][m]["passes sanity"],
                 data["verdicts"][m]["faithful"],
                 data["verdicts"][m]["localises"],
+                data["verdicts"][m].get("sanity", {}).get("model randomisation"),
+                data["verdicts"][m].get("sanity", {}).get("data randomisation"),
             )
             for m in methods
         }

@@ -53,6 +53,38 @@ def test_data_randomisation_verdict_rule() -> None:
     assert verdict({"data_spearman": low["data_spearman"]}).passes_sanity is True
 
 
+@pytest.mark.parametrize(
+    ("mprt_high", "data_high", "parts", "words"),
+    [
+        (0.2, 0.2, (True, True), "passes both sanity checks"),
+        (0.2, 0.66, (True, False), "fails the data randomisation check"),
+        (0.9, 0.2, (False, True), "fails the model randomisation check"),
+        (0.9, 0.66, (False, False), "fails both sanity checks"),
+    ],
+)
+def test_the_sentence_names_the_sanity_check_that_failed(
+    mprt_high: float, data_high: float, parts: tuple[bool, bool], words: str
+) -> None:
+    """A map that passes the weight cascade but survives shuffled labels (FullGrad on the demo)
+    must not be described as staying similar when the weights are randomised."""
+    table = {
+        "mprt_cascade_spearman": _s(mprt_high - 0.1, mprt_high - 0.2, mprt_high),
+        "data_spearman": _s(data_high - 0.1, data_high - 0.2, data_high),
+    }
+    got = verdict(table)
+    assert (got.model_sanity, got.data_sanity) == parts
+    assert got.passes_sanity is all(parts)
+    assert words in got.sentence()
+    if parts == (True, False):
+        assert "weights are randomised, but" in got.sentence()
+
+
+def test_a_single_sanity_test_keeps_the_cascade_sentence() -> None:
+    only = verdict({"mprt_cascade_spearman": _s(0.1, 0.0, 0.2)})
+    assert only.data_sanity is None
+    assert only.sentence().startswith("Changes when the model's weights are randomised (passes")
+
+
 def test_extra_settings_stay_out_of_earlier_fingerprints() -> None:
     plain = ScorecardSettings(methods=("edges",)).resolved().to_json()
     for name in EXTRA_SETTINGS["sensitivity"]:
@@ -104,6 +136,12 @@ def test_data_randomisation_and_sensitivity_extras(tiny, tmp_path) -> None:
     assert "data_spearman" in data["metrics"] and "sensitivity_max" in data["metrics"]
     back = scorecard_from_json(data).table["saliency"]["data_spearman"]
     assert back.mean == pytest.approx(card.table["saliency"]["data_spearman"].mean, abs=1e-6)
+    # Both halves of the sanity verdict are stored and read back (the edges fail the data test).
+    loaded = scorecard_from_json(data).verdicts
+    for m, v in card.verdicts.items():
+        assert (loaded[m].model_sanity, loaded[m].data_sanity) == (v.model_sanity, v.data_sanity)
+        assert loaded[m].sentence() == v.sentence()
+    assert card.verdicts["edges"].data_sanity is False
     # The control's fingerprint is pinned: another control is another run.
     from gmx.aggregate.store import BatchStoreError
 
