@@ -151,24 +151,6 @@ class MaskAgreement:
     auroc: float
 
 
-def _ranks(m: np.ndarray) -> np.ndarray:
-    """1-based ranks along axis 1 with ties averaged (``scipy.stats.rankdata(m, axis=1)``)."""
-    order = np.argsort(m, axis=1)  # quicksort: ties are averaged below, so stability is moot
-    xs = np.take_along_axis(m, order, axis=1)
-    n = m.shape[1]
-    pos = np.arange(1, n + 1, dtype=np.float64)
-    out = np.empty(m.shape, np.float64)
-    for i in range(len(m)):
-        new = np.empty(n, bool)
-        new[0] = True
-        np.not_equal(xs[i, 1:], xs[i, :-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], n)  # exclusive
-        avg = (pos[starts] + ends) / 2.0  # mean of ranks start+1 .. end
-        out[i, order[i]] = np.repeat(avg, ends - starts)
-    return out
-
-
 def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``out[i, j]`` = AUROC of ``scores[i]`` for the boolean ``labels[j]`` (Mann-Whitney U over
     ``n_pos * n_neg``, ties averaged): the one AUROC kernel of gmx (:func:`auroc`,
@@ -189,7 +171,9 @@ def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if m.shape[1] == 0:
         return np.full((len(m), len(y)), np.nan)
     bad = ~np.isfinite(m).all(axis=1)
-    ranks = _ranks(np.where(bad[:, None], 0.0, m))
+    from scipy.stats import rankdata  # ties averaged
+
+    ranks = rankdata(np.where(bad[:, None], 0.0, m), method="average", axis=1)
     n_pos = y.sum(axis=1).astype(np.float64)
     n_neg = y.shape[1] - n_pos
     with np.errstate(invalid="ignore", divide="ignore"):
