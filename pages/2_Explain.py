@@ -7,7 +7,14 @@ from functools import partial
 
 import streamlit as st
 
-from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
+from gmx.panel import (
+    explanation_provenance,
+    grid_png,
+    map_units,
+    maps_npz,
+    panel_rows,
+    reading,
+)
 from ui import colours, common, explain_view, photo, report_view, resources, scorecard_view
 
 cfg = common.page_setup("Explain")
@@ -118,14 +125,7 @@ meta.json(
     expanded=False,
 )
 
-provenance = {
-    "photo_sha256": diagnosis.image_sha256,
-    "models": [f"{mm.card.name} {mm.fingerprint[:12]}" for mm in diag.models],
-    "gallery": f"{gallery.name} {gallery.version}",
-    "face_index": diagnosis.face_index,
-    "variants": [v.label for v in variants],
-    "target": request.target,
-}
+provenance = explanation_provenance(diagnosis, diag, variants, request.target)
 d1, d2 = st.columns(2)
 # Deferred: the PNG and the .npz are built only when a button is clicked, not on every run.
 d1.download_button(
