@@ -76,7 +76,10 @@ if not order:
 card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard for these models
 badges = explain_view.scorecard_badges(card, order)
 checks = None
-if explain_view.checks_controls().on:
+checking = common.checks_controls(
+    explain_view.CHECKS_LABEL, key=explain_view.CHECKS_TOGGLE, help=explain_view.CHECKS_HELP
+)
+if checking.on:
     checks = explain_view.compute_checks(key_prefix, models, face, rows, grid, order, variants,
                                          params)  # fmt: skip
 notes = explain_view.check_notes(checks) if checks is not None else None

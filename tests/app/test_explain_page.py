@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
 from gmx.panel import maps_npz
-from ui import state
+from ui import explain_view, state
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "2_Explain.py")
@@ -288,6 +288,8 @@ def test_per_photo_checks_on_demand(explain_page):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not any("random" in c.value for c in at.caption)
+    assert "gmx.similarity.checks" not in [t.key for t in at.toggle]  # its own key
+    assert at.toggle(key="gmx.explain.checks").label == explain_view.CHECKS_LABEL
     at.toggle(key="gmx.explain.checks").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     notes = [c.value for c in at.caption if "random (" in c.value]
