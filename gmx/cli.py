@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from gmx import __version__
 from gmx._cli_args import add_hpo_arg, add_min_distance_arg, add_model_args, configured
+from gmx._progress import bar_callback, progress_bar
 from gmx.config import GmxConfig
 from gmx.errors import OutputError
 
@@ -138,18 +138,6 @@ def output_file(out: Path, flag: str = "--out") -> Path:
     return out
 
 
-def _progress(total: int, desc: str) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
-
-
-def _bar_callback(bar: tqdm):
-    def update(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
-    return update
-
-
 def _primary_face(aligner, path: Path):
     """The largest face of a photo file, or ``(None, why)``."""
     from gmx.align import load_image
@@ -175,7 +163,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     replaced = 0
     with FaceAligner(max_faces=args.max_faces) as aligner:
         jobs = list(zip(photos, stems, strict=True))
-        for path, stem in tqdm(jobs, desc="align", unit="img", file=sys.stderr, disable=None):
+        for path, stem in progress_bar("align", jobs):
             try:
                 result = aligner.align(load_image(path))
             except ImageLoadError as exc:
@@ -222,7 +210,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     ensemble = _ensemble(cfg)
     ids, names, embeddings, failed = [], [], [], []
     with FaceAligner() as aligner:
-        for path in tqdm(photos, desc="encode", unit="img", file=sys.stderr, disable=None):
+        for path in progress_bar("encode", photos):
             face, why = _primary_face(aligner, path)
             if face is None:
                 failed.append(f"{path}: {why}")
@@ -390,7 +378,7 @@ def _align_listed(images, directory: Path, desc: str):
 
     kept, faces, problems = [], [], []
     with FaceAligner() as aligner:
-        for im in tqdm(images, desc=desc, unit="img", file=sys.stderr, disable=None):
+        for im in progress_bar(desc, images):
             path = _find_image(directory, im.image_id)
             if path is None:
                 problems.append(f"{im.image_id}: no image file in {directory}")
@@ -420,7 +408,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         log.error("none of the %d listed images could be aligned", len(images))
         return 1
     ensemble = _ensemble(cfg)
-    bar = _progress(len(kept), "embed gallery")
+    bar = progress_bar("embed gallery", total=len(kept))
     # build_gallery encodes the photos with the chosen codec and embeds the decoded pixels, so the
     # stored embeddings are those of exactly the stored photos (FaceRecogNet members read the grey
     # crop derived from them, as the similarity maps do).
@@ -433,7 +421,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         np.stack([f.image for f in faces]),
         ensemble.variants,
         ensemble.fingerprint,
-        progress=_bar_callback(bar),
+        progress=bar_callback(bar),
         keep_photos=not args.no_photos,
         photos_visible=args.photos_visible,
         provenance=f"gmx {__version__} gallery build from {args.gmdb}",
@@ -444,9 +432,9 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     if args.activations:
         from gmx.similarity import gallery_activations, with_activations
 
-        bar = _progress(len(kept), "gallery activations")
+        bar = progress_bar("gallery activations", total=len(kept))
         gallery = with_activations(
-            gallery, gallery_activations(ensemble, gallery, progress=_bar_callback(bar))
+            gallery, gallery_activations(ensemble, gallery, progress=bar_callback(bar))
         )
         bar.close()
     save_gallery(gallery, args.out)

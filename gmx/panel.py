@@ -12,10 +12,11 @@ import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from gmx import __version__
 from gmx._typing import ImageU8
 from gmx.explain import AttributionMap, ContrastTarget, LogitTarget, SimilarityTarget, Target
 from gmx.explain.display import display_ranges
@@ -31,6 +32,9 @@ from gmx.viz import (
     overlay,
     sign_filter,
 )
+
+if TYPE_CHECKING:
+    from gmx.pipeline import Diagnoser, Diagnosis
 
 #: Display policies of the colour scale: label -> share mode (the first is the default).
 #: "all" shares one scale among maps in the same units only (:func:`map_units`).
@@ -494,6 +498,43 @@ def maps_npz(
     return buf.getvalue()
 
 
+def explanation_provenance(
+    diagnosis: Diagnosis,
+    diagnoser: Diagnoser,
+    variants: Sequence[Variant],
+    target: str,
+    *,
+    case_id: str | None = None,
+    methods: Sequence[str] | None = None,
+    rows: Sequence[PanelRow] | None = None,
+) -> dict[str, object]:
+    """The provenance of an explanation, for :func:`grid_png` and :func:`maps_npz`: what the maps
+    were computed with. The Explain page's downloads and the service's ``/explain`` both use it.
+
+    Keys, in order: ``photo_sha256`` (the photo itself is never kept), ``models`` (name and the
+    first 12 hex digits of each model's weights fingerprint), ``gallery`` (name and version),
+    ``face_index``, ``variants`` (labels), ``target``. With ``case_id`` (an answer of the service)
+    it starts with ``gmx`` (the version) and ``case_id``; ``methods`` and ``rows`` add ``methods``
+    and ``syndromes`` (the rows' labels) at the end.
+    """
+    head: dict[str, object] = {} if case_id is None else {"gmx": __version__, "case_id": case_id}
+    gallery = diagnoser.gallery
+    out: dict[str, object] = {
+        **head,
+        "photo_sha256": diagnosis.image_sha256,
+        "models": [f"{m.card.name} {m.fingerprint[:12]}" for m in diagnoser.models],
+        "gallery": f"{gallery.name} {gallery.version}",
+        "face_index": diagnosis.face_index,
+        "variants": [v.label for v in variants],
+        "target": target,
+    }
+    if methods is not None:
+        out["methods"] = list(methods)
+    if rows is not None:
+        out["syndromes"] = [r.label for r in rows]
+    return out
+
+
 def _provenance(provenance: Mapping[str, object], demo: bool) -> dict[str, object]:
     out = {k: _jsonable(v) for k, v in provenance.items()}
     out["demo"] = bool(demo)
@@ -525,6 +566,7 @@ __all__ = [
     "PanelRow",
     "contrast_rows",
     "display_maps",
+    "explanation_provenance",
     "grid_png",
     "logit_rows",
     "map_units",

@@ -7,7 +7,14 @@ from functools import partial
 
 import streamlit as st
 
-from gmx.panel import grid_png, map_units, maps_npz, panel_rows, reading
+from gmx.panel import (
+    explanation_provenance,
+    grid_png,
+    map_units,
+    maps_npz,
+    panel_rows,
+    reading,
+)
 from ui import colours, common, explain_view, photo, report_view, resources, scorecard_view
 
 cfg = common.page_setup("Explain")
@@ -69,7 +76,10 @@ if not order:
 card = scorecard_view.current(gallery.model_fingerprint)  # None: no scorecard for these models
 badges = explain_view.scorecard_badges(card, order)
 checks = None
-if explain_view.checks_controls().on:
+checking = common.checks_controls(
+    explain_view.CHECKS_LABEL, key=explain_view.CHECKS_TOGGLE, help=explain_view.CHECKS_HELP
+)
+if checking.on:
     checks = explain_view.compute_checks(key_prefix, models, face, rows, grid, order, variants,
                                          params)  # fmt: skip
 notes = explain_view.check_notes(checks) if checks is not None else None
@@ -118,14 +128,7 @@ meta.json(
     expanded=False,
 )
 
-provenance = {
-    "photo_sha256": diagnosis.image_sha256,
-    "models": [f"{mm.card.name} {mm.fingerprint[:12]}" for mm in diag.models],
-    "gallery": f"{gallery.name} {gallery.version}",
-    "face_index": diagnosis.face_index,
-    "variants": [v.label for v in variants],
-    "target": request.target,
-}
+provenance = explanation_provenance(diagnosis, diag, variants, request.target)
 d1, d2 = st.columns(2)
 # Deferred: the PNG and the .npz are built only when a button is clicked, not on every run.
 d1.download_button(

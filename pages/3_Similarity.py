@@ -56,7 +56,12 @@ if bar is not None:
 pictures = [similarity_view.gallery_picture(gallery, p.image_index, show_photos) for p in patients]
 st.caption(similarity_view.NUMBERS_HELP)
 checks = None
-if similarity_view.checks_controls().on:
+checking = common.checks_controls(
+    similarity_view.CHECKS_LABEL,
+    key=similarity_view.CHECKS_TOGGLE,
+    help=similarity_view.CHECKS_HELP,
+)
+if checking.on:
     checks_key = (diagnosis.image_sha256, resources.config_key(cfg), diagnosis.face_index,
                   tuple(p.image_index for p in patients), method, request.split, request.params)  # fmt: skip
     checks = similarity_view.compute_checks(checks_key, explainer, face.image, pairs)

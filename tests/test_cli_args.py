@@ -124,6 +124,58 @@ def test_the_cli_helpers_have_one_implementation():
     assert restated == []
 
 
+#: A progress bar or ``progress(done, total)`` callback restated in a subcommand module.
+_RESTATED_PROGRESS = re.compile(
+    r"\btqdm\(|^\s*def _?(progress|bar_callback|update)\(", re.MULTILINE
+)
+
+
+def test_the_progress_bars_have_one_implementation():
+    """The commands' tqdm bars and the callback that moves them live in gmx._progress (gmx.cli,
+    gmx.aggregate.cli, gmx.metrics.cli and gmx.metrics.pairs_cli once each restated them)."""
+    restated = []
+    for path in sorted(PACKAGE.rglob("*cli.py")):
+        text = path.read_text(encoding="utf-8")
+        restated += [
+            f"{path.relative_to(PACKAGE)}: {m.group(0).strip()}"
+            for m in _RESTATED_PROGRESS.finditer(text)
+        ]
+    assert restated == []
+
+
+def test_bar_callback_moves_the_bar_and_sets_its_total():
+    from gmx._progress import bar_callback, progress_bar
+
+    bar = progress_bar("test")  # stderr is captured here, not a terminal: the bar draws nothing
+    try:
+        assert bar.total is None and bar.disable
+        update = bar_callback(bar)
+        update(0, 5)
+        update(3, 5)
+        assert (bar.n, bar.total) == (3, 5)
+    finally:
+        bar.close()
+    with progress_bar("faces", ["a", "b"], unit="face") as bar:
+        assert list(bar) == ["a", "b"] and bar.total == 2
+
+
+def test_progress_bars_go_to_stderr_and_only_on_a_terminal(monkeypatch):
+    import sys
+
+    import tqdm
+
+    from gmx._progress import progress_bar
+
+    made = []
+    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: made.append((a, k)))
+    progress_bar("embed gallery", total=3)
+    progress_bar("pairs", [1], unit="face")
+    assert made == [
+        ((None,), dict(total=3, desc="embed gallery", unit="img", file=sys.stderr, disable=None)),
+        (([1],), dict(total=None, desc="pairs", unit="face", file=sys.stderr, disable=None)),
+    ]
+
+
 def test_hpo_id_accepts_a_term_and_refuses_anything_else():
     assert _cli_args.hpo_id(" HP:0000316 ") == "HP:0000316"
     for bad in ("HP:316", "hp:0000316", "0000316", ""):

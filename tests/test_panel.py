@@ -160,6 +160,45 @@ def test_maps_npz_carries_the_demo_flag() -> None:
         assert ("notice" in prov) is demo
 
 
+#: The provenance keys of the Explain page's downloads (unchanged since the page built them itself).
+PAGE_PROVENANCE = ["photo_sha256", "models", "gallery", "face_index", "variants", "target"]
+
+
+def test_explanation_provenance_of_the_page_and_the_service() -> None:
+    """One function builds the provenance of the Explain page's downloads and of the service's
+    ``/explain``: the page's keys as before, the service's the same with the gmx version and case
+    id first and the methods and syndromes last, equal where they overlap."""
+    from types import SimpleNamespace
+
+    from gmx import __version__
+
+    card = SimpleNamespace(name="arc")
+    diagnoser = SimpleNamespace(
+        models=[SimpleNamespace(card=card, fingerprint="f" * 64)],
+        gallery=SimpleNamespace(name="demo", version="v2"),
+    )
+    diagnosis = SimpleNamespace(image_sha256="ab" * 32, face_index=1)
+    variants = [SimpleNamespace(label="orig"), SimpleNamespace(label="flip")]
+    rows, _ = _grid()
+    page = panel.explanation_provenance(diagnosis, diagnoser, variants, "logit")
+    service = panel.explanation_provenance(
+        diagnosis, diagnoser, variants, "logit", case_id="c1", methods=("saliency",), rows=rows
+    )
+    assert list(page) == PAGE_PROVENANCE
+    assert list(service) == ["gmx", "case_id", *PAGE_PROVENANCE, "methods", "syndromes"]
+    assert {k: service[k] for k in page} == page
+    assert page == {
+        "photo_sha256": "ab" * 32,
+        "models": ["arc " + "f" * 12],
+        "gallery": "demo v2",
+        "face_index": 1,
+        "variants": ["orig", "flip"],
+        "target": "logit",
+    }
+    assert service["gmx"] == __version__ and service["case_id"] == "c1"
+    assert service["methods"] == ["saliency"] and service["syndromes"] == [r.label for r in rows]
+
+
 def test_panel_rows_by_target_kind(tiny_setup) -> None:
     from gmx.gallery import load_gallery, rank
 

@@ -1,5 +1,6 @@
 """Widgets every page shows: the pages and their navigation, page setup (demo banner, configuration
-badge), links between pages, the current photo.
+badge), links between pages, the current photo; and the on-demand checks toggle of the pages that
+draw maps (Explain, Similarity).
 
 Every icon is a Material icon (``:material/name:``), drawn with the font Streamlit ships: emoji render as
 empty boxes on machines without an emoji font (many hospital Linux desktops).
@@ -195,3 +196,16 @@ def require_photo() -> tuple[bytes, str]:
         page_link("pages/1_Diagnose.py", "Go to Diagnose")
         st.stop()
     return photo  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ChecksRequest:
+    """Whether a page's checks of its maps are wanted (they cost forward passes: only on demand)."""
+
+    on: bool
+
+
+def checks_controls(label: str, *, key: str, help: str) -> ChecksRequest:
+    """The toggle of a page's checks of its maps (off by default): Explain's per-photo checks,
+    Similarity's pair-map checks. Each page passes its own ``key``, so they never share state."""
+    return ChecksRequest(bool(st.toggle(label, key=key, help=help)))

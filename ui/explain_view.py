@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
@@ -58,12 +57,14 @@ from gmx.viz import (
 from ui import colours, resources, state
 
 __all__ = [
+    "CHECKS_HELP",
+    "CHECKS_LABEL",
+    "CHECKS_TOGGLE",
     "SLOW_METHODS",
     "agreement_block",
     "cell_figure",
     "check_notes",
     "checks_block",
-    "checks_controls",
     "compute_checks",
     "compute_maps",
     "draw_grid",
@@ -583,6 +584,7 @@ def region_block(
 
 # --- per-photo checks (issue 11: the scorecard's cheap metrics on this photo, on demand) ---------
 CHECKS_TOGGLE = "gmx.explain.checks"
+CHECKS_LABEL = "Check the maps on this photo (deletion against a random map, completeness)"
 CHECKS_HELP = (
     "Deletion: the face's pixels are blurred, most relevant first by each map, and GestaltMatcher's "
     "score is recorded after every step (the scorecard's deletion test, on this photo only). A map "
@@ -590,23 +592,6 @@ CHECKS_HELP = (
     "Completeness: Integrated Gradients and DeepLIFT promise that their map adds up to the score "
     "change from the baseline to the photo; the residual says how far it does not."
 )
-
-
-@dataclass(frozen=True)
-class ChecksRequest:
-    """Whether the per-photo checks are wanted (they cost forward passes, so only on demand)."""
-
-    on: bool
-
-
-def checks_controls() -> ChecksRequest:
-    """The toggle of the per-photo checks (above the grid; off by default)."""
-    on = st.toggle(
-        "Check the maps on this photo (deletion against a random map, completeness)",
-        key=CHECKS_TOGGLE,
-        help=CHECKS_HELP,
-    )
-    return ChecksRequest(bool(on))
 
 
 def compute_checks(

@@ -437,6 +437,7 @@ def pair_png(
 
 # --- pair-map checks (issue 11, thesis 6.4.3: the scorecard's deletion/insertion on a pair) ------
 CHECKS_TOGGLE = "gmx.similarity.checks"
+CHECKS_LABEL = "Check the maps (deletion and insertion on both faces against a random map)"
 CHECKS_HELP = (
     "Deletion and insertion on the pair's similarity, on each face: the query's pixels are blurred "
     "(deletion) or restored (insertion) most relevant first by its map and the similarity to the "
@@ -444,23 +445,6 @@ CHECKS_HELP = (
     "on the same face is the reference: a faithful map makes the similarity fall faster at "
     "deletion and rise faster at insertion than random does (differences above 0)."
 )
-
-
-@dataclass(frozen=True)
-class PairChecksRequest:
-    """Whether the pair-map checks are wanted (forward passes: only on demand)."""
-
-    on: bool
-
-
-def checks_controls() -> PairChecksRequest:
-    """The toggle of the pair-map checks (off by default)."""
-    on = st.toggle(
-        "Check the maps (deletion and insertion on both faces against a random map)",
-        key=CHECKS_TOGGLE,
-        help=CHECKS_HELP,
-    )
-    return PairChecksRequest(bool(on))
 
 
 def compute_checks(
@@ -518,6 +502,8 @@ def checks_table(
 
 __all__ = [
     "CELL_KEY",
+    "CHECKS_HELP",
+    "CHECKS_LABEL",
     "CHECKS_TOGGLE",
     "CLICK_KEY",
     "METHOD_HELP",
@@ -525,11 +511,9 @@ __all__ = [
     "PAIR_COLUMNS",
     "SPLIT_LABELS",
     "VARIANT_COLUMNS",
-    "PairChecksRequest",
     "SimilarityRequest",
     "cell_picker_figure",
     "check_caption",
-    "checks_controls",
     "checks_table",
     "compute_checks",
     "correspondence_figure",

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gmx._cli_args import add_model_args, configured
+from gmx._progress import bar_callback, progress_bar
 
 log = logging.getLogger("gmx")
 
@@ -38,19 +39,11 @@ def _variants(args: argparse.Namespace, gallery) -> list[int]:
 
 def cmd_batch_run(args: argparse.Namespace) -> int:
     """Compute (or resume) the per-image maps of a gallery into ``--out``."""
-    from tqdm import tqdm
-
     from gmx.aggregate import Shard, run_batch, select_indices
 
     models, gallery = _models_and_gallery(args)
     indices = select_indices(gallery, split=args.split, syndromes=args.syndromes)
-    bar = tqdm(total=None, desc="batch maps", unit="img", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar = progress_bar("batch maps")
     try:
         run = run_batch(
             models,
@@ -63,7 +56,7 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             chunk=args.chunk,
             shard=Shard.parse(args.shard),
-            progress=progress,
+            progress=bar_callback(bar),
         )
     finally:
         bar.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gmx._cli_args import add_model_args, configured
+from gmx._progress import progress_bar
 
 log = logging.getLogger("gmx")
 
@@ -45,8 +46,6 @@ def _unaffected_embeddings(args: argparse.Namespace, gallery) -> tuple[np.ndarra
 def _embed_folder(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, str]:
     """The largest face of every file in ``folder`` (sorted; undecodable or faceless files are
     skipped with a warning), embedded by a :class:`~gmx.pipeline.Diagnoser` on the gallery."""
-    from tqdm import tqdm
-
     from gmx.errors import GalleryError, ImageLoadError
     from gmx.pipeline import Diagnoser
 
@@ -54,7 +53,7 @@ def _embed_folder(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, s
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     embeddings, skipped = [], []
     with Diagnoser.from_config(cfg, progress=log.info) as diagnoser:
-        for path in tqdm(files, desc="unaffected", unit="img", file=sys.stderr, disable=None):
+        for path in progress_bar("unaffected", files):
             try:
                 d = diagnoser.diagnose(path)
             except ImageLoadError as exc:

@@ -26,13 +26,13 @@ import sys
 from pathlib import Path
 
 from gmx._cli_args import add_model_args, configured
+from gmx._progress import bar_callback, progress_bar
 
 log = logging.getLogger("gmx")
 
 
 def _run(args: argparse.Namespace) -> None:
     import numpy as np
-    from tqdm import tqdm
 
     from gmx.aggregate import Shard
     from gmx.aggregate.localisation import syndrome_masks
@@ -97,13 +97,8 @@ def _run(args: argparse.Namespace) -> None:
         shuffled = load_model(args.control or demo_shuffled_model_path(), device=cfg.device)
         control = data_control(shuffled, gallery, syndromes=sorted(set(kw["labels"].tolist())))
     kw.update(settings=settings, chunk=args.chunk, control=control)
-    bar = tqdm(total=None, desc="scorecard", unit="img", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar = progress_bar("scorecard")
+    progress = bar_callback(bar)
     try:
         if args.backend == "local":
             run = run_scorecard(

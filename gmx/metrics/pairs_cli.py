@@ -19,10 +19,10 @@ import csv
 import io
 import json
 import logging
-import sys
 from pathlib import Path
 
 from gmx._cli_args import add_model_args, configured
+from gmx._progress import bar_callback, progress_bar
 
 log = logging.getLogger("gmx")
 
@@ -31,8 +31,6 @@ CSV_FIELDS = ("method", "metric", "mean", "ci_low", "ci_high", "n", "better")
 
 def cmd_scorecard_pairs(args: argparse.Namespace) -> int:
     """Score ``--pairs`` pairs and add their rows to the scorecard ``--json`` (and ``--csv``)."""
-    from tqdm import tqdm
-
     from gmx._io import atomic_write_text
     from gmx.aggregate.run import gallery_ensemble
     from gmx.config import DEMO_DIR
@@ -66,17 +64,12 @@ def cmd_scorecard_pairs(args: argparse.Namespace) -> int:
         data.labels, data.splits, data.image_ids, gallery, split=args.split,
         n_images=args.pairs, seed=args.seed,
     )  # fmt: skip
-    bar = tqdm(total=len(rows), desc="pairs", unit="face", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
+    bar = progress_bar("pairs", total=len(rows), unit="face")
     try:
         results = score_pairs(
             PairExplainer(ensemble, gallery), data.images[rows], [str(x) for x in data.labels[rows]],
             methods=args.methods, steps=args.steps, fill=args.fill, seed=args.seed,
-            progress=progress,
+            progress=bar_callback(bar),
         )  # fmt: skip
     finally:
         bar.close()

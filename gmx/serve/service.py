@@ -495,7 +495,7 @@ class GmxService:
     def _explain_maps(
         self, d: Diagnosis, options: ExplainOptions, case_id: str, stop: threading.Event
     ) -> ExplainAnswer:
-        from gmx.panel import PanelRequest, grid_png, maps_npz, panel_rows
+        from gmx.panel import PanelRequest, explanation_provenance, grid_png, maps_npz, panel_rows
 
         assert d.ranking is not None and d.face is not None
         try:
@@ -527,18 +527,9 @@ class GmxService:
         params = {m: p for m, p in request.params.items() if m in options.methods}
         stopped = "The explanation was stopped (time limit)."
         grid = self._maps(d, rows, variants, options.methods, stop, stopped, params)
-        provenance: dict[str, Any] = {
-            "gmx": __version__,
-            "case_id": case_id,
-            "photo_sha256": d.image_sha256,
-            "models": [f"{m.card.name} {m.fingerprint[:12]}" for m in diag.models],
-            "gallery": f"{diag.gallery.name} {diag.gallery.version}",
-            "face_index": d.face_index,
-            "variants": [v.label for v in variants],
-            "target": request.target,
-            "methods": list(options.methods),
-            "syndromes": [r.label for r in rows],
-        }
+        provenance = explanation_provenance(
+            d, diag, variants, request.target, case_id=case_id, methods=options.methods, rows=rows
+        )
         if options.fmt == "png":
             content = grid_png(
                 d.face.image, rows, grid, list(options.methods), scale_mode=request.share,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
 from gmx.panel import maps_npz
-from ui import state
+from ui import explain_view, state
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "2_Explain.py")
@@ -210,7 +212,9 @@ def test_default_scale_is_shared_per_method_with_a_colour_bar_per_column(explain
     assert any(c.value.startswith(("pink", "purple")) for c in at.caption)  # the large view's
 
 
-def test_downloads_are_built_on_click_not_on_every_run(explain_page, media_managers, monkeypatch):
+def test_downloads_are_built_on_click_not_on_every_run(
+    explain_page, media_managers, monkeypatch, tiny_setup
+):
     """The grid PNG and the maps .npz are deferred: a run (first view or rerun after a widget
     change) builds neither (it re-encoded both every time: ~0.5 s of a 0.8 s rerun on the demo),
     and a click gets the real files."""
@@ -240,7 +244,13 @@ def test_downloads_are_built_on_click_not_on_every_run(explain_page, media_manag
     assert Image.open(io.BytesIO(clicked("Download grid (PNG)"))).format == "PNG"
     with np.load(io.BytesIO(clicked("Download raw maps (.npz)"))) as z:
         assert "index" in z and "provenance" in z
+        provenance = json.loads(str(z["provenance"]))
     assert sorted(built) == ["npz", "png"]
+    # the page's provenance keys (gmx.panel.explanation_provenance without the service's extras)
+    assert [k for k in provenance if k not in ("demo", "notice")] == [
+        "photo_sha256", "models", "gallery", "face_index", "variants", "target",
+    ]  # fmt: skip
+    assert provenance["photo_sha256"] == hashlib.sha256(tiny_setup.photo_jpeg).hexdigest()
 
 
 def test_region_bars_per_syndrome_row_and_feature_regions(explain_page):
@@ -278,6 +288,8 @@ def test_per_photo_checks_on_demand(explain_page):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not any("random" in c.value for c in at.caption)
+    assert "gmx.similarity.checks" not in [t.key for t in at.toggle]  # its own key
+    assert at.toggle(key="gmx.explain.checks").label == explain_view.CHECKS_LABEL
     at.toggle(key="gmx.explain.checks").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     notes = [c.value for c in at.caption if "random (" in c.value]

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gmx.config import load_config
-from ui import state
+from ui import similarity_view, state
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "3_Similarity.py")
@@ -203,12 +203,44 @@ def test_a_rerun_with_a_slow_method_reuses_its_maps(tiny_setup, monkeypatch):
     assert "Grad-CAM" in " ".join(m.value for m in at.markdown)
 
 
+def _both_checks_toggles() -> None:
+    """Script of :func:`test_one_checks_toggle_with_a_key_per_page` (run by AppTest)."""
+    import streamlit as st
+
+    from ui import common, explain_view, similarity_view
+
+    for view in (explain_view, similarity_view):
+        request = common.checks_controls(view.CHECKS_LABEL, key=view.CHECKS_TOGGLE,
+                                         help=view.CHECKS_HELP)  # fmt: skip
+        st.write(f"{view.CHECKS_TOGGLE}={request.on}")
+
+
+def test_one_checks_toggle_with_a_key_per_page():
+    """Explain's and Similarity's checks toggles are one controls function (ui.common) with each
+    page's label and key: the keys differ, so switching one never switches the other."""
+    from ui import explain_view, similarity_view
+
+    assert explain_view.CHECKS_TOGGLE != similarity_view.CHECKS_TOGGLE
+    at = AppTest.from_function(_both_checks_toggles).run()
+    _no_exceptions(at)
+    assert [t.label for t in at.toggle] == [explain_view.CHECKS_LABEL, similarity_view.CHECKS_LABEL]
+    assert [t.value for t in at.toggle] == [False, False]  # off by default
+    at.toggle(key=similarity_view.CHECKS_TOGGLE).set_value(True).run()
+    _no_exceptions(at)
+    assert [m.value for m in at.markdown] == [
+        "gmx.explain.checks=False",
+        "gmx.similarity.checks=True",
+    ]
+
+
 def test_pair_map_checks_on_demand(tiny_setup, monkeypatch):
     """Off by default; on: each pair gets deletion/insertion against random on both faces (the
     tiny gallery holds its photos), the library's numbers in a table."""
     at = _page(tiny_setup.config_path, tiny_setup.photo_jpeg, monkeypatch).run()
     _no_exceptions(at)
     assert not any("vs random" in m.value for m in at.markdown)
+    assert "gmx.explain.checks" not in [t.key for t in at.toggle]  # its own key, not Explain's
+    assert at.toggle(key="gmx.similarity.checks").label == similarity_view.CHECKS_LABEL
     at.toggle(key="gmx.similarity.checks").set_value(True).run()
     _no_exceptions(at)
     lines = [m.value for m in at.markdown if "vs random" in m.value]
