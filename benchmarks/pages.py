@@ -7,7 +7,11 @@ later pages reuse it. For every page it prints the wall time of the first view a
 same session run again: widget interaction), the FLOPs the view executed, the time those FLOPs take
 at this machine's measured peak (the view's FLOP floor), the achieved fraction of peak and
 wall / floor. Diagnose is also timed on a *new* photo after start-up (models loaded, photo not
-cached): the figure the "<= 1 s on the demo" target is about.
+cached): the figure the "<= 1 s on the demo" target is about. Last, every page runs once more on a
+third photo **without the FLOP meter** (``new photo, no meter``): the dispatch meter adds a Python
+call to every aten op, which the metered views pay; the unmetered view's FLOPs are its page's
+metered first view's (the same work: one aligned 112 x 112 face, the same rows), and the forward
+hook's count (column ``conv GF``, still on) shows the work was the same.
 
 Two set-ups:
 
@@ -164,6 +168,8 @@ class DispatchMeter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.flops = 0
+        #: False: the page runs without the dispatch mode (no per-op Python call), nothing counted.
+        self.enabled = True
 
     @contextmanager
     def installed(self) -> Iterator[DispatchMeter]:
@@ -173,6 +179,8 @@ class DispatchMeter:
         meter = self
 
         def counted(runner: object, *args: object, **kwargs: object) -> object:
+            if not meter.enabled:
+                return original(runner, *args, **kwargs)
             mode = _FlopMode()
             with mode:  # type: ignore[attr-defined]
                 try:
@@ -235,22 +243,23 @@ def _jpeg(image: np.ndarray, quality: int = 92) -> bytes:
     return buf.getvalue()
 
 
-def astronaut_photos() -> tuple[bytes, bytes]:
-    """A 1024 px JPEG of a real face and its mirror image (a second, uncached photo)."""
+def astronaut_photos() -> tuple[bytes, bytes, bytes]:
+    """A 1024 px JPEG of a real face, its mirror image (a second, uncached photo) and the first
+    again at another JPEG quality (a third: other bytes, the same work)."""
     from PIL import Image
     from skimage import data
 
     img = np.asarray(
         Image.fromarray(data.astronaut()).resize((1024, 1024), Image.Resampling.BICUBIC)
     )
-    return _jpeg(img), _jpeg(np.ascontiguousarray(img[:, ::-1]))
+    return _jpeg(img), _jpeg(np.ascontiguousarray(img[:, ::-1])), _jpeg(img, quality=85)
 
 
-def demo_photos() -> tuple[bytes, bytes]:
+def demo_photos() -> tuple[bytes, bytes, bytes]:
     from ui.examples import example_files
 
     files = example_files()
-    return files[0].read_bytes(), files[1].read_bytes()
+    return files[0].read_bytes(), files[1].read_bytes(), files[2].read_bytes()
 
 
 def build_ensemble(folder: Path, gallery_size: int) -> tuple[object, list[nn.Module]]:
@@ -310,6 +319,7 @@ class View:
     hook_flops: int
     problems: list[str] = field(default_factory=list)
     cpu_seconds: float = 0.0  # this process's CPU time (all threads): less moved by other jobs
+    metered: bool = True  # False: timed without the dispatch meter, ``flops`` from the metered twin
 
 
 @contextmanager
@@ -325,36 +335,76 @@ def app_page(page: str, cfg: object, photo: bytes, name: str) -> Iterator[object
     yield at
 
 
-def run_view(at: object, page: str, view: str, meter: DispatchMeter, hook: FlopMeter) -> View:
+def run_view(
+    at: object,
+    page: str,
+    view: str,
+    meter: DispatchMeter,
+    hook: FlopMeter,
+    *,
+    metered: bool = True,
+    twin: View | None = None,
+) -> View:
+    """Time one AppTest run. ``metered=False``: without the dispatch meter (its per-op Python call
+    costs time); the FLOPs are then ``twin``'s, the same page's metered view of a photo with the
+    same work (same shapes: one 112 x 112 face, the same number of rows), and the forward hook's
+    count (still on, a cheap module hook) is printed beside the twin's as the check."""
     meter.reset()
     hook.reset()
-    t0, c0 = time.perf_counter(), time.process_time()
-    at.run()  # type: ignore[attr-defined]
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    meter.enabled = metered
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        at.run()  # type: ignore[attr-defined]
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        meter.enabled = True
     problems = [str(e.value)[:200] for e in at.exception]  # type: ignore[attr-defined]
     problems += [f"error: {e.value}"[:200] for e in at.error]  # type: ignore[attr-defined]
     # Encoder passes run under torch.inference_mode, which Python dispatch modes do not see: the
     # hook's count of those is added (conv + linear; everything else in them is < 3 %).
     flops = meter.total() + hook.inference
-    return View(page, view, seconds, flops, hook.total(), problems, cpu_seconds=cpu)
+    if not metered:
+        if twin is None:
+            raise ValueError("an unmetered view needs its metered twin for the FLOPs")
+        flops = twin.flops
+    return View(
+        page, view, seconds, flops, hook.total(), problems, cpu_seconds=cpu, metered=metered
+    )
+
+
+#: The view timed without the dispatch meter (see :func:`run_view`).
+UNMETERED_VIEW = "new photo, no meter"
 
 
 def time_setup(
     cfg: object,
-    photos: tuple[bytes, bytes],
+    photos: tuple[bytes, ...],
     pages: Sequence[str],
     meter: DispatchMeter,
     hook: FlopMeter,
 ) -> list[View]:
+    """Every page's first view and rerun of the first photo (metered), Diagnose on the second
+    (metered), and, with a third photo, every page again on it without the dispatch meter (after
+    everything is loaded: the figure a user sees on a new photo)."""
     views: list[View] = []
-    first, second = photos
+    first, second = photos[0], photos[1]
+    twins: dict[str, View] = {}
     for page in pages:
         with app_page(page, cfg, first, "photo.jpg") as at:
-            views.append(run_view(at, page, "first view", meter, hook))
+            twins[page] = run_view(at, page, "first view", meter, hook)
+            views.append(twins[page])
             views.append(run_view(at, page, "rerun", meter, hook))
     if "1_Diagnose" in pages:  # a new photo once everything is loaded
         with app_page("1_Diagnose", cfg, second, "photo2.jpg") as at:
             views.append(run_view(at, "1_Diagnose", "new photo", meter, hook))
+    if len(photos) > 2:
+        # The same pages on a third photo, without the meter, in the app's order (Diagnose first,
+        # so each later page finds the photo diagnosed, as its metered first view did).
+        for page in pages:
+            with app_page(page, cfg, photos[2], "photo3.jpg") as at:
+                views.append(
+                    run_view(at, page, UNMETERED_VIEW, meter, hook, metered=False, twin=twins[page])
+                )
     return views
 
 
@@ -373,7 +423,11 @@ def grid_cache_state(backbones: Sequence[nn.Module]) -> str:
 
 # --- what the FLOP floor leaves out (demo) -------------------------------------------------------
 #: Views that align a photo (MediaPipe): the start-up view and the new photo.
-ALIGNING_VIEWS = (("1_Diagnose", "first view"), ("1_Diagnose", "new photo"))
+ALIGNING_VIEWS = (
+    ("1_Diagnose", "first view"),
+    ("1_Diagnose", "new photo"),
+    ("1_Diagnose", UNMETERED_VIEW),
+)
 
 
 def _median_s(fn: object, repeats: int) -> float:
@@ -400,7 +454,7 @@ def fixed_costs(repeats: int = 5) -> dict[str, float]:
     from gmx.config import GmxConfig
     from gmx.pipeline import Diagnoser
 
-    _, photo = demo_photos()
+    photo = demo_photos()[1]
     out: dict[str, float] = {}
     with Diagnoser.from_config(GmxConfig()) as diagnoser:
         diagnoser.align(photo)  # warm the aligner
@@ -445,12 +499,12 @@ def report_fair(views: list[View], peak: float, fixed: dict[str, float]) -> list
         f"{fixed['encode_gflops']:.1f} GFLOP/s ({100e9 * fixed['encode_gflops'] / peak:.1f} % of "
         "peak: small convolutions)"
     )
-    print(f"  {'page':13s} {'view':10s} {'wall s':>8s} {'fair floor s':>12s} {'wall/fair':>9s}")
+    print(f"  {'page':13s} {'view':19s} {'wall s':>8s} {'fair floor s':>12s} {'wall/fair':>9s}")
     fairs = []
     for v in views:
         fair = fair_floor(v, v.flops / peak, fixed)
         fairs.append(fair)
-        print(f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {fair:12.3f} {v.seconds / fair:9.1f}")
+        print(f"  {v.page:13s} {v.view:19s} {v.seconds:8.2f} {fair:12.3f} {v.seconds / fair:9.2f}")
     return fairs
 
 
@@ -458,15 +512,15 @@ def report(name: str, views: list[View], peak: float) -> list[dict[str, object]]
     rows = []
     print(f"\n{name}")
     print(
-        f"  {'page':13s} {'view':10s} {'wall s':>8s} {'cpu s':>8s} {'GFLOP':>9s} {'conv GF':>8s} "
+        f"  {'page':13s} {'view':19s} {'wall s':>8s} {'cpu s':>8s} {'GFLOP':>9s} {'conv GF':>8s} "
         f"{'floor s':>8s} {'% peak':>7s} {'wall/floor':>10s}"
     )
     for v in views:
         floor = v.flops / peak
         frac = floor / v.seconds if v.seconds > 0 else 0.0
-        ratio = f"{v.seconds / floor:10.1f}" if floor > 0 else f"{'-':>10s}"
+        ratio = f"{v.seconds / floor:10.2f}" if floor > 0 else f"{'-':>10s}"
         print(
-            f"  {v.page:13s} {v.view:10s} {v.seconds:8.2f} {v.cpu_seconds:8.2f} {v.flops / 1e9:9.1f} "
+            f"  {v.page:13s} {v.view:19s} {v.seconds:8.2f} {v.cpu_seconds:8.2f} {v.flops / 1e9:9.1f} "
             f"{v.hook_flops / 1e9:8.1f} {floor:8.3f} {100 * frac:6.1f}% {ratio}"
         )
         for p in v.problems:
@@ -586,11 +640,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for setup, (title, views) in results.items():
         rows = report(title, views, peak)
         out["setups"][setup]["views"] = rows  # type: ignore[index]
-        diag = [v for v in views if v.page == "1_Diagnose" and v.view == "new photo"]
+        # The target is about what a user waits for: the unmetered view where there is one.
+        diag = [
+            v
+            for name in (UNMETERED_VIEW, "new photo")
+            for v in views
+            if v.page == "1_Diagnose" and v.view == name
+        ]
         if setup == "demo" and diag:
             ok = "meets" if diag[0].seconds <= DIAGNOSE_TARGET_S else "MISSES"
             print(
-                f"  Diagnose on the demo after start-up: {diag[0].seconds:.2f} s "
+                f"  Diagnose on the demo after start-up ({diag[0].view}): {diag[0].seconds:.2f} s "
                 f"(target {DIAGNOSE_TARGET_S:.0f} s) -> {ok}"
             )
         if setup == "demo" and args.fixed_costs:
