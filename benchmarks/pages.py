@@ -335,6 +335,13 @@ def app_page(page: str, cfg: object, photo: bytes, name: str) -> Iterator[object
     yield at
 
 
+#: Relative difference of the forward hook's counts below which an unmetered view counts as doing
+#: its metered twin's work.
+SAME_WORK_TOLERANCE = 0.01
+#: The view timed without the dispatch meter (see :func:`run_view`).
+UNMETERED_VIEW = "new photo, no meter"
+
+
 def run_view(
     at: object,
     page: str,
@@ -367,13 +374,17 @@ def run_view(
         if twin is None:
             raise ValueError("an unmetered view needs its metered twin for the FLOPs")
         flops = twin.flops
+        if abs(hook.total() - twin.hook_flops) > SAME_WORK_TOLERANCE * max(twin.hook_flops, 1):
+            # Not the same work (e.g. Similarity reusing gallery passes cached by the first photo):
+            # the twin's FLOPs do not apply, so no floor is claimed for this view.
+            flops = 0
+            problems.append(
+                f"not the metered view's work (conv GF {hook.total() / 1e9:.1f} vs "
+                f"{twin.hook_flops / 1e9:.1f}): no FLOP floor"
+            )
     return View(
         page, view, seconds, flops, hook.total(), problems, cpu_seconds=cpu, metered=metered
     )
-
-
-#: The view timed without the dispatch meter (see :func:`run_view`).
-UNMETERED_VIEW = "new photo, no meter"
 
 
 def time_setup(
