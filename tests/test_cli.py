@@ -390,6 +390,7 @@ _MODEL_COMMANDS = {
     "scorecard run": "scorecard run --out {T}/s --models {M} --gallery {G}",
     "scorecard-pairs": "scorecard-pairs --json {S} --models {M} --gallery {G}",
     "serve": "serve --models {M} --gallery {G}",
+    "study analyse --maps": "study analyse {D}",
 }
 
 
@@ -420,9 +421,16 @@ def test_every_model_command_applies_the_configured_torch_threads(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "face.jpg").write_bytes(tiny_setup.photo_jpeg)
+    db = scratch / "answers.sqlite"
+    if command.startswith("study"):  # an (empty) answers database of the demo pilot study
+        from gmx.study import StudyStore
+        from gmx.study.views import demo_pilot
+
+        pilot = demo_pilot(DEMO_DIR)
+        StudyStore(db, study_name=pilot.name, fingerprint=pilot.fingerprint)
     argv = _MODEL_COMMANDS[command].format(
         M=tiny_setup.model_path, G=tiny_setup.gallery_path, P=photo, T=scratch,
-        S=DEMO_DIR / "scorecard.json",
+        S=DEMO_DIR / "scorecard.json", D=db,
     ).split()  # fmt: skip
     with pytest.raises(_Started):
         main(["--device", "cpu", *argv])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def _source_config(study, study_path: Path):
     return case_source_config(study, shared.default.config,
                               model_sets={s.name: s.config for s in shared.sets},
                               study_dir=study_path.parent)  # fmt: skip
+
+
+def _demo_config():
+    """The embedded demo's configuration with the thread setting of ``GMX_THREADS`` (the demo's
+    cases never read ``GMX_CONFIG``'s models or gallery)."""
+    from gmx.config import THREADS_ENV, load_config
+
+    return load_config({THREADS_ENV: os.environ.get(THREADS_ENV, "")})
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -125,7 +134,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_analyse(args: argparse.Namespace) -> int:
     """Print the analysis of a study database."""
-    from gmx.config import DEMO_DIR, GmxConfig
+    from gmx._cli_args import apply_threads
+    from gmx.config import DEMO_DIR
     from gmx.study import StudyStore, analyse, load_study, read_fixations, to_markdown
     from gmx.study.cases import case_maps, load_cases, load_source
     from gmx.study.definition import CASE_SOURCE_GALLERY
@@ -138,8 +148,11 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     answers = StudyStore(args.db, study_name=study.name, fingerprint=study.fingerprint).answers()
     gallery_cases = study.case_source == CASE_SOURCE_GALLERY
     # demo cases: the demo model and gallery; gallery cases: the study's model set or gallery
-    cfg = _source_config(study, args.study) if gallery_cases else GmxConfig()
-    models, gallery = load_source(cfg) if gallery_cases or args.maps else ([], None)
+    cfg = _source_config(study, args.study) if gallery_cases else _demo_config()
+    if gallery_cases or args.maps:  # the model runs: the thread policy every command applies
+        models, gallery = load_source(apply_threads(cfg))
+    else:
+        models, gallery = [], None
     cases = load_cases(study, DEMO_DIR, gallery, show_photo=cfg.photos_visible)
     maps = case_maps(study, answers, cases, models, gallery) if args.maps else {}
     fix = read_fixations(args.fixations) if args.fixations else None
