@@ -1083,6 +1083,13 @@ BADGE_WORDS: Mapping[str, tuple[str, str]] = {
 }
 
 
+#: What each half of the sanity verdict randomises, in a badge's words.
+SANITY_HALVES = {
+    "model randomisation": "randomised weights",
+    "data randomisation": "shuffled labels",
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Plain-language verdict of one method; ``None``: not judged (the method is the null, or the
@@ -1111,12 +1118,25 @@ class Verdict:
 
     def words(self) -> tuple[tuple[str, bool], ...]:
         """The judged verdicts in words, e.g. ``(("passes sanity", True), ("not faithful",
-        False))`` (:data:`BADGE_WORDS`); verdicts not judged are left out."""
-        return tuple(
-            (BADGE_WORDS[name][0] if value else BADGE_WORDS[name][1], value)
-            for name, value in self.badges().items()
-            if value is not None
-        )
+        False))`` (:data:`BADGE_WORDS`); verdicts not judged are left out. A failed sanity verdict
+        names its failed half when only one of the two tests failed, e.g. ``"fails sanity
+        (shuffled labels)"``."""
+        out = []
+        for name, value in self.badges().items():
+            if value is None:
+                continue
+            text = BADGE_WORDS[name][0] if value else BADGE_WORDS[name][1]
+            if name == "passes sanity" and not value:
+                text += self._failed_half()
+            out.append((text, value))
+        return tuple(out)
+
+    def _failed_half(self) -> str:
+        if self.model_sanity is True and self.data_sanity is False:
+            return f" ({SANITY_HALVES['data randomisation']})"
+        if self.model_sanity is False and self.data_sanity is True:
+            return f" ({SANITY_HALVES['model randomisation']})"
+        return ""
 
     def _sanity_sentence(self, say: Callable[[bool | None, str, str, str], str]) -> str:
         model, data = self.model_sanity, self.data_sanity

@@ -77,6 +77,15 @@ def test_the_sentence_names_the_sanity_check_that_failed(
     assert words in got.sentence()
     if parts == (True, False):
         assert "weights are randomised, but" in got.sentence()
+    # The badge names the failed half when only one failed (the Explain page, the case report).
+    badge = dict((w, v) for w, v in got.words() if "sanity" in w)
+    expected = {
+        (True, True): "passes sanity",
+        (True, False): "fails sanity (shuffled labels)",
+        (False, True): "fails sanity (randomised weights)",
+        (False, False): "fails sanity",
+    }[parts]
+    assert list(badge) == [expected]
 
 
 def test_a_single_sanity_test_keeps_the_cascade_sentence() -> None:
