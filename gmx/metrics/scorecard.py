@@ -158,23 +158,6 @@ EXTRA_METRIC_INFO: Mapping[str, tuple[str, str]] = {
     "data_ssim": ("-", "SSIM with the map of the shuffled-label model"),
 }
 
-#: Per-row scalar metrics stored for every method.
-ROW_METRICS: tuple[str, ...] = (
-    "deletion_auc",
-    "insertion_auc",
-    "deletion_rank_auc",
-    "insertion_rank_auc",
-    "road_morf",
-    "infidelity",
-    "mprt_spearman",
-    "mprt_ssim",
-    *(f"{s}{suffix}" for s in LOCALISATION_SCORES for suffix in ("", "_null")),
-    "sparseness",
-    "entropy",
-    "occlusion_spearman",
-    "occlusion_iou10",
-)
-
 #: The per-row scalars of :func:`forward_metrics` (the metrics that need forward passes).
 FORWARD_METRICS: tuple[str, ...] = (
     "deletion_auc",
@@ -183,6 +166,18 @@ FORWARD_METRICS: tuple[str, ...] = (
     "insertion_rank_auc",
     "road_morf",
     "infidelity",
+)
+
+#: Per-row scalar metrics stored for every method.
+ROW_METRICS: tuple[str, ...] = (
+    *FORWARD_METRICS,
+    "mprt_spearman",
+    "mprt_ssim",
+    *(f"{s}{suffix}" for s in LOCALISATION_SCORES for suffix in ("", "_null")),
+    "sparseness",
+    "entropy",
+    "occlusion_spearman",
+    "occlusion_iou10",
 )
 
 #: What each summary metric means, its better direction ("+" higher, "-" lower, "" neither).
