@@ -647,9 +647,9 @@ def forward_metrics(
             road_model, inputs, maps[m], targets, s.road_percentiles, s.seed
         )
     for i in range(n):
-        face_forward = ForwardMemo(similarity_forward(first, targets[i], 0))
+        face_forward = ForwardMemo(similarity_forward(first, targets[i], 0)) if shared else None
         for m in maps:
-            fwd = face_forward if shared else similarity_forward(first, targets[i], 0)
+            fwd = face_forward or similarity_forward(first, targets[i], 0)
             got = infidelity(
                 fwd, inputs[i : i + 1], torch.from_numpy(maps[m][i : i + 1]),
                 n_samples=s.infidelity_samples, seed=s.seed + i,
